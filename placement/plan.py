@@ -1,0 +1,123 @@
+"""The plan: what a solver decided, and how good it claims that is.
+
+A plan says, per guest, which host it runs on (or none) and, when it has to start, when
+it starts and when it is ready. `placement.check` verifies a plan against its problem
+independently of whichever solver produced it.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+import attrs
+
+
+class Status(enum.Enum):
+    """How far the solver got. `optimal` only when every stage was proven optimal."""
+
+    OPTIMAL = "optimal"
+    FEASIBLE = "feasible"  # a plan, not proven optimal
+    INFEASIBLE = "infeasible"  # proven: no plan satisfies the hard rules
+    UNKNOWN = "unknown"  # no plan found and nothing proven
+
+
+class Action(enum.Enum):
+    """What happens to a guest.
+
+    `start`: boots on `host` (a stopped guest, a guest whose host failed, or the
+    replacement of a frozen guest). `stay`: keeps running where it runs. `migrate`: a
+    running guest moves to `host`. `stop`: a running guest is stopped and not placed.
+    `none`: a guest that is not running and is not placed.
+    """
+
+    START = "start"
+    STAY = "stay"
+    MIGRATE = "migrate"
+    STOP = "stop"
+    NONE = "none"
+
+
+@attrs.frozen
+class Assignment:
+    """One guest's fate. `start_s` and `ready_s` are seconds from the plan's instant 0.
+
+    For `start`, the guest boots during `[start_s, ready_s)`. For `migrate`, the move runs
+    during `[start_s, ready_s)` and the guest holds resources on both hosts meanwhile.
+    For `stay`, `stop` and `none`, both are None.
+    """
+
+    guest: str
+    host: str | None
+    action: Action = attrs.field(converter=Action)
+    start_s: int | None = None
+    ready_s: int | None = None
+
+
+@attrs.frozen
+class Unplaced:
+    """A guest the plan leaves without a host, and the rule that keeps it out."""
+
+    guest: str
+    reason: str
+
+
+@attrs.frozen
+class StageResult:
+    """One lexicographic stage: its value, a proven bound if known, and the gap.
+
+    For a minimised stage the bound is a lower bound, for `placed` an upper bound.
+    `gap` is `|value - bound| / max(|value|, 1e-9)`, 0 when proven optimal, None when
+    no bound is known (heuristics report no bound).
+    """
+
+    name: str
+    value: float
+    bound: float | None = None
+    gap: float | None = None
+
+
+def relative_gap(value: float, bound: float | None) -> float | None:
+    """The relative distance from a stage value to its bound (0.0 when they meet)."""
+    if bound is None:
+        return None
+    difference = abs(value - bound)
+    if difference < 1e-9:
+        return 0.0
+    return difference / max(abs(value), 1e-9)
+
+
+def _frozen_map(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return MappingProxyType(dict(value or {}))
+
+
+@attrs.frozen
+class Plan:
+    """A solver's answer: status, per-stage results, assignments, unplaced guests."""
+
+    status: Status = attrs.field(converter=Status)
+    solver: str
+    runtime_s: float
+    assignments: tuple[Assignment, ...] = attrs.field(converter=tuple)
+    unplaced: tuple[Unplaced, ...] = attrs.field(default=(), converter=tuple)
+    stages: tuple[StageResult, ...] = attrs.field(default=(), converter=tuple)
+    metrics: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_map)
+
+    def assignment(self, guest: str) -> Assignment | None:
+        """The assignment of `guest`, or None if the plan has none."""
+        for assignment in self.assignments:
+            if assignment.guest == guest:
+                return assignment
+        return None
+
+    def by_guest(self) -> dict[str, Assignment]:
+        """Guest name -> assignment (the last one wins if a guest is listed twice)."""
+        return {assignment.guest: assignment for assignment in self.assignments}
+
+    def stage(self, name: str) -> StageResult | None:
+        for stage in self.stages:
+            if stage.name == name:
+                return stage
+        return None

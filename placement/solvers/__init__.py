@@ -1,0 +1,128 @@
+"""The solver registry: every solver is `solve(problem, options) -> Plan`, found by name.
+
+Solvers never read files, never print and never import the CLI. A solver module
+registers itself with `@register(...)`; `_load_builtin_solvers` imports the modules that
+ship with the package the first time the registry is consulted, so importing
+`placement` stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Protocol
+
+import attrs
+
+from placement.model import Problem
+from placement.plan import Plan
+
+# Modules that register built-in solvers. A module listed here that does not exist yet
+# is skipped, so the registry grows as the package does.
+_BUILTIN_MODULES = (
+    "placement.solvers.greedy",
+    "placement.solvers.peers.proxmox",
+    "placement.solvers.peers.pacemaker",
+    "placement.solvers.cpsat",
+)
+
+
+@attrs.frozen
+class Progress:
+    """A progress report during a long solve (for the CLI's stderr line)."""
+
+    elapsed_s: float
+    stage: str
+    objective: float | None
+    bound: float | None
+    gap: float | None
+
+
+@attrs.frozen
+class SolveOptions:
+    """Options every solver accepts; a solver ignores those that do not apply to it.
+
+    `time_limit_s`: wall-clock budget for the whole solve. `seed`: random seed.
+    `workers`: solver threads. `deterministic`: repeatable results (CP-SAT uses a
+    deterministic time limit). `schedule`: the boot-schedule baseline applied after a
+    placement baseline (`list`, `all-at-once`, `serial:SECONDS`, `batch:N`).
+    `on_progress`: called with `Progress` reports during long solves.
+    """
+
+    time_limit_s: float = 10.0
+    seed: int = 0
+    workers: int = 2
+    deterministic: bool = False
+    schedule: str = "list"
+    on_progress: Callable[[Progress], None] | None = attrs.field(default=None, eq=False)
+
+
+class SolveFunction(Protocol):
+    def __call__(self, problem: Problem, options: SolveOptions) -> Plan: ...
+
+
+@attrs.frozen
+class SolverInfo:
+    """A registered solver: `kind` is `baseline`, `peer` (re-creates an existing tool) or
+    `optimiser`; `summary` is one line for `placement solvers`."""
+
+    name: str
+    kind: str
+    summary: str
+    function: SolveFunction
+
+
+_REGISTRY: dict[str, SolverInfo] = {}
+_loaded = False
+
+
+def register(name: str, *, kind: str, summary: str) -> Callable[[SolveFunction], SolveFunction]:
+    """Decorator: register `function` as solver `name`."""
+
+    def decorate(function: SolveFunction) -> SolveFunction:
+        if name in _REGISTRY and _REGISTRY[name].function is not function:
+            raise ValueError(f"solver '{name}' is registered twice")
+        _REGISTRY[name] = SolverInfo(name=name, kind=kind, summary=summary, function=function)
+        return function
+
+    return decorate
+
+
+def _load_builtin_solvers() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for module in _BUILTIN_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as error:
+            # Only a module that is not there yet is skipped; a broken import inside an
+            # existing solver module is a bug and must surface.
+            if error.name is None or not module.startswith(error.name):
+                raise
+
+
+def available_solvers() -> list[SolverInfo]:
+    """Every registered solver, sorted by kind then name."""
+    _load_builtin_solvers()
+    order = {"optimiser": 0, "baseline": 1, "peer": 2}
+    return sorted(_REGISTRY.values(), key=lambda info: (order.get(info.kind, 9), info.name))
+
+
+class UnknownSolverError(KeyError):
+    """No solver is registered under this name."""
+
+
+def get_solver(name: str) -> SolverInfo:
+    _load_builtin_solvers()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY)) or "none registered yet"
+        raise UnknownSolverError(f"unknown solver '{name}' (known: {known})") from None
+
+
+def solve(problem: Problem, solver: str = "cpsat", options: SolveOptions | None = None) -> Plan:
+    """Solve `problem` with the solver registered as `solver`."""
+    return get_solver(solver).function(problem, options or SolveOptions())
