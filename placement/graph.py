@@ -30,7 +30,9 @@ def dependency_cycles(guests: Sequence[Guest]) -> list[list[str]]:
     Each cycle starts at its member that comes first in the problem and follows the
     `after` relation: `[a, b]` means `a` waits for `b` and `b` waits for `a`.
     """
-    order = {guest.name: index for index, guest in enumerate(guests)}
+    order: dict[str, int] = {}
+    for index, guest in enumerate(guests):
+        order.setdefault(guest.name, index)
     graph = dependency_graph(guests).reverse(copy=False)  # edge guest -> what it waits for
     cycles = []
     for component in nx.strongly_connected_components(graph):
