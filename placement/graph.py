@@ -48,4 +48,6 @@ def dependency_cycles(guests: Sequence[Guest]) -> list[list[str]]:
 def topological_order(guests: Sequence[Guest]) -> list[str]:
     """Guest names with every dependency before its dependants; ties in problem order."""
     order = {guest.name: index for index, guest in enumerate(guests)}
-    return list(nx.lexicographical_topological_sort(dependency_graph(guests), key=order.__getitem__))
+    return list(
+        nx.lexicographical_topological_sort(dependency_graph(guests), key=order.__getitem__)
+    )

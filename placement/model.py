@@ -94,7 +94,9 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _check_amounts(_inst: object, attribute: attrs.Attribute[Any], value: Mapping[str, Any]) -> None:
+def _check_amounts(
+    _inst: object, attribute: attrs.Attribute[Any], value: Mapping[str, Any]
+) -> None:
     for key, amount in value.items():
         if not isinstance(key, str) or not key:
             raise ValueError(f"'{attribute.name}' keys must be non-empty strings (got {key!r})")
@@ -127,7 +129,9 @@ def _check_count(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> 
     _check_optional_count(_inst, attribute, value)
 
 
-def _check_positive_optional_count(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+def _check_positive_optional_count(
+    _inst: object, attribute: attrs.Attribute[Any], value: Any
+) -> None:
     _check_optional_count(_inst, attribute, value)
     if value == 0:
         raise ValueError(f"'{attribute.name}' must be >= 1 (got 0)")
@@ -415,11 +419,13 @@ def _reference_errors(problem: Problem) -> Iterator[InputError]:
         where = f"hosts[{index}]"
         for resource in sorted(set(host.overcommit) - set(host.capacity)):
             yield InputError(
-                f"{where}.overcommit.{resource}", f"resource '{resource}' has no capacity on this host"
+                f"{where}.overcommit.{resource}",
+                f"resource '{resource}' has no capacity on this host",
             )
         for resource in sorted(set(host.reserved) - set(host.capacity)):
             yield InputError(
-                f"{where}.reserved.{resource}", f"resource '{resource}' has no capacity on this host"
+                f"{where}.reserved.{resource}",
+                f"resource '{resource}' has no capacity on this host",
             )
 
     for index, guest in enumerate(problem.guests):
@@ -445,7 +451,9 @@ def _reference_errors(problem: Problem) -> Iterator[InputError]:
             if dependency not in guest_names:
                 yield InputError(f"{where}.boot.after[{position}]", f"unknown guest '{dependency}'")
             elif dependency == guest.name:
-                yield InputError(f"{where}.boot.after[{position}]", "a guest cannot start after itself")
+                yield InputError(
+                    f"{where}.boot.after[{position}]", "a guest cannot start after itself"
+                )
         for position, dependency in _duplicates(guest.boot.after):
             yield InputError(f"{where}.boot.after[{position}]", f"'{dependency}' is listed twice")
 

@@ -1,0 +1,186 @@
+"""JSON Schemas (draft 2020-12) of the problem and plan formats, schema_version 1.
+
+The schemas are the single source of the structural rules: `placement.codec` validates
+every document against them before building the model, and `placement schema` prints
+them. What a schema cannot say (references between objects, duplicate names, dependency
+cycles) is checked by the model, with the same kind of JSON-path error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from placement.model import SCHEMA_VERSION, GuestState, HostState, Objective
+from placement.plan import Action, Status
+
+JsonSchema = dict[str, Any]
+
+_NAME: JsonSchema = {"type": "string", "minLength": 1}
+_NAMES: JsonSchema = {"type": "array", "items": _NAME, "uniqueItems": True}
+_COUNT: JsonSchema = {"type": "integer", "minimum": 0}
+_OPTIONAL_COUNT: JsonSchema = {"type": ["integer", "null"], "minimum": 0}
+_OPTIONAL_LIMIT: JsonSchema = {"type": ["integer", "null"], "minimum": 1}
+_SECONDS: JsonSchema = {"type": ["integer", "null"], "minimum": 0}
+
+
+def _amounts(description: str) -> JsonSchema:
+    return {
+        "type": "object",
+        "description": description,
+        "propertyNames": {"minLength": 1},
+        "additionalProperties": _COUNT,
+    }
+
+
+def _object(properties: dict[str, JsonSchema], required: tuple[str, ...] = ()) -> JsonSchema:
+    schema: JsonSchema = {
+        "type": "object",
+        "properties": properties,
+        "additionalProperties": False,
+    }
+    if required:
+        schema["required"] = list(required)
+    return schema
+
+
+def _described(schema: JsonSchema, description: str) -> JsonSchema:
+    return {**schema, "description": description}
+
+
+_HOST_BOOT = _object(
+    {
+        "cpu": _described(
+            _OPTIONAL_COUNT, "Summed boot CPU of guests booting here at once (null: no limit)."
+        ),
+        "max_starts": _described(_OPTIONAL_LIMIT, "Guests booting here at once (null: no limit)."),
+    }
+)
+
+_HOST = _object(
+    {
+        "name": _NAME,
+        "capacity": _amounts("Physical amount per resource (integers, unit in the name)."),
+        "overcommit": {
+            "type": "object",
+            "description": "Ratio per resource: usable = floor((capacity - reserved) * ratio).",
+            "propertyNames": {"minLength": 1},
+            "additionalProperties": {"type": "number", "exclusiveMinimum": 0},
+        },
+        "reserved": _amounts("Amount per resource kept for the hypervisor itself."),
+        "state": {"enum": [state.value for state in HostState], "default": "online"},
+        "domain": _described({"type": ["string", "null"], "minLength": 1}, "Failure domain."),
+        "labels": _NAMES,
+        "boot": _HOST_BOOT,
+    },
+    required=("name", "capacity"),
+)
+
+_BOOT_PROFILE = _object(
+    {
+        "duration_s": _described(_COUNT, "Seconds from start until ready (default 60)."),
+        "load": _amounts("Load added to each boot pool while booting."),
+        "cpu": _described(_COUNT, "Boot CPU used on its host while booting (default 0)."),
+        "after": _described(_NAMES, "Guests that must be ready before this one starts."),
+        "group": _described(
+            {"type": ["string", "null"], "minLength": 1},
+            "Start group: its guests start at one instant.",
+        ),
+    }
+)
+
+_GUEST = _object(
+    {
+        "name": _NAME,
+        "demand": _amounts("Demand per resource (integers, unit in the name)."),
+        "priority": _described(_COUNT, "Counts priority + 1 in the placed objective."),
+        "current_host": {"type": ["string", "null"], "minLength": 1},
+        "state": {"enum": [state.value for state in GuestState], "default": "stopped"},
+        "anti_affinity": _described(_NAMES, "Classes: guests sharing one never share a host."),
+        "together": _described(
+            {"type": ["string", "null"], "minLength": 1}, "Group that runs on one host."
+        ),
+        "hosts": _described(
+            {"type": ["array", "null"], "items": _NAME, "uniqueItems": True},
+            "Allowed hosts (null: all).",
+        ),
+        "avoid_hosts": _NAMES,
+        "labels": _described(_NAMES, "Labels every host it runs on must carry."),
+        "migration_cost": _described(_COUNT, "Weight of moving it while it runs (default 1)."),
+        "boot": _BOOT_PROFILE,
+    },
+    required=("name", "demand"),
+)
+
+_SCHEDULE = _object(
+    {
+        "stagger_s": _described(_COUNT, "Minimum seconds between successive start instants."),
+        "max_starts": _described(_OPTIONAL_LIMIT, "Batch limit: guests booting at once."),
+        "horizon_s": _described(_COUNT, "Every guest must be ready by then."),
+    }
+)
+
+PROBLEM_SCHEMA: JsonSchema = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "https://placement.invalid/schema/problem-v1.json",
+    "title": "placement problem",
+    **_object(
+        {
+            "schema_version": {"const": SCHEMA_VERSION},
+            "hosts": {"type": "array", "items": _HOST},
+            "guests": {"type": "array", "items": _GUEST},
+            "boot_pools": _amounts("Cluster-wide limit on the summed boot load per pool."),
+            "schedule": _SCHEDULE,
+            "objective": {
+                "type": "array",
+                "items": {"enum": [objective.value for objective in Objective]},
+                "uniqueItems": True,
+            },
+        },
+        required=("schema_version", "hosts", "guests"),
+    ),
+}
+
+_STAGE = _object(
+    {
+        "name": _NAME,
+        "value": {"type": "number"},
+        "bound": {"type": ["number", "null"]},
+        "gap": {"type": ["number", "null"], "minimum": 0},
+    },
+    required=("name", "value"),
+)
+
+_ASSIGNMENT = _object(
+    {
+        "guest": _NAME,
+        "host": {"type": ["string", "null"], "minLength": 1},
+        "action": {"enum": [action.value for action in Action]},
+        "start_s": _SECONDS,
+        "ready_s": _SECONDS,
+    },
+    required=("guest", "host", "action"),
+)
+
+PLAN_SCHEMA: JsonSchema = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "https://placement.invalid/schema/plan-v1.json",
+    "title": "placement plan",
+    **_object(
+        {
+            "schema_version": {"const": SCHEMA_VERSION},
+            "status": {"enum": [status.value for status in Status]},
+            "solver": {"type": "string"},
+            "runtime_s": {"type": "number", "minimum": 0},
+            "stages": {"type": "array", "items": _STAGE},
+            "assignments": {"type": "array", "items": _ASSIGNMENT},
+            "unplaced": {
+                "type": "array",
+                "items": _object(
+                    {"guest": _NAME, "reason": {"type": "string"}}, ("guest", "reason")
+                ),
+            },
+            "metrics": {"type": "object"},
+        },
+        required=("schema_version", "status", "solver", "runtime_s", "assignments"),
+    ),
+}
