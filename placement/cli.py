@@ -1,0 +1,316 @@
+"""The `placement` command line. It owns output, progress and exit codes.
+
+Exit codes: 0 success; 1 no plan, or a plan that violates a rule; 2 invalid input (one
+line per problem on stderr, naming the file and the JSON path, never a traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from placement.codec import (
+    dump_plan,
+    load_plan_file,
+    load_problem_file,
+    write_json_atomic,
+)
+from placement.diagnostics import diagnose
+from placement.errors import InvalidInputError
+from placement.model import Problem
+from placement.plan import Plan, Status
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_INVALID = 2
+
+
+class UsageError(Exception):
+    """A bad option value found after parsing (reported like a parse error, exit 2)."""
+
+
+def _print_input_errors(source: str, error: InvalidInputError, stream: TextIO) -> None:
+    for item in error.errors:
+        where = source if not item.path or item.path == source else f"{source}: {item.path}"
+        print(f"{where}: {item.message}", file=stream)
+
+
+def _load_problem(path: str) -> Problem:
+    return load_problem_file(path)
+
+
+# --- validate ------------------------------------------------------------------------------
+
+
+def _cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
+    problem = _load_problem(args.problem)
+    diagnostics = diagnose(problem)
+    if args.json:
+        document = {
+            "valid": True,
+            "hosts": len(problem.hosts),
+            "guests": len(problem.guests),
+            "diagnostics": [
+                {"rule": d.rule, "guests": list(d.guests), "message": d.message}
+                for d in diagnostics
+            ],
+        }
+        print(json.dumps(document, indent=2), file=out)
+        return EXIT_OK
+    online = sum(1 for host in problem.hosts if host.online)
+    print(
+        f"{args.problem}: valid: {len(problem.hosts)} hosts ({online} online), "
+        f"{len(problem.guests)} guests, {len(problem.boot_pools)} boot pools",
+        file=out,
+    )
+    for diagnostic in diagnostics:
+        print(f"warning: {diagnostic.rule}: {diagnostic.message}", file=out)
+    return EXIT_OK
+
+
+# --- check ---------------------------------------------------------------------------------
+
+
+def _cmd_check(args: argparse.Namespace, out: TextIO) -> int:
+    from placement.check import check, report_to_dict
+
+    problem = _load_problem(args.problem)
+    try:
+        plan = load_plan_file(args.plan)
+        report = check(problem, plan)
+    except InvalidInputError as error:
+        raise _SourcedError(args.plan, error) from error
+    if args.json:
+        print(json.dumps(report_to_dict(report), indent=2), file=out)
+    else:
+        _print_report(report, out)
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _print_report(report: Any, out: TextIO) -> None:
+    if report.ok:
+        print("valid: the plan respects every rule", file=out)
+    else:
+        print(f"{len(report.violations)} violation(s):", file=out)
+        for violation in report.violations:
+            print(f"  {violation.rule}: {violation.message}", file=out)
+    metrics = report.metrics
+    objectives = metrics.get("objectives", {})
+    if objectives:
+        text = ", ".join(f"{name} {_number(value)}" for name, value in objectives.items())
+        print(f"objectives: {text}", file=out)
+    for pool, figures in metrics.get("pools", {}).items():
+        print(
+            f"pool {pool}: peak {figures['peak']} of {figures['limit']} "
+            f"at t={figures['peak_at_s']} s",
+            file=out,
+        )
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:.4g}"
+    return str(int(value)) if isinstance(value, float) else str(value)
+
+
+# --- schema and solvers --------------------------------------------------------------------
+
+
+def _cmd_schema(args: argparse.Namespace, out: TextIO) -> int:
+    from placement.schema import PLAN_SCHEMA, PROBLEM_SCHEMA
+
+    print(json.dumps(PLAN_SCHEMA if args.plan else PROBLEM_SCHEMA, indent=2), file=out)
+    return EXIT_OK
+
+
+def _cmd_solvers(args: argparse.Namespace, out: TextIO) -> int:
+    from placement.solvers import available_solvers
+
+    solvers = available_solvers()
+    if not solvers:
+        print("no solvers are registered yet", file=out)
+        return EXIT_OK
+    width = max(len(info.name) for info in solvers)
+    for info in solvers:
+        print(f"{info.name:<{width}}  {info.kind:<9}  {info.summary}", file=out)
+    return EXIT_OK
+
+
+# --- solve ---------------------------------------------------------------------------------
+
+
+def _progress_printer(stream: TextIO) -> Any:
+    from placement.solvers import Progress
+
+    def report(progress: Progress) -> None:
+        parts = [f"{progress.elapsed_s:7.1f} s", progress.stage]
+        if progress.objective is not None:
+            parts.append(f"best {_number(progress.objective)}")
+        if progress.bound is not None:
+            parts.append(f"bound {_number(progress.bound)}")
+        if progress.gap is not None:
+            parts.append(f"gap {progress.gap:.2%}")
+        print("  ".join(parts), file=stream, flush=True)
+
+    return report
+
+
+def _cmd_solve(args: argparse.Namespace, out: TextIO) -> int:
+    from placement.check import check
+    from placement.solvers import SolveOptions, UnknownSolverError, get_solver
+
+    if args.time_limit <= 0:
+        raise UsageError(f"--time-limit must be > 0, got {args.time_limit}")
+    if args.workers < 1:
+        raise UsageError(f"--workers must be >= 1, got {args.workers}")
+    problem = _load_problem(args.problem)
+    try:
+        solver = get_solver(args.solver)
+    except UnknownSolverError as error:
+        raise UsageError(str(error.args[0])) from error
+    if args.schedule != "list":
+        # Validate the spec before solving, so a typo fails fast with exit 2.
+        from placement.solvers.schedule import parse_schedule
+
+        try:
+            parse_schedule(args.schedule)
+        except ValueError as error:
+            raise UsageError(f"--schedule: {error}") from error
+    options = SolveOptions(
+        time_limit_s=args.time_limit,
+        seed=args.seed,
+        workers=args.workers,
+        deterministic=args.deterministic,
+        schedule=args.schedule,
+        on_progress=_progress_printer(sys.stderr) if sys.stderr.isatty() else None,
+    )
+    started = time.perf_counter()
+    plan = solver.function(problem, options)
+    elapsed = time.perf_counter() - started
+    report = check(problem, plan)
+    if args.output:
+        write_json_atomic(args.output, dump_plan(plan))
+    if args.json:
+        print(json.dumps(dump_plan(plan), indent=2), file=out)
+    else:
+        _print_plan_summary(problem, plan, elapsed, out)
+        _print_report(report, out)
+        if args.output:
+            print(f"plan written to {args.output}", file=out)
+    has_plan = plan.status in (Status.OPTIMAL, Status.FEASIBLE)
+    return EXIT_OK if has_plan and report.ok else EXIT_FAILED
+
+
+def _print_plan_summary(problem: Problem, plan: Plan, elapsed_s: float, out: TextIO) -> None:
+    placed = sum(1 for a in plan.assignments if a.host is not None)
+    print(
+        f"{plan.solver}: {plan.status.value} in {elapsed_s:.2f} s; "
+        f"{placed} of {len(problem.guests)} guests placed",
+        file=out,
+    )
+    for stage in plan.stages:
+        line = f"  {stage.name:<12} {_number(stage.value)}"
+        if stage.bound is not None:
+            line += f"  bound {_number(stage.bound)}"
+        if stage.gap is not None:
+            line += f"  gap {stage.gap:.2%}"
+        print(line, file=out)
+    for unplaced in plan.unplaced:
+        print(f"  unplaced {unplaced.guest}: {unplaced.reason}", file=out)
+
+
+# --- entry point ---------------------------------------------------------------------------
+
+
+class _SourcedError(Exception):
+    """An input error in a given file (the plan, when the problem was fine)."""
+
+    def __init__(self, source: str, error: InvalidInputError) -> None:
+        super().__init__(str(error))
+        self.source = source
+        self.error = error
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # exit 2 with one line, as for bad input
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_INVALID)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="placement",
+        description="Decide where each virtual machine runs and when it starts.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    validate = commands.add_parser("validate", help="check a problem file; list diagnostics")
+    validate.add_argument("problem", help="problem JSON file")
+    validate.add_argument("--json", action="store_true", help="machine-readable output")
+    validate.set_defaults(run=_cmd_validate)
+
+    check = commands.add_parser("check", help="verify a plan against its problem")
+    check.add_argument("problem", help="problem JSON file")
+    check.add_argument("plan", help="plan JSON file")
+    check.add_argument("--json", action="store_true", help="machine-readable output")
+    check.set_defaults(run=_cmd_check)
+
+    schema = commands.add_parser("schema", help="print the JSON Schema of the problem format")
+    schema.add_argument("--plan", action="store_true", help="the plan format instead")
+    schema.set_defaults(run=_cmd_schema)
+
+    solvers = commands.add_parser("solvers", help="list the registered solvers")
+    solvers.set_defaults(run=_cmd_solvers)
+
+    solve = commands.add_parser("solve", help="compute a plan")
+    solve.add_argument("problem", help="problem JSON file")
+    solve.add_argument("--solver", default="cpsat", help="solver name (see `placement solvers`)")
+    solve.add_argument(
+        "--schedule",
+        default="list",
+        help="boot schedule after a baseline placement: list, all-at-once, serial:S, batch:N",
+    )
+    solve.add_argument("--time-limit", type=float, default=10.0, help="seconds (default 10)")
+    solve.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    solve.add_argument("--workers", type=int, default=2, help="solver threads (default 2)")
+    solve.add_argument(
+        "--deterministic", action="store_true", help="repeatable results (deterministic time)"
+    )
+    solve.add_argument("-o", "--output", help="write the plan JSON here (atomically)")
+    solve.add_argument("--json", action="store_true", help="print the plan JSON to stdout")
+    solve.set_defaults(run=_cmd_solve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code) if isinstance(exit_.code, int) else EXIT_INVALID
+    try:
+        code: int = args.run(args, sys.stdout)
+    except _SourcedError as error:
+        _print_input_errors(error.source, error.error, sys.stderr)
+        return EXIT_INVALID
+    except InvalidInputError as error:
+        _print_input_errors(getattr(args, "problem", "input"), error, sys.stderr)
+        return EXIT_INVALID
+    except UsageError as error:
+        print(f"placement: error: {error}", file=sys.stderr)
+        return EXIT_INVALID
+    except OSError as error:
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"placement: error: {where}{error.strerror or error}", file=sys.stderr)
+        return EXIT_INVALID
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,159 @@
+"""Structural contradictions: a valid problem that cannot be fully satisfied.
+
+These are not input errors: the file is well-formed, but some guests can never be placed
+(or never started) whatever a solver does. `placement validate` reports them, and solvers
+use them as the reasons of the guests they leave unplaced.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import attrs
+import networkx as nx
+
+from placement.graph import dependency_graph
+from placement.model import Guest, Host, Problem, host_allows
+
+
+@attrs.frozen
+class Diagnostic:
+    """Why some guests can never be placed. `rule` is a stable identifier; `guests` are
+    the guests it keeps out (for `anti_affinity_class`, the class members competing for
+    too few hosts, of which only some can be placed)."""
+
+    rule: str
+    guests: tuple[str, ...]
+    message: str
+
+
+def _fits_somewhere(demand: dict[str, int], hosts: list[Host]) -> bool:
+    return any(all(host.usable(r) >= amount for r, amount in demand.items()) for host in hosts)
+
+
+def _largest_usable(resource: str, hosts: list[Host]) -> int:
+    return max((host.usable(resource) for host in hosts), default=0)
+
+
+def _shortfall(demand: dict[str, int], hosts: list[Host]) -> str:
+    """Name the resource that rules out the most hosts, e.g. 'needs 98304 ram_mib; largest
+    usable on allowed hosts: 65536'."""
+    worst = max(
+        sorted(demand),
+        key=lambda r: sum(1 for host in hosts if host.usable(r) < demand[r]),
+    )
+    return (
+        f"needs {demand[worst]} {worst}; largest usable on allowed hosts: "
+        f"{_largest_usable(worst, hosts)}"
+    )
+
+
+def diagnose(problem: Problem) -> list[Diagnostic]:
+    """Every structural reason some guests cannot be placed or started, in problem order."""
+    found: list[Diagnostic] = []
+    blocked: dict[str, str] = {}  # guest -> reason, for propagation along dependencies
+
+    def block(rule: str, guests: tuple[str, ...], message: str) -> None:
+        found.append(Diagnostic(rule, guests, message))
+        for name in guests:
+            blocked.setdefault(name, message)
+
+    groups = problem.together_groups()
+    # Guests a solver places as one unit: a together group, or a guest alone.
+    units: list[tuple[str | None, tuple[Guest, ...]]] = []
+    seen_groups: set[str] = set()
+    for guest in problem.guests:
+        if guest.together is None:
+            units.append((None, (guest,)))
+        elif guest.together not in seen_groups:
+            seen_groups.add(guest.together)
+            units.append((guest.together, groups[guest.together]))
+
+    for group, members in units:
+        names = tuple(member.name for member in members)
+        label = f"together group '{group}'" if group else f"guest '{names[0]}'"
+        hosts = [
+            host for host in problem.hosts if all(host_allows(host, member) for member in members)
+        ]
+        if group is not None:
+            classes: dict[str, list[str]] = defaultdict(list)
+            for member in members:
+                for cls in member.anti_affinity:
+                    classes[cls].append(member.name)
+            clashing = {cls: who for cls, who in classes.items() if len(who) > 1}
+            if clashing:
+                cls, who = sorted(clashing.items())[0]
+                block(
+                    "together_anti_affinity",
+                    names,
+                    f"{label} holds {', '.join(who)}, which share anti-affinity class "
+                    f"'{cls}' and so can never share a host",
+                )
+                continue
+        if not hosts:
+            block("no_allowed_host", names, f"{label}: no online host satisfies its host rules")
+            continue
+        demand: dict[str, int] = defaultdict(int)
+        for member in members:
+            for resource, amount in member.demand.items():
+                demand[resource] += amount
+        if not _fits_somewhere(dict(demand), hosts):
+            block("too_large", names, f"{label} {_shortfall(dict(demand), hosts)}")
+            continue
+        for member in members:
+            for pool, load in sorted(member.boot.load.items()):
+                if load > problem.boot_pools[pool]:
+                    block(
+                        "boot_pool_too_small",
+                        (member.name,),
+                        f"guest '{member.name}' boots with {load} {pool}, more than the "
+                        f"pool's limit {problem.boot_pools[pool]}",
+                    )
+            cpu_hosts = [h for h in hosts if h.boot.cpu is None or h.boot.cpu >= member.boot.cpu]
+            if member.boot.cpu > 0 and not cpu_hosts:
+                block(
+                    "boot_cpu_too_small",
+                    (member.name,),
+                    f"guest '{member.name}' boots with {member.boot.cpu} boot CPU, more than "
+                    f"any allowed host's boot CPU budget",
+                )
+            if member.boot.duration_s > problem.schedule.horizon_s:
+                block(
+                    "horizon_too_short",
+                    (member.name,),
+                    f"guest '{member.name}' boots for {member.boot.duration_s} s, longer "
+                    f"than the horizon of {problem.schedule.horizon_s} s",
+                )
+
+    # An anti-affinity class with more members than hosts it can use.
+    classes: dict[str, list[Guest]] = defaultdict(list)
+    for guest in problem.guests:
+        for cls in guest.anti_affinity:
+            classes[cls].append(guest)
+    for cls, members in sorted(classes.items()):
+        usable_hosts = {
+            host.name for member in members for host in problem.hosts if host_allows(host, member)
+        }
+        if len(members) > len(usable_hosts):
+            found.append(
+                Diagnostic(
+                    "anti_affinity_class",
+                    tuple(m.name for m in members),
+                    f"anti-affinity class '{cls}' has {len(members)} guests but only "
+                    f"{len(usable_hosts)} hosts they may use: at most {len(usable_hosts)} "
+                    "can be placed",
+                )
+            )
+
+    # A guest that waits for a guest that can never be placed can never start either.
+    graph = dependency_graph(problem.guests)
+    for name in list(blocked):
+        for dependant in nx.descendants(graph, name):
+            if dependant not in blocked:
+                guest = problem.guest(dependant)
+                if problem.holds_current_host(guest):
+                    continue  # already running: it does not start
+                message = f"guest '{dependant}' starts after '{name}', which cannot be placed"
+                blocked[dependant] = message
+                found.append(Diagnostic("dependency_unplaceable", (dependant,), message))
+    return found
