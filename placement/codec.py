@@ -24,7 +24,7 @@ import cattrs
 import jsonschema
 
 from placement.errors import InputError, InvalidInputError, InvalidPlanError, InvalidProblemError
-from placement.model import SCHEMA_VERSION, Problem
+from placement.model import SCHEMA_VERSION, Problem, reference_errors
 from placement.plan import Plan
 from placement.schema import PLAN_SCHEMA, PROBLEM_SCHEMA, JsonSchema
 
@@ -197,8 +197,11 @@ def load_problem(document: Any) -> Problem:
     """Build a `Problem` from a parsed JSON document; raise `InvalidProblemError` listing
     every error found, each with its JSON path."""
     errors = schema_errors(document, PROBLEM_SCHEMA)
+    if isinstance(document, Mapping):
+        # References are checked in the same pass, so one run lists every error.
+        errors.extend(reference_errors(document))
     if errors:
-        raise InvalidProblemError(errors)
+        raise InvalidProblemError(list(dict.fromkeys(errors)))
     problem: Problem = _structure(document, Problem, InvalidProblemError)
     return problem
 
@@ -260,6 +263,15 @@ def _plain(value: Any) -> Any:
 # --- files -----------------------------------------------------------------------------
 
 
+class _NonFiniteNumberError(ValueError):
+    pass
+
+
+def _reject_constant(name: str) -> Any:
+    # Python's json accepts NaN and Infinity; JSON does not, and no amount can be either.
+    raise _NonFiniteNumberError(f"{name} is not a JSON number")
+
+
 def read_json(
     path: str | os.PathLike[str], error_class: type[InvalidInputError] = InvalidInputError
 ) -> Any:
@@ -272,7 +284,9 @@ def read_json(
     except UnicodeDecodeError as error:
         raise error_class([InputError(where, f"not UTF-8 text ({error.reason})")]) from error
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_reject_constant)
+    except _NonFiniteNumberError as error:
+        raise error_class([InputError(where, f"invalid JSON: {error}")]) from error
     except json.JSONDecodeError as error:
         raise error_class(
             [

@@ -76,11 +76,11 @@ def diagnose(problem: Problem) -> list[Diagnostic]:
             host for host in problem.hosts if all(host_allows(host, member) for member in members)
         ]
         if group is not None:
-            classes: dict[str, list[str]] = defaultdict(list)
+            member_classes: dict[str, list[str]] = defaultdict(list)
             for member in members:
                 for cls in member.anti_affinity:
-                    classes[cls].append(member.name)
-            clashing = {cls: who for cls, who in classes.items() if len(who) > 1}
+                    member_classes[cls].append(member.name)
+            clashing = {cls: who for cls, who in member_classes.items() if len(who) > 1}
             if clashing:
                 cls, who = sorted(clashing.items())[0]
                 block(
@@ -126,20 +126,23 @@ def diagnose(problem: Problem) -> list[Diagnostic]:
                 )
 
     # An anti-affinity class with more members than hosts it can use.
-    classes: dict[str, list[Guest]] = defaultdict(list)
+    class_members: dict[str, list[Guest]] = defaultdict(list)
     for guest in problem.guests:
         for cls in guest.anti_affinity:
-            classes[cls].append(guest)
-    for cls, members in sorted(classes.items()):
+            class_members[cls].append(guest)
+    for cls, class_guests in sorted(class_members.items()):
         usable_hosts = {
-            host.name for member in members for host in problem.hosts if host_allows(host, member)
+            host.name
+            for member in class_guests
+            for host in problem.hosts
+            if host_allows(host, member)
         }
-        if len(members) > len(usable_hosts):
+        if len(class_guests) > len(usable_hosts):
             found.append(
                 Diagnostic(
                     "anti_affinity_class",
-                    tuple(m.name for m in members),
-                    f"anti-affinity class '{cls}' has {len(members)} guests but only "
+                    tuple(m.name for m in class_guests),
+                    f"anti-affinity class '{cls}' has {len(class_guests)} guests but only "
                     f"{len(usable_hosts)} hosts they may use: at most {len(usable_hosts)} "
                     "can be placed",
                 )

@@ -299,7 +299,12 @@ class Problem:
     _guest_index: Mapping[str, int] = attrs.field(init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
-        errors = list(_reference_errors(self))
+        for where, items, cls in (("hosts", self.hosts, Host), ("guests", self.guests, Guest)):
+            for index, item in enumerate(items):
+                if not isinstance(item, cls):
+                    message = f"must be a {cls.__name__}, got {type(item).__name__}"
+                    raise InvalidProblemError([InputError(f"{where}[{index}]", message)])
+        errors = reference_errors(_reference_view(self))
         if errors:
             raise InvalidProblemError(errors)
         object.__setattr__(self, "_host_index", {h.name: i for i, h in enumerate(self.hosts)})
@@ -385,6 +390,10 @@ def host_allows(host: Host, guest: Guest) -> bool:
 
 
 # --- cross-reference checks ------------------------------------------------------------
+#
+# These run on plain JSON-like data, so the codec can report reference errors in the same
+# pass as structural ones, on a document whose structure is broken elsewhere: anything of
+# the wrong shape is skipped here (the schema reports it).
 
 
 def _duplicates(names: Iterable[str]) -> Iterator[tuple[int, str]]:
@@ -395,72 +404,159 @@ def _duplicates(names: Iterable[str]) -> Iterator[tuple[int, str]]:
         seen.add(name)
 
 
-def _reference_errors(problem: Problem) -> Iterator[InputError]:
-    """Every error in the references between objects, each with its JSON path."""
-    for index, host in enumerate(problem.hosts):
-        if not isinstance(host, Host):
-            yield InputError(f"hosts[{index}]", f"must be a Host, got {type(host).__name__}")
-            return
-    for index, guest in enumerate(problem.guests):
-        if not isinstance(guest, Guest):
-            yield InputError(f"guests[{index}]", f"must be a Guest, got {type(guest).__name__}")
-            return
+def _items(document: Mapping[str, Any], key: str) -> list[tuple[int, Mapping[str, Any]]]:
+    value = document.get(key)
+    if not isinstance(value, list):
+        return []
+    return [(index, item) for index, item in enumerate(value) if isinstance(item, Mapping)]
 
-    for index, name in _duplicates(h.name for h in problem.hosts):
-        yield InputError(f"hosts[{index}].name", f"duplicate host name '{name}'")
-    for index, name in _duplicates(g.name for g in problem.guests):
-        yield InputError(f"guests[{index}].name", f"duplicate guest name '{name}'")
 
-    host_names = {h.name for h in problem.hosts}
-    guest_names = {g.name for g in problem.guests}
-    host_resources = {r for h in problem.hosts for r in h.capacity}
+def _name(item: Mapping[str, Any]) -> str | None:
+    name = item.get("name")
+    return name if isinstance(name, str) and name else None
 
-    for index, host in enumerate(problem.hosts):
-        where = f"hosts[{index}]"
-        for resource in sorted(set(host.overcommit) - set(host.capacity)):
-            yield InputError(
-                f"{where}.overcommit.{resource}",
-                f"resource '{resource}' has no capacity on this host",
-            )
-        for resource in sorted(set(host.reserved) - set(host.capacity)):
-            yield InputError(
-                f"{where}.reserved.{resource}",
-                f"resource '{resource}' has no capacity on this host",
-            )
 
-    for index, guest in enumerate(problem.guests):
-        where = f"guests[{index}]"
-        for resource in sorted(guest.demand):
-            if guest.demand[resource] > 0 and resource not in host_resources:
-                yield InputError(f"{where}.demand.{resource}", f"no host has resource '{resource}'")
-        if guest.current_host is not None and guest.current_host not in host_names:
-            yield InputError(f"{where}.current_host", f"unknown host '{guest.current_host}'")
-        if guest.state is not GuestState.STOPPED and guest.current_host is None:
-            yield InputError(
-                f"{where}.current_host", f"a {guest.state.value} guest needs its current host"
-            )
-        if guest.hosts is not None:
-            for name in sorted(guest.hosts - host_names):
-                yield InputError(f"{where}.hosts", f"unknown host '{name}'")
-        for name in sorted(guest.avoid_hosts - host_names):
-            yield InputError(f"{where}.avoid_hosts", f"unknown host '{name}'")
-        for pool in sorted(guest.boot.load):
-            if pool not in problem.boot_pools:
-                yield InputError(f"{where}.boot.load.{pool}", f"unknown boot pool '{pool}'")
-        for position, dependency in enumerate(guest.boot.after):
-            if dependency not in guest_names:
-                yield InputError(f"{where}.boot.after[{position}]", f"unknown guest '{dependency}'")
-            elif dependency == guest.name:
-                yield InputError(
-                    f"{where}.boot.after[{position}]", "a guest cannot start after itself"
+def _keys(value: Any) -> list[str]:
+    return [key for key in value if isinstance(key, str)] if isinstance(value, Mapping) else []
+
+
+def _strings(value: Any) -> list[tuple[int, str]]:
+    if not isinstance(value, list | tuple | frozenset | set):
+        return []
+    return [(i, item) for i, item in enumerate(value) if isinstance(item, str)]
+
+
+def reference_errors(document: Mapping[str, Any]) -> list[InputError]:
+    """Every error in the references between objects of a problem document (plain data,
+    as in the JSON format), each with its JSON path."""
+    errors: list[InputError] = []
+    hosts = _items(document, "hosts")
+    guests = _items(document, "guests")
+    pools = set(_keys(document.get("boot_pools")))
+
+    for index, name in _duplicates(n for _, host in hosts if (n := _name(host))):
+        errors.append(InputError(f"hosts[{hosts[index][0]}].name", f"duplicate host name '{name}'"))
+    named_guests = [(i, n) for i, guest in guests if (n := _name(guest))]
+    for index, name in _duplicates(n for _, n in named_guests):
+        errors.append(
+            InputError(f"guests[{named_guests[index][0]}].name", f"duplicate guest name '{name}'")
+        )
+
+    host_names = {n for _, host in hosts if (n := _name(host))}
+    guest_names = {n for _, n in named_guests}
+    host_resources = {r for _, host in hosts for r in _keys(host.get("capacity"))}
+    # Where a list or a name is broken the schema already says so; checking references
+    # against the rest would only add errors that vanish once that one is fixed.
+    raw_hosts, raw_guests = document.get("hosts"), document.get("guests")
+    hosts_whole = isinstance(raw_hosts, list) and len(host_names) == len(raw_hosts)
+    guests_whole = isinstance(raw_guests, list) and len(named_guests) == len(raw_guests)
+    capacities_whole = hosts_whole and all(
+        isinstance(host.get("capacity"), Mapping) for _, host in hosts
+    )
+
+    for index, host in hosts:
+        capacity = set(_keys(host.get("capacity")))
+        for field in ("overcommit", "reserved"):
+            if not isinstance(host.get("capacity"), Mapping):
+                break
+            for resource in sorted(set(_keys(host.get(field))) - capacity):
+                errors.append(
+                    InputError(
+                        f"hosts[{index}].{field}.{resource}",
+                        f"resource '{resource}' has no capacity on this host",
+                    )
                 )
-        for position, dependency in _duplicates(guest.boot.after):
-            yield InputError(f"{where}.boot.after[{position}]", f"'{dependency}' is listed twice")
 
-    # Imported here: graph.py imports this module for the types.
-    from placement.graph import dependency_cycles
+    for index, guest in guests:
+        where = f"guests[{index}]"
+        demand = guest.get("demand")
+        for resource, amount in demand.items() if isinstance(demand, Mapping) else ():
+            if (
+                capacities_whole
+                and _is_int(amount)
+                and amount > 0
+                and resource not in host_resources
+            ):
+                errors.append(
+                    InputError(f"{where}.demand.{resource}", f"no host has resource '{resource}'")
+                )
+        current = guest.get("current_host")
+        if hosts_whole and isinstance(current, str) and current and current not in host_names:
+            errors.append(InputError(f"{where}.current_host", f"unknown host '{current}'"))
+        state = guest.get("state", GuestState.STOPPED.value)
+        state = state.value if isinstance(state, GuestState) else state
+        if state in ("running", "frozen") and current is None:
+            errors.append(
+                InputError(f"{where}.current_host", f"a {state} guest needs its current host")
+            )
+        for field in ("hosts", "avoid_hosts"):
+            for _, name in sorted(_strings(guest.get(field)), key=lambda item: item[1]):
+                if hosts_whole and name not in host_names:
+                    errors.append(InputError(f"{where}.{field}", f"unknown host '{name}'"))
+        boot = guest.get("boot")
+        if not isinstance(boot, Mapping):
+            continue
+        for pool in _keys(boot.get("load")):
+            if pool not in pools:
+                errors.append(
+                    InputError(f"{where}.boot.load.{pool}", f"unknown boot pool '{pool}'")
+                )
+        for position, dependency in _strings(boot.get("after")):
+            if not guests_whole:
+                continue
+            if dependency not in guest_names:
+                errors.append(
+                    InputError(f"{where}.boot.after[{position}]", f"unknown guest '{dependency}'")
+                )
+            elif dependency == _name(guest):
+                errors.append(
+                    InputError(
+                        f"{where}.boot.after[{position}]", "a guest cannot start after itself"
+                    )
+                )
 
-    for cycle in dependency_cycles(problem.guests):
-        first = next(i for i, g in enumerate(problem.guests) if g.name == cycle[0])
+    # Imported here: graph.py imports this module for its types.
+    from placement.graph import cycles
+
+    pairs = []
+    for _, item in guests:
+        guest_name = _name(item)
+        guest_boot = item.get("boot")
+        after = guest_boot.get("after") if isinstance(guest_boot, Mapping) else None
+        if guest_name is not None:
+            pairs.append((guest_name, [dep for _, dep in _strings(after)]))
+    first = {name: index for index, name in reversed(named_guests)}
+    for cycle in cycles(pairs):
         loop = " -> ".join([*cycle, cycle[0]])
-        yield InputError(f"guests[{first}].boot.after", f"dependency cycle: {loop}")
+        errors.append(
+            InputError(f"guests[{first[cycle[0]]}].boot.after", f"dependency cycle: {loop}")
+        )
+    return errors
+
+
+def _reference_view(problem: Problem) -> dict[str, Any]:
+    """The parts of a built problem that `reference_errors` reads, as plain data."""
+    return {
+        "hosts": [
+            {
+                "name": host.name,
+                "capacity": host.capacity,
+                "overcommit": host.overcommit,
+                "reserved": host.reserved,
+            }
+            for host in problem.hosts
+        ],
+        "guests": [
+            {
+                "name": guest.name,
+                "demand": guest.demand,
+                "current_host": guest.current_host,
+                "state": guest.state.value,
+                "hosts": sorted(guest.hosts) if guest.hosts is not None else None,
+                "avoid_hosts": sorted(guest.avoid_hosts),
+                "boot": {"load": guest.boot.load, "after": list(guest.boot.after)},
+            }
+            for guest in problem.guests
+        ],
+        "boot_pools": problem.boot_pools,
+    }
