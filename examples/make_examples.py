@@ -328,7 +328,7 @@ def three_node_failover() -> JsonDict:
     return problem(
         hosts,
         guests,
-        san_iops=10000,
+        san_iops=6000,
         stagger_s=10,
         max_starts=4,
         horizon_s=3600,
@@ -484,7 +484,7 @@ def cold_recovery() -> JsonDict:
         san_iops=16000,
         stagger_s=45,
         max_starts=10,
-        horizon_s=4 * 3600,
+        horizon_s=6 * 3600,
         objective=["placed", "recovery", "balance"],
     )
 
