@@ -4,6 +4,7 @@ built to show (see examples/README.md). The README, the docs and other tests rel
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
 from pathlib import Path
 from types import ModuleType
@@ -215,6 +216,8 @@ def test_single_host_restart(problems: dict[str, Problem]) -> None:
     assert all(300 <= g.boot.load["san_iops"] <= 800 for g in light)
     assert _first_fit_decreasing(problem) == set()
     assert [o.value for o in problem.objective] == ["placed", "recovery"]
+    # All at once, the boots ask the SAN for more than five times what it has.
+    assert sum(g.boot.load["san_iops"] for g in problem.guests) > 5 * problem.boot_pools["san_iops"]
 
 
 # --- (b) three-node-failover -----------------------------------------------------------
@@ -246,6 +249,60 @@ def test_three_node_failover(problems: dict[str, Problem]) -> None:
     left_out = _first_fit_decreasing(problem)
     assert left_out
     assert all(problem.guest(name).priority == 0 for name in left_out)
+
+
+def test_three_node_failover_best_plan_leaves_out_only_elk01(
+    problems: dict[str, Problem],
+) -> None:
+    """What the README promises: at least 32 GiB of pve3's guests cannot come back, the
+    cheapest such loss is elk01 (weight 1), and without any migration every other guest
+    fits. Checked by trying every assignment of pve3's guests to pve1, pve2 or nowhere."""
+    problem = problems["three-node-failover.json"]
+    online = _online(problem)
+    orphans = [g for g in problem.guests if g.current_host == "pve3"]
+    free = {
+        h.name: {
+            r: h.usable(r) - sum(g.demand[r] for g in problem.guests if g.current_host == h.name)
+            for r in problem.resources
+        }
+        for h in online
+    }
+    shortfall = sum(g.demand["ram_mib"] for g in orphans) - sum(
+        room["ram_mib"] for room in free.values()
+    )
+    assert shortfall == 32 * 1024
+    # Any lost set needs >= 32 GiB; the only one-guest loss that large with weight 1:
+    big_enough = [g for g in orphans if g.demand["ram_mib"] >= shortfall]
+    assert min(big_enough, key=lambda g: g.weight).name == "elk01"
+    assert [g.name for g in big_enough if g.weight == 1] == ["elk01"]
+
+    best_weight, best_left_out = -1, set[str]()
+    for choice in itertools.product([None, *free], repeat=len(orphans)):
+        used = {name: dict.fromkeys(problem.resources, 0) for name in free}
+        classes: dict[str, set[str]] = {
+            h.name: set().union(
+                *(g.anti_affinity for g in problem.guests if g.current_host == h.name)
+            )
+            for h in online
+        }
+        ok = True
+        for guest, target in zip(orphans, choice, strict=True):
+            if target is None:
+                continue
+            if guest.anti_affinity & classes[target]:
+                ok = False
+                break
+            classes[target] |= guest.anti_affinity
+            for r in problem.resources:
+                used[target][r] += guest.demand[r]
+        if not ok or any(used[n][r] > free[n][r] for n in free for r in problem.resources):
+            continue
+        weight = sum(g.weight for g, t in zip(orphans, choice, strict=True) if t is not None)
+        if weight > best_weight:
+            best_weight = weight
+            best_left_out = {g.name for g, t in zip(orphans, choice, strict=True) if t is None}
+    assert best_weight == sum(g.weight for g in orphans) - 1
+    assert best_left_out == {"elk01"}
 
 
 # --- (c) cold-recovery -----------------------------------------------------------------
