@@ -191,6 +191,18 @@ def test_missing_running_guest_is_judged_as_staying() -> None:
     assert report.metrics["actions"]["stay"] == 1
 
 
+def test_guest_running_on_a_failed_host_must_start() -> None:
+    """r runs on the failed host h1: it is not running any more and can only be started."""
+    instance = problem(
+        [host("h1", state="failed"), host("h2")], [guest("r", state="running", current_host="h1")]
+    )
+    report = check(instance, plan(start("r", "h2")))
+    assert report.ok
+    assert report.metrics["hosts"]["h1"]["ram_mib"]["used"] == 0
+    assert_only(check(instance, plan(migrate("r", "h2", 0, 10))), "assignment")
+    assert_only(check(instance, plan(Assignment("r", None, "stop"))), "assignment")
+
+
 # --- unplaced ----------------------------------------------------------------------------
 
 
@@ -758,6 +770,78 @@ def test_pool_peak_matches_brute_force(boots: list[tuple[int, int, int]], limit:
     if peak:
         assert load_at(pool["peak_at_s"]) == peak
     assert (peak > limit) == ("pool_capacity" in rules(report))
+
+
+@st.composite
+def random_plans(draw: st.DrawFn) -> tuple[Problem, Plan]:
+    """Any small problem with any plan naming only its guests and hosts: wrong actions,
+    missing or negative times, repeated and missing assignments included."""
+    num_hosts = draw(st.integers(1, 3))
+    states = st.sampled_from(["online", "maintenance", "failed"])
+    hosts = [
+        host(
+            f"h{i}",
+            draw(st.integers(0, 500)),
+            state=draw(states),
+            boot=HostBoot(cpu=draw(st.none() | st.integers(0, 3)), max_starts=1),
+        )
+        for i in range(num_hosts)
+    ]
+    host_names = [h.name for h in hosts]
+    num_guests = draw(st.integers(1, 6))
+    guests = []
+    for index in range(num_guests):
+        state = draw(st.sampled_from(["running", "stopped", "frozen"]))
+        guests.append(
+            Guest(
+                name=f"g{index}",
+                demand={"ram_mib": draw(st.integers(0, 300))},
+                state=state,
+                current_host=draw(st.sampled_from(host_names)) if state != "stopped" else None,
+                anti_affinity=draw(st.sets(st.sampled_from(["a", "b"]))),
+                together=draw(st.none() | st.just("t")),
+                boot=BootProfile(
+                    duration_s=draw(st.integers(0, 30)),
+                    load={"san": draw(st.integers(0, 5))},
+                    cpu=draw(st.integers(0, 2)),
+                    after=[f"g{j}" for j in range(index) if draw(st.booleans())],
+                    group=draw(st.none() | st.just("grp")),
+                ),
+            )
+        )
+    times = st.none() | st.integers(-5, 120)
+    assignments = [
+        Assignment(
+            f"g{draw(st.integers(0, num_guests - 1))}",
+            draw(st.none() | st.sampled_from(host_names)),
+            draw(st.sampled_from(["start", "stay", "migrate", "stop", "none"])),
+            draw(times),
+            draw(times),
+        )
+        for _ in range(draw(st.integers(0, num_guests + 2)))
+    ]
+    reasons = {f"g{i}": "why" for i in range(num_guests) if draw(st.booleans())}
+    instance = problem(
+        hosts,
+        guests,
+        boot_pools={"san": 5},
+        schedule=Schedule(stagger_s=draw(st.integers(0, 20)), max_starts=2, horizon_s=100),
+    )
+    return instance, plan(*assignments, unplaced=reasons)
+
+
+@settings(max_examples=80, deadline=None)
+@given(random_plans())
+def test_any_plan_gets_a_verdict(case: tuple[Problem, Plan]) -> None:
+    """Whatever the plan says, the checker judges it without failing, with known rule ids,
+    JSON-ready output and the same objective values as `objective_values`."""
+    instance, the_plan = case
+    report = check(instance, the_plan)
+    assert set(rules(report)) <= set(RULES)
+    assert all(v.message for v in report.violations)
+    json.dumps(report_to_dict(report))
+    assert report.metrics["objectives"] == objective_values(instance, the_plan)
+    assert report.metrics["placed"] + report.metrics["unplaced"] == len(instance.guests)
 
 
 # --- speed -------------------------------------------------------------------------------
