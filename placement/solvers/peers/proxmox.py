@@ -1,0 +1,378 @@
+"""Proxmox VE HA manager (`ha-manager`): the `static` and `basic` cluster resource schedulers.
+
+A re-creation from the behaviour of pve-ha-manager (`PVE::HA::Manager::select_service_node`,
+`PVE::HA::Usage::Static`, `PVE::HA::Usage::Basic`, the resource-affinity rule helpers) and
+of the `proxmox-resource-scheduling` crate (`pve_static`, `topsis`). No code is copied.
+
+How Proxmox picks a node for one HA service:
+
+1. Services are handled one at a time, in the order of their service ids. Ours are guest
+   names, taken in natural order (vm100 < vm101 < vm1000, see `natural_key`).
+2. Candidates: the online nodes its node-affinity rules allow (here: `host_allows`, i.e.
+   allowed hosts, avoided hosts, labels, and a frozen guest's own host).
+3. A service that is merely started (not recovered, not moved) starts on the node it is
+   configured on when that node is a candidate and no affinity rule forbids it; Proxmox
+   only scores nodes for it when `ha-rebalance-on-start` is set (off by default).
+4. Negative resource affinity removes the nodes that run a conflicting service; positive
+   affinity then keeps only the node where most of its partners run (if that node is
+   still a candidate).
+5. `basic`: the candidate with the fewest HA services wins. `static`: every online node is
+   scored with TOPSIS (below) and the best-scored candidate wins; ties go to the node name.
+6. The chosen node's usage grows by the service's configured CPUs and memory. There is
+   no capacity check anywhere: a node can be filled past its memory.
+
+The static score imagines the service added to each online node in turn and measures the
+whole cluster: the root mean square and the maximum of the per-node CPU ratios
+(configured CPUs / physical CPUs) and of the per-node memory ratios, each plus 1.0, all to
+be minimised, weighted 1, 2, 5 and 10. TOPSIS then divides each column by its Euclidean
+norm, weighs it, and scores each alternative by its distance to the worst value of every
+column over its distances to the best and the worst.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from placement.model import Guest, GuestState, Host, Problem, host_allows
+from placement.plan import Plan
+from placement.solvers import SolveOptions, register
+from placement.solvers.common import Placement, finish_plan
+from placement.solvers.peers._shared import StartState, natural_key
+
+logger = logging.getLogger(__name__)
+
+FloatArray = npt.NDArray[np.float64]
+
+# The criteria of Proxmox's static scheduler, all minimised: RMS of CPU ratios, highest
+# CPU ratio, RMS of memory ratios, highest memory ratio.
+TOPSIS_WEIGHTS = (1.0, 2.0, 5.0, 10.0)
+
+# Resource names that stand for Proxmox's CPUs and memory, tried in order; then any
+# resource whose name contains one of the fragments.
+_CPU_NAMES = ("vcpus", "cpus", "cpu", "cores")
+_CPU_FRAGMENTS = ("cpu", "core")
+_MEMORY_NAMES = ("ram_mib", "memory_mib", "mem_mib", "ram_mb", "memory", "ram", "mem")
+_MEMORY_FRAGMENTS = ("ram", "mem")
+
+_Chooser = Callable[[Guest, Sequence[str]], str]
+_Accountant = Callable[[Guest, str], None]
+
+
+# --- TOPSIS ----------------------------------------------------------------------------
+
+
+def topsis_scores(
+    matrix: FloatArray | Sequence[Sequence[float]], weights: Sequence[float]
+) -> list[float]:
+    """TOPSIS closeness of each row (alternative), every criterion to be minimised.
+
+    Each column is divided by its Euclidean norm (a column of zeros stays zeros), the
+    weights are normalised to sum to 1, the ideal best is each column's minimum and the
+    ideal worst its maximum. A row scores `d_worst / (d_best + d_worst)` with weighted
+    Euclidean distances, in [0, 1], higher is better; 0 when every row is the same.
+    """
+    values = np.asarray(matrix, dtype=float)
+    if values.size == 0:
+        return []
+    weight = np.asarray(weights, dtype=float)
+    weight = weight / weight.sum()
+    norms = np.sqrt(np.sum(values * values, axis=0))
+    values = values / np.where(norms == 0.0, 1.0, norms)
+    best = values.min(axis=0)
+    worst = values.max(axis=0)
+    to_best = np.sqrt(np.sum((weight * (values - best)) ** 2, axis=1))
+    to_worst = np.sqrt(np.sum((weight * (values - worst)) ** 2, axis=1))
+    divisor = to_best + to_worst
+    safe = np.where(divisor == 0.0, 1.0, divisor)
+    return [float(x) for x in np.where(divisor == 0.0, 0.0, to_worst / safe)]
+
+
+class StaticUsage:
+    """Static usage of the online nodes: configured CPUs and memory of their guests.
+
+    `max_cpu` and `max_memory` are the nodes' physical amounts; `cpu` and `memory` what
+    their guests are configured with. Arrays follow the order of `names`.
+    """
+
+    def __init__(self, names: Sequence[str], max_cpu: Sequence[int], max_memory: Sequence[int]):
+        self.names = list(names)
+        self.index = {name: i for i, name in enumerate(self.names)}
+        self.max_cpu = np.asarray(max_cpu, dtype=float)
+        self.max_memory = np.asarray(max_memory, dtype=float)
+        self.cpu = np.zeros(len(self.names))
+        self.memory = np.zeros(len(self.names))
+
+    def _cpu_added(self, guest_cpu: float) -> FloatArray:
+        # A guest without a CPU count or limit counts as using the whole node.
+        if guest_cpu == 0.0:
+            return self.max_cpu.copy()
+        return np.full(len(self.names), guest_cpu)
+
+    def add(self, node: str, guest_cpu: float, guest_memory: float) -> None:
+        """Add a guest's configured CPUs and memory to `node`."""
+        i = self.index[node]
+        self.cpu[i] += self._cpu_added(guest_cpu)[i]
+        self.memory[i] += guest_memory
+
+    def criteria(self, guest_cpu: float, guest_memory: float) -> FloatArray:
+        """One row per node: the four criteria if the guest were added to that node.
+
+        Row i holds 1 + RMS and 1 + maximum of the per-node CPU ratios, then the same of
+        the memory ratios, over every online node, with the guest counted on node i.
+        """
+        cpu_now = self.cpu / self.max_cpu
+        cpu_then = (self.cpu + self._cpu_added(guest_cpu)) / self.max_cpu
+        memory_now = self.memory / self.max_memory
+        memory_then = (self.memory + guest_memory) / self.max_memory
+        columns = []
+        for now, then in ((cpu_now, cpu_then), (memory_now, memory_then)):
+            # Only node i changes in row i: adjust the sum of squares and the maximum.
+            squares = float(np.sum(now * now)) - now * now + then * then
+            rms = np.sqrt(np.maximum(squares, 0.0) / len(now))
+            highest = np.maximum(then, _max_of_others(now))
+            # Adding 1.0 keeps tiny loads from looking hugely different (0.004 vs 0.002).
+            columns += [1.0 + rms, 1.0 + highest]
+        return np.column_stack(columns)
+
+    def scores(self, guest_cpu: float, guest_memory: float) -> dict[str, float]:
+        """Node -> TOPSIS score for starting the guest there (in [0, 1], higher is better)."""
+        values = topsis_scores(self.criteria(guest_cpu, guest_memory), TOPSIS_WEIGHTS)
+        return dict(zip(self.names, values, strict=True))
+
+
+def _max_of_others(values: FloatArray) -> FloatArray:
+    """Element i: the maximum of `values` without element i (0.0 for a single value)."""
+    if len(values) < 2:
+        return np.zeros(len(values))
+    order = np.argsort(-values, kind="stable")
+    first, second = values[order[0]], values[order[1]]
+    result = np.full(len(values), first)
+    result[order[0]] = second
+    return result
+
+
+# --- resources -------------------------------------------------------------------------
+
+
+def _pick_resource(
+    problem: Problem, wanted: str | None, names: Sequence[str], fragments: Sequence[str]
+) -> str:
+    if wanted is not None:
+        return wanted
+    resources = problem.resources
+    for name in names:
+        if name in resources:
+            return name
+    for name in resources:
+        if any(fragment in name for fragment in fragments):
+            return name
+    return names[0]
+
+
+def static_resources(
+    problem: Problem, cpu_resource: str | None = None, memory_resource: str | None = None
+) -> tuple[str, str]:
+    """The resources that stand for Proxmox's CPUs and memory.
+
+    Given names win; otherwise the first of `vcpus`, `cpus`, `cpu`, `cores` (and
+    `ram_mib`, `memory_mib`, …) the problem uses, then any resource whose name contains
+    `cpu`, `core`, `ram` or `mem`. A name no host has makes the static scheduler fall
+    back to `basic`, as Proxmox does when a node reports no CPU count or memory.
+    """
+    cpu = _pick_resource(problem, cpu_resource, _CPU_NAMES, _CPU_FRAGMENTS)
+    memory = _pick_resource(problem, memory_resource, _MEMORY_NAMES, _MEMORY_FRAGMENTS)
+    return cpu, memory
+
+
+# --- the placement ---------------------------------------------------------------------
+
+
+def _service_order(guests: Iterable[Guest]) -> list[Guest]:
+    return sorted(guests, key=lambda guest: natural_key(guest.name))
+
+
+def _candidates(state: StartState, guest: Guest, online: Sequence[Host]) -> tuple[list[str], str]:
+    """The candidate nodes after node affinity and resource affinity, or why there are none.
+
+    Negative affinity drops nodes running a conflicting guest; a guest inherits the
+    conflicts of its together partners, as Proxmox merges them when it compiles its
+    rules. Positive affinity then keeps only the candidate with most partners (ties to
+    the node name), and keeps every candidate if no partner runs on one.
+    """
+    allowed = [host.name for host in online if host_allows(host, guest)]
+    if not allowed:
+        return [], _no_allowed_host(state.problem, guest)
+    group = [guest]
+    if guest.together is not None:
+        group = list(state.problem.together_groups()[guest.together])
+    separate = state.conflicting_hosts(group)
+    candidates = [name for name in allowed if name not in separate]
+    if not candidates:
+        return [], "anti-affinity: every allowed host already runs a guest of its class"
+    together = {node: n for node, n in state.partner_hosts(guest).items() if node in candidates}
+    if together:
+        return [min(together, key=lambda node: (-together[node], node))], ""
+    return candidates, ""
+
+
+def _no_allowed_host(problem: Problem, guest: Guest) -> str:
+    if not any(host.online for host in problem.hosts):
+        return "no online host"
+    return "no online host is allowed by its node rules (allowed, avoided hosts, labels)"
+
+
+def _stays_put(state: StartState, guest: Guest) -> bool:
+    """Whether Proxmox starts the guest where it is configured, without scoring nodes.
+
+    A stopped guest is started on its node when that node is a candidate before
+    resource affinity is applied and affinity allows it there (a together partner on
+    that node, or no conflicting guest); `ha-rebalance-on-start` would score instead.
+    """
+    current = guest.current_host
+    if guest.state is not GuestState.STOPPED or current is None:
+        return False
+    host = state.problem.host(current)
+    if not host_allows(host, guest):
+        return False
+    if current in state.partner_hosts(guest):
+        return True
+    group = [guest]
+    if guest.together is not None:
+        group = list(state.problem.together_groups()[guest.together])
+    return current not in state.conflicting_hosts(group)
+
+
+def _place_one_by_one(
+    problem: Problem,
+    state: StartState,
+    choose: _Chooser,
+    account: _Accountant,
+    *,
+    rebalance_on_start: bool,
+) -> Placement:
+    online = [host for host in problem.hosts if host.online]
+    hosts: dict[str, str | None] = dict(state.stay)
+    reasons: dict[str, str] = {}
+    for guest in _service_order(state.to_place):
+        if not rebalance_on_start and _stays_put(state, guest):
+            node = guest.current_host
+            assert node is not None  # _stays_put checked it
+        else:
+            candidates, reason = _candidates(state, guest, online)
+            if not candidates:
+                hosts[guest.name] = None
+                reasons[guest.name] = reason
+                continue
+            node = choose(guest, candidates)
+        hosts[guest.name] = node
+        state.place(guest, node)
+        account(guest, node)
+    return Placement(hosts=hosts, reasons=reasons)
+
+
+def proxmox_basic_placement(problem: Problem, *, rebalance_on_start: bool = False) -> Placement:
+    """Proxmox's `basic` scheduler: each guest goes to the candidate with fewest HA guests.
+
+    Every guest that occupies an online host counts (running ones and frozen copies).
+    Ties go to the node name. No capacity is looked at.
+    """
+    return _basic(problem, StartState(problem), rebalance_on_start=rebalance_on_start)
+
+
+def _basic(problem: Problem, state: StartState, *, rebalance_on_start: bool) -> Placement:
+    counts = {name: len(users) for name, users in state.users.items()}
+
+    def choose(_guest: Guest, candidates: Sequence[str]) -> str:
+        return min(candidates, key=lambda node: (counts[node], node))
+
+    def account(_guest: Guest, node: str) -> None:
+        counts[node] += 1
+
+    return _place_one_by_one(problem, state, choose, account, rebalance_on_start=rebalance_on_start)
+
+
+def proxmox_static_placement(
+    problem: Problem,
+    *,
+    cpu_resource: str | None = None,
+    memory_resource: str | None = None,
+    rebalance_on_start: bool = False,
+) -> Placement:
+    """Proxmox's `static` scheduler: TOPSIS over configured CPU and memory ratios.
+
+    A node's CPUs and memory are the host's raw `capacity` (Proxmox knows no
+    reservation or overcommit); a guest's usage is its demand, and a guest asking for no
+    CPU counts as using all of its node's CPUs. As in Proxmox, an online node without a
+    CPU count or memory makes the static scheduler fail and `basic` is used instead.
+    """
+    state = StartState(problem)
+    cpu_name, memory_name = static_resources(problem, cpu_resource, memory_resource)
+    online = [host for host in problem.hosts if host.online]
+    broken = [
+        host.name
+        for host in online
+        if host.capacity.get(cpu_name, 0) <= 0 or host.capacity.get(memory_name, 0) <= 0
+    ]
+    if broken:
+        logger.warning(
+            "proxmox-static: host %s has no %s or %s capacity; using basic instead",
+            broken[0],
+            cpu_name,
+            memory_name,
+        )
+        return _basic(problem, state, rebalance_on_start=rebalance_on_start)
+
+    usage = StaticUsage(
+        [host.name for host in online],
+        [host.capacity[cpu_name] for host in online],
+        [host.capacity[memory_name] for host in online],
+    )
+
+    def demand(guest: Guest) -> tuple[float, float]:
+        return float(guest.demand.get(cpu_name, 0)), float(guest.demand.get(memory_name, 0))
+
+    for node, users in state.users.items():
+        for user in users:
+            usage.add(node, *demand(user))
+
+    def choose(guest: Guest, candidates: Sequence[str]) -> str:
+        scores = usage.scores(*demand(guest))
+        return min(candidates, key=lambda node: (-scores[node], node))
+
+    def account(guest: Guest, node: str) -> None:
+        usage.add(node, *demand(guest))
+
+    return _place_one_by_one(problem, state, choose, account, rebalance_on_start=rebalance_on_start)
+
+
+# --- registered solvers ----------------------------------------------------------------
+
+
+@register(
+    "proxmox-static",
+    kind="peer",
+    summary="Proxmox HA static CRS: TOPSIS over CPU/memory ratios, one guest at a time, "
+    "no capacity check",
+)
+def solve_proxmox_static(problem: Problem, options: SolveOptions) -> Plan:
+    """Place as Proxmox's `static` scheduler would, then apply the boot-schedule baseline."""
+    started_at = time.perf_counter()
+    placement = proxmox_static_placement(problem)
+    return finish_plan(problem, placement, options, "proxmox-static", started_at)
+
+
+@register(
+    "proxmox-basic",
+    kind="peer",
+    summary="Proxmox HA basic CRS: the node with the fewest HA guests, no capacity check",
+)
+def solve_proxmox_basic(problem: Problem, options: SolveOptions) -> Plan:
+    """Place as Proxmox's `basic` scheduler would, then apply the boot-schedule baseline."""
+    started_at = time.perf_counter()
+    placement = proxmox_basic_placement(problem)
+    return finish_plan(problem, placement, options, "proxmox-basic", started_at)
