@@ -8,6 +8,8 @@ The usual flow is JSON -> `load_problem` -> `solve` -> `Plan` -> `check`::
     report = check(problem, plan)
 """
 
+from placement.check import CheckReport, Violation, check
+from placement.codec import dump_plan, dump_problem, load_plan, load_problem
 from placement.errors import InputError, InvalidInputError, InvalidPlanError, InvalidProblemError
 from placement.model import (
     BootProfile,
@@ -23,12 +25,11 @@ from placement.model import (
 from placement.plan import Action, Assignment, Plan, StageResult, Status, Unplaced
 from placement.solvers import SolveOptions, available_solvers, solve
 
-# check and codec are added to the public names as they land.
-
 __all__ = [
     "Action",
     "Assignment",
     "BootProfile",
+    "CheckReport",
     "Guest",
     "GuestState",
     "Host",
@@ -46,6 +47,12 @@ __all__ = [
     "StageResult",
     "Status",
     "Unplaced",
+    "Violation",
     "available_solvers",
+    "check",
+    "dump_plan",
+    "dump_problem",
+    "load_plan",
+    "load_problem",
     "solve",
 ]

@@ -113,8 +113,12 @@ class Plan:
         return None
 
     def by_guest(self) -> dict[str, Assignment]:
-        """Guest name -> assignment (the last one wins if a guest is listed twice)."""
-        return {assignment.guest: assignment for assignment in self.assignments}
+        """Guest name -> assignment (the first one counts if a guest is listed twice, as in
+        the checker, which reports the second)."""
+        found: dict[str, Assignment] = {}
+        for assignment in self.assignments:
+            found.setdefault(assignment.guest, assignment)
+        return found
 
     def stage(self, name: str) -> StageResult | None:
         for stage in self.stages:
