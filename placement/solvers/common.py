@@ -1,0 +1,595 @@
+"""What every baseline solver shares: the current state, host loads, reasons, the final plan.
+
+A baseline works in three steps:
+
+1. `initial_loads(problem)` splits the guests into those that stay where they run and
+   those that need a host, and returns a `HostLoads` already holding what stays (running
+   guests kept on their host, frozen copies).
+2. The solver picks a host for each `Unit` (a together group or a lone guest) with
+   `HostLoads.candidates`, `HostLoads.fits` and `HostLoads.add`, and explains each unit it
+   cannot place with `explain_unplaced`. The result is a `Placement`.
+3. `finish_plan` turns a `Placement` into a `Plan`: guests that wait for an unplaced guest
+   are unplaced too, every guest gets its action, the boot-schedule baseline named by
+   `SolveOptions.schedule` gives start and ready times, and the objective stages are
+   filled in (no bound: a heuristic proves nothing).
+
+`HostLoads` keeps usage in numpy arrays (hosts x resources) so that testing one unit
+against every host is a handful of vector operations: 10,000 guests on 1,000 hosts take
+about a second.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, cast
+
+import attrs
+import numpy as np
+import numpy.typing as npt
+
+from placement.model import Guest, GuestState, Host, HostState, Problem
+from placement.plan import Action, Assignment, Plan, StageResult, Status, Unplaced
+from placement.solvers import SolveOptions
+
+logger = logging.getLogger(__name__)
+
+BoolArray = npt.NDArray[np.bool_]
+IntArray = npt.NDArray[np.int64]
+
+
+def _frozen_map(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return MappingProxyType(dict(value or {}))
+
+
+@attrs.frozen
+class Placement:
+    """A placement baseline's answer, before the boot schedule.
+
+    `hosts`: guest name -> chosen host for every guest of the problem (None: unplaced;
+    a guest that stays maps to its current host). `reasons`: unplaced guest -> the rule
+    that keeps it out.
+    """
+
+    hosts: Mapping[str, str | None] = attrs.field(converter=_frozen_map)
+    reasons: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_map)
+
+
+# --- guest states --------------------------------------------------------------------------
+
+
+def is_currently_running(problem: Problem, guest: Guest) -> bool:
+    """Running now: state running and its current host has not failed (see the rules)."""
+    if guest.state is not GuestState.RUNNING or guest.current_host is None:
+        return False
+    return problem.host(guest.current_host).state is not HostState.FAILED
+
+
+def action_for(problem: Problem, guest: Guest, host: str | None) -> Action:
+    """The action a plan must give `guest` when it ends on `host` (None: unplaced)."""
+    if is_currently_running(problem, guest):
+        if host is None:
+            return Action.STOP
+        return Action.STAY if host == guest.current_host else Action.MIGRATE
+    return Action.NONE if host is None else Action.START
+
+
+# --- units -----------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Unit:
+    """What a packer places as one: a together group, or a guest outside any group.
+
+    `demand` is the members' summed demand; `classes` the union of their anti-affinity
+    classes; `priority` the highest member priority; `label` names the unit in reasons.
+    """
+
+    guests: tuple[Guest, ...]
+    demand: Mapping[str, int] = attrs.field(converter=_frozen_map)
+    classes: frozenset[str]
+    priority: int
+    label: str
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(guest.name for guest in self.guests)
+
+    @property
+    def clashing_classes(self) -> frozenset[str]:
+        """Anti-affinity classes held by two members: such a unit fits on no host."""
+        seen: set[str] = set()
+        clashes: set[str] = set()
+        for guest in self.guests:
+            clashes.update(seen & guest.anti_affinity)
+            seen.update(guest.anti_affinity)
+        return frozenset(clashes)
+
+    @classmethod
+    def of(cls, guests: Sequence[Guest]) -> Unit:
+        demand: dict[str, int] = {}
+        for guest in guests:
+            for resource, amount in guest.demand.items():
+                demand[resource] = demand.get(resource, 0) + amount
+        group = guests[0].together
+        if len(guests) > 1 or group is not None:
+            label = f"together group '{group}' ({len(guests)} guests)"
+        else:
+            label = f"guest {guests[0].name}"
+        return cls(
+            guests=tuple(guests),
+            demand=demand,
+            classes=frozenset().union(*(g.anti_affinity for g in guests)),
+            priority=max(g.priority for g in guests),
+            label=label,
+        )
+
+
+def units_of(problem: Problem, names: Iterable[str]) -> list[Unit]:
+    """The units formed by `names`: members of one together group become one unit.
+
+    Units come in the order of their first member in the problem.
+    """
+    wanted = set(names)
+    units: list[Unit] = []
+    seen_groups: set[str] = set()
+    groups = problem.together_groups()
+    for guest in problem.guests:
+        if guest.name not in wanted:
+            continue
+        if guest.together is None:
+            units.append(Unit.of([guest]))
+        elif guest.together not in seen_groups:
+            seen_groups.add(guest.together)
+            units.append(Unit.of([g for g in groups[guest.together] if g.name in wanted]))
+    return units
+
+
+# --- host loads ------------------------------------------------------------------------
+
+
+class HostLoads:
+    """Mutable per-host usage: resources used and anti-affinity classes present.
+
+    Built empty except for frozen copies (which hold their host's resources until the
+    end but count for no anti-affinity class); `initial_loads` adds the guests that stay.
+    Hosts and resources are indexed in problem order and `problem.resources` order.
+    """
+
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+        self.resources: tuple[str, ...] = problem.resources
+        self._resource_index = {r: i for i, r in enumerate(self.resources)}
+        num_hosts, num_resources = len(problem.hosts), len(self.resources)
+        self.usable: IntArray = np.zeros((num_hosts, num_resources), dtype=np.int64)
+        for h, host in enumerate(problem.hosts):
+            for r, resource in enumerate(self.resources):
+                self.usable[h, r] = host.usable(resource)
+        self.used: IntArray = np.zeros((num_hosts, num_resources), dtype=np.int64)
+        self.online: BoolArray = np.array([host.online for host in problem.hosts], dtype=bool)
+        self._class_count: dict[str, IntArray] = {}
+        self._allowed_cache: dict[tuple[Any, ...], BoolArray] = {}
+        self._label_masks: dict[str, BoolArray] = {}
+        for guest in problem.guests:
+            if guest.state is GuestState.FROZEN and problem.holds_current_host(guest):
+                assert guest.current_host is not None  # holds_current_host checked it
+                self.used[problem.host_position(guest.current_host)] += self._vector(guest.demand)
+
+    # -- vectors and masks
+
+    def _vector(self, demand: Mapping[str, int]) -> IntArray:
+        vector = np.zeros(len(self.resources), dtype=np.int64)
+        for resource, amount in demand.items():
+            vector[self._resource_index[resource]] = amount
+        return vector
+
+    def _label_mask(self, label: str) -> BoolArray:
+        mask = self._label_masks.get(label)
+        if mask is None:
+            mask = np.array([label in host.labels for host in self.problem.hosts], dtype=bool)
+            self._label_masks[label] = mask
+        return mask
+
+    def allowed_mask(self, guest: Guest) -> BoolArray:
+        """Hosts `model.host_allows` admits for `guest` (state, filters, labels, frozen)."""
+        frozen_on = guest.current_host if guest.state is GuestState.FROZEN else None
+        key = (guest.hosts, guest.avoid_hosts, guest.labels, frozen_on)
+        mask = self._allowed_cache.get(key)
+        if mask is None:
+            mask = self.online.copy()
+            if guest.hosts is not None:
+                only = np.zeros(len(self.problem.hosts), dtype=bool)
+                for name in guest.hosts:
+                    only[self.problem.host_position(name)] = True
+                mask &= only
+            for name in guest.avoid_hosts:
+                mask[self.problem.host_position(name)] = False
+            for label in guest.labels:
+                mask &= self._label_mask(label)
+            if frozen_on is not None:
+                mask[self.problem.host_position(frozen_on)] = False
+            self._allowed_cache[key] = mask
+        return mask
+
+    def unit_allowed_mask(self, unit: Unit) -> BoolArray:
+        """Hosts every member of `unit` is allowed on."""
+        mask = self.online.copy()
+        for guest in unit.guests:
+            mask &= self.allowed_mask(guest)
+        return mask
+
+    def class_free_mask(self, classes: Iterable[str]) -> BoolArray:
+        """Hosts holding no guest of any of `classes`."""
+        mask = np.ones(len(self.problem.hosts), dtype=bool)
+        for name in classes:
+            count = self._class_count.get(name)
+            if count is not None:
+                mask &= count == 0
+        return mask
+
+    def capacity_mask(self, demand: Mapping[str, int]) -> BoolArray:
+        """Hosts with room for `demand` on every resource it asks for (> 0)."""
+        mask = np.ones(len(self.problem.hosts), dtype=bool)
+        for resource, amount in demand.items():
+            if amount > 0:
+                r = self._resource_index[resource]
+                mask &= self.used[:, r] + amount <= self.usable[:, r]
+        return mask
+
+    def candidates(self, unit: Unit | Guest) -> BoolArray:
+        """Hosts that can take `unit` now: allowed, no anti-affinity clash, room enough."""
+        unit = _as_unit(unit)
+        if unit.clashing_classes:
+            return np.zeros(len(self.problem.hosts), dtype=bool)
+        return (
+            self.unit_allowed_mask(unit)
+            & self.class_free_mask(unit.classes)
+            & self.capacity_mask(unit.demand)
+        )
+
+    # -- single-host queries
+
+    def fits(self, unit: Unit | Guest, host: str) -> bool:
+        """Whether `host` can take `unit` now (every placement rule but `together`
+        across units, which a `Unit` carries by construction)."""
+        unit = _as_unit(unit)
+        if unit.clashing_classes:
+            return False
+        h = self.problem.host_position(host)
+        for guest in unit.guests:
+            if not self.allowed_mask(guest)[h]:
+                return False
+        for name in unit.classes:
+            count = self._class_count.get(name)
+            if count is not None and count[h] > 0:
+                return False
+        for resource, amount in unit.demand.items():
+            r = self._resource_index[resource]
+            if amount > 0 and self.used[h, r] + amount > self.usable[h, r]:
+                return False
+        return True
+
+    def free(self, host: str, resource: str) -> int:
+        """Usable minus used of `resource` on `host` (negative when overloaded)."""
+        r = self._resource_index.get(resource)
+        h = self.problem.host_position(host)
+        if r is None:
+            return 0
+        return int(self.usable[h, r] - self.used[h, r])
+
+    def used_amount(self, host: str, resource: str) -> int:
+        r = self._resource_index.get(resource)
+        return 0 if r is None else int(self.used[self.problem.host_position(host), r])
+
+    def usable_amount(self, host: str, resource: str) -> int:
+        r = self._resource_index.get(resource)
+        return 0 if r is None else int(self.usable[self.problem.host_position(host), r])
+
+    def holds_class(self, host: str, name: str) -> bool:
+        """Whether a placed or staying guest of anti-affinity class `name` is on `host`."""
+        count = self._class_count.get(name)
+        return count is not None and bool(count[self.problem.host_position(host)] > 0)
+
+    # -- changes
+
+    def add(self, unit: Unit | Guest, host: str) -> None:
+        """Put `unit` on `host` (no check: call `fits` or `candidates` first)."""
+        self._change(_as_unit(unit), host, +1)
+
+    def remove(self, unit: Unit | Guest, host: str) -> None:
+        """Take `unit` off `host` again."""
+        self._change(_as_unit(unit), host, -1)
+
+    def _change(self, unit: Unit, host: str, sign: int) -> None:
+        h = self.problem.host_position(host)
+        self.used[h] += sign * self._vector(unit.demand)
+        for guest in unit.guests:
+            for name in guest.anti_affinity:
+                count = self._class_count.get(name)
+                if count is None:
+                    count = np.zeros(len(self.problem.hosts), dtype=np.int64)
+                    self._class_count[name] = count
+                count[h] += sign
+
+
+def _as_unit(unit: Unit | Guest) -> Unit:
+    return Unit.of([unit]) if isinstance(unit, Guest) else unit
+
+
+# --- who stays, who needs a host ---------------------------------------------------------
+
+
+@attrs.frozen
+class Split:
+    """`stay`: guests kept on their current host (name -> host); `place`: guests that need
+    a host, in problem order."""
+
+    stay: Mapping[str, str] = attrs.field(converter=_frozen_map)
+    place: tuple[str, ...]
+
+
+def initial_loads(problem: Problem) -> tuple[HostLoads, Split]:
+    """The loads baselines start from, and which guests stay or need a host.
+
+    A guest stays when it runs on an online host that its own rules allow (for a together
+    group: every member runs, all on one such host). Candidates are admitted in decreasing
+    priority; one that would overload its host or share it with a guest of its
+    anti-affinity class is moved instead, so the kept state itself obeys every rule.
+    Everything else needs a host: stopped guests, guests of failed hosts, guests on hosts
+    in maintenance, frozen guests (their replacement, which `host_allows` keeps off the
+    frozen copy's host). Frozen copies are in the loads from the start.
+    """
+    loads = HostLoads(problem)
+    candidates: list[tuple[Unit, str]] = []
+    for unit in units_of(problem, (g.name for g in problem.guests)):
+        hosts = {g.current_host for g in unit.guests}
+        if len(hosts) != 1 or not all(g.state is GuestState.RUNNING for g in unit.guests):
+            continue
+        host_name = next(iter(hosts))
+        if host_name is None or not problem.host(host_name).online:
+            continue
+        candidates.append((unit, host_name))
+    candidates.sort(key=lambda item: -item[0].priority)  # stable: problem order within ties
+    stay: dict[str, str] = {}
+    for unit, host_name in candidates:
+        if loads.fits(unit, host_name):
+            loads.add(unit, host_name)
+            stay.update((name, host_name) for name in unit.names)
+        else:
+            logger.debug("%s cannot stay on %s; it will be placed again", unit.label, host_name)
+    place = tuple(g.name for g in problem.guests if g.name not in stay)
+    return loads, Split(stay=stay, place=place)
+
+
+def split_guests(problem: Problem) -> Split:
+    """Which guests keep their host and which need one (see `initial_loads`)."""
+    return initial_loads(problem)[1]
+
+
+def guests_to_place(problem: Problem) -> tuple[Guest, ...]:
+    """The guests that need a host, in problem order (see `initial_loads` for who stays)."""
+    return tuple(problem.guest(name) for name in split_guests(problem).place)
+
+
+def unit_size(problem: Problem, unit: Unit) -> float:
+    """The unit's demand, each resource divided by its total usable amount on online hosts,
+    summed: the 'size' packers sort by so that RAM and vCPUs weigh alike."""
+    size = 0.0
+    for resource, amount in unit.demand.items():
+        total = sum(host.usable(resource) for host in problem.hosts if host.online)
+        size += amount / total if total > 0 else float(amount)
+    return size
+
+
+def packing_order(problem: Problem, units: Sequence[Unit]) -> list[Unit]:
+    """Decreasing priority, then decreasing normalised size, then problem order."""
+    totals = {r: sum(h.usable(r) for h in problem.hosts if h.online) for r in problem.resources}
+
+    def size(unit: Unit) -> float:
+        return sum(
+            amount / totals[r] if totals.get(r, 0) > 0 else float(amount)
+            for r, amount in unit.demand.items()
+        )
+
+    return sorted(units, key=lambda unit: (-unit.priority, -size(unit)))
+
+
+# --- reasons ---------------------------------------------------------------------------
+
+
+def format_amount(resource: str, amount: int) -> str:
+    """A human amount: `ram_mib` in GiB ('96 GiB RAM'), others as '4 vcpus'."""
+    if resource == "ram_mib":
+        if amount >= 1024 or amount == 0:
+            gib = amount / 1024
+            text = f"{gib:.0f}" if gib == int(gib) else f"{gib:.1f}"
+            return f"{text} GiB RAM"
+        return f"{amount} MiB RAM"
+    return f"{amount} {resource}"
+
+
+def _names_text(names: Iterable[str], limit: int = 5) -> str:
+    items = sorted(names)
+    shown = ", ".join(items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def _filter_reason(problem: Problem, guest: Guest) -> str:
+    """Why no online host admits `guest` by its own rules: the first filter that empties."""
+    hosts: list[Host] = [h for h in problem.hosts if h.online]
+    if not hosts:
+        return "no online host"
+    if guest.hosts is not None:
+        hosts = [h for h in hosts if h.name in guest.hosts]
+        if not hosts:
+            return f"none of its allowed hosts ({_names_text(guest.hosts)}) is online"
+    if guest.avoid_hosts:
+        hosts = [h for h in hosts if h.name not in guest.avoid_hosts]
+        if not hosts:
+            return "every online host it may use is in its avoided hosts"
+    if guest.labels:
+        hosts = [h for h in hosts if guest.labels <= h.labels]
+        if not hosts:
+            return f"no online allowed host carries labels {_names_text(guest.labels)}"
+    return "its only allowed online host holds its frozen copy"
+
+
+def explain_unplaced(problem: Problem, loads: HostLoads, guests: Sequence[Guest]) -> str:
+    """Name the rule that keeps `guests` (one unit: a lone guest or a together group) off
+    every host, given the current `loads`.
+
+    Checked in order: the guests' own host rules (state, allowed, avoided, labels, frozen
+    copy), anti-affinity, then capacity. Capacity names the binding resource
+    ("needs 96 GiB RAM; largest free on allowed hosts: 64 GiB RAM"), or, when each resource
+    alone fits somewhere, says that no host has all of them free at once.
+    """
+    unit = Unit.of(guests)
+    who = "" if len(unit.guests) == 1 else f"{unit.label}: "
+    for guest in unit.guests:
+        if not loads.allowed_mask(guest).any():
+            prefix = "" if len(unit.guests) == 1 else f"{who}member {guest.name}: "
+            return prefix + _filter_reason(problem, guest)
+    allowed = loads.unit_allowed_mask(unit)
+    if not allowed.any():
+        return f"{who}no online host is allowed for every member"
+    clashes = unit.clashing_classes
+    if clashes:
+        return (
+            f"{who}two members share anti-affinity class {_names_text(clashes)}, "
+            "so they cannot run on one host"
+        )
+    usable_hosts = allowed & loads.class_free_mask(unit.classes)
+    if not usable_hosts.any():
+        busy = [
+            name
+            for name in sorted(unit.classes)
+            if (allowed & ~loads.class_free_mask([name])).any()
+        ]
+        return (
+            f"{who}anti-affinity: every allowed host already holds a guest of class "
+            f"{_names_text(busy)}"
+        )
+    hosts = np.flatnonzero(usable_hosts)
+    asked = [(r, a) for r, a in sorted(unit.demand.items()) if a > 0]
+    for resource, amount in asked:
+        r = loads.resources.index(resource)
+        largest = int((loads.usable[hosts, r] - loads.used[hosts, r]).max())
+        if largest < amount:
+            return (
+                f"{who}needs {format_amount(resource, amount)}; largest free on allowed "
+                f"hosts: {format_amount(resource, max(largest, 0))}"
+            )
+    needs = " and ".join(format_amount(r, a) for r, a in asked)
+    return f"{who}needs {needs} at once; no allowed host has all of it free"
+
+
+# --- the plan --------------------------------------------------------------------------
+
+
+# mypy's attrs plugin types a `converter=tuple` field as `Iterable[_T_co]`, which rejects
+# any concrete list; the converter accepts lists, so the constructor is called untyped.
+_new_plan = cast("Callable[..., Plan]", Plan)
+
+
+def _cascade(problem: Problem, hosts: dict[str, str | None], reasons: dict[str, str]) -> None:
+    """Unplace what cannot run because of what is unplaced, until nothing changes.
+
+    A guest that would start and waits (`after`, directly or through others) for an
+    unplaced guest is unplaced; a together group with an unplaced member is unplaced whole.
+    """
+    groups = problem.together_groups()
+    dependants: dict[str, list[Guest]] = {}
+    for guest in problem.guests:
+        for dependency in guest.boot.after:
+            dependants.setdefault(dependency, []).append(guest)
+    queue = [name for name, host in hosts.items() if host is None]
+    while queue:
+        name = queue.pop()
+        for guest in dependants.get(name, ()):
+            if hosts.get(guest.name) is None or is_currently_running(problem, guest):
+                continue
+            hosts[guest.name] = None
+            reasons[guest.name] = f"depends on unplaced guest {name}"
+            queue.append(guest.name)
+        together = problem.guest(name).together
+        if together is not None:
+            for mate in groups[together]:
+                if hosts.get(mate.name) is not None:
+                    hosts[mate.name] = None
+                    reasons[mate.name] = f"together group '{together}': member {name} is unplaced"
+                    queue.append(mate.name)
+
+
+def finish_plan(
+    problem: Problem,
+    placement: Placement,
+    options: SolveOptions,
+    solver_name: str,
+    started_at: float,
+) -> Plan:
+    """Turn a placement into a complete plan.
+
+    A guest missing from `placement.hosts` keeps its current host when `initial_loads`
+    lets it stay, and is unplaced otherwise. Guests that wait for an unplaced guest (or
+    share a together group with one) are unplaced. The schedule baseline
+    `options.schedule` (`list`, `all-at-once`, `serial:SECONDS`, `batch:N`) times the
+    starts; a guest it cannot schedule (the list scheduler, within the horizon) is
+    unplaced with its reason, which may unplace others in turn. Stages carry the
+    objective values, no bound, no gap; status FEASIBLE.
+    `started_at` is a `time.perf_counter()` reading taken when the solve began.
+    Raises ValueError for a bad schedule spec.
+    """
+    from placement.solvers.schedule import parse_schedule  # schedule.py imports this module
+
+    scheduler = parse_schedule(options.schedule)
+    stay = split_guests(problem).stay if len(placement.hosts) < len(problem.guests) else {}
+    hosts: dict[str, str | None] = {
+        g.name: placement.hosts[g.name] if g.name in placement.hosts else stay.get(g.name)
+        for g in problem.guests
+    }
+    reasons: dict[str, str] = {}
+    for name, host in hosts.items():
+        if host is None:
+            reasons[name] = placement.reasons.get(name) or "no host chosen by the solver"
+    _cascade(problem, hosts, reasons)
+    while True:
+        timing = scheduler(problem, hosts)
+        if not timing.unscheduled:
+            break
+        for name, reason in timing.unscheduled.items():
+            hosts[name] = None
+            reasons[name] = reason
+        _cascade(problem, hosts, reasons)
+
+    assignments: list[Assignment] = []
+    for guest in problem.guests:
+        host = hosts[guest.name]
+        action = action_for(problem, guest, host)
+        start_s: int | None = None
+        ready_s: int | None = None
+        if action is Action.START:
+            start_s = timing.starts[guest.name]
+            ready_s = start_s + guest.boot.duration_s
+        elif action is Action.MIGRATE:
+            # Baselines do not model the move's duration: it is done at instant 0.
+            start_s = ready_s = 0
+        assignments.append(Assignment(guest.name, host, action, start_s, ready_s))
+    unplaced: list[Unplaced] = [
+        Unplaced(g.name, reasons[g.name]) for g in problem.guests if hosts[g.name] is None
+    ]
+    draft = _new_plan(Status.FEASIBLE, solver_name, 0.0, assignments, unplaced)
+    values = objective_values(problem, draft)
+    stages: list[StageResult] = [
+        StageResult(name=o.value, value=values[o.value]) for o in problem.objective
+    ]
+    runtime_s = round(time.perf_counter() - started_at, 6)
+    return _new_plan(Status.FEASIBLE, solver_name, runtime_s, assignments, unplaced, stages)
+
+
+def objective_values(problem: Problem, plan: Plan) -> dict[str, float]:
+    """Every objective's value for `plan`, as the checker computes it."""
+    from placement.check import objective_values as checked_values
+
+    return checked_values(problem, plan)
