@@ -174,12 +174,13 @@ class HostLoads:
         self._label_masks: dict[str, BoolArray] = {}
         for guest in problem.guests:
             if guest.state is GuestState.FROZEN and problem.holds_current_host(guest):
-                assert guest.current_host is not None  # holds_current_host checked it
-                self.used[problem.host_position(guest.current_host)] += self._vector(guest.demand)
+                host_name = guest.current_host or ""  # holds_current_host checked it is set
+                self.used[problem.host_position(host_name)] += self.demand_vector(guest.demand)
 
     # -- vectors and masks
 
-    def _vector(self, demand: Mapping[str, int]) -> IntArray:
+    def demand_vector(self, demand: Mapping[str, int]) -> IntArray:
+        """`demand` as a vector over `self.resources`."""
         vector = np.zeros(len(self.resources), dtype=np.int64)
         for resource, amount in demand.items():
             vector[self._resource_index[resource]] = amount
@@ -304,7 +305,7 @@ class HostLoads:
 
     def _change(self, unit: Unit, host: str, sign: int) -> None:
         h = self.problem.host_position(host)
-        self.used[h] += sign * self._vector(unit.demand)
+        self.used[h] += sign * self.demand_vector(unit.demand)
         for guest in unit.guests:
             for name in guest.anti_affinity:
                 count = self._class_count.get(name)
