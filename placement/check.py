@@ -23,7 +23,15 @@ from typing import Any
 import attrs
 
 from placement.errors import InputError, InvalidPlanError
-from placement.model import Guest, GuestState, Host, HostState, Objective, Problem
+from placement.model import (
+    BALANCE_STEPS,
+    Guest,
+    GuestState,
+    Host,
+    HostState,
+    Objective,
+    Problem,
+)
 from placement.plan import Action, Assignment, Plan
 
 logger = logging.getLogger(__name__)
@@ -783,7 +791,7 @@ def _objectives(
         ),
         default=0,
     )
-    balance = 0.0
+    balance_steps = 0
     consolidate = 0
     for host in problem.hosts:
         if not host.online:
@@ -794,13 +802,14 @@ def _objectives(
         for resource, used in _final_use(held, host).items():
             usable = host.usable(resource)
             if usable > 0:
-                balance = max(balance, used / usable)
+                # Rounded up to whole steps, so solvers can work in integers (model.py).
+                balance_steps = max(balance_steps, -(-BALANCE_STEPS * used // usable))
     return {
         Objective.PLACED.value: float(placed),
         Objective.MIGRATIONS.value: float(migrations),
         Objective.RECOVERY.value: float(recovery),
         Objective.MAKESPAN.value: float(makespan),
-        Objective.BALANCE.value: balance,
+        Objective.BALANCE.value: balance_steps / BALANCE_STEPS,
         Objective.CONSOLIDATE.value: float(consolidate),
     }
 

@@ -59,6 +59,10 @@ class Objective(enum.Enum):
         return self is Objective.PLACED
 
 
+# The `balance` objective is the highest used/usable ratio rounded *up* to steps of 0.01 %,
+# so that it is an integer number of steps for exact solvers and their bounds.
+BALANCE_STEPS = 10_000
+
 DEFAULT_OBJECTIVES = (
     Objective.PLACED,
     Objective.MIGRATIONS,
