@@ -10,9 +10,10 @@ How Proxmox picks a node for one HA service:
    names, taken in natural order (vm100 < vm101 < vm1000, see `natural_key`).
 2. Candidates: the online nodes its node-affinity rules allow (here: `host_allows`, i.e.
    allowed hosts, avoided hosts, labels, and a frozen guest's own host).
-3. A service that is merely started (not recovered, not moved) starts on the node it is
-   configured on when that node is a candidate and no affinity rule forbids it; Proxmox
-   only scores nodes for it when `ha-rebalance-on-start` is set (off by default).
+3. A service that runs on an online node stays there, and one that is merely started
+   starts on the node it is configured on, when that node is a candidate and no
+   affinity rule forbids it; Proxmox only scores nodes for a start when
+   `ha-rebalance-on-start` is set (off by default).
 4. Negative resource affinity removes the nodes that run a conflicting service; positive
    affinity then keeps only the node where most of its partners run (if that node is
    still a candidate).
@@ -227,17 +228,17 @@ def _no_allowed_host(problem: Problem, guest: Guest) -> str:
 
 
 def _stays_put(state: StartState, guest: Guest) -> bool:
-    """Whether Proxmox starts the guest where it is configured, without scoring nodes.
+    """Whether Proxmox keeps the guest on its node without scoring nodes.
 
-    A stopped guest is started on its node when that node is a candidate before
-    resource affinity is applied and affinity allows it there (a together partner on
-    that node, or no conflicting guest); `ha-rebalance-on-start` would score instead.
+    A guest that runs on an online node stays there, and a stopped guest is started on
+    the node it is configured on, when its node rules allow that node and resource
+    affinity does too (a together partner there, or no conflicting guest). Proxmox does
+    not look at capacity for this. (`ha-rebalance-on-start` would score a stopped guest.)
     """
     current = guest.current_host
-    if guest.state is not GuestState.STOPPED or current is None:
+    if guest.state is GuestState.FROZEN or current is None:
         return False
-    host = state.problem.host(current)
-    if not host_allows(host, guest):
+    if not host_allows(state.problem.host(current), guest):
         return False
     if current in state.partner_hosts(guest):
         return True
@@ -259,7 +260,8 @@ def _place_one_by_one(
     hosts: dict[str, str | None] = dict(state.stay)
     reasons: dict[str, str] = {}
     for guest in _service_order(state.to_place):
-        if not rebalance_on_start and _stays_put(state, guest):
+        keep = guest.state is GuestState.RUNNING or not rebalance_on_start
+        if keep and _stays_put(state, guest):
             node = guest.current_host
             assert node is not None  # _stays_put checked it
         else:

@@ -1,0 +1,309 @@
+"""The Proxmox HA re-creations: TOPSIS worked by hand, candidate rules, no capacity check."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from placement.check import check
+from placement.model import Guest, Host, Problem
+from placement.solvers import SolveOptions, solve
+from placement.solvers.peers._shared import natural_key
+from placement.solvers.peers.proxmox import (
+    StaticUsage,
+    proxmox_basic_placement,
+    proxmox_static_placement,
+    topsis_scores,
+)
+from tests.strategies import problems
+
+GIB = 1024
+
+
+def host(name: str, cpus: int, ram_gib: int, **kw: object) -> Host:
+    return Host(name=name, capacity={"vcpus": cpus, "ram_mib": ram_gib * GIB}, **kw)  # type: ignore[arg-type]
+
+
+def guest(name: str, cpus: int, ram_gib: int, **kw: object) -> Guest:
+    return Guest(name=name, demand={"vcpus": cpus, "ram_mib": ram_gib * GIB}, **kw)  # type: ignore[arg-type]
+
+
+def test_topsis_two_nodes_worked_by_hand() -> None:
+    """Two empty nodes: a (4 CPUs, 16 GiB) and b (8 CPUs, 8 GiB); a guest of 2 CPUs, 4 GiB.
+
+    Put on a, the per-node ratios are CPU (0.5, 0) and memory (0.25, 0):
+        row a = [1 + sqrt(0.25/2), 1 + 0.5, 1 + sqrt(0.0625/2), 1 + 0.25]
+              = [1.353553, 1.5, 1.176777, 1.25]
+    Put on b, CPU (0, 0.25) and memory (0, 0.5):
+        row b = [1.176777, 1.25, 1.353553, 1.5]
+    Column 0 and column 2 hold the same pair of values, and so do columns 1 and 3, so
+    after dividing by the column norms the differences between the rows are x (columns
+    0 and 2) and y (columns 1 and 3). a is worst on the CPU columns, b on memory. With
+    weights (1, 2, 5, 10) / 18:
+        d_best(a)  = sqrt((1x)^2 + (2y)^2) / 18 =     sqrt(x^2 + 4y^2) / 18
+        d_worst(a) = sqrt((5x)^2 + (10y)^2) / 18 = 5 * sqrt(x^2 + 4y^2) / 18
+    so score(a) = 5 / (1 + 5) = 5/6 and, by symmetry, score(b) = 1/6: memory weighs five
+    times more than CPU, and a wins.
+    """
+    usage = StaticUsage(["a", "b"], [4, 8], [16 * GIB, 8 * GIB])
+    rows = usage.criteria(2.0, 4.0 * GIB)
+    assert rows[0] == pytest.approx([1.353553, 1.5, 1.176777, 1.25], abs=1e-6)
+    assert rows[1] == pytest.approx([1.176777, 1.25, 1.353553, 1.5], abs=1e-6)
+    scores = usage.scores(2.0, 4.0 * GIB)
+    assert scores["a"] == pytest.approx(5 / 6)
+    assert scores["b"] == pytest.approx(1 / 6)
+
+    problem = Problem(hosts=[host("a", 4, 16), host("b", 8, 8)], guests=[guest("vm100", 2, 4)])
+    assert proxmox_static_placement(problem).hosts["vm100"] == "a"
+
+
+def test_topsis_identical_rows_score_zero_and_ties_go_to_the_name() -> None:
+    """Identical alternatives: both distances are 0, every score is 0 (as in Proxmox)."""
+    assert topsis_scores([[1.0, 2.0], [1.0, 2.0]], [1.0, 1.0]) == [0.0, 0.0]
+    problem = Problem(hosts=[host("n2", 4, 8), host("n1", 4, 8)], guests=[guest("vm1", 1, 1)])
+    assert proxmox_static_placement(problem).hosts["vm1"] == "n1"
+
+
+def test_topsis_a_dominating_row_scores_one() -> None:
+    assert topsis_scores([[1.0, 1.0], [2.0, 3.0]], [1.0, 2.0]) == pytest.approx([1.0, 0.0])
+
+
+def test_criteria_match_a_direct_computation() -> None:
+    """The incremental RMS and maximum agree with summing over every node afresh."""
+    usage = StaticUsage(["a", "b", "c"], [4, 8, 16], [8, 16, 32])
+    for node, cpu, memory in (("a", 3, 6), ("b", 1, 2), ("c", 9, 30)):
+        usage.add(node, cpu, memory)
+    rows = usage.criteria(2.0, 5.0)
+    for i in range(3):
+        cpu = [(usage.cpu[j] + (2.0 if j == i else 0.0)) / usage.max_cpu[j] for j in range(3)]
+        mem = [(usage.memory[j] + (5.0 if j == i else 0.0)) / usage.max_memory[j] for j in range(3)]
+        expected = [
+            1 + (sum(r * r for r in cpu) / 3) ** 0.5,
+            1 + max(cpu),
+            1 + (sum(r * r for r in mem) / 3) ** 0.5,
+            1 + max(mem),
+        ]
+        assert rows[i] == pytest.approx(expected)
+
+
+def test_static_has_no_capacity_check_and_overloads_a_host() -> None:
+    """a (4 CPUs, 16 GiB), b (4 CPUs, 4 GiB); three guests of 1 CPU, 6 GiB each.
+
+    On b a guest alone makes b's memory ratio 1.5; on a the highest memory ratio stays
+    below that for all three (0.375, 0.75, 1.125), so all go to a: 18 GiB on 16 GiB.
+    The checker reports the overload.
+    """
+    problem = Problem(
+        hosts=[host("a", 4, 16), host("b", 4, 4)],
+        guests=[guest(f"vm{i}", 1, 6) for i in (100, 101, 102)],
+    )
+    placement = proxmox_static_placement(problem)
+    assert set(placement.hosts.values()) == {"a"}
+    plan = solve(problem, "proxmox-static", SolveOptions(schedule="all-at-once"))
+    assert "capacity" in {v.rule for v in check(problem, plan).violations}
+
+
+def test_guest_without_cpu_counts_as_the_whole_node() -> None:
+    """A guest asking for no CPU loads its node fully, so the next one avoids that node."""
+    problem = Problem(
+        hosts=[host("a", 8, 64), host("b", 8, 64)],
+        guests=[guest("vm1", 0, 1), guest("vm2", 1, 1)],
+    )
+    hosts = proxmox_static_placement(problem).hosts
+    assert hosts["vm1"] == "a"
+    assert hosts["vm2"] == "b"
+
+
+def test_guests_go_in_natural_id_order() -> None:
+    """vm2 before vm10 (a plain string sort would put vm10 first): vm2 takes the empty
+    node a, vm10 then goes to b."""
+    assert sorted(["vm1000", "vm101", "vm100", "vm:2", "vm:10"], key=natural_key) == [
+        "vm100",
+        "vm101",
+        "vm1000",
+        "vm:2",
+        "vm:10",
+    ]
+    problem = Problem(
+        hosts=[host("a", 4, 16), host("b", 4, 16)],
+        guests=[guest("vm10", 2, 2, hosts=["a", "b"]), guest("vm2", 2, 2, hosts=["a"])],
+    )
+    hosts = proxmox_basic_placement(problem).hosts
+    assert hosts == {"vm2": "a", "vm10": "b"}
+
+
+def test_basic_picks_the_node_with_fewest_guests() -> None:
+    """b runs two guests, a one: the two new guests go to a, then (tie 2:2) a by name."""
+    problem = Problem(
+        hosts=[host("a", 64, 256), host("b", 64, 256)],
+        guests=[
+            guest("run1", 1, 1, current_host="a", state="running"),
+            guest("run2", 1, 1, current_host="b", state="running"),
+            guest("run3", 1, 1, current_host="b", state="running"),
+            guest("vm1", 1, 1),
+            guest("vm2", 1, 1),
+        ],
+    )
+    hosts = proxmox_basic_placement(problem).hosts
+    assert hosts["vm1"] == "a"
+    assert hosts["vm2"] == "a"
+    assert hosts["run2"] == "b"
+
+
+def test_candidates_follow_node_affinity_anti_affinity_and_together() -> None:
+    problem = Problem(
+        hosts=[
+            host("a", 8, 32),
+            host("b", 8, 32),
+            host("c", 8, 32),
+            host("d", 8, 32, state="failed"),
+        ],
+        guests=[
+            guest("db1", 1, 1, current_host="a", state="running", anti_affinity=["db"]),
+            guest("db2", 1, 1, anti_affinity=["db"], hosts=["a", "b", "d"]),
+            guest("app1", 1, 1, together="app", current_host="c", state="running"),
+            guest("app2", 1, 1, together="app", current_host="d", state="running"),
+        ],
+    )
+    for placement in (proxmox_static_placement(problem), proxmox_basic_placement(problem)):
+        assert placement.hosts["db2"] == "b"  # a holds db1, c is not allowed, d failed
+        assert placement.hosts["app2"] == "c"  # where its partner runs
+
+
+def test_nothing_allowed_leaves_the_guest_unplaced_with_a_reason() -> None:
+    problem = Problem(
+        hosts=[host("a", 8, 32), host("b", 8, 32, state="maintenance")],
+        guests=[
+            guest("x1", 1, 1, current_host="a", state="running", anti_affinity=["x"]),
+            guest("x2", 1, 1, anti_affinity=["x"]),
+            guest("y", 1, 1, hosts=["b"]),
+        ],
+    )
+    placement = proxmox_static_placement(problem)
+    assert placement.hosts["x2"] is None
+    assert placement.hosts["y"] is None
+    assert placement.reasons["x2"]
+    assert placement.reasons["y"]
+
+
+def test_stopped_guest_starts_on_its_configured_node() -> None:
+    """Without ha-rebalance-on-start Proxmox starts a stopped guest where it is configured;
+    with it, the guest is scored like any other."""
+    problem = Problem(
+        hosts=[host("a", 4, 8), host("b", 64, 512)],
+        guests=[
+            guest("big", 4, 8, current_host="a", state="running"),
+            guest("vm1", 1, 2, current_host="a"),
+        ],
+    )
+    assert proxmox_static_placement(problem).hosts["vm1"] == "a"
+    assert proxmox_static_placement(problem, rebalance_on_start=True).hosts["vm1"] == "b"
+
+
+def test_missing_memory_falls_back_to_basic() -> None:
+    problem = Problem(
+        hosts=[Host(name="a", capacity={"vcpus": 8}), Host(name="b", capacity={"vcpus": 8})],
+        guests=[
+            Guest(name="r", demand={"vcpus": 1}, current_host="a", state="running"),
+            Guest(name="vm1", demand={"vcpus": 1}),
+        ],
+    )
+    assert proxmox_static_placement(problem).hosts["vm1"] == "b"
+
+
+def test_frozen_copy_loads_its_host_and_the_replacement_goes_elsewhere() -> None:
+    problem = Problem(
+        hosts=[host("a", 8, 32), host("b", 8, 32), host("c", 8, 32)],
+        guests=[
+            guest("crashed", 4, 24, current_host="a", state="frozen"),
+            guest("vm1", 1, 4),
+        ],
+    )
+    hosts = proxmox_static_placement(problem).hosts
+    assert hosts["crashed"] in {"b", "c"}
+    assert hosts["vm1"] in {"b", "c"}
+    assert hosts["vm1"] != hosts["crashed"]
+
+
+# --- properties --------------------------------------------------------------------------
+
+
+@st.composite
+def small_problems(draw: st.DrawFn) -> Problem:
+    """A few hosts (some not online) and guests in every state, with rules."""
+    num_hosts = draw(st.integers(1, 4))
+    hosts = [
+        Host(
+            name=f"h{i}",
+            capacity={"vcpus": draw(st.integers(1, 16)), "ram_mib": draw(st.integers(1, 64))},
+            state=draw(st.sampled_from(["online", "online", "failed", "maintenance"])),
+        )
+        for i in range(num_hosts)
+    ]
+    names = [h.name for h in hosts]
+    guests = []
+    for i in range(draw(st.integers(0, 8))):
+        state = draw(st.sampled_from(["running", "stopped", "frozen"]))
+        current = (
+            draw(st.sampled_from(names))
+            if state != "stopped"
+            else draw(st.one_of(st.none(), st.sampled_from(names)))
+        )
+        guests.append(
+            Guest(
+                name=f"vm{draw(st.integers(1, 1000))}x{i}",
+                demand={"vcpus": draw(st.integers(0, 8)), "ram_mib": draw(st.integers(0, 32))},
+                priority=draw(st.integers(0, 2)),
+                state=state,
+                current_host=current,
+                anti_affinity=draw(st.sets(st.sampled_from(["p", "q"]), max_size=1)),
+                together=draw(st.sampled_from([None, None, "t"])),
+                hosts=draw(st.one_of(st.none(), st.sets(st.sampled_from(names), min_size=1))),
+            )
+        )
+    return Problem(hosts=hosts, guests=guests)
+
+
+def _problems() -> st.SearchStrategy[Problem]:
+    """The shared problem strategy, and small problems with every host state."""
+    return st.one_of(small_problems(), problems())
+
+
+def _group_with_inner_clash(problem: Problem) -> bool:
+    """Whether two members of one together group share an anti-affinity class: the two
+    rules contradict each other and the peers keep the group together."""
+    for members in problem.together_groups().values():
+        seen: set[str] = set()
+        for guest in members:
+            if seen & guest.anti_affinity:
+                return True
+            seen |= guest.anti_affinity
+    return False
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_problems())
+@pytest.mark.parametrize("name", ["proxmox-static", "proxmox-basic"])
+def test_proxmox_is_deterministic_and_obeys_its_own_candidate_rules(
+    name: str, problem: Problem
+) -> None:
+    first = solve(problem, name, SolveOptions(schedule="all-at-once"))
+    second = solve(problem, name, SolveOptions(schedule="all-at-once"))
+    assert first.assignments == second.assignments
+    assert first.unplaced == second.unplaced
+    report = check(problem, first)
+    # Its rules filter hosts by state, node affinity and anti-affinity; only capacity
+    # (which it does not check) and together groups split by those rules may break.
+    broken = {v.rule for v in report.violations}
+    assert not broken & {
+        "assignment",
+        "unplaced",
+        "host_state",
+        "allowed_hosts",
+        "avoided_hosts",
+        "labels",
+        "frozen",
+    }
+    if not _group_with_inner_clash(problem):
+        assert "anti_affinity" not in broken
