@@ -275,6 +275,14 @@ class Schedule:
     horizon_s: int = attrs.field(default=86_400, validator=_check_count)
 
 
+def _host_tuple(value: Iterable[Host]) -> tuple[Host, ...]:
+    return tuple(value)
+
+
+def _guest_tuple(value: Iterable[Guest]) -> tuple[Guest, ...]:
+    return tuple(value)
+
+
 def _objective_tuple(value: Iterable[Objective | str]) -> tuple[Objective, ...]:
     return tuple(Objective(item) for item in value)
 
@@ -290,8 +298,8 @@ class Problem:
     references are checked on construction and `InvalidProblemError` lists every error.
     """
 
-    hosts: tuple[Host, ...] = attrs.field(converter=tuple)
-    guests: tuple[Guest, ...] = attrs.field(converter=tuple)
+    hosts: tuple[Host, ...] = attrs.field(converter=_host_tuple)
+    guests: tuple[Guest, ...] = attrs.field(converter=_guest_tuple)
     boot_pools: Mapping[str, int] = attrs.field(
         factory=dict, converter=_frozen_map, validator=_check_amounts
     )

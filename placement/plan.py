@@ -8,7 +8,7 @@ independently of whichever solver produced it.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -93,6 +93,20 @@ def _frozen_map(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return MappingProxyType(dict(value or {}))
 
 
+# Typed converters: mypy's attrs plugin reads `converter=tuple` as taking `Iterable[_T_co]`,
+# which no concrete list matches.
+def _assignments(value: Iterable[Assignment]) -> tuple[Assignment, ...]:
+    return tuple(value)
+
+
+def _unplaced(value: Iterable[Unplaced]) -> tuple[Unplaced, ...]:
+    return tuple(value)
+
+
+def _stages(value: Iterable[StageResult]) -> tuple[StageResult, ...]:
+    return tuple(value)
+
+
 @attrs.frozen
 class Plan:
     """A solver's answer: status, per-stage results, assignments, unplaced guests."""
@@ -100,9 +114,9 @@ class Plan:
     status: Status = attrs.field(converter=Status)
     solver: str
     runtime_s: float
-    assignments: tuple[Assignment, ...] = attrs.field(converter=tuple)
-    unplaced: tuple[Unplaced, ...] = attrs.field(default=(), converter=tuple)
-    stages: tuple[StageResult, ...] = attrs.field(default=(), converter=tuple)
+    assignments: tuple[Assignment, ...] = attrs.field(converter=_assignments)
+    unplaced: tuple[Unplaced, ...] = attrs.field(default=(), converter=_unplaced)
+    stages: tuple[StageResult, ...] = attrs.field(default=(), converter=_stages)
     metrics: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_map)
 
     def assignment(self, guest: str) -> Assignment | None:

@@ -1,0 +1,387 @@
+"""The lexicographic solve: a greedy plan first, then one CP-SAT solve per objective stage.
+
+Each stage starts from the previous stage's plan as a hint and keeps the earlier stages
+at the values found. Every plan goes through the checker before it is returned; a
+CP-SAT plan that fails it is logged as a bug and the best verified plan is returned.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import attrs
+from ortools.sat.python import cp_model
+
+from placement.bounds import stage_bound
+from placement.check import check
+from placement.diagnostics import diagnose
+from placement.model import BALANCE_STEPS, Objective, Problem
+from placement.plan import (
+    Action,
+    Assignment,
+    Plan,
+    StageResult,
+    Status,
+    Unplaced,
+    relative_gap,
+)
+from placement.solvers import Progress, SolveOptions
+from placement.solvers.common import HostLoads, Unit, action_for, explain_unplaced
+from placement.solvers.cpsat.objectives import stage_expression
+from placement.solvers.cpsat.placement_rules import (
+    add_anti_affinity,
+    add_capacity,
+    add_dependencies_placed,
+)
+from placement.solvers.cpsat.schedule_rules import (
+    add_after,
+    add_batch_limit,
+    add_boot_pools,
+    add_host_boot_limits,
+    add_stagger,
+)
+from placement.solvers.cpsat.variables import Variables, create_variables
+from placement.solvers.cpsat.view import ProblemView, build_view
+
+logger = logging.getLogger(__name__)
+
+SOLVER_NAME = "cpsat"
+_GREEDY_SEEDS = ("best-fit", "first-fit", "worst-fit")
+
+
+@attrs.frozen
+class _Solution:
+    """Hosts per unit and start instants per slot: what the model decides."""
+
+    unit_host: tuple[int | None, ...]
+    slot_start: tuple[int, ...]
+
+
+def build_model(view: ProblemView) -> Variables:
+    """The CP-SAT model of every rule the checker knows."""
+    variables = create_variables(view)
+    add_capacity(view, variables)
+    add_anti_affinity(view, variables)
+    add_dependencies_placed(view, variables)
+    add_boot_pools(view, variables)
+    add_batch_limit(view, variables)
+    add_host_boot_limits(view, variables)
+    add_after(view, variables)
+    add_stagger(view, variables)
+    return variables
+
+
+# --- plans <-> solutions -----------------------------------------------------------------
+
+
+def solution_of_plan(view: ProblemView, plan: Plan) -> _Solution:
+    """The model's view of a plan (for hints). Slots of unplaced guests start at 0."""
+    problem = view.problem
+    by_guest = plan.by_guest()
+    unit_host: list[int | None] = []
+    for unit in view.units:
+        host = by_guest[unit.guests[0].name].host if unit.guests[0].name in by_guest else None
+        unit_host.append(problem.host_position(host) if host is not None else None)
+    slot_start = []
+    for slot in view.slots:
+        starts = [
+            by_guest[view.boots[b].guest.name].start_s
+            for b in slot.boots
+            if view.boots[b].guest.name in by_guest
+        ]
+        slot_start.append(next((s for s in starts if s is not None), 0))
+    return _Solution(tuple(unit_host), tuple(slot_start))
+
+
+def _solution_of_solver(
+    view: ProblemView, variables: Variables, solver: cp_model.CpSolver
+) -> _Solution:
+    unit_host: list[int | None] = []
+    for unit in view.units:
+        chosen = [h for h in unit.candidates if solver.boolean_value(variables.x[unit.index, h])]
+        unit_host.append(chosen[0] if chosen else None)
+    slot_start = tuple(int(solver.value(start)) for start in variables.start)
+    return _Solution(tuple(unit_host), slot_start)
+
+
+def _add_hint(view: ProblemView, variables: Variables, solution: _Solution) -> None:
+    model = variables.model
+    model.clear_hints()  # type: ignore[no-untyped-call]  # untyped in ortools
+    for unit in view.units:
+        chosen = solution.unit_host[unit.index]
+        for h in unit.candidates:
+            model.add_hint(variables.x[unit.index, h], h == chosen)
+        model.add_hint(variables.placed[unit.index], chosen is not None)
+    for slot in view.slots:
+        model.add_hint(variables.start[slot.index], solution.slot_start[slot.index])
+    for b, boot in enumerate(view.boots):
+        placed = solution.unit_host[boot.unit] is not None
+        ready = solution.slot_start[boot.slot] + boot.duration_s if placed else 0
+        model.add_hint(variables.ready[b], ready)
+
+
+def plan_of_solution(
+    view: ProblemView,
+    solution: _Solution,
+    reasons: dict[str, str],
+    status: Status,
+    runtime_s: float,
+) -> Plan:
+    """Turn a model solution into a plan (stages filled in by the caller)."""
+    problem = view.problem
+    hosts = problem.hosts
+    assignments: list[Assignment] = []
+    host_of: dict[str, str | None] = {}
+    for unit in view.units:
+        h = solution.unit_host[unit.index]
+        for guest in unit.guests:
+            host_of[guest.name] = hosts[h].name if h is not None else None
+    for guest in problem.guests:
+        host = host_of[guest.name]
+        action = action_for(problem, guest, host)
+        start_s: int | None = None
+        ready_s: int | None = None
+        if action is Action.START:
+            boot = view.boots[view.boot_of[guest.name]]
+            start_s = solution.slot_start[boot.slot]
+            ready_s = start_s + boot.duration_s
+        elif action is Action.MIGRATE:
+            start_s = ready_s = 0  # moves are instantaneous in this model
+        assignments.append(Assignment(guest.name, host, action, start_s, ready_s))
+    unplaced = [
+        Unplaced(name, _reason(view, solution, name, reasons, host_of))
+        for name, host in host_of.items()
+        if host is None
+    ]
+    return Plan(
+        status=status,
+        solver=SOLVER_NAME,
+        runtime_s=runtime_s,
+        assignments=assignments,
+        unplaced=sorted(unplaced, key=lambda u: problem.guest_position(u.guest)),
+    )
+
+
+def _reason(
+    view: ProblemView,
+    solution: _Solution,
+    name: str,
+    structural: dict[str, str],
+    host_of: dict[str, str | None],
+) -> str:
+    """The rule that keeps `name` out: a structural diagnostic, an unplaced dependency,
+    the binding placement rule given the others, or the boot schedule."""
+    if name in structural:
+        return structural[name]
+    problem = view.problem
+    guest = problem.guest(name)
+    for dependency in guest.boot.after:
+        if host_of.get(dependency) is None and dependency != name:
+            return f"starts after {dependency}, which is not placed"
+    loads = HostLoads(problem)
+    for unit in view.units:
+        h = solution.unit_host[unit.index]
+        if h is not None:
+            loads.add(Unit.of(unit.guests), problem.hosts[h].name)
+    unit = view.units[view.unit_of[name]]
+    members = unit.guests
+    if not any(loads.fits(Unit.of(members), problem.hosts[h].name) for h in unit.candidates):
+        return explain_unplaced(problem, loads, members)
+    return (
+        "a host has room, but the higher objective stages were better served without it "
+        "(the boot schedule within the horizon, or guests of higher priority)"
+    )
+
+
+# --- stages ------------------------------------------------------------------------------
+
+
+def _better(problem: Problem, a: Plan, b: Plan) -> bool:
+    """Whether plan `a` is lexicographically better than `b` on the problem's stages."""
+    for stage in problem.objective:
+        value_a = _stage_value(a, stage)
+        value_b = _stage_value(b, stage)
+        if abs(value_a - value_b) > 1e-9:
+            return value_a > value_b if stage.maximise else value_a < value_b
+    return False
+
+
+def _stage_value(plan: Plan, stage: Objective) -> float:
+    result = plan.stage(stage.value)
+    return result.value if result is not None else 0.0
+
+
+def _with_checked_stages(problem: Problem, plan: Plan, bounds: dict[str, float | None]) -> Plan:
+    """Fill the stages with the checker's values, the given bounds and the gaps; the
+    status is optimal when every stage meets its bound."""
+    values = check(problem, plan).metrics["objectives"]
+    stages = []
+    for objective in problem.objective:
+        value = float(values[objective.value])
+        bound = bounds.get(objective.value)
+        stages.append(StageResult(objective.value, value, bound, relative_gap(value, bound)))
+    status = plan.status
+    if stages and all(stage.gap == 0.0 for stage in stages):
+        status = Status.OPTIMAL
+    elif status is Status.OPTIMAL:
+        status = Status.FEASIBLE
+    return attrs.evolve(plan, stages=tuple(stages), status=status)
+
+
+class _ProgressCallback(cp_model.CpSolverSolutionCallback):
+    def __init__(self, report: Callable[[Progress], None], stage: str, started: float) -> None:
+        super().__init__()
+        self._report = report
+        self._stage = stage
+        self._started = started
+
+    def on_solution_callback(self) -> None:
+        value = self.objective_value
+        bound = self.best_objective_bound
+        self._report(
+            Progress(
+                elapsed_s=time.perf_counter() - self._started,
+                stage=self._stage,
+                objective=value,
+                bound=bound,
+                gap=relative_gap(value, bound),
+            )
+        )
+
+
+def _greedy_incumbent(problem: Problem, options: SolveOptions) -> Plan | None:
+    """The best verified greedy plan (with the list schedule), or None."""
+    from placement.solvers import get_solver
+
+    best: Plan | None = None
+    seed_options = attrs.evolve(options, schedule="list", on_progress=None)
+    for name in _GREEDY_SEEDS:
+        plan = get_solver(name).function(problem, seed_options)
+        report = check(problem, plan)
+        if not report.ok:
+            logger.error(
+                "BUG: baseline %s produced a plan that fails the checker: %s",
+                name,
+                report.violations[0].message,
+            )
+            continue
+        if best is None or _better(problem, plan, best):
+            best = plan
+    return best
+
+
+def _parameters(options: SolveOptions, seconds: float) -> cp_model.CpSolver:
+    solver = cp_model.CpSolver()
+    parameters = solver.parameters
+    parameters.num_workers = max(1, options.workers)
+    parameters.random_seed = options.seed
+    if options.deterministic:
+        # Deterministic time and interleaved workers make runs repeatable.
+        parameters.max_deterministic_time = max(seconds, 0.01)
+        parameters.interleave_search = True
+    else:
+        parameters.max_time_in_seconds = max(seconds, 0.01)
+    return solver
+
+
+def solve_lexicographic(problem: Problem, options: SolveOptions) -> Plan:
+    """The optimiser: see the module docstring."""
+    started = time.perf_counter()
+    structural: dict[str, str] = {}
+    for diagnostic in diagnose(problem):
+        if diagnostic.rule == "anti_affinity_class":
+            continue  # only some of the class stay out: not a reason for each member
+        for name in diagnostic.guests:
+            structural.setdefault(name, diagnostic.message)
+
+    incumbent_plan = _greedy_incumbent(problem, options)
+    view = build_view(problem)
+    variables = build_model(view)
+    incumbent = solution_of_plan(view, incumbent_plan) if incumbent_plan is not None else None
+
+    bounds: dict[str, float | None] = {}
+    held: dict[str, float] = {}  # the value each finished stage is held at
+    stages = list(problem.objective)
+    for position, objective in enumerate(stages):
+        expression = stage_expression(objective, view, variables)
+        if objective.maximise:
+            variables.model.maximize(expression)
+        else:
+            variables.model.minimize(expression)
+        if incumbent is not None:
+            _add_hint(view, variables, incumbent)
+        remaining = options.time_limit_s - (time.perf_counter() - started)
+        budget = max(remaining / (len(stages) - position), 0.05)
+        solver = _parameters(options, budget)
+        callback = (
+            _ProgressCallback(options.on_progress, objective.value, started)
+            if options.on_progress is not None
+            else None
+        )
+        status = solver.solve(variables.model, callback)
+        scale = BALANCE_STEPS if objective is Objective.BALANCE else 1
+        if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            incumbent = _solution_of_solver(view, variables, solver)
+            value = round(solver.objective_value)
+        elif incumbent is not None:
+            value = _model_value(view, incumbent, structural, objective)
+        else:
+            break  # nothing to hold the later stages to; the greedy plan stands
+        cp_bound: float | None = None
+        if status in (cp_model.OPTIMAL, cp_model.FEASIBLE, cp_model.UNKNOWN):
+            raw = solver.best_objective_bound
+            cp_bound = (
+                (value if status == cp_model.OPTIMAL else raw) / scale
+                if abs(raw) < 1e15 or status == cp_model.OPTIMAL
+                else None
+            )
+        ours = stage_bound(problem, objective, held)
+        held[objective.value] = value / scale
+        bounds[objective.value] = _tighter(objective, cp_bound, ours)
+        # Hold this stage at the value found while the later ones are optimised.
+        if objective.maximise:
+            variables.model.add(expression >= value)
+        else:
+            variables.model.add(expression <= value)
+
+    runtime_s = round(time.perf_counter() - started, 6)
+    candidates: list[Plan] = []
+    if incumbent is not None:
+        plan = plan_of_solution(view, incumbent, structural, Status.FEASIBLE, runtime_s)
+        report = check(problem, plan)
+        if report.ok:
+            candidates.append(_with_checked_stages(problem, plan, bounds))
+        else:
+            logger.error(
+                "BUG: the CP-SAT plan fails the checker (%s); returning the best verified plan",
+                "; ".join(v.message for v in report.violations[:3]),
+            )
+    if incumbent_plan is not None:
+        greedy = attrs.evolve(incumbent_plan, solver=SOLVER_NAME, runtime_s=runtime_s)
+        candidates.append(_with_checked_stages(problem, greedy, bounds))
+    if not candidates:
+        return Plan(status=Status.UNKNOWN, solver=SOLVER_NAME, runtime_s=runtime_s, assignments=())
+    best = candidates[0]
+    for plan in candidates[1:]:
+        if _better(problem, plan, best):
+            best = plan
+    return best
+
+
+def _tighter(objective: Objective, a: float | None, b: float | None) -> float | None:
+    known = [bound for bound in (a, b) if bound is not None]
+    if not known:
+        return None
+    return min(known) if objective.maximise else max(known)
+
+
+def _model_value(
+    view: ProblemView, solution: _Solution, reasons: dict[str, str], objective: Objective
+) -> int:
+    """A stage's value at a known solution, in model units (balance in steps)."""
+    plan = plan_of_solution(view, solution, reasons, Status.FEASIBLE, 0.0)
+    value = float(check(view.problem, plan).metrics["objectives"][objective.value])
+    scale = BALANCE_STEPS if objective is Objective.BALANCE else 1
+    return round(value * scale)
