@@ -1,0 +1,337 @@
+"""Properties of the checker on problems with a planted valid plan (see tests/planted.py).
+
+A planted plan respects every rule, so the checker must accept it; breaking exactly one
+rule by a targeted mutation must make the checker report exactly that rule. Planted
+instances also round-trip through the JSON codec unchanged.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+import jsonschema
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from placement.check import RULES, CheckReport, check
+from placement.codec import dump_plan, dump_problem, load_plan, load_problem
+from placement.model import GuestState, HostBoot, HostState, Problem, Schedule
+from placement.plan import Action, Assignment, Plan, Unplaced
+from placement.schema import PLAN_SCHEMA, PROBLEM_SCHEMA
+from tests.planted import Loads, loads, plans_for, planted_instances
+
+Case = tuple[Problem, Plan]
+
+
+def measured(problem: Problem, plan: Plan) -> Loads:
+    return loads({h.name: h.state for h in problem.hosts}, problem.guests, plan)
+
+
+def messages(report: CheckReport) -> list[str]:
+    return [f"{v.rule}: {v.message}" for v in report.violations]
+
+
+# --- a planted plan is valid, and survives the codec --------------------------------------
+
+
+@settings(max_examples=100, deadline=None)
+@given(planted_instances())
+def test_planted_plan_is_valid(case: Case) -> None:
+    problem, plan = case
+    report = check(problem, plan)
+    assert report.ok, messages(report)
+    # The checker's pool peaks agree with an independent count.
+    peaks = measured(problem, plan)
+    for pool, found in report.metrics["pools"].items():
+        assert found["peak"] == peaks.pool.get(pool, 0), pool
+
+
+@settings(max_examples=50, deadline=None)
+@given(planted_instances())
+def test_planted_instances_round_trip_through_json(case: Case) -> None:
+    problem, plan = case
+    document = json.loads(json.dumps(dump_problem(problem)))
+    jsonschema.Draft202012Validator(PROBLEM_SCHEMA).validate(document)
+    assert load_problem(document) == problem
+    plan_document = json.loads(json.dumps(dump_plan(plan)))
+    jsonschema.Draft202012Validator(PLAN_SCHEMA).validate(plan_document)
+    assert load_plan(plan_document) == plan
+
+
+@settings(max_examples=50, deadline=None)
+@given(planted_instances(max_guests=6).flatmap(lambda case: plans_for(case[0])))
+def test_any_plan_round_trips_through_json(plan: Plan) -> None:
+    assert load_plan(json.loads(json.dumps(dump_plan(plan)))) == plan
+
+
+# --- mutations: each breaks exactly one rule ----------------------------------------------
+#
+# A mutation gets a planted case and `draw` (for its own choices) and returns the broken
+# case; it calls `assume(False)` when the case offers nothing to break.
+
+
+def replace_guest(problem: Problem, name: str, **changes: Any) -> Problem:
+    guests = [attrs.evolve(g, **changes) if g.name == name else g for g in problem.guests]
+    return attrs.evolve(problem, guests=guests)
+
+
+def replace_host(problem: Problem, name: str, **changes: Any) -> Problem:
+    hosts = [attrs.evolve(h, **changes) if h.name == name else h for h in problem.hosts]
+    return attrs.evolve(problem, hosts=hosts)
+
+
+def replace_assignment(plan: Plan, assignment: Assignment) -> Plan:
+    assignments = [assignment if a.guest == assignment.guest else a for a in plan.assignments]
+    return attrs.evolve(plan, assignments=assignments)
+
+
+def placed(plan: Plan) -> list[Assignment]:
+    return [a for a in plan.assignments if a.host is not None]
+
+
+def starters(plan: Plan) -> list[Assignment]:
+    return [a for a in plan.assignments if a.action is Action.START]
+
+
+def pick(draw: st.DrawFn, items: list[Any]) -> Any:
+    assume(items)
+    return draw(st.sampled_from(items))
+
+
+def break_assignment(draw: st.DrawFn, problem: Problem, plan: Plan) -> Case:
+    chosen = pick(draw, list(plan.assignments))
+    if chosen.action is Action.START and draw(st.booleans()):
+        assert chosen.ready_s is not None
+        return problem, replace_assignment(plan, attrs.evolve(chosen, ready_s=chosen.ready_s + 1))
+    wrong = draw(st.sampled_from([a for a in Action if a is not chosen.action]))
+    return problem, replace_assignment(plan, attrs.evolve(chosen, action=wrong))
+
+
+def break_unplaced(draw: st.DrawFn, problem: Problem, plan: Plan) -> Case:
+    options = []
+    for a in placed(plan):
+        options.append([*plan.unplaced, Unplaced(a.guest, "listed by mistake")])
+    for u in plan.unplaced:
+        others = [v for v in plan.unplaced if v is not u]
+        options.append(others)  # no reason given
+        options.append([*others, Unplaced(u.guest, " ")])  # an empty reason
+        options.append([*plan.unplaced, u])  # listed twice
+    return problem, attrs.evolve(plan, unplaced=pick(draw, options))
+
+
+def break_host_state(draw: st.DrawFn, problem: Problem, plan: Plan) -> Case:
+    # Maintenance keeps the guests running there running: only the placement breaks.
+    host = pick(draw, [a.host for a in placed(plan)])
+    return replace_host(problem, host, state=HostState.MAINTENANCE), plan
+
+
+def break_allowed_hosts(draw: st.DrawFn, problem: Problem, plan: Plan) -> Case:
+    chosen = pick(draw, placed(plan))
+    others = {h.name for h in problem.hosts} - {chosen.host}
+    return replace_guest(problem, chosen.guest, hosts=others), plan
+
+
+def break_avoided_hosts(draw: st.DrawFn, problem: Problem, plan: Plan) -> Case:
+    chosen = pick(draw, placed(plan))
+    avoid = problem.guest(chosen.guest).avoid_hosts | {chosen.host}
+    return replace_guest(problem, chosen.guest, avoid_hosts=avoid), plan
+
+
+def break_labels(draw: st.DrawFn, problem: Problem, plan: Plan) -> Case:
+    chosen = pick(draw, placed(plan))
+    labels = problem.guest(chosen.guest).labels | {"no-host-has-this"}
+    return replace_guest(problem, chosen.guest, labels=labels), plan
+
+
+def break_frozen(draw: st.DrawFn, problem: Problem, plan: Plan) -> Case:
+    """A starter becomes the replacement of a guest frozen on its chosen host; the host
+    grows by the frozen copy's demand so that capacity still holds."""
+    chosen = pick(draw, starters(plan))
+    guest, host = problem.guest(chosen.guest), problem.host(chosen.host)
+    resources = set(host.capacity) | {r for r, amount in guest.demand.items() if amount}
+    capacity = {r: host.usable(r) + guest.demand.get(r, 0) for r in resources}
+    problem = replace_host(problem, host.name, capacity=capacity, overcommit={}, reserved={})
+    problem = replace_guest(problem, guest.name, state=GuestState.FROZEN, current_host=host.name)
+    return problem, plan
+
+
+def break_anti_affinity(draw: st.DrawFn, problem: Problem, plan: Plan) -> Case:
+    pairs = [
+        (a.guest, b.guest) for a, b in itertools.combinations(placed(plan), 2) if a.host == b.host
+    ]
+    first, second = pick(draw, pairs)
+    for name in (first, second):
+        classes = problem.guest(name).anti_affinity | {"mutant"}
+        problem = replace_guest(problem, name, anti_affinity=classes)
+    return problem, plan
+
+
+def break_together(draw: st.DrawFn, problem: Problem, plan: Plan) -> Case:
+    # Two guests on different hosts, or a placed and an unplaced one.
+    pairs = [
+        (a.guest, b.guest)
+        for a, b in itertools.combinations(plan.assignments, 2)
+        if a.host != b.host
+    ]
+    first, second = pick(draw, pairs)
+    problem = replace_guest(problem, first, together="mutant")
+    return replace_guest(problem, second, together="mutant"), plan
+
+
+def break_capacity(draw: st.DrawFn, problem: Problem, plan: Plan) -> Case:
+    peaks = measured(problem, plan)
+    host_name, resource = pick(draw, sorted(k for k, v in peaks.resource.items() if v > 0))
+    host = problem.host(host_name)
+    capacity = {**host.capacity, resource: peaks.resource[(host_name, resource)] - 1}
+    overcommit = {r: v for r, v in host.overcommit.items() if r != resource}
+    reserved = {r: v for r, v in host.reserved.items() if r != resource}
+    problem = replace_host(
+        problem, host_name, capacity=capacity, overcommit=overcommit, reserved=reserved
+    )
+    return problem, plan
+
+
+def break_pool_capacity(draw: st.DrawFn, problem: Problem, plan: Plan) -> Case:
+    peaks = measured(problem, plan)
+    pool = pick(draw, sorted(p for p, v in peaks.pool.items() if v > 0))
+    return attrs.evolve(
+        problem, boot_pools={**problem.boot_pools, pool: peaks.pool[pool] - 1}
+    ), plan
+
+
+def break_host_boot_cpu(draw: st.DrawFn, problem: Problem, plan: Plan) -> Case:
+    peaks = measured(problem, plan)
+    host_name = pick(draw, sorted(h for h, v in peaks.boot_cpu.items() if v > 0))
+    boot = attrs.evolve(problem.host(host_name).boot, cpu=peaks.boot_cpu[host_name] - 1)
+    return replace_host(problem, host_name, boot=boot), plan
+
+
+def break_host_max_starts(draw: st.DrawFn, problem: Problem, plan: Plan) -> Case:
+    peaks = measured(problem, plan)
+    # A limit is at least 1, so only a host booting two guests at once can exceed one.
+    host_name = pick(draw, sorted(h for h, v in peaks.boot_count.items() if v > 1))
+    boot: HostBoot = attrs.evolve(
+        problem.host(host_name).boot, max_starts=peaks.boot_count[host_name] - 1
+    )
+    return replace_host(problem, host_name, boot=boot), plan
+
+
+def break_max_starts(draw: st.DrawFn, problem: Problem, plan: Plan) -> Case:
+    peaks = measured(problem, plan)
+    assume(peaks.cluster_count > 1)
+    schedule = attrs.evolve(problem.schedule, max_starts=peaks.cluster_count - 1)
+    return attrs.evolve(problem, schedule=schedule), plan
+
+
+def depends_on(problem: Problem, name: str, target: str) -> bool:
+    """Whether guest `name` waits, directly or not, for guest `target`."""
+    seen, todo = set(), [name]
+    while todo:
+        current = todo.pop()
+        if current == target:
+            return True
+        if current not in seen:
+            seen.add(current)
+            todo.extend(problem.guest(current).boot.after)
+    return False
+
+
+def break_after(draw: st.DrawFn, problem: Problem, plan: Plan) -> Case:
+    """A starter waits for a guest that is ready later or not placed at all."""
+    pairs = []
+    for starter in starters(plan):
+        assert starter.start_s is not None
+        for other in plan.assignments:
+            late = other.action is Action.START and (other.ready_s or 0) > starter.start_s
+            if (late or other.host is None) and not depends_on(problem, other.guest, starter.guest):
+                pairs.append((starter.guest, other.guest))
+    name, dependency = pick(draw, pairs)
+    after = (*problem.guest(name).boot.after, dependency)
+    boot = attrs.evolve(problem.guest(name).boot, after=after)
+    return replace_guest(problem, name, boot=boot), plan
+
+
+def break_start_group(draw: st.DrawFn, problem: Problem, plan: Plan) -> Case:
+    """A starter joins a group that starts at another instant. It must be the only
+    starter at its instant (or the stagger be 0), or leaving its own unit there would
+    break the stagger too."""
+    boots = starters(plan)
+    at: dict[int | None, int] = {}
+    for a in boots:
+        at[a.start_s] = at.get(a.start_s, 0) + 1
+    free = [a for a in boots if at[a.start_s] == 1 or problem.schedule.stagger_s == 0]
+    options = []
+    for mover in free:
+        for other in boots:
+            if other.start_s == mover.start_s:
+                continue
+            group = problem.guest(other.guest).boot.group
+            if group is not None:
+                options.append((mover.guest, [], group))
+            elif other in free:
+                options.append((mover.guest, [other.guest], "mutant"))
+    mover, also, group = pick(draw, options)
+    for name in [mover, *also]:
+        boot = attrs.evolve(problem.guest(name).boot, group=group)
+        problem = replace_guest(problem, name, boot=boot)
+    return problem, plan
+
+
+def break_stagger(draw: st.DrawFn, problem: Problem, plan: Plan) -> Case:
+    boots = starters(plan)
+    units = {(problem.guest(a.guest).boot.group or a.guest, a.start_s) for a in boots}
+    assume(len(units) > 1)
+    instants = sorted({a.start_s for a in boots if a.start_s is not None})
+    gap_s = min((b - a for a, b in itertools.pairwise(instants)), default=0)
+    schedule: Schedule = attrs.evolve(problem.schedule, stagger_s=gap_s + 1)
+    return attrs.evolve(problem, schedule=schedule), plan
+
+
+def break_horizon(draw: st.DrawFn, problem: Problem, plan: Plan) -> Case:
+    last_s = max((a.ready_s for a in plan.assignments if a.ready_s is not None), default=0)
+    assume(last_s > 0)
+    schedule = attrs.evolve(problem.schedule, horizon_s=last_s - 1)
+    return attrs.evolve(problem, schedule=schedule), plan
+
+
+MUTATIONS: Mapping[str, Callable[[st.DrawFn, Problem, Plan], Case]] = {
+    "assignment": break_assignment,
+    "unplaced": break_unplaced,
+    "host_state": break_host_state,
+    "allowed_hosts": break_allowed_hosts,
+    "avoided_hosts": break_avoided_hosts,
+    "labels": break_labels,
+    "frozen": break_frozen,
+    "anti_affinity": break_anti_affinity,
+    "together": break_together,
+    "capacity": break_capacity,
+    "pool_capacity": break_pool_capacity,
+    "host_boot_cpu": break_host_boot_cpu,
+    "host_max_starts": break_host_max_starts,
+    "max_starts": break_max_starts,
+    "after": break_after,
+    "start_group": break_start_group,
+    "stagger": break_stagger,
+    "horizon": break_horizon,
+}
+
+
+def test_every_rule_has_a_mutation() -> None:
+    assert set(MUTATIONS) == set(RULES)
+
+
+@pytest.mark.parametrize("rule", RULES)
+@settings(max_examples=40, deadline=None)
+@given(case=planted_instances(min_guests=3), data=st.data())
+def test_breaking_one_rule_reports_exactly_that_rule(
+    rule: str, case: Case, data: st.DataObject
+) -> None:
+    problem, plan = case
+    broken_problem, broken_plan = MUTATIONS[rule](data.draw, problem, plan)
+    report = check(broken_problem, broken_plan)
+    assert {v.rule for v in report.violations} == {rule}, messages(report)
