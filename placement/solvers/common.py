@@ -115,7 +115,8 @@ class Unit:
                 demand[resource] = demand.get(resource, 0) + amount
         group = guests[0].together
         if len(guests) > 1 or group is not None:
-            label = f"together group '{group}' ({len(guests)} guests)"
+            count = f"{len(guests)} guest" + ("s" if len(guests) != 1 else "")
+            label = f"together group '{group}' ({count})"
         else:
             label = f"guest {guests[0].name}"
         return cls(
