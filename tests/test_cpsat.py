@@ -41,16 +41,16 @@ def optimise(problem: Problem) -> Plan:
 
 
 def host(name: str, ram_gib: int = 16, vcpus: int = 8, **fields: object) -> Host:
-    return Host(name=name, capacity={"ram_mib": ram_gib * 1024, "vcpus": vcpus}, **fields)  # type: ignore[arg-type]
+    return Host(name=name, capacity={"ram_mib": ram_gib * 1024, "vcpus": vcpus}, **fields)
 
 
 def guest(name: str, ram_gib: int = 4, vcpus: int = 1, **fields: object) -> Guest:
-    return Guest(name=name, demand={"ram_mib": ram_gib * 1024, "vcpus": vcpus}, **fields)  # type: ignore[arg-type]
+    return Guest(name=name, demand={"ram_mib": ram_gib * 1024, "vcpus": vcpus}, **fields)
 
 
 def booting(name: str, duration_s: int, **boot: object) -> Guest:
     """A 1 GiB guest with the given boot profile."""
-    return guest(name, ram_gib=1, boot=BootProfile(duration_s=duration_s, **boot))  # type: ignore[arg-type]
+    return guest(name, ram_gib=1, boot=BootProfile(duration_s=duration_s, **boot))
 
 
 def problem(
@@ -59,7 +59,7 @@ def problem(
     objective: Sequence[str] = ("placed", "recovery"),
     **fields: object,
 ) -> Problem:
-    return Problem(hosts=hosts, guests=guests, objective=objective, **fields)  # type: ignore[arg-type]
+    return Problem(hosts=hosts, guests=guests, objective=objective, **fields)
 
 
 def hosts_of(plan: Plan) -> dict[str, str | None]:
@@ -105,7 +105,7 @@ def test_overcommit_and_reservation_set_the_usable_amount() -> None:
 def test_anti_affinity_spreads_and_leaves_out_the_extra_member() -> None:
     hosts = [host("h1"), host("h2")]
     two = optimise(problem(hosts, [guest(n, anti_affinity=["dns"]) for n in "ab"]))
-    assert sorted(hosts_of(two).values()) == ["h1", "h2"]  # type: ignore[type-var]
+    assert sorted(hosts_of(two).values()) == ["h1", "h2"]
     three = optimise(problem(hosts, [guest(n, anti_affinity=["dns"]) for n in "abc"]))
     assert sum(h is not None for h in hosts_of(three).values()) == 2
 
@@ -165,7 +165,7 @@ def test_running_guests_stay_unless_they_must_move() -> None:
     actions = {a.guest: a.action for a in plan.assignments}
     assert actions == {"stays": Action.STAY, "evacuated": Action.MIGRATE}
     assert plan.stage("migrations") is not None
-    assert plan.stage("migrations").value == 1.0  # type: ignore[union-attr]
+    assert plan.stage("migrations").value == 1.0
 
 
 def test_balance_spreads_and_consolidate_packs() -> None:
@@ -173,7 +173,7 @@ def test_balance_spreads_and_consolidate_packs() -> None:
     guests = [guest("a", 4), guest("b", 4)]
     spread = optimise(problem(hosts, guests, objective=("placed", "balance")))
     assert len(set(hosts_of(spread).values())) == 2
-    assert spread.stage("balance").value == 0.25  # type: ignore[union-attr]
+    assert spread.stage("balance").value == 0.25
     packed = optimise(problem(hosts, guests, objective=("placed", "consolidate")))
     assert len(set(hosts_of(packed).values())) == 1
     assert packed.status is Status.OPTIMAL
@@ -189,18 +189,18 @@ def test_boot_pool_allows_overlap_within_its_limit_and_serialises_beyond() -> No
     assert set(starts_of(plan).values()) == {0}
     heavy = [booting(n, 100, load={"san": 6000}) for n in "ab"]
     plan = optimise(problem([host("h")], heavy, boot_pools=pools))
-    assert sorted(starts_of(plan).values()) == [0, 100]  # type: ignore[type-var]
-    assert plan.stage("recovery").value == 300  # type: ignore[union-attr]
+    assert sorted(starts_of(plan).values()) == [0, 100]
+    assert plan.stage("recovery").value == 300
 
 
 def test_batch_limit_and_host_boot_limits() -> None:
     guests = [booting(n, 60, cpu=4) for n in "abc"]
     batch = optimise(problem([host("h")], guests, schedule=Schedule(max_starts=1)))
-    assert sorted(starts_of(batch).values()) == [0, 60, 120]  # type: ignore[type-var]
+    assert sorted(starts_of(batch).values()) == [0, 60, 120]
     cpu = optimise(problem([host("h", boot=HostBoot(cpu=8))], guests))
-    assert sorted(starts_of(cpu).values()) == [0, 0, 60]  # type: ignore[type-var]
+    assert sorted(starts_of(cpu).values()) == [0, 0, 60]
     starts = optimise(problem([host("h", boot=HostBoot(max_starts=1))], guests))
-    assert sorted(starts_of(starts).values()) == [0, 60, 120]  # type: ignore[type-var]
+    assert sorted(starts_of(starts).values()) == [0, 60, 120]
     # With a second host, the per-host limit is met by spreading: everything at 0.
     spread = optimise(
         problem(
@@ -219,7 +219,7 @@ def test_after_dependencies_chain_and_an_unplaced_dependency_keeps_dependants_ou
     ]
     plan = optimise(problem([host("h")], guests, objective=("placed", "makespan")))
     assert starts_of(plan) == {"db": 0, "app": 120, "web": 180}
-    assert plan.stage("makespan").value == 210  # type: ignore[union-attr]
+    assert plan.stage("makespan").value == 210
     blocked = [guest("db", 64), booting("app", 60, after=["db"])]
     plan = optimise(problem([host("h")], blocked))
     assert hosts_of(plan) == {"db": None, "app": None}
@@ -231,11 +231,11 @@ def test_start_groups_share_an_instant_and_stagger_spaces_instants() -> None:
     plan = optimise(problem([host("h")], grouped, schedule=Schedule(stagger_s=45)))
     starts = starts_of(plan)
     assert starts["a"] == starts["b"]
-    assert abs(starts["a"] - starts["win"]) >= 45  # type: ignore[operator]
+    assert abs(starts["a"] - starts["win"]) >= 45
     lone = [booting(n, 60) for n in "abc"]
     plan = optimise(problem([host("h")], lone, schedule=Schedule(stagger_s=10)))
-    assert sorted(starts_of(plan).values()) == [0, 10, 20]  # type: ignore[type-var]
-    assert plan.stage("recovery").value == 60 + 70 + 80  # type: ignore[union-attr]
+    assert sorted(starts_of(plan).values()) == [0, 10, 20]
+    assert plan.stage("recovery").value == 60 + 70 + 80
 
 
 def test_horizon_keeps_out_what_cannot_be_ready_in_time() -> None:
