@@ -76,7 +76,8 @@ class SizeSpec:
     stagger_s: int
     max_starts: int | None
     horizon_s: int
-    # Fraction of a host's usable RAM the running cluster fills before the failure.
+    # Fraction of a host's usable RAM and vCPUs the running cluster fills at most before
+    # the failure (so no host starts at its overcommit ceiling).
     fill: float
 
 
@@ -266,7 +267,7 @@ class _Loads:
         classes = [c for m in members for c in m.anti_affinity]
         return (
             self.ram[h] + ram <= fill * host.usable_ram
-            and self.vcpus[h] + vcpus <= host.usable_vcpus
+            and self.vcpus[h] + vcpus <= fill * host.usable_vcpus
             and not self.classes[h].intersection(classes)
         )
 
