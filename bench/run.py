@@ -76,11 +76,16 @@ def environment() -> Row:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
+    packages = {name: _package_version(name) for name in ("placement", "ortools", "numpy", "attrs")}
+    if packages["placement"] is None:
+        # Run from a clone that is not installed: the package says its own version.
+        with contextlib.suppress(ImportError):
+            import placement
+
+            packages["placement"] = getattr(placement, "__version__", None)
     return {
         "python": platform.python_version(),
-        "packages": {
-            name: _package_version(name) for name in ("placement", "ortools", "numpy", "attrs")
-        },
+        "packages": packages,
         "git_commit": commit,
         "git_dirty": dirty,
         "cpu_model": cpu,
