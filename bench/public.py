@@ -18,6 +18,7 @@ import fnmatch
 import json
 import math
 import re
+import subprocess
 import sys
 import time
 import traceback
@@ -83,7 +84,7 @@ def _vbp_tasks(family: str, common: dict[str, Any]) -> list[Task]:
                 family,
                 path.stem,
                 str(path),
-                known.lower,
+                known.best_lower,
                 known.best_known,
                 known.heuristic,
                 **common,
@@ -212,6 +213,24 @@ def _line(row: dict[str, Any]) -> str:
     )
 
 
+def _code_version() -> dict[str, Any]:
+    """The commit the run used, and whether `placement/` had uncommitted changes."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "placement"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:
+        return {}
+    return {"commit": commit or None, "placement_dirty": bool(dirty)}
+
+
 def command_run(args: argparse.Namespace) -> int:
     tasks = tasks_for(
         args.set,
@@ -231,9 +250,11 @@ def command_run(args: argparse.Namespace) -> int:
     elif out.exists():
         out.unlink()
     print(f"{len(tasks)} instance(s) to run, results appended to {out}", file=sys.stderr)
+    version = _code_version()
     failures = 0
     with out.open("a", encoding="utf-8") as handle:
         for row in _execute(tasks, args.jobs):
+            row.update(version)
             handle.write(json.dumps(row, sort_keys=True) + "\n")
             handle.flush()
             failures += 1 if "error" in row or not row.get("check_ok") else 0

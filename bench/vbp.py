@@ -161,6 +161,11 @@ class VbpReference:
     heuristic: int
 
     @property
+    def best_lower(self) -> int:
+        """The best lower bound: the optimum when proven (the `LB` column is often lower)."""
+        return self.optimum if self.optimum is not None else self.lower
+
+    @property
     def best_known(self) -> int:
         """The optimum when proven, otherwise the best published heuristic value."""
         return self.optimum if self.optimum is not None else self.heuristic
