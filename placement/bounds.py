@@ -23,9 +23,12 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
 import attrs
+import numpy as np
 
 from placement.graph import topological_order
-from placement.model import BALANCE_STEPS, Guest, GuestState, Objective, Problem, host_allows
+from placement.indexing import HostIndex
+from placement.indexing import units as indexing_units
+from placement.model import BALANCE_STEPS, Guest, GuestState, Objective, Problem
 
 
 @attrs.frozen
@@ -36,19 +39,11 @@ class _Unit:
     hosts: tuple[int, ...]  # online hosts every member may use and the unit fits alone
 
 
-def _units(problem: Problem) -> list[_Unit]:
-    groups = problem.together_groups()
-    fixed = _fixed(problem)
-    seen: set[str] = set()
-    units: list[_Unit] = []
-    for guest in problem.guests:
-        if guest.together is not None:
-            if guest.together in seen:
-                continue
-            seen.add(guest.together)
-            members = groups[guest.together]
-        else:
-            members = (guest,)
+def _units(problem: Problem, index: HostIndex | None = None) -> list[_Unit]:
+    """Together groups and lone guests, with the online hosts each fits on alone."""
+    index = index or HostIndex(problem)
+    found: list[_Unit] = []
+    for members in indexing_units(problem):
         demand: dict[str, int] = defaultdict(int)
         classes: list[str] = []
         for member in members:
@@ -57,48 +52,57 @@ def _units(problem: Problem) -> list[_Unit]:
                 demand[resource] += amount
         hosts: tuple[int, ...] = ()
         if len(classes) == len(set(classes)):
-            hosts = tuple(
-                h
-                for h, host in enumerate(problem.hosts)
-                if all(host_allows(host, m) for m in members)
-                and all(a + fixed[h, r] <= host.usable(r) for r, a in demand.items() if a > 0)
-            )
-        units.append(_Unit(members, sum(m.weight for m in members), dict(demand), hosts))
-    return units
-
-
-def _fixed(problem: Problem) -> defaultdict[tuple[int, str], int]:
-    """(host, resource) -> held by frozen copies."""
-    fixed: defaultdict[tuple[int, str], int] = defaultdict(int)
-    for guest in problem.guests:
-        if guest.state is GuestState.FROZEN and problem.holds_current_host(guest):
-            h = problem.host_position(guest.current_host or "")
-            for resource, amount in guest.demand.items():
-                fixed[h, resource] += amount
-    return fixed
+            mask = index.fits_alone(dict(demand))
+            for member in members:
+                mask &= index.allowed(member)
+            hosts = tuple(int(h) for h in np.flatnonzero(mask))
+        found.append(_Unit(members, sum(m.weight for m in members), dict(demand), hosts))
+    return found
 
 
 def _running_now(problem: Problem, guest: Guest) -> bool:
     return guest.state is GuestState.RUNNING and problem.holds_current_host(guest)
 
 
-def forced_units(problem: Problem, held: Mapping[str, float]) -> list[_Unit]:
+def forced_units(
+    problem: Problem, held: Mapping[str, float], units: Sequence[_Unit] | None = None
+) -> list[_Unit]:
     """Units every plan must place, given the `placed` value held by an earlier stage:
     leaving one out would lose more weight than the held value allows."""
     placed = held.get(Objective.PLACED.value)
-    units = [unit for unit in _units(problem) if unit.hosts]
+    units = [unit for unit in (units if units is not None else _units(problem)) if unit.hosts]
     if placed is None:
         return []
     total = sum(unit.weight for unit in units)
     return [unit for unit in units if total - unit.weight < placed - 1e-9]
 
 
-def stage_bound(problem: Problem, objective: Objective, held: Mapping[str, float]) -> float | None:
+class StageBounds:
+    """Bounds for one problem, its units indexed once for every stage."""
+
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+        self.index = HostIndex(problem)
+        self.units = _units(problem, self.index)
+
+    def __call__(self, objective: Objective, held: Mapping[str, float]) -> float | None:
+        return stage_bound(self.problem, objective, held, self.units, self.index)
+
+
+def stage_bound(
+    problem: Problem,
+    objective: Objective,
+    held: Mapping[str, float],
+    units: Sequence[_Unit] | None = None,
+    index: HostIndex | None = None,
+) -> float | None:
     """A proven bound on `objective` given the earlier stages' held values (an upper bound
     for `placed`, a lower bound otherwise), or None when nothing useful is known."""
+    index = index or HostIndex(problem)
+    units = units if units is not None else _units(problem, index)
     if objective is Objective.PLACED:
-        return float(placed_upper_bound(problem))
-    forced = forced_units(problem, held)
+        return float(placed_upper_bound(problem, units, index))
+    forced = forced_units(problem, held, units)
     if objective is Objective.MIGRATIONS:
         return float(_migrations_bound(problem, forced))
     booting = [g for unit in forced for g in unit.guests if not _running_now(problem, g)]
@@ -107,18 +111,20 @@ def stage_bound(problem: Problem, objective: Objective, held: Mapping[str, float
     if objective is Objective.MAKESPAN:
         return float(makespan_lower_bound(problem, booting))
     if objective is Objective.BALANCE:
-        return _balance_bound(problem, forced) / BALANCE_STEPS
+        return _balance_bound(index, forced) / BALANCE_STEPS
     if objective is Objective.CONSOLIDATE:
-        return float(_consolidate_bound(problem, forced))
+        return float(_consolidate_bound(index, forced))
     return None  # pragma: no cover - the enum is closed
 
 
 # --- placed ----------------------------------------------------------------------------
 
 
-def placed_upper_bound(problem: Problem) -> int:
+def placed_upper_bound(
+    problem: Problem, all_units: Sequence[_Unit] | None = None, index: HostIndex | None = None
+) -> int:
     """No plan places more priority weight than this."""
-    units = [unit for unit in _units(problem) if unit.hosts]
+    units = [u for u in (all_units if all_units is not None else _units(problem)) if u.hosts]
     total = sum(unit.weight for unit in units)
     best = total
     # An anti-affinity class places at most one unit per host its units may use.
@@ -133,13 +139,10 @@ def placed_upper_bound(problem: Problem) -> int:
             lightest = sorted(unit.weight for unit in members)[:excess]
             best = min(best, total - sum(lightest))
     # Fractional knapsack per resource against everything free on online hosts.
-    fixed = _fixed(problem)
-    for resource in problem.resources:
-        free = sum(
-            max(host.usable(resource) - fixed[h, resource], 0)
-            for h, host in enumerate(problem.hosts)
-            if host.online
-        )
+    index = index or HostIndex(problem)
+    free_on_online = np.maximum(index.free, 0)[index.online].sum(axis=0)
+    for r, resource in enumerate(index.resources):
+        free = int(free_on_online[r])
         items = sorted(
             units,
             key=lambda u: -(u.weight / u.demand[resource]) if u.demand.get(resource) else -math.inf,
@@ -162,15 +165,19 @@ def placed_upper_bound(problem: Problem) -> int:
 
 
 def _migrations_bound(problem: Problem, forced: Sequence[_Unit]) -> int:
+    """Each forced unit pays at least the cost of its running members that are not on
+    the unit's cheapest host (the one holding the most of that cost, if allowed)."""
     total = 0
     for unit in forced:
         running = [g for g in unit.guests if _running_now(problem, g)]
         if not running:
             continue
-        total += min(
-            sum(g.migration_cost for g in running if g.current_host != problem.hosts[h].name)
-            for h in unit.hosts
-        )
+        cost_on: dict[int, int] = defaultdict(int)
+        for guest in running:
+            cost_on[problem.host_position(guest.current_host or "")] += guest.migration_cost
+        allowed = set(unit.hosts)
+        kept = max((cost for h, cost in cost_on.items() if h in allowed), default=0)
+        total += sum(g.migration_cost for g in running) - kept
     return total
 
 
@@ -264,49 +271,47 @@ def makespan_lower_bound(problem: Problem, booting: Sequence[Guest]) -> int:
 # --- balance and consolidate -------------------------------------------------------------
 
 
-def _balance_bound(problem: Problem, forced: Sequence[_Unit]) -> int:
+def _balance_bound(index: HostIndex, forced: Sequence[_Unit]) -> int:
     """In steps: the highest utilisation no plan can avoid."""
-    fixed = _fixed(problem)
-    online = [h for h, host in enumerate(problem.hosts) if host.online]
+    online = index.online
+    usable = index.usable
+    fixed = index.fixed
+    positive = usable > 0
     steps = 0
-    for h in online:
-        for resource in problem.resources:
-            usable = problem.hosts[h].usable(resource)
-            if usable > 0:
-                steps = max(steps, -(-BALANCE_STEPS * fixed[h, resource] // usable))
-    for resource in problem.resources:
-        usable_total = sum(problem.hosts[h].usable(resource) for h in online)
-        demand = sum(unit.demand.get(resource, 0) for unit in forced)
-        demand += sum(fixed[h, resource] for h in online)
-        if usable_total > 0:
-            # Spread perfectly, some host still carries at least the average share.
-            steps = max(steps, -(-BALANCE_STEPS * demand // usable_total))
+    if online.any():
+        held_steps = np.where(positive, -(-BALANCE_STEPS * fixed // np.maximum(usable, 1)), 0)
+        steps = int(held_steps[online].max(initial=0))
+    # Spread perfectly, some host still carries at least the average share.
+    totals = usable[online].sum(axis=0)
+    demand = fixed[online].sum(axis=0)
     for unit in forced:
-        best = None
-        for h in unit.hosts:
-            host = problem.hosts[h]
-            worst = 0
-            for resource, amount in unit.demand.items():
-                usable = host.usable(resource)
-                if usable > 0 and amount > 0:
-                    worst = max(worst, -(-BALANCE_STEPS * (amount + fixed[h, resource]) // usable))
-            best = worst if best is None else min(best, worst)
-        if best is not None:
-            steps = max(steps, best)
+        demand = demand + index.vector(dict(unit.demand))
+    for r in range(len(index.resources)):
+        if totals[r] > 0:
+            steps = max(steps, int(-(-BALANCE_STEPS * demand[r] // totals[r])))
+    # A forced unit lands somewhere: at best on the host where it weighs least.
+    for unit in forced:
+        if not unit.hosts:
+            continue
+        hosts = np.array(unit.hosts)
+        need = index.vector(dict(unit.demand))
+        cap = usable[hosts]
+        load = need + fixed[hosts]
+        counted = (cap > 0) & (need > 0)
+        ratio = np.where(counted, -(-BALANCE_STEPS * load // np.maximum(cap, 1)), 0)
+        steps = max(steps, int(ratio.max(axis=1).min()))
     return steps
 
 
-def _consolidate_bound(problem: Problem, forced: Sequence[_Unit]) -> int:
+def _consolidate_bound(index: HostIndex, forced: Sequence[_Unit]) -> int:
     """Hosts no plan can do without."""
-    fixed = _fixed(problem)
-    online = [h for h, host in enumerate(problem.hosts) if host.online]
-    frozen_hosts = {h for (h, _), amount in fixed.items() if amount > 0 and h in online}
-    bound = len(frozen_hosts)
-    for resource in problem.resources:
+    online = index.online
+    bound = int((index.fixed[online] > 0).any(axis=1).sum())
+    for r, resource in enumerate(index.resources):
         demand = sum(unit.demand.get(resource, 0) for unit in forced)
         if demand <= 0:
             continue
-        capacities = sorted((problem.hosts[h].usable(resource) for h in online), reverse=True)
+        capacities = sorted(index.usable[online, r].tolist(), reverse=True)
         covered = 0
         needed = 0
         for capacity in capacities:

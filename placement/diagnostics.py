@@ -11,9 +11,11 @@ from collections import defaultdict
 
 import attrs
 import networkx as nx
+import numpy as np
 
 from placement.graph import dependency_graph
-from placement.model import Guest, Host, Problem, host_allows
+from placement.indexing import BoolArray, HostIndex
+from placement.model import Guest, Problem
 
 
 @attrs.frozen
@@ -27,29 +29,22 @@ class Diagnostic:
     message: str
 
 
-def _fits_somewhere(demand: dict[str, int], hosts: list[Host]) -> bool:
-    return any(all(host.usable(r) >= amount for r, amount in demand.items()) for host in hosts)
+def _shortfall(index: HostIndex, demand: dict[str, int], mask: BoolArray) -> str:
+    """Name the resource that rules out the most allowed hosts, e.g. 'needs 98304 ram_mib;
+    largest usable on allowed hosts: 65536'."""
+    usable = index.usable[mask]
 
+    def blocked(resource: str) -> int:
+        return int((usable[:, index.column[resource]] < demand[resource]).sum())
 
-def _largest_usable(resource: str, hosts: list[Host]) -> int:
-    return max((host.usable(resource) for host in hosts), default=0)
-
-
-def _shortfall(demand: dict[str, int], hosts: list[Host]) -> str:
-    """Name the resource that rules out the most hosts, e.g. 'needs 98304 ram_mib; largest
-    usable on allowed hosts: 65536'."""
-    worst = max(
-        sorted(demand),
-        key=lambda r: sum(1 for host in hosts if host.usable(r) < demand[r]),
-    )
-    return (
-        f"needs {demand[worst]} {worst}; largest usable on allowed hosts: "
-        f"{_largest_usable(worst, hosts)}"
-    )
+    worst = max(sorted(demand), key=blocked)
+    largest = int(usable[:, index.column[worst]].max(initial=0))
+    return f"needs {demand[worst]} {worst}; largest usable on allowed hosts: {largest}"
 
 
 def diagnose(problem: Problem) -> list[Diagnostic]:
     """Every structural reason some guests cannot be placed or started, in problem order."""
+    index = HostIndex(problem)
     found: list[Diagnostic] = []
     blocked: dict[str, str] = {}  # guest -> reason, for propagation along dependencies
 
@@ -72,9 +67,9 @@ def diagnose(problem: Problem) -> list[Diagnostic]:
     for group, members in units:
         names = tuple(member.name for member in members)
         label = f"together group '{group}'" if group else f"guest '{names[0]}'"
-        hosts = [
-            host for host in problem.hosts if all(host_allows(host, member) for member in members)
-        ]
+        mask = index.online.copy()
+        for member in members:
+            mask &= index.allowed(member)
         if group is not None:
             member_classes: dict[str, list[str]] = defaultdict(list)
             for member in members:
@@ -90,15 +85,16 @@ def diagnose(problem: Problem) -> list[Diagnostic]:
                     f"'{cls}' and so can never share a host",
                 )
                 continue
-        if not hosts:
+        if not mask.any():
             block("no_allowed_host", names, f"{label}: no online host satisfies its host rules")
             continue
         demand: dict[str, int] = defaultdict(int)
         for member in members:
             for resource, amount in member.demand.items():
                 demand[resource] += amount
-        if not _fits_somewhere(dict(demand), hosts):
-            block("too_large", names, f"{label} {_shortfall(dict(demand), hosts)}")
+        need = index.vector(dict(demand))
+        if not (index.usable[mask] >= need).all(axis=1).any():
+            block("too_large", names, f"{label} {_shortfall(index, dict(demand), mask)}")
             continue
         for member in members:
             for pool, load in sorted(member.boot.load.items()):
@@ -109,8 +105,11 @@ def diagnose(problem: Problem) -> list[Diagnostic]:
                         f"guest '{member.name}' boots with {load} {pool}, more than the "
                         f"pool's limit {problem.boot_pools[pool]}",
                     )
-            cpu_hosts = [h for h in hosts if h.boot.cpu is None or h.boot.cpu >= member.boot.cpu]
-            if member.boot.cpu > 0 and not cpu_hosts:
+            if member.boot.cpu > 0 and not any(
+                problem.hosts[h].boot.cpu is None
+                or (problem.hosts[h].boot.cpu or 0) >= member.boot.cpu
+                for h in np.flatnonzero(mask)
+            ):
                 block(
                     "boot_cpu_too_small",
                     (member.name,),
@@ -131,19 +130,17 @@ def diagnose(problem: Problem) -> list[Diagnostic]:
         for cls in guest.anti_affinity:
             class_members[cls].append(guest)
     for cls, class_guests in sorted(class_members.items()):
-        usable_hosts = {
-            host.name
-            for member in class_guests
-            for host in problem.hosts
-            if host_allows(host, member)
-        }
-        if len(class_guests) > len(usable_hosts):
+        reachable = np.zeros(len(problem.hosts), dtype=bool)
+        for member in class_guests:
+            reachable |= index.allowed(member)
+        usable_hosts = int(reachable.sum())
+        if len(class_guests) > usable_hosts:
             found.append(
                 Diagnostic(
                     "anti_affinity_class",
                     tuple(m.name for m in class_guests),
                     f"anti-affinity class '{cls}' has {len(class_guests)} guests but only "
-                    f"{len(usable_hosts)} hosts they may use: at most {len(usable_hosts)} "
+                    f"{usable_hosts} hosts they may use: at most {usable_hosts} "
                     "can be placed",
                 )
             )

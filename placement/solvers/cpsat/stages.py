@@ -14,7 +14,7 @@ from collections.abc import Callable
 import attrs
 from ortools.sat.python import cp_model
 
-from placement.bounds import stage_bound
+from placement.bounds import StageBounds
 from placement.check import check
 from placement.diagnostics import diagnose
 from placement.model import BALANCE_STEPS, Objective, Problem
@@ -49,6 +49,11 @@ logger = logging.getLogger(__name__)
 
 SOLVER_NAME = "cpsat"
 _GREEDY_SEEDS = ("best-fit", "first-fit", "worst-fit")
+_LARGE_MODEL_PAIRS = 20_000
+# Beyond this many (guest, host) pairs the pair model does not fit a 2-core budget; the
+# aggregated model (identical guests counted per host) is not built yet, so such problems
+# get the best greedy plan with our own bounds and gaps, said so in the metrics.
+_MAX_MODEL_PAIRS = 400_000
 
 
 @attrs.frozen
@@ -252,12 +257,14 @@ class _ProgressCallback(cp_model.CpSolverSolutionCallback):
 
 
 def _greedy_incumbent(problem: Problem, options: SolveOptions) -> Plan | None:
-    """The best verified greedy plan (with the list schedule), or None."""
+    """The best verified greedy plan (with the list schedule), or None. Large problems
+    try best fit alone, to keep the first plan quick."""
     from placement.solvers import get_solver
 
     best: Plan | None = None
     seed_options = attrs.evolve(options, schedule="list", on_progress=None)
-    for name in _GREEDY_SEEDS:
+    seeds = _GREEDY_SEEDS if len(problem.guests) <= 5_000 else _GREEDY_SEEDS[:1]
+    for name in seeds:
         plan = get_solver(name).function(problem, seed_options)
         report = check(problem, plan)
         if not report.ok:
@@ -272,9 +279,16 @@ def _greedy_incumbent(problem: Problem, options: SolveOptions) -> Plan | None:
     return best
 
 
-def _parameters(options: SolveOptions, seconds: float) -> cp_model.CpSolver:
+def _parameters(options: SolveOptions, seconds: float, large: bool) -> cp_model.CpSolver:
     solver = cp_model.CpSolver()
     parameters = solver.parameters
+    if large:
+        # On 1,000 x 100 pairs, full presolve (probing, symmetry, overlap detection) took
+        # the whole budget before the search began; a light presolve starts from the hint.
+        parameters.symmetry_level = 0
+        parameters.cp_model_probing_level = 0
+        parameters.max_presolve_iterations = 1
+        parameters.find_big_linear_overlap = False
     parameters.num_workers = max(1, options.workers)
     parameters.random_seed = options.seed
     if options.deterministic:
@@ -297,15 +311,42 @@ def solve_lexicographic(problem: Problem, options: SolveOptions) -> Plan:
             structural.setdefault(name, diagnostic.message)
 
     incumbent_plan = _greedy_incumbent(problem, options)
+    first_plan_s = time.perf_counter() - started
+    online = sum(1 for host in problem.hosts if host.online)
+    if incumbent_plan is not None and len(problem.guests) * online > _MAX_MODEL_PAIRS:
+        return _greedy_with_bounds(problem, incumbent_plan, started, first_plan_s)
     view = build_view(problem)
     variables = build_model(view)
+    model_s = time.perf_counter() - started - first_plan_s
     incumbent = solution_of_plan(view, incumbent_plan) if incumbent_plan is not None else None
 
     bounds: dict[str, float | None] = {}
     held: dict[str, float] = {}  # the value each finished stage is held at
+    stage_bounds = StageBounds(problem)
+    stage_log: list[dict[str, object]] = []
     stages = list(problem.objective)
     for position, objective in enumerate(stages):
         expression = stage_expression(objective, view, variables)
+        scale = BALANCE_STEPS if objective is Objective.BALANCE else 1
+        ours = stage_bounds(objective, held)
+        if incumbent is not None and ours is not None:
+            known = _model_value(view, incumbent, structural, objective)
+            if abs(known - ours * scale) < 0.5:
+                # The incumbent meets a bound we proved ourselves: no search needed.
+                value = known
+                bounds[objective.value] = ours
+                held[objective.value] = value / scale
+                stage_log.append(
+                    {
+                        "stage": objective.value,
+                        "cp_sat_status": "SKIPPED (meets the bound)",
+                        "seconds": 0.0,
+                        "value": value / scale,
+                        "cp_sat_bound": None,
+                    }
+                )
+                _hold(variables, objective, expression, value)
+                continue
         if objective.maximise:
             variables.model.maximize(expression)
         else:
@@ -314,14 +355,13 @@ def solve_lexicographic(problem: Problem, options: SolveOptions) -> Plan:
             _add_hint(view, variables, incumbent)
         remaining = options.time_limit_s - (time.perf_counter() - started)
         budget = max(remaining / (len(stages) - position), 0.05)
-        solver = _parameters(options, budget)
+        solver = _parameters(options, budget, large=view.num_pairs > _LARGE_MODEL_PAIRS)
         callback = (
             _ProgressCallback(options.on_progress, objective.value, started)
             if options.on_progress is not None
             else None
         )
         status = solver.solve(variables.model, callback)
-        scale = BALANCE_STEPS if objective is Objective.BALANCE else 1
         if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             incumbent = _solution_of_solver(view, variables, solver)
             value = round(solver.objective_value)
@@ -329,22 +369,24 @@ def solve_lexicographic(problem: Problem, options: SolveOptions) -> Plan:
             value = _model_value(view, incumbent, structural, objective)
         else:
             break  # nothing to hold the later stages to; the greedy plan stands
+        # CP-SAT's bound means something only once it has a solution of its own.
         cp_bound: float | None = None
-        if status in (cp_model.OPTIMAL, cp_model.FEASIBLE, cp_model.UNKNOWN):
-            raw = solver.best_objective_bound
-            cp_bound = (
-                (value if status == cp_model.OPTIMAL else raw) / scale
-                if abs(raw) < 1e15 or status == cp_model.OPTIMAL
-                else None
-            )
-        ours = stage_bound(problem, objective, held)
+        if status == cp_model.OPTIMAL:
+            cp_bound = value / scale
+        elif status == cp_model.FEASIBLE and abs(solver.best_objective_bound) < 1e15:
+            cp_bound = solver.best_objective_bound / scale
+        stage_log.append(
+            {
+                "stage": objective.value,
+                "cp_sat_status": solver.status_name(status),
+                "seconds": round(solver.wall_time, 3),
+                "value": value / scale,
+                "cp_sat_bound": cp_bound,
+            }
+        )
         held[objective.value] = value / scale
         bounds[objective.value] = _tighter(objective, cp_bound, ours)
-        # Hold this stage at the value found while the later ones are optimised.
-        if objective.maximise:
-            variables.model.add(expression >= value)
-        else:
-            variables.model.add(expression <= value)
+        _hold(variables, objective, expression, value)
 
     runtime_s = round(time.perf_counter() - started, 6)
     candidates: list[Plan] = []
@@ -367,7 +409,26 @@ def solve_lexicographic(problem: Problem, options: SolveOptions) -> Plan:
     for plan in candidates[1:]:
         if _better(problem, plan, best):
             best = plan
-    return best
+    metrics = {
+        "first_plan_s": round(first_plan_s, 3),
+        "model_build_s": round(model_s, 3),
+        "units": len(view.units),
+        "pairs": view.num_pairs,
+        "boots": len(view.boots),
+        "stages": stage_log,
+        "returned": "cp-sat" if best is candidates[0] and incumbent is not None else "greedy",
+    }
+    return attrs.evolve(best, metrics=metrics)
+
+
+def _hold(
+    variables: Variables, objective: Objective, expression: cp_model.LinearExprT, value: int
+) -> None:
+    """Keep a finished stage at the value found while the later ones are optimised."""
+    if objective.maximise:
+        variables.model.add(expression >= value)
+    else:
+        variables.model.add(expression <= value)
 
 
 def _tighter(objective: Objective, a: float | None, b: float | None) -> float | None:
@@ -385,3 +446,24 @@ def _model_value(
     value = float(check(view.problem, plan).metrics["objectives"][objective.value])
     scale = BALANCE_STEPS if objective is Objective.BALANCE else 1
     return round(value * scale)
+
+
+def _greedy_with_bounds(problem: Problem, plan: Plan, started: float, first_plan_s: float) -> Plan:
+    """The greedy plan, its stages bounded by `placement.bounds` alone."""
+    values = check(problem, plan).metrics["objectives"]
+    held: dict[str, float] = {}
+    bounds: dict[str, float | None] = {}
+    stage_bounds = StageBounds(problem)
+    for objective in problem.objective:
+        bounds[objective.value] = stage_bounds(objective, held)
+        held[objective.value] = float(values[objective.value])
+    runtime_s = round(time.perf_counter() - started, 6)
+    result = _with_checked_stages(
+        problem, attrs.evolve(plan, solver=SOLVER_NAME, runtime_s=runtime_s), bounds
+    )
+    metrics = {
+        "first_plan_s": round(first_plan_s, 3),
+        "returned": "greedy",
+        "note": "too many (guest, host) pairs for the pair model; greedy plan with bounds",
+    }
+    return attrs.evolve(result, metrics=metrics)
