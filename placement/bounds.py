@@ -26,7 +26,7 @@ import attrs
 import numpy as np
 
 from placement.graph import topological_order
-from placement.indexing import HostIndex
+from placement.indexing import HostIndex, IntArray
 from placement.indexing import units as indexing_units
 from placement.model import BALANCE_STEPS, Guest, GuestState, Objective, Problem
 
@@ -110,11 +110,37 @@ def stage_bound(
         return float(recovery_lower_bound(problem, booting))
     if objective is Objective.MAKESPAN:
         return float(makespan_lower_bound(problem, booting))
+    fixed, movable = _pin_running(problem, index, forced, held)
     if objective is Objective.BALANCE:
-        return _balance_bound(index, forced) / BALANCE_STEPS
+        return _balance_bound(index, fixed, movable) / BALANCE_STEPS
     if objective is Objective.CONSOLIDATE:
-        return float(_consolidate_bound(index, forced))
+        return float(_consolidate_bound(index, fixed, movable))
     return None  # pragma: no cover - the enum is closed
+
+
+def _pin_running(
+    problem: Problem, index: HostIndex, forced: Sequence[_Unit], held: Mapping[str, float]
+) -> tuple[IntArray, list[_Unit]]:
+    """Split forced units into those pinned to their current host and the rest.
+
+    With the migrations stage held at M, a forced lone guest running on a host it may use,
+    whose move would cost more than M, can only stay: its demand is as good as fixed there.
+    Returns the fixed loads (frozen copies plus pinned guests) and the movable units.
+    """
+    fixed = index.fixed.copy()
+    budget = held.get(Objective.MIGRATIONS.value)
+    if budget is None:
+        return fixed, list(forced)
+    movable: list[_Unit] = []
+    for unit in forced:
+        guest = unit.guests[0]
+        if len(unit.guests) == 1 and _running_now(problem, guest) and guest.migration_cost > budget:
+            h = problem.host_position(guest.current_host or "")
+            if h in unit.hosts:
+                fixed[h] += index.vector(dict(unit.demand))
+                continue
+        movable.append(unit)
+    return fixed, movable
 
 
 # --- placed ----------------------------------------------------------------------------
@@ -271,11 +297,11 @@ def makespan_lower_bound(problem: Problem, booting: Sequence[Guest]) -> int:
 # --- balance and consolidate -------------------------------------------------------------
 
 
-def _balance_bound(index: HostIndex, forced: Sequence[_Unit]) -> int:
-    """In steps: the highest utilisation no plan can avoid."""
+def _balance_bound(index: HostIndex, fixed: IntArray, forced: Sequence[_Unit]) -> int:
+    """In steps: the highest utilisation no plan can avoid, given the `fixed` loads and
+    the `forced` units still to place."""
     online = index.online
     usable = index.usable
-    fixed = index.fixed
     positive = usable > 0
     steps = 0
     if online.any():
@@ -303,10 +329,11 @@ def _balance_bound(index: HostIndex, forced: Sequence[_Unit]) -> int:
     return steps
 
 
-def _consolidate_bound(index: HostIndex, forced: Sequence[_Unit]) -> int:
-    """Hosts no plan can do without."""
+def _consolidate_bound(index: HostIndex, fixed: IntArray, forced: Sequence[_Unit]) -> int:
+    """Hosts no plan can do without: those holding fixed loads, and enough more to cover
+    the rest of the demand."""
     online = index.online
-    bound = int((index.fixed[online] > 0).any(axis=1).sum())
+    bound = int((fixed[online] > 0).any(axis=1).sum())
     for r, resource in enumerate(index.resources):
         demand = sum(unit.demand.get(resource, 0) for unit in forced)
         if demand <= 0:

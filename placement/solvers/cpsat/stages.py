@@ -259,20 +259,27 @@ class _ProgressCallback(cp_model.CpSolverSolutionCallback):
 def _greedy_incumbent(problem: Problem, options: SolveOptions) -> Plan | None:
     """The best verified greedy plan (with the list schedule), or None. Large problems
     try best fit alone, to keep the first plan quick."""
-    from placement.solvers import get_solver
+    from placement.solvers import available_solvers, get_solver
 
     best: Plan | None = None
     seed_options = attrs.evolve(options, schedule="list", on_progress=None)
-    seeds = _GREEDY_SEEDS if len(problem.guests) <= 5_000 else _GREEDY_SEEDS[:1]
+    if len(problem.guests) > 5_000:
+        seeds = list(_GREEDY_SEEDS[:1])
+    else:
+        # Every baseline and peer is a candidate start: the optimiser must never end
+        # worse than any of them. Peers may break rules (that is their finding); only
+        # plans that pass the checker can seed the search.
+        seeds = [info.name for info in available_solvers() if info.kind != "optimiser"]
     for name in seeds:
         plan = get_solver(name).function(problem, seed_options)
         report = check(problem, plan)
         if not report.ok:
-            logger.error(
-                "BUG: baseline %s produced a plan that fails the checker: %s",
-                name,
-                report.violations[0].message,
-            )
+            if name in _GREEDY_SEEDS:
+                logger.error(
+                    "BUG: baseline %s produced a plan that fails the checker: %s",
+                    name,
+                    report.violations[0].message,
+                )
             continue
         if best is None or _better(problem, plan, best):
             best = plan
