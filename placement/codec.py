@@ -308,10 +308,14 @@ def load_plan_file(path: str | os.PathLike[str]) -> Plan:
 
 
 def write_json_atomic(path: str | os.PathLike[str], document: Any) -> None:
-    """Write `document` to `path` whole or not at all: a temporary file in the same
-    folder, flushed to disk, then renamed over the target."""
+    """Write `document` as JSON to `path`, whole or not at all."""
+    write_text_atomic(path, json.dumps(document, indent=2) + "\n")
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
+    """Write `text` to `path` whole or not at all: a temporary file in the same folder,
+    flushed to disk, then renamed over the target."""
     target = Path(path)
-    text = json.dumps(document, indent=2) + "\n"
     handle, temporary = tempfile.mkstemp(
         prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or "."
     )
