@@ -7,7 +7,9 @@ line per problem on stderr, naming the file and the JSON path, never a traceback
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -305,6 +307,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as error:
         print(f"placement: error: {error}", file=sys.stderr)
         return EXIT_INVALID
+    except BrokenPipeError:
+        # The reader went away (`placement solve ... | head`): nothing left to say.
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silences the exit flush
+        return EXIT_OK
     except OSError as error:
         where = f"{error.filename}: " if error.filename else ""
         print(f"placement: error: {where}{error.strerror or error}", file=sys.stderr)
