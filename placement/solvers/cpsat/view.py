@@ -11,8 +11,11 @@ from __future__ import annotations
 from collections import defaultdict
 
 import attrs
+import numpy as np
 
-from placement.model import Guest, GuestState, Problem, host_allows
+from placement.indexing import HostIndex
+from placement.indexing import units as together_units
+from placement.model import Guest, GuestState, Problem
 from placement.solvers.common import is_currently_running
 
 
@@ -76,30 +79,21 @@ def build_view(problem: Problem) -> ProblemView:
     """Index the problem for the CP-SAT model."""
     hosts = problem.hosts
     resources = problem.resources
-    fixed: dict[tuple[int, str], int] = defaultdict(int)
-    frozen_hosts: set[int] = set()
-    for guest in problem.guests:
-        if guest.state is GuestState.FROZEN and guest.current_host is not None:
-            if not problem.holds_current_host(guest):
-                continue
-            h = problem.host_position(guest.current_host)
-            frozen_hosts.add(h)
-            for resource, amount in guest.demand.items():
-                fixed[h, resource] += amount
-
-    # Together groups become one unit, in the order of their first member.
-    members: dict[str, list[Guest]] = defaultdict(list)
-    order: list[str] = []
-    for guest in problem.guests:
-        key = f"group:{guest.together}" if guest.together is not None else f"guest:{guest.name}"
-        if key not in members:
-            order.append(key)
-        members[key].append(guest)
+    index = HostIndex(problem)
+    fixed: dict[tuple[int, str], int] = {
+        (int(h), resource): int(index.fixed[h, r])
+        for r, resource in enumerate(resources)
+        for h in np.flatnonzero(index.fixed[:, r])
+    }
+    frozen_hosts = {
+        problem.host_position(g.current_host or "")
+        for g in problem.guests
+        if g.state is GuestState.FROZEN and problem.holds_current_host(g)
+    }
 
     units: list[UnitView] = []
     unit_of: dict[str, int] = {}
-    for index, key in enumerate(order):
-        guests = tuple(members[key])
+    for position, guests in enumerate(together_units(problem)):
         demand: dict[str, int] = defaultdict(int)
         for guest in guests:
             for resource, amount in guest.demand.items():
@@ -111,15 +105,10 @@ def build_view(problem: Problem) -> ProblemView:
             seen |= guest.anti_affinity
         candidates: list[int] = []
         if not clash:
-            for h, host in enumerate(hosts):
-                if not all(host_allows(host, guest) for guest in guests):
-                    continue
-                if all(
-                    amount + fixed.get((h, resource), 0) <= host.usable(resource)
-                    for resource, amount in demand.items()
-                    if amount > 0
-                ):
-                    candidates.append(h)
+            mask = index.fits_alone(dict(demand))
+            for guest in guests:
+                mask &= index.allowed(guest)
+            candidates = [int(h) for h in np.flatnonzero(mask)]
         running = [g for g in guests if is_currently_running(problem, g)]
         move_cost = {
             h: sum(g.migration_cost for g in running if g.current_host != hosts[h].name)
@@ -127,7 +116,7 @@ def build_view(problem: Problem) -> ProblemView:
         }
         units.append(
             UnitView(
-                index=index,
+                index=position,
                 guests=guests,
                 demand=dict(demand),
                 classes=frozenset(seen),
@@ -137,7 +126,7 @@ def build_view(problem: Problem) -> ProblemView:
             )
         )
         for guest in guests:
-            unit_of[guest.name] = index
+            unit_of[guest.name] = position
 
     # Guests that boot when placed: all but those running now (they stay or migrate).
     boots: list[Boot] = []
