@@ -202,7 +202,8 @@ def mutated_documents(draw: st.DrawFn) -> dict[str, Any]:
             del parent[path[-1]]
         elif how == "add" and isinstance(parent, dict):
             key = draw(st.sampled_from(["state", "priority", "boot", "colour", "ram_mib", "after"]))
-            parent[key] = draw(st.sampled_from(_MUTATIONS))[1]
+            # Copies, so a later mutation never changes the shared samples themselves.
+            parent[key] = copy.deepcopy(draw(st.sampled_from(_MUTATIONS))[1])
         else:
             parent[path[-1]] = copy.deepcopy(draw(st.sampled_from(_MUTATIONS))[1])
     return document
