@@ -72,26 +72,38 @@ _UNIT = {"ram_mib": 256, "vcpus": 1, "gpus": 1}
 # --- measuring a plan, independently of the checker --------------------------------------
 
 
-def peak(intervals: Iterable[tuple[int, float, int]]) -> int:
-    """The highest sum of `amount` over half-open intervals `[start, end)` at any instant."""
+@attrs.frozen
+class Peak:
+    """The highest summed amount over time, and the first instant (s) it is reached
+    (None when nothing is ever used)."""
+
+    amount: int
+    at_s: int | None
+
+
+def peak(intervals: Iterable[tuple[int, float, int]]) -> Peak:
+    """The peak of amounts held over half-open intervals `[start, end)`, by brute force."""
     spans = [(s, e, a) for s, e, a in intervals if a and e > s]
-    return max(
-        (sum(a for s, e, a in spans if s <= t < e) for t, _, _ in spans),
-        default=0,
-    )
+    best = Peak(0, None)
+    for instant in sorted({s for s, _, _ in spans}):
+        level = sum(a for s, e, a in spans if s <= instant < e)
+        if level > best.amount:
+            best = Peak(level, instant)
+    return best
 
 
 @attrs.frozen
 class Loads:
-    """The peaks a plan reaches. `resource[(host, resource)]`: use of a host; `pool[pool]`:
-    booting load; `boot_cpu[host]` and `boot_count[host]`: boot CPU and guests booting on a
-    host; `cluster_count`: guests booting cluster-wide."""
+    """The peaks a plan reaches. `resource[(host, resource)]`: use of a host (`final`: in
+    the end); `pool[pool]`: booting load; `boot_cpu[host]` and `boot_count[host]`: boot
+    CPU and guests booting on a host; `cluster_count`: guests booting cluster-wide."""
 
-    resource: Mapping[tuple[str, str], int]
-    pool: Mapping[str, int]
-    boot_cpu: Mapping[str, int]
-    boot_count: Mapping[str, int]
-    cluster_count: int
+    resource: Mapping[tuple[str, str], Peak]
+    final: Mapping[tuple[str, str], int]
+    pool: Mapping[str, Peak]
+    boot_cpu: Mapping[str, Peak]
+    boot_count: Mapping[str, Peak]
+    cluster_count: Peak
 
 
 def loads(host_states: Mapping[str, HostState], guests: Sequence[Guest], plan: Plan) -> Loads:
@@ -124,16 +136,20 @@ def loads(host_states: Mapping[str, HostState], guests: Sequence[Guest], plan: P
             held[guest.current_host].append((0, assignment.ready_s, guest))
             held[assignment.host].append((assignment.start_s, math.inf, guest))
     resource = {
-        (host, name): peak((s, e, g.demand.get(name, 0)) for s, e, g in spans)
-        for host, spans in held.items()
+        (host, name): peak((s, e, g.demand.get(name, 0)) for s, e, g in held[host])
+        for host in host_states
+        for name in RESOURCES
+    }
+    final = {
+        (host, name): sum(g.demand.get(name, 0) for _, e, g in held[host] if e == math.inf)
+        for host in host_states
         for name in RESOURCES
     }
     pool = {name: peak((s, e, g.boot.load.get(name, 0)) for s, e, _, g in boots) for name in POOLS}
-    hosts = {h for _, _, h, _ in boots}
-    boot_cpu = {h: peak((s, e, g.boot.cpu) for s, e, o, g in boots if o == h) for h in hosts}
-    boot_count = {h: peak((s, e, 1) for s, e, o, _ in boots if o == h) for h in hosts}
+    boot_cpu = {h: peak((s, e, g.boot.cpu) for s, e, o, g in boots if o == h) for h in host_states}
+    boot_count = {h: peak((s, e, 1) for s, e, o, _ in boots if o == h) for h in host_states}
     cluster_count = peak((s, e, 1) for s, e, _, _ in boots)
-    return Loads(resource, pool, boot_cpu, boot_count, cluster_count)
+    return Loads(resource, final, pool, boot_cpu, boot_count, cluster_count)
 
 
 # --- drawing the plan --------------------------------------------------------------------
@@ -174,13 +190,19 @@ def _subset(draw: st.DrawFn, items: Sequence[str], max_size: int = 2) -> frozens
     return frozenset(_one(draw, items) for _ in range(size))
 
 
-def _draft(draw: st.DrawFn, index: int, states: Mapping[str, HostState], place_bias: int) -> _Draft:
+def _draft(
+    draw: st.DrawFn,
+    index: int,
+    states: Mapping[str, HostState],
+    place_bias: int,
+    instants: Sequence[int],
+) -> _Draft:
     """A guest's state, current host, chosen host and action, consistent with each other."""
     names = sorted(states)
     online = [h for h in names if states[h] is HostState.ONLINE]
     live = [h for h in names if states[h] is not HostState.FAILED]
     failed = [h for h in names if states[h] is HostState.FAILED]
-    kinds = ["stopped"] * 3 + ["running"] * 3 + ["frozen"] * 2
+    kinds = ["stopped"] * 4 + ["running"] * 3 + ["frozen"] * 2
     if failed:
         kinds += ["running_failed"] * 2
     kind = _one(draw, kinds)
@@ -200,8 +222,9 @@ def _draft(draw: st.DrawFn, index: int, states: Mapping[str, HostState], place_b
             return _Draft(index, GuestState.RUNNING, current, current, action, duration_s)
         if action is Action.MIGRATE:
             target = _one(draw, [h for h in online if h != current])
-            start_s = draw(st.integers(0, 150))
-            ready_s = start_s + _one(draw, [0, 0, 10, 30, 90])
+            # Moves often begin at 0 or at a start instant, where their timing matters.
+            start_s = _one(draw, [0, _one(draw, instants), draw(st.integers(0, 150))])
+            ready_s = start_s + _one(draw, [0, 10, 30, 90])
             return _Draft(
                 index, GuestState.RUNNING, current, target, action, duration_s, start_s, ready_s
             )
@@ -216,21 +239,32 @@ def _draft(draw: st.DrawFn, index: int, states: Mapping[str, HostState], place_b
         state, current = GuestState.STOPPED, None if draw(st.booleans()) else _one(draw, names)
     targets = [h for h in online if not (state is GuestState.FROZEN and h == current)]
     if place and targets:
-        host = _one(draw, targets)
+        # Crowding the first host makes for shared limits and neighbours.
+        host = _one(draw, [targets[0], *targets])
         return _Draft(index, state, current, host, Action.START, duration_s)
     return _Draft(index, state, current, None, Action.NONE, duration_s)
 
 
-def _schedule_starts(draw: st.DrawFn, drafts: Sequence[_Draft]) -> int:
-    """Give every starter a start instant and start groups; return a valid stagger (s)."""
-    starters = [d for d in drafts if d.action is Action.START]
-    num_instants = _one(draw, [1, 2, 3, 3, 4])
+def _instants(draw: st.DrawFn) -> list[int]:
+    """A few distinct start instants (s), in order."""
     instants = [draw(st.integers(0, 30))]
-    for _ in range(num_instants - 1):
+    for _ in range(_one(draw, [1, 2, 0, 3])):
         instants.append(instants[-1] + draw(st.integers(1, 90)))
+    return instants
+
+
+def _schedule_starts(draw: st.DrawFn, drafts: Sequence[_Draft], instants: Sequence[int]) -> int:
+    """Give every starter one of `instants` and start groups; return a valid stagger (s)."""
+    starters = [d for d in drafts if d.action is Action.START]
     at: dict[int, list[_Draft]] = defaultdict(list)
-    for draft in starters:
-        draft.start_s = _one(draw, instants)
+    # Hypothesis favours small choices, so random picks would crowd the first instant;
+    # half the time the starters take the instants in turn.
+    in_turn = draw(st.booleans())
+    for position, draft in enumerate(starters):
+        if in_turn:
+            draft.start_s = instants[position % len(instants)]
+        else:
+            draft.start_s = _one(draw, instants)
         draft.ready_s = draft.start_s + draft.duration_s
         at[draft.start_s].append(draft)
 
@@ -421,8 +455,9 @@ def planted_instances(
 
     place_bias = _one(draw, [5, 8, 10])
     num_guests = draw(st.integers(min_guests, max_guests))
-    drafts = [_draft(draw, index, states, place_bias) for index in range(num_guests)]
-    stagger_s = _schedule_starts(draw, drafts)
+    instants = _instants(draw)
+    drafts = [_draft(draw, index, states, place_bias, instants) for index in range(num_guests)]
+    stagger_s = _schedule_starts(draw, drafts, instants)
     _draw_after(draw, drafts)
 
     # A few guests that do not start carry a start-group name: groups bind starts only.
@@ -447,7 +482,7 @@ def planted_instances(
 
     hosts = []
     for name in host_names:
-        need = {r: peaks.resource.get((name, r), 0) for r in RESOURCES}
+        need = {r: peaks.resource[(name, r)].amount for r in RESOURCES}
         capacity, overcommit, reserved = _capacity_for(draw, need, keep_all=name == "h0")
         hosts.append(
             Host(
@@ -459,21 +494,23 @@ def planted_instances(
                 domain=_one(draw, [None, "rack-a", "rack-b"]),
                 labels=host_labels[name],
                 boot=HostBoot(
-                    cpu=_limit(draw, peaks.boot_cpu.get(name, 0)),
-                    max_starts=_limit(draw, max(1, peaks.boot_count.get(name, 0))),
+                    cpu=_limit(draw, peaks.boot_cpu[name].amount),
+                    max_starts=_limit(draw, max(1, peaks.boot_count[name].amount)),
                 ),
             )
         )
     ready = [d.ready_s for d in drafts if d.ready_s is not None]
     schedule = Schedule(
         stagger_s=stagger_s,
-        max_starts=_limit(draw, max(1, peaks.cluster_count)),
+        max_starts=_limit(draw, max(1, peaks.cluster_count.amount)),
         horizon_s=max(ready, default=0) + _one(draw, [0, 0, 1, 600]),
     )
     problem = Problem(
         hosts=hosts,
         guests=guests,
-        boot_pools={pool: _limit(draw, peaks.pool[pool], can_be_none=False) for pool in POOLS},
+        boot_pools={
+            pool: _limit(draw, peaks.pool[pool].amount, can_be_none=False) for pool in POOLS
+        },
         schedule=schedule,
         objective=_one(draw, OBJECTIVES),
     )
