@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, cast
+from typing import Any
 
 import attrs
 import numpy as np
@@ -490,11 +490,6 @@ def explain_unplaced(problem: Problem, loads: HostLoads, guests: Sequence[Guest]
 # --- the plan --------------------------------------------------------------------------
 
 
-# mypy's attrs plugin types a `converter=tuple` field as `Iterable[_T_co]`, which rejects
-# any concrete list; the converter accepts lists, so the constructor is called untyped.
-_new_plan = cast("Callable[..., Plan]", Plan)
-
-
 def _cascade(problem: Problem, hosts: dict[str, str | None], reasons: dict[str, str]) -> None:
     """Unplace what cannot run because of what is unplaced, until nothing changes.
 
@@ -581,13 +576,13 @@ def finish_plan(
     unplaced: list[Unplaced] = [
         Unplaced(g.name, reasons[g.name]) for g in problem.guests if hosts[g.name] is None
     ]
-    draft = _new_plan(Status.FEASIBLE, solver_name, 0.0, assignments, unplaced)
+    draft = Plan(Status.FEASIBLE, solver_name, 0.0, assignments, unplaced)
     values = objective_values(problem, draft)
     stages: list[StageResult] = [
         StageResult(name=o.value, value=values[o.value]) for o in problem.objective
     ]
     runtime_s = round(time.perf_counter() - started_at, 6)
-    return _new_plan(Status.FEASIBLE, solver_name, runtime_s, assignments, unplaced, stages)
+    return Plan(Status.FEASIBLE, solver_name, runtime_s, assignments, unplaced, stages)
 
 
 def objective_values(problem: Problem, plan: Plan) -> dict[str, float]:
