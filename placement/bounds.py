@@ -28,7 +28,7 @@ import numpy as np
 from placement.graph import topological_order
 from placement.indexing import HostIndex, IntArray
 from placement.indexing import units as indexing_units
-from placement.model import BALANCE_STEPS, Guest, GuestState, Objective, Problem
+from placement.model import BALANCE_STEPS, Guest, Objective, Problem
 
 
 @attrs.frozen
@@ -58,10 +58,6 @@ def _units(problem: Problem, index: HostIndex | None = None) -> list[_Unit]:
             hosts = tuple(int(h) for h in np.flatnonzero(mask))
         found.append(_Unit(members, sum(m.weight for m in members), dict(demand), hosts))
     return found
-
-
-def _running_now(problem: Problem, guest: Guest) -> bool:
-    return guest.state is GuestState.RUNNING and problem.holds_current_host(guest)
 
 
 def forced_units(
@@ -105,7 +101,7 @@ def stage_bound(
     forced = forced_units(problem, held, units)
     if objective is Objective.MIGRATIONS:
         return float(_migrations_bound(problem, forced))
-    booting = [g for unit in forced for g in unit.guests if not _running_now(problem, g)]
+    booting = [g for unit in forced for g in unit.guests if not problem.runs_now(g)]
     if objective is Objective.RECOVERY:
         return float(recovery_lower_bound(problem, booting))
     if objective is Objective.MAKESPAN:
@@ -134,7 +130,7 @@ def _pin_running(
     movable: list[_Unit] = []
     for unit in forced:
         guest = unit.guests[0]
-        if len(unit.guests) == 1 and _running_now(problem, guest) and guest.migration_cost > budget:
+        if len(unit.guests) == 1 and problem.runs_now(guest) and guest.migration_cost > budget:
             h = problem.host_position(guest.current_host or "")
             if h in unit.hosts:
                 fixed[h] += index.vector(dict(unit.demand))
@@ -195,7 +191,7 @@ def _migrations_bound(problem: Problem, forced: Sequence[_Unit]) -> int:
     the unit's cheapest host (the one holding the most of that cost, if allowed)."""
     total = 0
     for unit in forced:
-        running = [g for g in unit.guests if _running_now(problem, g)]
+        running = [g for g in unit.guests if problem.runs_now(g)]
         if not running:
             continue
         cost_on: dict[int, int] = defaultdict(int)
@@ -221,7 +217,7 @@ def _heads(problem: Problem, booting: Sequence[Guest]) -> dict[str, int]:
         for dependency in guest.boot.after:
             if dependency in head:
                 earliest = max(earliest, head[dependency] + by_name[dependency].boot.duration_s)
-        if name in names or not _running_now(problem, guest):
+        if name in names or not problem.runs_now(guest):
             head[name] = earliest
     return {name: head[name] for name in names}
 

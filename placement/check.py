@@ -32,7 +32,7 @@ from placement.model import (
     Objective,
     Problem,
 )
-from placement.plan import Action, Assignment, Plan
+from placement.plan import Action, Assignment, Plan, expected_action
 
 logger = logging.getLogger(__name__)
 
@@ -137,18 +137,6 @@ class _Occupancy:
     role: str  # shown in messages: "", "leaving", "frozen"
 
 
-def _currently_running(problem: Problem, guest: Guest) -> bool:
-    return guest.state is GuestState.RUNNING and problem.holds_current_host(guest)
-
-
-def _implied_action(problem: Problem, guest: Guest, host: str | None) -> Action:
-    if _currently_running(problem, guest):
-        if host is None:
-            return Action.STOP
-        return Action.STAY if host == guest.current_host else Action.MIGRATE
-    return Action.NONE if host is None else Action.START
-
-
 def _unknown_names(problem: Problem, plan: Plan) -> list[InputError]:
     errors = []
     for index, assignment in enumerate(plan.assignments):
@@ -229,7 +217,7 @@ def _resolve(problem: Problem, plan: Plan) -> tuple[list[_Decision], list[Violat
     for guest in problem.guests:
         found = first.get(guest.name)
         if found is None:
-            running = _currently_running(problem, guest)
+            running = problem.runs_now(guest)
             violations.append(
                 Violation(
                     "assignment",
@@ -240,12 +228,12 @@ def _resolve(problem: Problem, plan: Plan) -> tuple[list[_Decision], list[Violat
                 )
             )
             host = guest.current_host if running else None
-            implied = _implied_action(problem, guest, host)
+            implied = expected_action(problem, guest, host)
             decisions.append(_Decision(guest, host, implied, None, None))
             continue
         assignment = found
 
-        action = _implied_action(problem, guest, assignment.host)
+        action = expected_action(problem, guest, assignment.host)
         issues = []
         if assignment.action is not action:
             issues.append(f"action must be {action.value} (got {assignment.action.value})")

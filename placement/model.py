@@ -380,6 +380,11 @@ class Problem:
             return host.state is not HostState.FAILED
         return guest.state is GuestState.RUNNING and host.state is not HostState.FAILED
 
+    def runs_now(self, guest: Guest) -> bool:
+        """Whether the guest is running now: state running on a host that has not failed.
+        Such a guest stays, migrates or is stopped; every other guest starts or not."""
+        return guest.state is GuestState.RUNNING and self.holds_current_host(guest)
+
     def allowed_hosts(self, guest: Guest) -> tuple[Host, ...]:
         """Online hosts the guest's own rules allow (not counting capacity or others)."""
         return tuple(host for host in self.hosts if host_allows(host, guest))

@@ -10,9 +10,12 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
+
+if TYPE_CHECKING:
+    from placement.model import Guest, Problem
 
 
 class Status(enum.Enum):
@@ -38,6 +41,15 @@ class Action(enum.Enum):
     MIGRATE = "migrate"
     STOP = "stop"
     NONE = "none"
+
+
+def expected_action(problem: Problem, guest: Guest, host: str | None) -> Action:
+    """The action a plan must give `guest` when it ends on `host` (None: unplaced)."""
+    if problem.runs_now(guest):
+        if host is None:
+            return Action.STOP
+        return Action.STAY if host == guest.current_host else Action.MIGRATE
+    return Action.NONE if host is None else Action.START
 
 
 @attrs.frozen

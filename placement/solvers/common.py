@@ -30,8 +30,16 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
-from placement.model import Guest, GuestState, Host, HostState, Problem
-from placement.plan import Action, Assignment, Plan, StageResult, Status, Unplaced
+from placement.model import Guest, GuestState, Host, Problem
+from placement.plan import (
+    Action,
+    Assignment,
+    Plan,
+    StageResult,
+    Status,
+    Unplaced,
+    expected_action,
+)
 from placement.solvers import SolveOptions
 
 logger = logging.getLogger(__name__)
@@ -55,25 +63,6 @@ class Placement:
 
     hosts: Mapping[str, str | None] = attrs.field(converter=_frozen_map)
     reasons: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_map)
-
-
-# --- guest states --------------------------------------------------------------------------
-
-
-def is_currently_running(problem: Problem, guest: Guest) -> bool:
-    """Running now: state running and its current host has not failed (see the rules)."""
-    if guest.state is not GuestState.RUNNING or guest.current_host is None:
-        return False
-    return problem.host(guest.current_host).state is not HostState.FAILED
-
-
-def action_for(problem: Problem, guest: Guest, host: str | None) -> Action:
-    """The action a plan must give `guest` when it ends on `host` (None: unplaced)."""
-    if is_currently_running(problem, guest):
-        if host is None:
-            return Action.STOP
-        return Action.STAY if host == guest.current_host else Action.MIGRATE
-    return Action.NONE if host is None else Action.START
 
 
 # --- units -----------------------------------------------------------------------------
@@ -505,7 +494,7 @@ def _cascade(problem: Problem, hosts: dict[str, str | None], reasons: dict[str, 
     while queue:
         name = queue.pop()
         for guest in dependants.get(name, ()):
-            if hosts.get(guest.name) is None or is_currently_running(problem, guest):
+            if hosts.get(guest.name) is None or problem.runs_now(guest):
                 continue
             hosts[guest.name] = None
             reasons[guest.name] = f"depends on unplaced guest {name}"
@@ -563,7 +552,7 @@ def finish_plan(
     assignments: list[Assignment] = []
     for guest in problem.guests:
         host = hosts[guest.name]
-        action = action_for(problem, guest, host)
+        action = expected_action(problem, guest, host)
         start_s: int | None = None
         ready_s: int | None = None
         if action is Action.START:

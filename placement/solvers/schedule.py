@@ -33,7 +33,6 @@ from typing import Any
 import attrs
 
 from placement.model import Guest, Problem
-from placement.solvers.common import is_currently_running
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +86,7 @@ def starting_guests(problem: Problem, hosts: Mapping[str, str | None]) -> list[G
     return [
         guest
         for guest in problem.guests
-        if hosts.get(guest.name) is not None and not is_currently_running(problem, guest)
+        if hosts.get(guest.name) is not None and not problem.runs_now(guest)
     ]
 
 

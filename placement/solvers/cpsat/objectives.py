@@ -11,7 +11,7 @@ from collections import defaultdict
 from ortools.sat.python import cp_model
 
 from placement.model import BALANCE_STEPS, Objective
-from placement.solvers.cpsat.variables import Variables
+from placement.solvers.cpsat.variables import Variables, load_terms
 from placement.solvers.cpsat.view import ProblemView
 
 
@@ -50,12 +50,7 @@ def _balance(view: ProblemView, variables: Variables) -> cp_model.IntVar:
     `steps * usable >= BALANCE_STEPS * used` for every host and resource."""
     model = variables.model
     hosts = view.problem.hosts
-    terms: dict[tuple[int, str], list[tuple[int, cp_model.IntVar]]] = defaultdict(list)
-    for unit in view.units:
-        for h in unit.candidates:
-            for resource, amount in unit.demand.items():
-                if amount > 0:
-                    terms[h, resource].append((amount, variables.x[unit.index, h]))
+    terms = load_terms(view, variables)
     lowest = 0
     highest = BALANCE_STEPS
     constraints: list[tuple[int, int, list[tuple[int, cp_model.IntVar]]]] = []

@@ -10,7 +10,7 @@ from collections import defaultdict
 
 from ortools.sat.python import cp_model
 
-from placement.solvers.cpsat.variables import Variables
+from placement.solvers.cpsat.variables import Variables, load_terms
 from placement.solvers.cpsat.view import ProblemView
 
 
@@ -22,12 +22,7 @@ def add_capacity(view: ProblemView, variables: Variables) -> None:
     acquisition at or after it, so the final state is the peak and one sum per host
     suffices.
     """
-    terms: dict[tuple[int, str], list[tuple[int, cp_model.IntVar]]] = defaultdict(list)
-    for unit in view.units:
-        for h in unit.candidates:
-            for resource, amount in unit.demand.items():
-                if amount > 0:
-                    terms[h, resource].append((amount, variables.x[unit.index, h]))
+    terms = load_terms(view, variables)
     hosts = view.problem.hosts
     for (h, resource), pairs in terms.items():
         room = hosts[h].usable(resource) - view.fixed.get((h, resource), 0)

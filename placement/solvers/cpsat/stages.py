@@ -25,10 +25,11 @@ from placement.plan import (
     StageResult,
     Status,
     Unplaced,
+    expected_action,
     relative_gap,
 )
 from placement.solvers import Progress, SolveOptions
-from placement.solvers.common import HostLoads, Unit, action_for, explain_unplaced
+from placement.solvers.common import HostLoads, Unit, explain_unplaced
 from placement.solvers.cpsat.objectives import stage_expression
 from placement.solvers.cpsat.placement_rules import (
     add_anti_affinity,
@@ -145,7 +146,7 @@ def plan_of_solution(
             host_of[guest.name] = hosts[h].name if h is not None else None
     for guest in problem.guests:
         host = host_of[guest.name]
-        action = action_for(problem, guest, host)
+        action = expected_action(problem, guest, host)
         start_s: int | None = None
         ready_s: int | None = None
         if action is Action.START:

@@ -6,6 +6,8 @@ empty on purpose (they cost memory on big models).
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 import attrs
 from ortools.sat.python import cp_model
 
@@ -81,3 +83,18 @@ def create_variables(view: ProblemView) -> Variables:
         interval=interval,
         slot_used=slot_used,
     )
+
+
+LoadTerms = dict[tuple[int, str], list[tuple[int, cp_model.IntVar]]]
+
+
+def load_terms(view: ProblemView, variables: Variables) -> LoadTerms:
+    """(host, resource) -> (amount, x) for every unit that may land there and asks for
+    some of that resource: the sum of `amount * x` is what the placed units use."""
+    terms: dict[tuple[int, str], list[tuple[int, cp_model.IntVar]]] = defaultdict(list)
+    for unit in view.units:
+        for h in unit.candidates:
+            for resource, amount in unit.demand.items():
+                if amount > 0:
+                    terms[h, resource].append((amount, variables.x[unit.index, h]))
+    return terms

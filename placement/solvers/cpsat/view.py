@@ -16,7 +16,6 @@ import numpy as np
 from placement.indexing import HostIndex
 from placement.indexing import units as together_units
 from placement.model import Guest, GuestState, Problem
-from placement.solvers.common import is_currently_running
 
 
 @attrs.frozen
@@ -109,7 +108,7 @@ def build_view(problem: Problem) -> ProblemView:
             for guest in guests:
                 mask &= index.allowed(guest)
             candidates = [int(h) for h in np.flatnonzero(mask)]
-        running = [g for g in guests if is_currently_running(problem, g)]
+        running = [g for g in guests if problem.runs_now(g)]
         move_cost = {
             h: sum(g.migration_cost for g in running if g.current_host != hosts[h].name)
             for h in candidates
@@ -133,7 +132,7 @@ def build_view(problem: Problem) -> ProblemView:
     slot_index: dict[str, int] = {}
     slot_members: list[list[int]] = []
     for guest in problem.guests:
-        if is_currently_running(problem, guest):
+        if problem.runs_now(guest):
             continue
         key = f"group:{guest.boot.group}" if guest.boot.group is not None else f"guest:{guest.name}"
         if key not in slot_index:
