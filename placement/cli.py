@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import json
 import os
 import sys
@@ -30,6 +31,9 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_INVALID = 2
 
+# Modules that add subcommands of their own (see `build_parser`).
+COMMAND_MODULES: tuple[str, ...] = ()
+
 
 class UsageError(Exception):
     """A bad option value found after parsing (reported like a parse error, exit 2)."""
@@ -41,7 +45,8 @@ def _print_input_errors(source: str, error: InvalidInputError, stream: TextIO) -
         print(f"{where}: {item.message}", file=stream)
 
 
-def _load_problem(path: str) -> Problem:
+def load_problem(path: str) -> Problem:
+    """Load a problem file; errors propagate as `InvalidInputError` (exit 2)."""
     return load_problem_file(path)
 
 
@@ -49,7 +54,7 @@ def _load_problem(path: str) -> Problem:
 
 
 def _cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
-    problem = _load_problem(args.problem)
+    problem = load_problem(args.problem)
     diagnostics = diagnose(problem)
     if args.json:
         document = {
@@ -80,12 +85,12 @@ def _cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
 def _cmd_check(args: argparse.Namespace, out: TextIO) -> int:
     from placement.check import check, report_to_dict
 
-    problem = _load_problem(args.problem)
+    problem = load_problem(args.problem)
     try:
         plan = load_plan_file(args.plan)
         report = check(problem, plan)
     except InvalidInputError as error:
-        raise _SourcedError(args.plan, error) from error
+        raise SourcedError(args.plan, error) from error
     if args.json:
         print(json.dumps(report_to_dict(report), indent=2), file=out)
     else:
@@ -169,7 +174,7 @@ def _cmd_solve(args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError(f"--time-limit must be > 0, got {args.time_limit}")
     if args.workers < 1:
         raise UsageError(f"--workers must be >= 1, got {args.workers}")
-    problem = _load_problem(args.problem)
+    problem = load_problem(args.problem)
     try:
         solver = get_solver(args.solver)
     except UnknownSolverError as error:
@@ -228,7 +233,7 @@ def _print_plan_summary(problem: Problem, plan: Plan, elapsed_s: float, out: Tex
 # --- entry point ---------------------------------------------------------------------------
 
 
-class _SourcedError(Exception):
+class SourcedError(Exception):
     """An input error in a given file (the plan, when the problem was fine)."""
 
     def __init__(self, source: str, error: InvalidInputError) -> None:
@@ -286,6 +291,11 @@ def build_parser() -> argparse.ArgumentParser:
     solve.add_argument("-o", "--output", help="write the plan JSON here (atomically)")
     solve.add_argument("--json", action="store_true", help="print the plan JSON to stdout")
     solve.set_defaults(run=_cmd_solve)
+
+    # Subcommands that live with their concern (HA operations, adapters): each module has
+    # `add_commands(commands)`, adding parsers whose `run(args, out) -> int` is set as here.
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).add_commands(commands)
     return parser
 
 
@@ -298,7 +308,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exit_.code) if isinstance(exit_.code, int) else EXIT_INVALID
     try:
         code: int = args.run(args, sys.stdout)
-    except _SourcedError as error:
+    except SourcedError as error:
         _print_input_errors(error.source, error.error, sys.stderr)
         return EXIT_INVALID
     except InvalidInputError as error:
