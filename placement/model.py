@@ -133,6 +133,17 @@ def _check_count(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> 
     _check_optional_count(_inst, attribute, value)
 
 
+def _check_positive_count(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    _check_count(_inst, attribute, value)
+    if value == 0:
+        raise ValueError(f"'{attribute.name}' must be >= 1 (got 0)")
+
+
+def _check_bool(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ValueError(f"'{attribute.name}' must be true or false (got {value!r})")
+
+
 def _check_positive_optional_count(
     _inst: object, attribute: attrs.Attribute[Any], value: Any
 ) -> None:
@@ -225,7 +236,8 @@ class Guest:
     guests sharing a class never share a host. `together`: guests naming the same group
     all run on one host. `priority` >= 0: the guest counts `priority + 1` in the
     `placed` objective and weighs its ready time in `recovery`. `migration_cost`: the
-    weight of moving it while it runs.
+    weight of moving it while it runs. `movable`: False when it cannot be live-migrated
+    (local disks, device passthrough): while it runs it may only stay or be stopped.
     """
 
     name: str = attrs.field(validator=_check_name)
@@ -249,6 +261,7 @@ class Guest:
         factory=frozenset, converter=frozenset, validator=_check_names
     )
     migration_cost: int = attrs.field(default=1, validator=_check_count)
+    movable: bool = attrs.field(default=True, validator=_check_bool)
     boot: BootProfile = attrs.field(factory=BootProfile)
 
     @property
@@ -273,6 +286,35 @@ class Schedule:
     stagger_s: int = attrs.field(default=0, validator=_check_count)
     max_starts: int | None = attrs.field(default=None, validator=_check_positive_optional_count)
     horizon_s: int = attrs.field(default=86_400, validator=_check_count)
+
+
+@attrs.frozen
+class MigrationSettings:
+    """How live migrations of running guests behave and what limits them.
+
+    A migration of a guest takes `setup_s + ceil(demand[memory_resource] /
+    bandwidth_mib_s)` seconds (a guest without that resource copies 0 MiB); meanwhile the
+    guest holds its demand on both its current host and its target, and adds `load[pool]`
+    to each boot pool. `max_per_host`: migrations running at once that involve one host,
+    as source or target (None: no limit). `max_total`: migrations running at once
+    cluster-wide (None: no limit). `max_moves`: the most migrations a plan may contain
+    (None: no limit).
+    """
+
+    bandwidth_mib_s: int = attrs.field(default=1000, validator=_check_positive_count)
+    setup_s: int = attrs.field(default=5, validator=_check_count)
+    memory_resource: str = attrs.field(default="ram_mib", validator=_check_name)
+    max_per_host: int | None = attrs.field(default=None, validator=_check_positive_optional_count)
+    max_total: int | None = attrs.field(default=None, validator=_check_positive_optional_count)
+    max_moves: int | None = attrs.field(default=None, validator=_check_optional_count)
+    load: Mapping[str, int] = attrs.field(
+        factory=dict, converter=_frozen_map, validator=_check_amounts
+    )
+
+    def duration_s(self, guest: Guest) -> int:
+        """Seconds a live migration of `guest` takes: setup, then copying its memory."""
+        memory_mib = guest.demand.get(self.memory_resource, 0)
+        return self.setup_s + -(-memory_mib // self.bandwidth_mib_s)
 
 
 def _host_tuple(value: Iterable[Host]) -> tuple[Host, ...]:
@@ -307,6 +349,7 @@ class Problem:
     objective: tuple[Objective, ...] = attrs.field(
         default=DEFAULT_OBJECTIVES, converter=_objective_tuple
     )
+    migration: MigrationSettings = attrs.field(factory=MigrationSettings)
     _host_index: Mapping[str, int] = attrs.field(init=False, repr=False, eq=False)
     _guest_index: Mapping[str, int] = attrs.field(init=False, repr=False, eq=False)
 
@@ -384,6 +427,14 @@ class Problem:
         """Whether the guest is running now: state running on a host that has not failed.
         Such a guest stays, migrates or is stopped; every other guest starts or not."""
         return guest.state is GuestState.RUNNING and self.holds_current_host(guest)
+
+    def migration_duration(self, guest: Guest) -> int:
+        """Seconds a live migration of `guest` takes (see `MigrationSettings`)."""
+        return self.migration.duration_s(guest)
+
+    def can_migrate(self, guest: Guest) -> bool:
+        """Whether the guest runs now and may be live-migrated (`movable`)."""
+        return guest.movable and self.runs_now(guest)
 
     def allowed_hosts(self, guest: Guest) -> tuple[Host, ...]:
         """Online hosts the guest's own rules allow (not counting capacity or others)."""
@@ -532,6 +583,12 @@ def reference_errors(document: Mapping[str, Any]) -> list[InputError]:
                     )
                 )
 
+    migration = document.get("migration")
+    if isinstance(migration, Mapping):
+        for pool in _keys(migration.get("load")):
+            if pool not in pools:
+                errors.append(InputError(f"migration.load.{pool}", f"unknown boot pool '{pool}'"))
+
     # Imported here: graph.py imports this module for its types.
     from placement.graph import cycles
 
@@ -576,4 +633,5 @@ def _reference_view(problem: Problem) -> dict[str, Any]:
             for guest in problem.guests
         ],
         "boot_pools": problem.boot_pools,
+        "migration": {"load": problem.migration.load},
     }

@@ -106,6 +106,10 @@ _GUEST = _object(
         "avoid_hosts": _NAMES,
         "labels": _described(_NAMES, "Labels every host it runs on must carry."),
         "migration_cost": _described(_COUNT, "Weight of moving it while it runs (default 1)."),
+        "movable": _described(
+            {"type": "boolean", "default": True},
+            "False: cannot be live-migrated; while running it only stays or stops.",
+        ),
         "boot": _BOOT_PROFILE,
     },
     required=("name", "demand"),
@@ -116,6 +120,25 @@ _SCHEDULE = _object(
         "stagger_s": _described(_COUNT, "Minimum seconds between successive start instants."),
         "max_starts": _described(_OPTIONAL_LIMIT, "Batch limit: guests booting at once."),
         "horizon_s": _described(_COUNT, "Every guest must be ready by then."),
+    }
+)
+
+_MIGRATION = _object(
+    {
+        "bandwidth_mib_s": _described(
+            {"type": "integer", "minimum": 1},
+            "MiB copied per second: a migration takes setup_s + ceil(memory / bandwidth) s.",
+        ),
+        "setup_s": _described(_COUNT, "Seconds every migration takes on top of the copy."),
+        "memory_resource": _described(_NAME, "The resource a migration copies (ram_mib)."),
+        "max_per_host": _described(
+            _OPTIONAL_LIMIT, "Migrations at once involving one host (null: no limit)."
+        ),
+        "max_total": _described(
+            _OPTIONAL_LIMIT, "Migrations at once cluster-wide (null: no limit)."
+        ),
+        "max_moves": _described(_OPTIONAL_COUNT, "Most migrations in a plan (null: no limit)."),
+        "load": _amounts("Load added to each boot pool while a migration runs."),
     }
 )
 
@@ -130,6 +153,7 @@ PROBLEM_SCHEMA: JsonSchema = {
             "guests": {"type": "array", "items": _GUEST},
             "boot_pools": _amounts("Cluster-wide limit on the summed boot load per pool."),
             "schedule": _SCHEDULE,
+            "migration": _MIGRATION,
             "objective": {
                 "type": "array",
                 "items": {"enum": [objective.value for objective in Objective]},

@@ -35,7 +35,8 @@ EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.json"))
 
 def small_cluster() -> dict[str, Any]:
     """Two hosts (one failed) and four guests: a database that ran on the failed host, an
-    application server and a web front end that start after it, and a cache."""
+    application server and a web front end that start after it, and a cache; migrations
+    one per host at a time, loading the SAN."""
     return {
         "schema_version": 1,
         "hosts": [
@@ -59,6 +60,7 @@ def small_cluster() -> dict[str, Any]:
             {"name": "cache", "demand": {"ram_mib": 2048, "vcpus": 1}},
         ],
         "boot_pools": {"san_iops": 10000},
+        "migration": {"max_per_host": 1, "load": {"san_iops": 500}},
     }
 
 
@@ -93,7 +95,8 @@ def test_all_errors_are_reported_in_one_pass() -> None:
     assert [str(error) for error in raised.value.errors] == [
         'hosts[0].state: must be one of "online", "maintenance", "failed", got string "up"',
         "guests[1].colour: unknown key (expected one of: anti_affinity, avoid_hosts, boot, "
-        "current_host, demand, hosts, labels, migration_cost, name, priority, state, together)",
+        "current_host, demand, hosts, labels, migration_cost, movable, name, priority, state, "
+        "together)",
         "guests[3].demand.ram_mib: must be >= 0, got -5",
         "guests[2].boot.after[0]: unknown guest 'dns'",
     ]
@@ -118,6 +121,28 @@ def test_dump_leaves_out_defaults_but_keeps_what_was_set() -> None:
     cache = document["guests"][3]
     assert cache == {"name": "cache", "demand": {"ram_mib": 2048, "vcpus": 1}}
     assert document["hosts"][1]["state"] == "failed"
+
+
+def test_migration_settings_and_movable_round_trip_with_their_defaults() -> None:
+    document = small_cluster()
+    document["guests"][0]["movable"] = False
+    document["migration"] = {"bandwidth_mib_s": 500, "setup_s": 2, "max_moves": 0}
+    problem = load_problem(document)
+    assert not problem.guest("db").movable
+    assert problem.guest("app").movable
+    # setup 2 s + ceil(8192 MiB / 500 MiB/s) = 2 + 17; a guest without RAM copies nothing.
+    assert problem.migration_duration(problem.guest("db")) == 19
+    assert problem.migration.max_per_host is None
+    assert problem.migration.memory_resource == "ram_mib"
+    dumped = dump_problem(problem)
+    assert dumped["migration"] == {"bandwidth_mib_s": 500, "setup_s": 2, "max_moves": 0}
+    assert dumped["guests"][0]["movable"] is False
+    assert "movable" not in dumped["guests"][1]
+    assert load_problem(dumped) == problem
+    del document["migration"]
+    default = load_problem(document)
+    assert "migration" not in dump_problem(default)
+    assert default.migration_duration(default.guest("db")) == 5 + 9  # ceil(8192 / 1000) = 9
 
 
 def test_plan_round_trip_and_errors() -> None:
