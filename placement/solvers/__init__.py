@@ -22,6 +22,7 @@ from placement.plan import Plan
 _BUILTIN_MODULES = (
     "placement.solvers.greedy",
     "placement.solvers.peers.proxmox",
+    "placement.solvers.peers.proxmox_rebalance",
     "placement.solvers.peers.pacemaker",
     "placement.solvers.cpsat",
 )
