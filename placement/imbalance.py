@@ -96,9 +96,24 @@ def final_hosts(
     return hosts
 
 
-def _used(problem: Problem, hosts: Mapping[str, str | None]) -> dict[str, dict[str, int]]:
-    """Online host -> resource -> demand held there: placed guests and frozen copies."""
-    used: dict[str, dict[str, int]] = {h.name: {} for h in problem.hosts if h.online}
+def host_usage(
+    problem: Problem,
+    plan_or_hosts: Plan | Mapping[str, str | None] | None = None,
+    *,
+    online_only: bool = False,
+) -> dict[str, dict[str, int]]:
+    """Host -> resource -> demand held there once `plan_or_hosts` is carried out (None:
+    now): the guests on it and the frozen copies it keeps."""
+    return _used(problem, final_hosts(problem, plan_or_hosts), online_only=online_only)
+
+
+def _used(
+    problem: Problem, hosts: Mapping[str, str | None], *, online_only: bool = True
+) -> dict[str, dict[str, int]]:
+    """Host -> resource -> demand held there: placed guests and frozen copies."""
+    used: dict[str, dict[str, int]] = {
+        h.name: {} for h in problem.hosts if h.online or not online_only
+    }
 
     def add(host: str | None, guest: Guest) -> None:
         if host is None or host not in used:

@@ -1,0 +1,106 @@
+"""A plan as an ordered timeline of actions a person (or an HA tool) carries out.
+
+Stops come first (at t=0: they free what a start or a migration may need), then starts
+and migrations in the order they begin; guests that stay where they run, and guests left
+without a host, close the list without a time.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from placement.model import GuestState, HostState, Problem
+from placement.plan import Action, Plan
+
+# Within one instant: stops free room, migrations then begin, starts last.
+_ORDER = {Action.STOP: 0, Action.MIGRATE: 1, Action.START: 2, Action.STAY: 3, Action.NONE: 4}
+
+
+@attrs.frozen
+class Step:
+    """One guest's action. `start_s`/`ready_s`: when it begins and when the guest is ready
+    (stop: both 0; stay and none: None). `source`: the host a migrating or stopped guest
+    leaves, or where a restarted or replaced guest was. `target`: where it ends (None: no
+    host). `note`: why, in a few words (a restart after a failure, a replaced frozen copy,
+    the reason a guest is not placed)."""
+
+    action: Action
+    guest: str
+    source: str | None
+    target: str | None
+    start_s: int | None
+    ready_s: int | None
+    note: str = ""
+
+
+def _start_note(problem: Problem, guest_name: str) -> tuple[str | None, str]:
+    guest = problem.guest(guest_name)
+    current = guest.current_host
+    if current is None:
+        return None, ""
+    host = problem.host(current)
+    if guest.state is GuestState.FROZEN:
+        if host.state is HostState.FAILED:
+            return current, f"replaces the frozen copy on failed {current}"
+        return current, f"replaces the frozen copy kept on {current}"
+    if guest.state is GuestState.RUNNING and host.state is HostState.FAILED:
+        return current, f"restart: {current} failed"
+    return None, ""
+
+
+def timeline(problem: Problem, plan: Plan) -> list[Step]:
+    """The plan's actions in the order they happen (see the module docstring).
+
+    A guest the plan does not mention is listed as the checker judges it: a running guest
+    stays, any other is not placed.
+    """
+    reasons = {u.guest: u.reason for u in plan.unplaced}
+    by_guest = plan.by_guest()
+    steps: list[Step] = []
+    for guest in problem.guests:
+        found = by_guest.get(guest.name)
+        if found is None:
+            running = problem.runs_now(guest)
+            action = Action.STAY if running else Action.NONE
+            host = guest.current_host if running else None
+            steps.append(Step(action, guest.name, host, host, None, None, "not in the plan"))
+            continue
+        action = found.action
+        if action is Action.START:
+            source, note = _start_note(problem, guest.name)
+            steps.append(
+                Step(action, guest.name, source, found.host, found.start_s, found.ready_s, note)
+            )
+        elif action is Action.MIGRATE:
+            steps.append(
+                Step(
+                    action,
+                    guest.name,
+                    guest.current_host,
+                    found.host,
+                    found.start_s,
+                    found.ready_s,
+                    "live migration",
+                )
+            )
+        elif action is Action.STOP:
+            note = reasons.get(guest.name, "")
+            steps.append(Step(action, guest.name, guest.current_host, None, 0, 0, note))
+        elif action is Action.STAY:
+            steps.append(Step(action, guest.name, found.host, found.host, None, None))
+        else:
+            steps.append(
+                Step(action, guest.name, None, None, None, None, reasons.get(guest.name, ""))
+            )
+
+    def key(step: Step) -> tuple[int, int, int, int, str]:
+        timed = step.start_s is not None
+        return (
+            0 if timed else 1,
+            step.start_s if step.start_s is not None else 0,
+            _ORDER[step.action],
+            step.ready_s if step.ready_s is not None else 0,
+            step.guest,
+        )
+
+    return sorted(steps, key=key)
