@@ -32,7 +32,7 @@ EXIT_FAILED = 1
 EXIT_INVALID = 2
 
 # Modules that add subcommands of their own (see `build_parser`).
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("placement.ops_cli", "placement.adapters.cli")
 
 
 class UsageError(Exception):

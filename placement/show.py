@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from placement.check import CheckReport, check
 from placement.imbalance import host_usage, imbalance
-from placement.model import Problem
+from placement.model import GuestState, Problem
 from placement.plan import Action, Plan
 from placement.timeline import Step, timeline
 
@@ -82,13 +82,18 @@ def render_timeline(problem: Problem, plan: Plan) -> list[str]:
 
 def render_hosts(problem: Problem, plan: Plan) -> list[str]:
     """Per host: state, guests before -> after, utilisation per resource before -> after."""
-    before = host_usage(problem, None)
-    after = host_usage(problem, plan)
+    # Before: what each host held, a failed one included (what it ran until it died).
+    before: dict[str, dict[str, int]] = {h.name: {} for h in problem.hosts}
     now: dict[str, int] = {h.name: 0 for h in problem.hosts}
-    then: dict[str, int] = {h.name: 0 for h in problem.hosts}
     for guest in problem.guests:
-        if problem.runs_now(guest) and guest.current_host is not None:
-            now[guest.current_host] += 1
+        if guest.state is GuestState.STOPPED or guest.current_host is None:
+            continue
+        now[guest.current_host] += 1
+        for resource, amount in guest.demand.items():
+            held = before[guest.current_host]
+            held[resource] = held.get(resource, 0) + amount
+    after = host_usage(problem, plan)
+    then: dict[str, int] = {h.name: 0 for h in problem.hosts}
     for assignment in plan.by_guest().values():
         if assignment.host is not None and assignment.host in then:
             then[assignment.host] += 1
@@ -103,7 +108,8 @@ def render_hosts(problem: Problem, plan: Plan) -> list[str]:
             new = after[host.name].get(resource, 0)
             cells.append(f"{_percent(old, usable)} -> {_percent(new, usable)}")
         rows.append(cells)
-    return ["Hosts (guests, and utilisation of usable capacity, before -> after)", *_table(rows)]
+    title = "Hosts (guests, and utilisation of usable capacity, before -> after)"
+    return [title, *_table(rows)]
 
 
 def render_plan(problem: Problem, plan: Plan, report: CheckReport | None = None) -> str:

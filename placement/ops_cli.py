@@ -1,0 +1,267 @@
+"""Subcommands for HA operations: failover, evacuate, rebalance, coldstart, show and plot.
+
+Each scenario command reads a cluster state (a problem file whose guests carry their
+current host and state), builds the scenario (`placement.operations`), solves it, prints
+the plan as a person reads it, and can write the plan (`-o`) and the scenario problem
+(`--problem-out`) so that `placement check SCENARIO PLAN` verifies it independently.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from placement.cli import (
+    EXIT_FAILED,
+    EXIT_OK,
+    SourcedError,
+    UsageError,
+    load_problem,
+)
+from placement.codec import dump_plan, dump_problem, load_plan_file, write_json_atomic
+from placement.errors import InvalidInputError
+from placement.model import Problem
+from placement.plan import Plan, Status
+
+
+def _hosts(values: list[str] | None) -> list[str]:
+    """Host names from repeated and comma-separated options (`--failed a,b --failed c`)."""
+    return [name.strip() for value in values or [] for name in value.split(",") if name.strip()]
+
+
+def _objective(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def _options(args: argparse.Namespace) -> Any:
+    from placement.solvers import SolveOptions
+
+    if args.time_limit <= 0:
+        raise UsageError(f"--time-limit must be > 0, got {args.time_limit}")
+    if args.workers < 1:
+        raise UsageError(f"--workers must be >= 1, got {args.workers}")
+    if args.schedule != "list":
+        from placement.solvers.schedule import parse_schedule
+
+        try:
+            parse_schedule(args.schedule)
+        except ValueError as error:
+            raise UsageError(f"--schedule: {error}") from error
+    return SolveOptions(
+        time_limit_s=args.time_limit,
+        seed=args.seed,
+        workers=args.workers,
+        deterministic=args.deterministic,
+        schedule=args.schedule,
+    )
+
+
+def _run_scenario(
+    args: argparse.Namespace,
+    out: TextIO,
+    build: Callable[[Problem], Problem],
+    min_improvement: float | None = None,
+) -> int:
+    from placement.operations import ScenarioError, run_scenario, scenario_notes
+    from placement.show import render_plan
+    from placement.solvers import UnknownSolverError, get_solver
+
+    state = load_problem(args.state)
+    try:
+        get_solver(args.solver)
+    except UnknownSolverError as error:
+        raise UsageError(str(error.args[0])) from error
+    options = _options(args)
+    try:
+        scenario = build(state)
+        result = run_scenario(scenario, args.solver, options, min_improvement=min_improvement)
+    except ScenarioError as error:
+        raise UsageError(str(error)) from error
+    if args.problem_out:
+        write_json_atomic(args.problem_out, dump_problem(scenario))
+    if args.output:
+        write_json_atomic(args.output, dump_plan(result.plan))
+    if args.json:
+        print(json.dumps(dump_plan(result.plan), indent=2), file=out)
+    else:
+        for note in scenario_notes(state, scenario):
+            print(f"note: {note}", file=out)
+        print(render_plan(scenario, result.plan, result.report), file=out, end="")
+        if args.problem_out:
+            print(f"scenario problem written to {args.problem_out}", file=out)
+        if args.output:
+            print(f"plan written to {args.output}", file=out)
+            if args.problem_out:
+                print(f"verify it: placement check {args.problem_out} {args.output}", file=out)
+            else:
+                print("(the plan is for the scenario: add --problem-out to check it)", file=out)
+    has_plan = result.plan.status in (Status.OPTIMAL, Status.FEASIBLE)
+    return EXIT_OK if has_plan and result.report.ok else EXIT_FAILED
+
+
+def _cmd_failover(args: argparse.Namespace, out: TextIO) -> int:
+    from placement.operations import failover
+
+    failed = _hosts(args.failed)
+    objective = _objective(args.objective)
+    return _run_scenario(args, out, lambda s: failover(s, failed, objective=objective))
+
+
+def _cmd_evacuate(args: argparse.Namespace, out: TextIO) -> int:
+    from placement.operations import evacuate
+
+    hosts = _hosts(args.host)
+    objective = _objective(args.objective)
+    return _run_scenario(args, out, lambda s: evacuate(s, hosts, objective=objective))
+
+
+def _cmd_rebalance(args: argparse.Namespace, out: TextIO) -> int:
+    from placement.operations import rebalance
+
+    objective = _objective(args.objective)
+    threshold = None if args.min_improvement <= 0 else args.min_improvement
+    if args.min_improvement > 1:
+        raise UsageError(f"--min-improvement must be in [0, 1], got {args.min_improvement}")
+    return _run_scenario(
+        args,
+        out,
+        lambda s: rebalance(s, max_moves=args.max_moves, objective=objective),
+        min_improvement=threshold,
+    )
+
+
+def _cmd_coldstart(args: argparse.Namespace, out: TextIO) -> int:
+    from placement.operations import coldstart
+
+    objective = _objective(args.objective)
+    return _run_scenario(args, out, lambda s: coldstart(s, objective=objective))
+
+
+def _load_pair(args: argparse.Namespace) -> tuple[Problem, Plan]:
+    from placement.check import check
+
+    problem = load_problem(args.problem)
+    try:
+        plan = load_plan_file(args.plan)
+        check(problem, plan)  # names the plan's unknown guests and hosts, as `check` does
+    except InvalidInputError as error:
+        raise SourcedError(args.plan, error) from error
+    return problem, plan
+
+
+def _cmd_show(args: argparse.Namespace, out: TextIO) -> int:
+    from placement.check import check
+    from placement.show import render_plan
+
+    problem, plan = _load_pair(args)
+    report = check(problem, plan)
+    print(render_plan(problem, plan, report), file=out, end="")
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _cmd_plot(args: argparse.Namespace, out: TextIO) -> int:
+    from placement.plot import PlotUnavailableError, write_plot
+
+    problem, plan = _load_pair(args)
+    try:
+        write_plot(problem, plan, args.output)
+    except PlotUnavailableError as error:
+        raise UsageError(str(error)) from error
+    except ValueError as error:
+        raise UsageError(str(error)) from error
+    print(f"plot written to {args.output}", file=out)
+    return EXIT_OK
+
+
+def _scenario_parser(
+    commands: Any, name: str, help_text: str, run: Callable[[argparse.Namespace, TextIO], int]
+) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = commands.add_parser(name, help=help_text)
+    parser.add_argument("state", help="cluster state: a problem file with current hosts and states")
+    parser.add_argument("--solver", default="cpsat", help="solver name (see `placement solvers`)")
+    parser.add_argument(
+        "--objective",
+        help="objective stages in order, comma-separated (default: the scenario's own)",
+    )
+    parser.add_argument(
+        "--schedule",
+        default="list",
+        help="boot schedule after a baseline placement: list, all-at-once, serial:S, batch:N",
+    )
+    parser.add_argument("--time-limit", type=float, default=10.0, help="seconds (default 10)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--workers", type=int, default=2, help="solver threads (default 2)")
+    parser.add_argument(
+        "--deterministic", action="store_true", help="repeatable results (deterministic time)"
+    )
+    parser.add_argument("-o", "--output", help="write the plan JSON here (atomically)")
+    parser.add_argument(
+        "--problem-out", help="write the scenario problem JSON here, to re-check the plan"
+    )
+    parser.add_argument("--json", action="store_true", help="print the plan JSON to stdout")
+    parser.set_defaults(run=run)
+    return parser
+
+
+def add_commands(commands: Any) -> None:
+    """Add the operations subcommands to the `placement` parser's subcommands."""
+    failover = _scenario_parser(
+        commands, "failover", "hosts died: restart their guests elsewhere", _cmd_failover
+    )
+    failover.add_argument(
+        "--failed",
+        action="append",
+        required=True,
+        metavar="HOST",
+        help="a failed host (repeat, or separate with commas)",
+    )
+    evacuate = _scenario_parser(
+        commands,
+        "evacuate",
+        "put hosts in maintenance: live-migrate their guests away",
+        _cmd_evacuate,
+    )
+    evacuate.add_argument(
+        "--host",
+        action="append",
+        required=True,
+        metavar="HOST",
+        help="a host to empty (repeat, or separate with commas)",
+    )
+    rebalance = _scenario_parser(
+        commands, "rebalance", "even out the load with few live migrations", _cmd_rebalance
+    )
+    rebalance.add_argument(
+        "--max-moves",
+        type=int,
+        metavar="K",
+        help="at most K migrations (default: the state's migration.max_moves, else no limit)",
+    )
+    rebalance.add_argument(
+        "--min-improvement",
+        type=float,
+        default=0.1,
+        metavar="F",
+        help="keep the cluster as it is unless the plan lowers Proxmox's imbalance by this "
+        "fraction (default 0.1, as Proxmox; 0 turns hysteresis off)",
+    )
+    _scenario_parser(
+        commands, "coldstart", "whole-cluster recovery: start every guest", _cmd_coldstart
+    )
+
+    show = commands.add_parser("show", help="print a plan: timeline, hosts, unplaced, objectives")
+    show.add_argument("problem", help="problem JSON file (for a scenario: its --problem-out)")
+    show.add_argument("plan", help="plan JSON file")
+    show.set_defaults(run=_cmd_show)
+
+    plot = commands.add_parser(
+        "plot", help="draw a plan: Gantt per host, boot-pool load, utilisation (matplotlib)"
+    )
+    plot.add_argument("problem", help="problem JSON file (for a scenario: its --problem-out)")
+    plot.add_argument("plan", help="plan JSON file")
+    plot.add_argument("-o", "--output", required=True, help="image file: .png, .svg or .pdf")
+    plot.set_defaults(run=_cmd_plot)
