@@ -1,0 +1,137 @@
+"""What every importer shares: the result type, options, safe XML parsing, unit parsing."""
+
+from __future__ import annotations
+
+import os
+import xml.etree.ElementTree as ET  # the Element type; parsing is defusedxml's
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+import defusedxml.ElementTree as SafeET
+from defusedxml import DefusedXmlException
+
+from placement.adapters.names import import_name_error
+from placement.codec import load_problem
+from placement.errors import InputError, InvalidInputError
+from placement.model import Problem
+
+
+@attrs.frozen
+class ImportOptions:
+    """Choices an importer cannot read from the tool's state.
+
+    `boot_duration_s`: every guest's boot duration (None: the format's default, 60 s).
+    `overcommit`: per resource, the ratio every host gets (e.g. {"vcpus": 4.0}).
+    `include_stopped`: also import guests that are stopped and that nothing asks to run
+    (Proxmox, libvirt); they would then be started by the plan.
+    """
+
+    boot_duration_s: int | None = None
+    overcommit: Mapping[str, float] = attrs.field(factory=dict)
+    include_stopped: bool = False
+
+
+@attrs.frozen
+class ImportResult:
+    """A problem document built from a tool's state, and what could not be mapped.
+
+    `document` is the problem JSON (a dict, as `placement.codec.dump_problem` writes it);
+    `problem` the loaded, checked model; `warnings` one line each, naming the place in
+    the source; `notes` facts worth telling (e.g. the placement strategy found).
+    """
+
+    document: dict[str, Any]
+    problem: Problem
+    warnings: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+def finish(
+    document: dict[str, Any], warnings: list[str], notes: list[str], source: str
+) -> ImportResult:
+    """Check the built document as any problem file is checked; errors name `source`."""
+    try:
+        problem = load_problem(document)
+    except InvalidInputError as error:
+        raise InvalidInputError(
+            [
+                InputError(f"{source} (as imported): {item.path}", item.message)
+                for item in error.errors
+            ]
+        ) from error
+    return ImportResult(document, problem, tuple(warnings), tuple(notes))
+
+
+def apply_common_options(document: dict[str, Any], options: ImportOptions) -> None:
+    """Set what `options` decide on every host and guest of `document`."""
+    if options.overcommit:
+        for host in document["hosts"]:
+            ratios = {r: v for r, v in options.overcommit.items() if r in host["capacity"]}
+            if ratios:
+                host["overcommit"] = ratios
+    if options.boot_duration_s is not None:
+        for guest in document["guests"]:
+            guest.setdefault("boot", {})["duration_s"] = options.boot_duration_s
+
+
+def checked_name(value: Any, where: str) -> str:
+    """`value` as a name, or `InvalidInputError` at `where` if no tool could take it."""
+    if not isinstance(value, str):
+        raise InvalidInputError([InputError(where, f"must be a name, got {value!r}")])
+    error = import_name_error(value)
+    if error is not None:
+        raise InvalidInputError([InputError(where, error)])
+    return value
+
+
+def parse_xml(path: str | os.PathLike[str]) -> ET.Element:
+    """Parse an XML file that may be hostile: no entity expansion, no external DTDs."""
+    where = str(path)
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        raise InvalidInputError([InputError(where, error.strerror or str(error))]) from error
+    try:
+        root: ET.Element = SafeET.fromstring(data, forbid_dtd=True)
+    except DefusedXmlException as error:
+        raise InvalidInputError(
+            [
+                InputError(
+                    where, f"refused: {type(error).__name__} (DTDs and entities are not accepted)"
+                )
+            ]
+        ) from error
+    except ET.ParseError as error:
+        line, column = error.position
+        raise InvalidInputError(
+            [InputError(where, f"invalid XML at line {line} column {column + 1}")]
+        ) from error
+    return root
+
+
+# Byte multipliers of the unit names libvirt accepts (formatdomain: "Memory Allocation").
+_UNITS = {
+    "b": 1, "bytes": 1,
+    "kb": 1000, "k": 1024, "kib": 1024,
+    "mb": 1000**2, "m": 1024**2, "mib": 1024**2,
+    "gb": 1000**3, "g": 1024**3, "gib": 1024**3,
+    "tb": 1000**4, "t": 1024**4, "tib": 1024**4,
+}  # fmt: skip
+
+
+def to_mib(amount: int, unit: str) -> int | None:
+    """`amount` of `unit` in whole MiB, rounded up (None: an unknown unit)."""
+    factor = _UNITS.get(unit.strip().lower())
+    if factor is None:
+        return None
+    return -(-amount * factor // 1024**2)
+
+
+def parse_int(text: str | None) -> int | None:
+    """A non-negative integer from text, else None."""
+    if text is None:
+        return None
+    text = text.strip()
+    return int(text) if text.isdigit() else None

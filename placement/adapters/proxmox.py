@@ -1,0 +1,394 @@
+"""Import a Proxmox VE cluster: `pvesh get /cluster/resources` plus its HA configuration.
+
+Sources, each the JSON that `pvesh get PATH --output-format json` prints:
+
+- `/cluster/resources` (required): `type: node` entries give hosts (`maxcpu` CPUs,
+  `maxmem` bytes, `status` online or not); `type: qemu` and `type: lxc` entries give
+  guests (`vmid`, `node`, `status`, `maxcpu`, `maxmem`, `template`).
+- `/cluster/ha/resources`: HA service ids (`vm:100`), their requested `state` and HA
+  `group` (Proxmox VE 8).
+- `/cluster/ha/groups`: `nodes` ("pve1:2,pve2") and `restricted` (Proxmox VE 8).
+- `/cluster/ha/rules`: `node-affinity` rules (`nodes`, `strict`) and `resource-affinity`
+  rules (`resources`, `affinity` positive or negative) (Proxmox VE 9).
+- guest configurations, `/nodes/NODE/qemu/VMID/config` or `/nodes/NODE/lxc/VMID/config`,
+  one file `VMID.json` per guest in a folder.
+
+Static usage is derived as the HA manager's static CRS derives it (the guests'
+`get_derived_property` `max-cpu` and `max-memory`): a VM uses `vcpus` if set, else
+`sockets * cores` (each 1 by default), and its configured `memory` (512 MiB by default);
+a container uses `cpulimit`, else `cores`, and its `memory` (512 MiB by default). Without
+a configuration the guest's `maxcpu` and `maxmem` from `/cluster/resources` stand in
+(pvestatd caps `maxcpu` by `cpulimit`), and a warning says so.
+
+Guests are named by their HA service id, `vm:VMID` or `ct:VMID`, so the rules and the
+exported `qm` / `pct` commands refer to them unambiguously.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from placement.adapters.common import (
+    ImportOptions,
+    ImportResult,
+    apply_common_options,
+    checked_name,
+    finish,
+)
+from placement.codec import read_json
+from placement.errors import InputError, InvalidInputError
+
+MIB = 1024 * 1024
+
+# Requested HA states under which the HA manager keeps a guest running.
+_HA_RUNNING = {"started", "enabled"}
+# HA states under which the HA manager leaves the guest alone or stopped.
+_HA_NOT_RUNNING = {"stopped", "disabled", "ignored", "error"}
+
+
+def _entries(document: Any, source: str) -> list[tuple[int, Mapping[str, Any]]]:
+    # pvesh prints a list; the HTTP API wraps it as {"data": [...]}. Accept both.
+    if isinstance(document, Mapping) and "data" in document:
+        document = document["data"]
+    if not isinstance(document, list):
+        raise InvalidInputError([InputError(source, "expected a JSON list of entries")])
+    return [(i, item) for i, item in enumerate(document) if isinstance(item, Mapping)]
+
+
+def _number(item: Mapping[str, Any], key: str) -> float | None:
+    value = item.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) and number >= 0 else None
+
+
+def _node_list(text: Any) -> dict[str, int]:
+    """'pve1:2,pve2' -> {'pve1': 2, 'pve2': 0} (the node priority, 0 when not given)."""
+    nodes: dict[str, int] = {}
+    if not isinstance(text, str):
+        return nodes
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        name, _, priority = part.partition(":")
+        nodes[name] = int(priority) if priority.isdigit() else 0
+    return nodes
+
+
+def _flag(value: Any) -> bool:
+    return value in (1, True, "1", "true")
+
+
+def _memory_mib(value: Any) -> int | None:
+    """A guest config's `memory`: an integer of MiB, or (VE 8.1+) 'current=N[,...]'."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        for part in value.split(","):
+            key, _, amount = part.rpartition("=")
+            if key in ("", "current") and amount.strip().isdigit():
+                return int(amount)
+    return None
+
+
+def _config_usage(
+    kind: str, config: Mapping[str, Any], where: str, warnings: list[str]
+) -> tuple[int | None, int | None]:
+    """(CPUs, memory MiB) as the static CRS derives them from a guest configuration."""
+
+    def count(key: str) -> float | None:
+        value = _number(config, key)
+        return value if value else None
+
+    if kind == "qemu":
+        vcpus = count("vcpus")
+        cpus = vcpus if vcpus else (count("sockets") or 1) * (count("cores") or 1)
+        memory = _memory_mib(config.get("memory", 512))
+    else:
+        cpus = count("cpulimit") or count("cores") or 0
+        memory = _memory_mib(config.get("memory", 512))
+    if memory is None:
+        warnings.append(f"{where}: memory {config.get('memory')!r} not understood; maxmem used")
+    return (math.ceil(cpus) if cpus else None), memory
+
+
+def import_proxmox(
+    resources: str | os.PathLike[str],
+    *,
+    ha_resources: str | os.PathLike[str] | None = None,
+    ha_groups: str | os.PathLike[str] | None = None,
+    ha_rules: str | os.PathLike[str] | None = None,
+    configs: str | os.PathLike[str] | None = None,
+    options: ImportOptions | None = None,
+) -> ImportResult:
+    """Build a problem from Proxmox VE's own JSON output (see the module docstring).
+
+    Hosts get `vcpus` and `ram_mib` capacities; guests the same demands. A guest runs
+    now if its status is `running`; a guest on an offline node that was running, or that
+    HA wants started, is imported as running there, so the plan restarts it elsewhere.
+    Stopped guests are imported only if HA wants them started, or with
+    `options.include_stopped`. Raises `InvalidInputError` naming the file and entry.
+    """
+    options = options or ImportOptions()
+    warnings: list[str] = []
+    notes: list[str] = []
+    source = str(resources)
+    entries = _entries(read_json(resources), source)
+
+    hosts: list[dict[str, Any]] = []
+    node_online: dict[str, bool] = {}
+    node_cpus: dict[str, int] = {}
+    for index, item in entries:
+        if item.get("type") != "node":
+            continue
+        where = f"{source}[{index}]"
+        name = checked_name(item.get("node"), f"{where}.node")
+        cpus, memory = _number(item, "maxcpu"), _number(item, "maxmem")
+        online = item.get("status") == "online"
+        if cpus is None or memory is None:
+            if online:
+                raise InvalidInputError(
+                    [InputError(where, f"online node '{name}' has no maxcpu or maxmem")]
+                )
+            warnings.append(
+                f"{where}: node '{name}' is {item.get('status')!r} and reports no size; capacity 0"
+            )
+        capacity = {"vcpus": int(cpus or 0), "ram_mib": int((memory or 0) // MIB)}
+        hosts.append(
+            {"name": name, "capacity": capacity, "state": "online" if online else "failed"}
+        )
+        node_online[name] = online
+        node_cpus[name] = int(cpus or 0)
+
+    ha_state: dict[str, str] = {}
+    ha_group_of: dict[str, str] = {}
+    if ha_resources is not None:
+        for _index, item in _entries(read_json(ha_resources), str(ha_resources)):
+            sid = item.get("sid")
+            if isinstance(sid, str):
+                ha_state[sid] = str(item.get("state", "started"))
+                if isinstance(item.get("group"), str):
+                    ha_group_of[sid] = item["group"]
+
+    config_dir = Path(configs) if configs is not None else None
+    guests: list[dict[str, Any]] = []
+    skipped_stopped: list[str] = []
+    missing_config = 0
+    for index, item in entries:
+        kind = item.get("type")
+        if kind not in ("qemu", "lxc"):
+            continue
+        where = f"{source}[{index}]"
+        vmid = item.get("vmid")
+        if isinstance(vmid, str) and vmid.isdigit():
+            vmid = int(vmid)
+        if not isinstance(vmid, int) or isinstance(vmid, bool) or vmid < 1:
+            raise InvalidInputError([InputError(f"{where}.vmid", f"must be a VMID, got {vmid!r}")])
+        sid = f"{'vm' if kind == 'qemu' else 'ct'}:{vmid}"
+        if _flag(item.get("template")):
+            notes.append(f"{sid} is a template: left out")
+            continue
+        node = checked_name(item.get("node"), f"{where}.node")
+        if node not in node_online:
+            raise InvalidInputError([InputError(f"{where}.node", f"unknown node '{node}'")])
+        status = item.get("status")
+        requested = ha_state.get(sid)
+        if requested in _HA_NOT_RUNNING:
+            state = "running" if status == "running" and node_online[node] else None
+        elif status == "running" or (not node_online[node] and status in (None, "unknown")):
+            state = "running"
+        elif requested in _HA_RUNNING or options.include_stopped:
+            state = "stopped"
+        else:
+            state = None
+        if state is None:
+            skipped_stopped.append(sid)
+            continue
+
+        cpus = _number(item, "maxcpu")
+        memory = _number(item, "maxmem")
+        demand_cpus = math.ceil(cpus) if cpus is not None else None
+        demand_mib = int(memory // MIB) if memory is not None else None
+        config_path = config_dir / f"{vmid}.json" if config_dir is not None else None
+        if config_path is not None and config_path.is_file():
+            config = read_json(config_path)
+            if not isinstance(config, Mapping):
+                raise InvalidInputError([InputError(str(config_path), "expected a JSON object")])
+            if isinstance(config.get("data"), Mapping):
+                config = config["data"]
+            from_cpus, from_memory = _config_usage(str(kind), config, str(config_path), warnings)
+            if from_cpus is None and kind == "lxc":
+                # An unlimited container may use every CPU of its node.
+                from_cpus = node_cpus.get(node) or demand_cpus
+            demand_cpus = from_cpus if from_cpus is not None else demand_cpus
+            demand_mib = from_memory if from_memory is not None else demand_mib
+        else:
+            missing_config += 1
+        if demand_cpus is None or demand_mib is None:
+            raise InvalidInputError(
+                [InputError(where, f"{sid} has no maxcpu or maxmem and no configuration")]
+            )
+        guest: dict[str, Any] = {
+            "name": sid,
+            "demand": {"vcpus": demand_cpus, "ram_mib": demand_mib},
+            "current_host": node,
+            "state": state,
+        }
+        guests.append(guest)
+
+    if skipped_stopped:
+        notes.append(
+            f"{len(skipped_stopped)} stopped guest(s) nothing asks to run were left out "
+            f"(--include-stopped imports them): {', '.join(skipped_stopped[:10])}"
+            + (" …" if len(skipped_stopped) > 10 else "")
+        )
+    if missing_config and guests:
+        warnings.append(
+            f"{missing_config} guest(s) without a configuration file: CPUs and memory from "
+            "/cluster/resources maxcpu/maxmem (capped by cpulimit), not the static CRS's "
+            "configured values"
+        )
+
+    by_name = {guest["name"]: guest for guest in guests}
+    node_names = set(node_online)
+    if ha_groups is not None:
+        _apply_groups(ha_groups, ha_group_of, by_name, node_names, warnings)
+    if ha_rules is not None:
+        _apply_rules(ha_rules, by_name, node_names, warnings, notes)
+
+    document: dict[str, Any] = {"schema_version": 1, "hosts": hosts, "guests": guests}
+    apply_common_options(document, options)
+    notes.append(
+        "Proxmox's own choice for comparison: placement solve PROBLEM --solver proxmox-static"
+    )
+    return finish(document, warnings, notes, source)
+
+
+def _restrict(guest: dict[str, Any], nodes: Sequence[str]) -> None:
+    allowed = set(nodes)
+    if "hosts" in guest:
+        allowed &= set(guest["hosts"])
+    guest["hosts"] = sorted(allowed)
+
+
+def _apply_groups(
+    path: str | os.PathLike[str],
+    group_of: Mapping[str, str],
+    guests: Mapping[str, dict[str, Any]],
+    node_names: set[str],
+    warnings: list[str],
+) -> None:
+    source = str(path)
+    groups: dict[str, tuple[dict[str, int], bool, str]] = {}
+    for index, item in _entries(read_json(path), source):
+        name = item.get("group")
+        if isinstance(name, str):
+            groups[name] = (
+                _node_list(item.get("nodes")),
+                _flag(item.get("restricted")),
+                f"{source}[{index}]",
+            )
+    for sid, group_name in group_of.items():
+        guest = guests.get(sid)
+        if guest is None:
+            continue
+        if group_name not in groups:
+            warnings.append(f"{sid}: HA group '{group_name}' not found in {source}; not mapped")
+            continue
+        nodes, restricted, where = groups[group_name]
+        unknown = sorted(set(nodes) - node_names)
+        if unknown:
+            warnings.append(
+                f"{where}: group '{group_name}' names unknown node(s) {unknown}; ignored"
+            )
+        known = [node for node in nodes if node in node_names]
+        if len(set(nodes.values())) > 1:
+            warnings.append(
+                f"{where}: group '{group_name}' node priorities are preferences; not mapped"
+            )
+        if restricted:
+            _restrict(guest, known)
+        else:
+            warnings.append(
+                f"{where}: group '{group_name}' is not restricted, so its nodes are only a "
+                f"preference for {sid}; not mapped"
+            )
+
+
+def _apply_rules(
+    path: str | os.PathLike[str],
+    guests: Mapping[str, dict[str, Any]],
+    node_names: set[str],
+    warnings: list[str],
+    notes: list[str],
+) -> None:
+    source = str(path)
+    # Positive resource affinity may chain across rules: merge the groups (union-find).
+    parent: dict[str, str] = {}
+
+    def find(name: str) -> str:
+        while parent.setdefault(name, name) != name:
+            name = parent[name]
+        return name
+
+    together_label: dict[str, str] = {}
+    for index, item in _entries(read_json(path), source):
+        where = f"{source}[{index}]"
+        rule = item.get("rule", f"rule{index}")
+        if _flag(item.get("disable")):
+            notes.append(f"{where}: rule '{rule}' is disabled; left out")
+            continue
+        members = [r.strip() for r in str(item.get("resources", "")).split(",") if r.strip()]
+        present = [sid for sid in members if sid in guests]
+        kind = item.get("type")
+        if kind == "node-affinity":
+            nodes = _node_list(item.get("nodes"))
+            known = [node for node in nodes if node in node_names]
+            if not _flag(item.get("strict")):
+                warnings.append(
+                    f"{where}: node-affinity rule '{rule}' is not strict (a preference); not mapped"
+                )
+                continue
+            if len(set(nodes.values())) > 1:
+                warnings.append(
+                    f"{where}: rule '{rule}' node priorities are preferences; not mapped"
+                )
+            negative = item.get("affinity") == "negative"
+            for sid in present:
+                if negative:
+                    guests[sid]["avoid_hosts"] = sorted(
+                        set(guests[sid].get("avoid_hosts", [])) | set(known)
+                    )
+                else:
+                    _restrict(guests[sid], known)
+        elif kind == "resource-affinity":
+            affinity = item.get("affinity")
+            if affinity == "negative":
+                for sid in present:
+                    classes = set(guests[sid].get("anti_affinity", [])) | {f"rule:{rule}"}
+                    guests[sid]["anti_affinity"] = sorted(classes)
+            elif affinity == "positive":
+                for sid in present[1:]:
+                    parent[find(sid)] = find(present[0])
+                if present:
+                    together_label.setdefault(find(present[0]), f"rule:{rule}")
+            else:
+                warnings.append(f"{where}: rule '{rule}' has affinity {affinity!r}; not mapped")
+        else:
+            warnings.append(f"{where}: rule '{rule}' of type {kind!r} not mapped")
+    for sid in list(parent):
+        if sid in guests:
+            root = find(sid)
+            label = together_label.get(root)
+            if label is None:
+                label = next(v for k, v in together_label.items() if find(k) == root)
+            guests[sid]["together"] = label
