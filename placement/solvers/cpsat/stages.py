@@ -51,10 +51,9 @@ logger = logging.getLogger(__name__)
 SOLVER_NAME = "cpsat"
 _GREEDY_SEEDS = ("best-fit", "first-fit", "worst-fit")
 _LARGE_MODEL_PAIRS = 20_000
-# Beyond this many (guest, host) pairs the pair model does not fit a 2-core budget; the
-# aggregated model (identical guests counted per host) is not built yet, so such problems
-# get the best greedy plan with our own bounds and gaps, said so in the metrics.
-_MAX_MODEL_PAIRS = 400_000
+# Beyond this many (guest, host) pairs the full pair model does not fit a 2-core budget:
+# such problems are solved on neighbourhoods of the incumbent (see `large`).
+MAX_MODEL_PAIRS = 400_000
 
 
 @attrs.frozen
@@ -204,7 +203,7 @@ def _reason(
 # --- stages ------------------------------------------------------------------------------
 
 
-def _better(problem: Problem, a: Plan, b: Plan) -> bool:
+def better(problem: Problem, a: Plan, b: Plan) -> bool:
     """Whether plan `a` is lexicographically better than `b` on the problem's stages."""
     for stage in problem.objective:
         value_a = _stage_value(a, stage)
@@ -219,7 +218,7 @@ def _stage_value(plan: Plan, stage: Objective) -> float:
     return result.value if result is not None else 0.0
 
 
-def _with_checked_stages(problem: Problem, plan: Plan, bounds: dict[str, float | None]) -> Plan:
+def with_checked_stages(problem: Problem, plan: Plan, bounds: dict[str, float | None]) -> Plan:
     """Fill the stages with the checker's values, the given bounds and the gaps; the
     status is optimal when every stage meets its bound."""
     values = check(problem, plan).metrics["objectives"]
@@ -286,11 +285,11 @@ def _greedy_incumbent(problem: Problem, options: SolveOptions) -> Plan | None:
                     report.violations[0].message,
                 )
             continue
-        if best is None or _better(problem, plan, best):
+        if best is None or better(problem, plan, best):
             best = plan
     if best is not None and len(problem.guests) <= 5_000:
         for variant in _reordered_schedules(problem, best):
-            if check(problem, variant).ok and _better(problem, variant, best):
+            if check(problem, variant).ok and better(problem, variant, best):
                 best = variant
     return best
 
@@ -366,21 +365,46 @@ def _parameters(options: SolveOptions, seconds: float, large: bool) -> cp_model.
     return solver
 
 
-def solve_lexicographic(problem: Problem, options: SolveOptions) -> Plan:
-    """The optimiser: see the module docstring."""
-    started = time.perf_counter()
+def structural_reasons(problem: Problem) -> dict[str, str]:
+    """Guest name -> the structural diagnostic that keeps it out whatever the plan."""
     structural: dict[str, str] = {}
     for diagnostic in diagnose(problem):
         if diagnostic.rule == "anti_affinity_class":
             continue  # only some of the class stay out: not a reason for each member
         for name in diagnostic.guests:
             structural.setdefault(name, diagnostic.message)
+    return structural
 
+
+def pair_count(problem: Problem) -> int:
+    """An upper estimate of the model's (guest, host) pairs: each guest's allowed hosts."""
+    online = sum(1 for host in problem.hosts if host.online)
+    return sum(online if g.hosts is None else len(g.hosts) for g in problem.guests)
+
+
+def solve_lexicographic(problem: Problem, options: SolveOptions) -> Plan:
+    """The optimiser: see the module docstring."""
+    started = time.perf_counter()
+    structural = structural_reasons(problem)
     incumbent_plan = _greedy_incumbent(problem, options)
     first_plan_s = time.perf_counter() - started
-    online = sum(1 for host in problem.hosts if host.online)
-    if incumbent_plan is not None and len(problem.guests) * online > _MAX_MODEL_PAIRS:
-        return _greedy_with_bounds(problem, incumbent_plan, started, first_plan_s)
+    if incumbent_plan is not None and pair_count(problem) > MAX_MODEL_PAIRS:
+        from placement.solvers.cpsat.large import solve_large
+
+        return solve_large(problem, options, incumbent_plan, started, first_plan_s)
+    return improve(problem, options, incumbent_plan, structural, started, first_plan_s)
+
+
+def improve(
+    problem: Problem,
+    options: SolveOptions,
+    incumbent_plan: Plan | None,
+    structural: dict[str, str],
+    started: float,
+    first_plan_s: float,
+) -> Plan:
+    """Stage by stage from `incumbent_plan` (a verified plan, or None) until
+    `started + options.time_limit_s`; returns the best verified plan."""
     view = build_view(problem)
     variables = build_model(view)
     model_s = time.perf_counter() - started - first_plan_s
@@ -460,7 +484,7 @@ def solve_lexicographic(problem: Problem, options: SolveOptions) -> Plan:
         plan = plan_of_solution(view, incumbent, structural, Status.FEASIBLE, runtime_s)
         report = check(problem, plan)
         if report.ok:
-            candidates.append(_with_checked_stages(problem, plan, bounds))
+            candidates.append(with_checked_stages(problem, plan, bounds))
         else:
             logger.error(
                 "BUG: the CP-SAT plan fails the checker (%s); returning the best verified plan",
@@ -468,12 +492,12 @@ def solve_lexicographic(problem: Problem, options: SolveOptions) -> Plan:
             )
     if incumbent_plan is not None:
         greedy = attrs.evolve(incumbent_plan, solver=SOLVER_NAME, runtime_s=runtime_s)
-        candidates.append(_with_checked_stages(problem, greedy, bounds))
+        candidates.append(with_checked_stages(problem, greedy, bounds))
     if not candidates:
         return Plan(status=Status.UNKNOWN, solver=SOLVER_NAME, runtime_s=runtime_s, assignments=())
     best = candidates[0]
     for plan in candidates[1:]:
-        if _better(problem, plan, best):
+        if better(problem, plan, best):
             best = plan
     metrics = {
         "first_plan_s": round(first_plan_s, 3),
@@ -512,24 +536,3 @@ def _model_value(
     value = float(check(view.problem, plan).metrics["objectives"][objective.value])
     scale = BALANCE_STEPS if objective is Objective.BALANCE else 1
     return round(value * scale)
-
-
-def _greedy_with_bounds(problem: Problem, plan: Plan, started: float, first_plan_s: float) -> Plan:
-    """The greedy plan, its stages bounded by `placement.bounds` alone."""
-    values = check(problem, plan).metrics["objectives"]
-    held: dict[str, float] = {}
-    bounds: dict[str, float | None] = {}
-    stage_bounds = StageBounds(problem)
-    for objective in problem.objective:
-        bounds[objective.value] = stage_bounds(objective, held)
-        held[objective.value] = float(values[objective.value])
-    runtime_s = round(time.perf_counter() - started, 6)
-    result = _with_checked_stages(
-        problem, attrs.evolve(plan, solver=SOLVER_NAME, runtime_s=runtime_s), bounds
-    )
-    metrics = {
-        "first_plan_s": round(first_plan_s, 3),
-        "returned": "greedy",
-        "note": "too many (guest, host) pairs for the pair model; greedy plan with bounds",
-    }
-    return attrs.evolve(result, metrics=metrics)
