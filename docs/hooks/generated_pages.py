@@ -47,6 +47,8 @@ def _type_of(schema: dict[str, Any]) -> str:
             item = _type_of(items) if isinstance(items, dict) else "any"
             if items.get("type") == "object" and "properties" in items:
                 item = "object"
+            if item in ("string", "integer", "number", "boolean", "object"):
+                item += "s"
             parts.append(f"list of {item}")
         elif name == "object" and "additionalProperties" in schema and "properties" not in schema:
             values = schema["additionalProperties"]
@@ -92,15 +94,28 @@ def _objects(schema: dict[str, Any], path: str) -> Iterator[tuple[str, dict[str,
         yield from _objects(items, f"{path}[]")
 
 
-def _object_table(schema: dict[str, Any]) -> list[str]:
+def _anchor(prefix: str, path: str) -> str:
+    """The heading id of an object's section: `problem-guests-boot` for `guests[].boot`."""
+    return f"{prefix}-{path.replace('[]', '').replace('.', '-') or 'top'}"
+
+
+def _object_table(schema: dict[str, Any], prefix: str, path: str) -> list[str]:
     required = set(schema.get("required", ()))
     lines = [
         "| key | type | required | notes | description |",
         "|---|---|---|---|---|",
     ]
     for key, child in schema["properties"].items():
+        kind = _type_of(child)
+        child_path = f"{path}.{key}" if path else key
+        items = child.get("items")
+        # An object with its own section: link to it rather than say "object".
+        if child.get("type") == "object" and "properties" in child:
+            kind = f"[object](#{_anchor(prefix, child_path)})"
+        elif isinstance(items, dict) and items.get("type") == "object" and "properties" in items:
+            kind = f"list of [objects](#{_anchor(prefix, child_path + '[]')})"
         lines.append(
-            f"| `{key}` | {_type_of(child)} | {'yes' if key in required else ''} "
+            f"| `{key}` | {kind} | {'yes' if key in required else ''} "
             f"| {_escape(_notes(child))} | {_escape(child.get('description', ''))} |"
         )
     return lines
@@ -124,16 +139,17 @@ def schema_reference_markdown() -> str:
         "A path such as `guests[].boot` means the `boot` object of each item of `guests`.",
         "",
     ]
-    for title, schema, command in (
-        ("Problem file", PROBLEM_SCHEMA, "placement schema"),
-        ("Plan file", PLAN_SCHEMA, "placement schema --plan"),
+    for title, prefix, schema, command in (
+        ("Problem file", "problem", PROBLEM_SCHEMA, "placement schema"),
+        ("Plan file", "plan", PLAN_SCHEMA, "placement schema --plan"),
     ):
         lines += [f"## {title}", "", f"`$id`: `{schema['$id']}` (`{command}`)", ""]
         for path, obj in _objects(schema, ""):
-            lines += [f"### `{path or '(top level)'}`", ""]
+            heading = f"`{path}`" if path else f"{title}: top level"
+            lines += [f"### {heading} {{ #{_anchor(prefix, path)} }}", ""]
             if obj.get("description"):
                 lines += [_escape(obj["description"]), ""]
-            lines += [*_object_table(obj), ""]
+            lines += [*_object_table(obj, prefix, path), ""]
     return "\n".join(lines)
 
 
