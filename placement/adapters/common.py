@@ -121,12 +121,15 @@ _UNITS = {
 }  # fmt: skip
 
 
-def to_mib(amount: int, unit: str) -> int | None:
-    """`amount` of `unit` in whole MiB, rounded up (None: an unknown unit)."""
+def to_mib(amount: int, unit: str, *, round_up: bool = True) -> int | None:
+    """`amount` of `unit` in whole MiB (None: an unknown unit). Demands round up,
+    capacities (`round_up=False`) down, so that neither is overstated in our favour."""
     factor = _UNITS.get(unit.strip().lower())
     if factor is None:
         return None
-    return -(-amount * factor // 1024**2)
+    if round_up:
+        return -(-amount * factor // 1024**2)
+    return amount * factor // 1024**2
 
 
 def parse_int(text: str | None) -> int | None:

@@ -49,7 +49,7 @@ def parse_nodeinfo(text: str, where: str) -> dict[str, int]:
     memory_text = fields.get("memory size", "").split()
     memory = None
     if len(memory_text) == 2 and memory_text[0].isdigit():
-        memory = to_mib(int(memory_text[0]), memory_text[1])
+        memory = to_mib(int(memory_text[0]), memory_text[1], round_up=False)
     if cpus is None or memory is None:
         raise InvalidInputError(
             [InputError(where, "not `virsh nodeinfo` output: needs 'CPU(s)' and 'Memory size'")]

@@ -2,7 +2,8 @@
 
 What is read (element and attribute names as in Pacemaker's CIB schema):
 
-- `configuration/crm_config//nvpair[@name='placement-strategy']` and `symmetric-cluster`.
+- `configuration/crm_config` nvpairs `placement-strategy`, `symmetric-cluster`,
+  `batch-limit` (the batch limit of starts) and `migration-limit` (migrations per node).
 - `configuration/nodes/node` (`id`, `uname`), its `utilization` nvpairs (capacities) and
   `instance_attributes` `standby` / `maintenance` (the node takes no resources).
 - `configuration/resources`: `primitive` (`id`), its `utilization` nvpairs (demands) and
@@ -256,7 +257,9 @@ def import_pacemaker(
 
     for child in list(resources) if resources is not None else ():
         where = f"{source}: resources/{_where(child)}"
-        if child.tag == "primitive":
+        if child.tag == "primitive" and child.get("class") == "stonith":
+            notes.append(f"{where}: fencing device, not a guest: left out")
+        elif child.tag == "primitive":
             add_primitive(child, where)
         elif child.tag == "group":
             group = checked_name(child.get("id"), f"{where}/@id")
@@ -349,6 +352,15 @@ def import_pacemaker(
         "hosts": hosts,
         "guests": list(guests.values()),
     }
+    # batch-limit: how many actions the cluster runs at once, our batch limit of starts.
+    batch_limit = parse_int(properties.get("batch-limit"))
+    if batch_limit:
+        document["schedule"] = {"max_starts": batch_limit}
+        notes.append(f"batch-limit={batch_limit}: at most {batch_limit} guests boot at once")
+    # migration-limit: live migrations a node takes part in at once (-1: no limit).
+    migration_limit = parse_int(properties.get("migration-limit"))
+    if migration_limit:
+        document["migration"] = {"max_per_host": migration_limit}
     apply_common_options(document, options)
     return finish(document, warnings, notes, source)
 

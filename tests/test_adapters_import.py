@@ -1,0 +1,264 @@
+"""Importers: Proxmox pvesh JSON, a Pacemaker CIB and libvirt domain XML, as the tools write
+them (tests/data/adapters). Each mapping is checked against the sample's hand-read values."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from placement.adapters import ImportOptions, import_libvirt, import_pacemaker, import_proxmox
+from placement.cli import main
+from placement.errors import InvalidInputError
+from placement.model import GuestState, HostState
+
+DATA = Path(__file__).parent / "data" / "adapters"
+PVE = DATA / "proxmox"
+CIB = DATA / "pacemaker" / "cib.xml"
+LIBVIRT = DATA / "libvirt"
+
+
+def _pve(**kwargs: object) -> object:
+    return import_proxmox(
+        PVE / "cluster-resources.json",
+        ha_resources=PVE / "ha-resources.json",
+        ha_rules=PVE / "ha-rules.json",
+        configs=PVE / "configs",
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+# --- Proxmox ---------------------------------------------------------------------------
+
+
+def test_proxmox_hosts_from_nodes_offline_node_failed() -> None:
+    problem = _pve().problem  # type: ignore[attr-defined]
+    assert [h.name for h in problem.hosts] == ["pve1", "pve2", "pve3"]
+    pve1 = problem.host("pve1")
+    # maxmem 270039625728 bytes = 257529.6 MiB, floored.
+    assert dict(pve1.capacity) == {"vcpus": 32, "ram_mib": 257529}
+    assert problem.host("pve3").state is HostState.FAILED
+
+
+def test_proxmox_static_usage_as_the_crs_derives_it() -> None:
+    problem = _pve().problem  # type: ignore[attr-defined]
+    # 103.json: vcpus 6 wins over sockets 2 x cores 4; memory "current=16384".
+    assert dict(problem.guest("vm:103").demand) == {"vcpus": 6, "ram_mib": 16384}
+    # 100.json: sockets 1 x cores 2, memory "8192" (maxmem says 8 GiB too).
+    assert dict(problem.guest("vm:100").demand) == {"vcpus": 2, "ram_mib": 8192}
+    # vm:101 has no config: maxcpu 2, maxmem 4 GiB from /cluster/resources.
+    assert dict(problem.guest("vm:101").demand) == {"vcpus": 2, "ram_mib": 4096}
+    # ct:200: cores 1, memory 1024.
+    assert dict(problem.guest("ct:200").demand) == {"vcpus": 1, "ram_mib": 1024}
+
+
+def test_proxmox_states_templates_and_stopped_guests() -> None:
+    result = _pve()
+    problem = result.problem  # type: ignore[attr-defined]
+    names = {g.name for g in problem.guests}
+    assert "vm:9000" not in names  # a template
+    assert "ct:201" not in names  # stopped, no HA request
+    web02 = problem.guest("vm:102")  # status unknown on the offline node, HA started
+    assert web02.state is GuestState.RUNNING
+    assert web02.current_host == "pve3"
+    assert not problem.runs_now(web02)  # so a plan restarts it
+    assert problem.runs_now(problem.guest("vm:100"))
+    assert any("ct:201" in note for note in result.notes)  # type: ignore[attr-defined]
+    with_stopped = _pve(options=ImportOptions(include_stopped=True)).problem  # type: ignore[attr-defined]
+    assert with_stopped.guest("ct:201").state is GuestState.STOPPED
+
+
+def test_proxmox_ha_rules_and_their_warnings() -> None:
+    result = _pve()
+    problem = result.problem  # type: ignore[attr-defined]
+    assert problem.guest("vm:103").hosts == frozenset({"pve1", "pve2"})
+    assert problem.guest("vm:101").anti_affinity == problem.guest("vm:102").anti_affinity
+    assert problem.guest("vm:101").anti_affinity
+    assert problem.guest("vm:103").together == problem.guest("vm:104").together is not None
+    assert problem.guest("ct:200").hosts is None  # the non-strict rule is a preference
+    text = "\n".join(result.warnings)  # type: ignore[attr-defined]
+    assert "dns-prefers-pve2" in text
+    assert "not strict" in text
+    assert "priorities are preferences" in text
+
+
+def test_proxmox_ha_groups_restricted_and_not() -> None:
+    result = import_proxmox(
+        PVE / "cluster-resources.json",
+        ha_resources=PVE / "ha-resources-groups.json",
+        ha_groups=PVE / "ha-groups.json",
+        configs=PVE / "configs",
+    )
+    problem = result.problem
+    assert problem.guest("vm:100").hosts == frozenset({"pve1", "pve2"})  # prod, restricted
+    assert problem.guest("vm:101").hosts is None  # any, not restricted: a preference
+    assert any("'any' is not restricted" in w for w in result.warnings)
+
+
+def test_proxmox_bad_input_names_the_entry(tmp_path: Path) -> None:
+    path = tmp_path / "resources.json"
+    path.write_text(
+        json.dumps(
+            [{"type": "node", "node": "a\nb", "status": "online", "maxcpu": 4, "maxmem": 2**30}]
+        )
+    )
+    with pytest.raises(InvalidInputError, match=r"resources.json\[0\].node: .*control character"):
+        import_proxmox(path)
+    path.write_text(json.dumps({"not": "a list"}))
+    with pytest.raises(InvalidInputError, match="expected a JSON list"):
+        import_proxmox(path)
+
+
+# --- Pacemaker -------------------------------------------------------------------------
+
+
+def test_pacemaker_nodes_states_and_utilization() -> None:
+    problem = import_pacemaker(CIB).problem
+    states = {h.name: h.state for h in problem.hosts}
+    assert states == {
+        "ha1": HostState.ONLINE,
+        "ha2": HostState.ONLINE,
+        "ha3": HostState.FAILED,  # in_ccm="false" crmd="offline"
+        "ha4": HostState.MAINTENANCE,  # standby=on
+    }
+    assert dict(problem.host("ha1").capacity) == {"vcpus": 32, "ram_mib": 126976}
+    assert dict(problem.guest("vm-db1").demand) == {"vcpus": 8, "ram_mib": 32768}
+    assert problem.guest("vm-db1").priority == 10
+    assert problem.schedule.max_starts == 4  # batch-limit
+
+
+def test_pacemaker_where_resources_run_from_the_status_section() -> None:
+    problem = import_pacemaker(CIB).problem
+    assert problem.guest("vm-db1").current_host == "ha1"
+    # vm-web2: a probe on ha1 found it not running (rc 7); started on ha2.
+    assert problem.guest("vm-web2").current_host == "ha2"
+    assert problem.guest("vm-web1").current_host == "ha3"
+    assert not problem.runs_now(problem.guest("vm-web1"))  # ha3 is down
+
+
+def test_pacemaker_constraints_groups_and_what_is_not_mapped() -> None:
+    result = import_pacemaker(CIB)
+    problem = result.problem
+    assert problem.guest("vm-db1").avoid_hosts == frozenset({"ha3"})
+    assert problem.guest("vm-web1").anti_affinity & problem.guest("vm-web2").anti_affinity
+    assert problem.guest("vm-app1").together == problem.guest("vm-db1").together is not None
+    assert problem.guest("vm-app1").boot.after == ("vm-db1",)
+    # The group: colocated and ordered.
+    assert problem.guest("vm-mailfront").together == "grp-mail"
+    assert problem.guest("vm-mailfront").boot.after == ("vm-mailstore",)
+    assert not problem.guest("vm-mailstore").movable  # no allow-migrate
+    assert problem.guest("vm-db1").movable
+    assert not problem.has_guest("fence-ipmi")
+    text = "\n".join(result.warnings)
+    for unmapped in (
+        "location-vm-app1-ha1-200",  # finite location score
+        "colocation-vm-web2-vm-app1-100",  # finite colocation score
+        "clvmd-clone",  # a clone
+        "order-vm-app1-vm-web1-optional",  # optional ordering
+    ):
+        assert unmapped in text
+    assert any("pacemaker-balanced" in note for note in result.notes)
+
+
+BOMB = """<?xml version="1.0"?>
+<!DOCTYPE cib [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>
+<cib><configuration><nodes><node id="1" uname="&b;"/></nodes></configuration></cib>
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (BOMB, "refused"),
+        ("<cib><configuration>", "invalid XML at line 1"),
+        ("<domain/>", "expected a <cib> document"),
+        (
+            '<cib><configuration><nodes><node id="1" uname="a&#10;b"/></nodes>'
+            "</configuration></cib>",
+            "control character",
+        ),
+        (
+            '<cib><configuration><nodes><node id="1" uname=""/></nodes></configuration></cib>',
+            "must not be empty",
+        ),
+    ],
+)
+def test_pacemaker_hostile_or_broken_cib_is_refused(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = tmp_path / "cib.xml"
+    path.write_text(text)
+    with pytest.raises(InvalidInputError, match=message):
+        import_pacemaker(path)
+
+
+# --- libvirt ---------------------------------------------------------------------------
+
+
+def test_libvirt_units_vcpus_and_running_state() -> None:
+    result = import_libvirt(LIBVIRT, hosts=LIBVIRT / "hosts.json")
+    problem = result.problem
+    assert dict(problem.guest("db1").demand) == {"ram_mib": 32 * 1024, "vcpus": 8}  # 32 GiB
+    assert dict(problem.guest("web1").demand) == {"ram_mib": 4096, "vcpus": 2}  # 4194304 KiB
+    assert dict(problem.guest("web2").demand) == {"ram_mib": 4096, "vcpus": 2}  # current='2'
+    assert problem.guest("app1").current_host == "kvm3"
+    assert problem.host("kvm3").state is HostState.FAILED
+    # nodeinfo: 131596660 KiB = 128512.4 MiB, floored for a capacity.
+    assert dict(problem.host("kvm1").capacity) == {"vcpus": 32, "ram_mib": 128512}
+    assert not problem.has_guest("batch1")  # defined, no id: stopped
+    stopped = import_libvirt(
+        LIBVIRT, hosts=LIBVIRT / "hosts.json", options=ImportOptions(include_stopped=True)
+    ).problem
+    assert dict(stopped.guest("batch1").demand) == {"ram_mib": 8192, "vcpus": 2}  # bytes
+    assert stopped.guest("batch1").state is GuestState.STOPPED
+
+
+def test_libvirt_flat_folder_with_mapping(tmp_path: Path) -> None:
+    for path in (LIBVIRT / "kvm1").glob("*.xml"):
+        (tmp_path / path.name).write_text(path.read_text())
+    (tmp_path / "map.json").write_text(json.dumps({"web1": "kvm1", "db1": "kvm2"}))
+    (tmp_path / "hosts.json").write_text(
+        json.dumps(
+            [{"name": n, "capacity": {"vcpus": 8, "ram_mib": 65536}} for n in ("kvm1", "kvm2")]
+        )
+    )
+    problem = import_libvirt(
+        tmp_path, hosts=tmp_path / "hosts.json", mapping=tmp_path / "map.json"
+    ).problem
+    assert problem.guest("db1").current_host == "kvm2"
+    (tmp_path / "map.json").write_text(json.dumps({"web1": "kvm1"}))
+    with pytest.raises(InvalidInputError, match="no host for domain 'db1'"):
+        import_libvirt(tmp_path, hosts=tmp_path / "hosts.json", mapping=tmp_path / "map.json")
+
+
+def test_libvirt_host_without_capacity_is_an_error() -> None:
+    with pytest.raises(InvalidInputError, match="host 'kvm3' has no capacity"):
+        import_libvirt(LIBVIRT)
+
+
+# --- command line ----------------------------------------------------------------------
+
+
+def test_cli_import_writes_a_valid_problem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = tmp_path / "problem.json"
+    code = main(["import", "pacemaker", str(CIB), "-o", str(output), "--overcommit", "vcpus=4"])
+    captured = capsys.readouterr()
+    assert code == 0
+    assert "4 hosts (2 online), 7 guests (3 running now)" in captured.out
+    assert "warning:" in captured.err
+    assert "clvmd-clone" in captured.err
+    assert main(["validate", str(output)]) == 0
+    document = json.loads(output.read_text())
+    assert document["hosts"][0]["overcommit"] == {"vcpus": 4.0}
+    assert main(["import", "pacemaker", str(CIB), "-o", str(output), "--strict"]) == 1
+
+
+def test_cli_import_bad_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "cib.xml"
+    path.write_text(BOMB)
+    assert main(["import", "pacemaker", str(path)]) == 2
+    assert "refused" in capsys.readouterr().err
+    assert main(["import", "proxmox", str(tmp_path / "missing.json")]) == 2
