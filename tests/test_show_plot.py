@@ -1,0 +1,224 @@
+"""Plans a person can read: the timeline, the text report, the plot, and the CLI around them."""
+
+from __future__ import annotations
+
+import builtins
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from placement.cli import main
+from placement.model import Guest, GuestState, Host, HostState, Problem
+from placement.plan import Action, Assignment, Plan, StageResult, Status, Unplaced
+from placement.show import render_plan
+from placement.timeline import timeline
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "ops" / "cluster-state.json"
+
+
+def _storyboard() -> tuple[Problem, Plan]:
+    """Three hosts, n3 failed. r1 restarts on n1 at 10 s; m1 moves n1 -> n2 during 0-10 s;
+    s1 stays on n2; x1 is stopped on n1; f1 (frozen on n2) is replaced on n1 at 0 s; u1
+    is not placed. Hand-written, with its times, so every line of the report is known."""
+    hosts = [
+        Host("n1", {"ram_mib": 16384}),
+        Host("n2", {"ram_mib": 16384}),
+        Host("n3", {"ram_mib": 16384}, state=HostState.FAILED),
+    ]
+    guests = [
+        Guest("r1", {"ram_mib": 4096}, current_host="n3", state=GuestState.RUNNING),
+        Guest("m1", {"ram_mib": 4096}, current_host="n1", state=GuestState.RUNNING),
+        Guest("s1", {"ram_mib": 8192}, current_host="n2", state=GuestState.RUNNING),
+        Guest("x1", {"ram_mib": 4096}, current_host="n1", state=GuestState.RUNNING),
+        Guest("f1", {"ram_mib": 2048}, current_host="n2", state=GuestState.FROZEN),
+        Guest("u1", {"ram_mib": 65536}),
+    ]
+    problem = Problem(hosts, guests)
+    plan = Plan(
+        Status.FEASIBLE,
+        "hand",
+        0.5,
+        [
+            Assignment("r1", "n1", Action.START, 10, 70),
+            Assignment("m1", "n2", Action.MIGRATE, 0, 10),
+            Assignment("s1", "n2", Action.STAY),
+            Assignment("x1", None, Action.STOP),
+            Assignment("f1", "n1", Action.START, 0, 60),
+            Assignment("u1", None, Action.NONE),
+        ],
+        [Unplaced("x1", "makes room"), Unplaced("u1", "needs 64 GiB RAM")],
+        [StageResult("placed", 4.0, 5.0, 0.25)],
+    )
+    return problem, plan
+
+
+def test_timeline_orders_stops_migrations_then_starts() -> None:
+    problem, plan = _storyboard()
+    steps = timeline(problem, plan)
+    assert [(s.action, s.guest) for s in steps] == [
+        (Action.STOP, "x1"),
+        (Action.MIGRATE, "m1"),
+        (Action.START, "f1"),
+        (Action.START, "r1"),
+        (Action.STAY, "s1"),
+        (Action.NONE, "u1"),
+    ]
+    by_guest = {s.guest: s for s in steps}
+    assert (by_guest["m1"].source, by_guest["m1"].target) == ("n1", "n2")
+    assert by_guest["r1"].note == "restart: n3 failed"
+    assert by_guest["f1"].note == "replaces the frozen copy kept on n2"
+    assert by_guest["u1"].note == "needs 64 GiB RAM"
+
+
+def test_report_shows_timeline_hosts_unplaced_and_objectives() -> None:
+    problem, plan = _storyboard()
+    text = render_plan(problem, plan)
+    lines = text.splitlines()
+    assert lines[0] == (
+        "hand: feasible in 0.50 s; 4 of 6 guests placed; 2 start, 1 stay, 1 migrate, 1 stop, 1 none"
+    )
+    assert lines[1] == "valid: the plan respects every rule"
+    timeline_rows = [line.split() for line in lines if line.startswith("  ") and "->" in line]
+    assert timeline_rows[0][:4] == ["0", "0", "stop", "x1"]
+    assert timeline_rows[1][:4] == ["0", "10", "migrate", "m1"]
+    assert "1 guest(s) stay where they run: s1" in text
+    # Hosts before -> after: n1 held m1 + x1 (8 of 16 GiB), ends with r1 + f1 (6 GiB);
+    # n2 held s1 + the frozen f1 (10 GiB), ends with s1, f1's copy and m1 (14 GiB).
+    host_rows = {line.split()[0]: line.split() for line in lines if line.startswith("  n")}
+    assert host_rows["n1"] == ["n1", "online", "2", "->", "2", "50%", "->", "38%"]
+    assert host_rows["n2"] == ["n2", "online", "2", "->", "2", "62%", "->", "88%"]
+    assert host_rows["n3"] == ["n3", "failed", "1", "->", "0", "25%", "->", "0%"]
+    assert "  u1  needs 64 GiB RAM" in lines
+    assert any(line.split() == ["placed", "4", "5", "25.00%", "4"] for line in lines)
+    assert "imbalance (Proxmox):" in text
+
+
+def test_report_lists_violations() -> None:
+    problem, plan = _storyboard()
+    broken = Plan(
+        plan.status,
+        plan.solver,
+        plan.runtime_s,
+        [
+            Assignment("r1", "n3", Action.START, 10, 70),
+            *plan.assignments[1:],
+        ],
+        plan.unplaced,
+    )
+    text = render_plan(problem, broken)
+    assert "INVALID: 1 violation(s)" in text
+    assert "host_state: guest r1 is on host n3, which is failed" in text
+
+
+# --- the CLI ------------------------------------------------------------------------------
+
+
+def test_failover_cli_writes_a_plan_that_placement_check_accepts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plan_path, scenario_path = tmp_path / "plan.json", tmp_path / "scenario.json"
+    code = main(
+        [
+            "failover",
+            str(EXAMPLE),
+            "--failed",
+            "node1",
+            "--solver",
+            "best-fit",
+            "-o",
+            str(plan_path),
+            "--problem-out",
+            str(scenario_path),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "note: 1 stopped guest(s) stay stopped and are not planned: test01" in out
+    assert f"verify it: placement check {scenario_path} {plan_path}" in out
+    scenario = json.loads(scenario_path.read_text())
+    assert {h["name"]: h.get("state", "online") for h in scenario["hosts"]}["node1"] == "failed"
+    assert main(["check", str(scenario_path), str(plan_path)]) == 0
+    assert main(["show", str(scenario_path), str(plan_path)]) == 0
+    shown = capsys.readouterr().out
+    assert "restart: node1 failed" in shown
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["failover", str(EXAMPLE), "--failed", "node9"], "unknown host 'node9'"),
+        (["evacuate", str(EXAMPLE), "--host", "node1,node2,node3,node4"], "no online host"),
+        (["rebalance", str(EXAMPLE), "--min-improvement", "1.5"], "--min-improvement"),
+        (["rebalance", str(EXAMPLE), "--max-moves", "-2"], "--max-moves must be >= 0"),
+        (["coldstart", str(EXAMPLE), "--solver", "nope"], "unknown solver 'nope'"),
+        (["coldstart", str(EXAMPLE), "--objective", "placed,quick"], "'quick' is not a valid"),
+    ],
+)
+def test_bad_scenario_options_exit_2_with_one_line(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_show_names_the_plan_file_when_it_names_unknown_guests(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plan = tmp_path / "plan.json"
+    plan.write_text(
+        json.dumps(
+            {
+                "schema_version": 1,
+                "status": "feasible",
+                "solver": "x",
+                "runtime_s": 0,
+                "assignments": [{"guest": "ghost", "host": None, "action": "none"}],
+            }
+        )
+    )
+    assert main(["show", str(EXAMPLE), str(plan)]) == 2
+    assert f"{plan}: assignments[0].guest: unknown guest 'ghost'" in capsys.readouterr().err
+
+
+def _scenario_files(tmp_path: Path) -> tuple[Path, Path]:
+    plan_path, scenario_path = tmp_path / "plan.json", tmp_path / "scenario.json"
+    argv = ["coldstart", str(EXAMPLE), "--solver", "best-fit", "-o", str(plan_path)]
+    assert main([*argv, "--problem-out", str(scenario_path)]) == 0
+    return scenario_path, plan_path
+
+
+def test_plot_writes_an_image(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("matplotlib")
+    scenario_path, plan_path = _scenario_files(tmp_path)
+    image = tmp_path / "plan.png"
+    assert main(["plot", str(scenario_path), str(plan_path), "-o", str(image)]) == 0
+    assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    svg = tmp_path / "plan.svg"
+    assert main(["plot", str(scenario_path), str(plan_path), "-o", str(svg)]) == 0
+    assert "<svg" in svg.read_text()
+    assert main(["plot", str(scenario_path), str(plan_path), "-o", str(tmp_path / "x.gif")]) == 2
+    assert "must end in .png, .svg, .pdf" in capsys.readouterr().err
+    assert not (tmp_path / "x.gif").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_plot_without_matplotlib_says_how_to_install_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scenario_path, plan_path = _scenario_files(tmp_path)
+    real_import = builtins.__import__
+
+    def no_matplotlib(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "matplotlib" or name.startswith("matplotlib."):
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    image = tmp_path / "plan.png"
+    assert main(["plot", str(scenario_path), str(plan_path), "-o", str(image)]) == 2
+    assert "pip install 'placement[plot]'" in capsys.readouterr().err
+    assert not image.exists()
