@@ -250,6 +250,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `placement` parser: the core subcommands, then those of `COMMAND_MODULES`."""
     parser = _Parser(
         prog="placement",
         description="Decide where each virtual machine runs and when it starts.",

@@ -54,6 +54,7 @@ class HostIndex:
         return row
 
     def label(self, label: str) -> BoolArray:
+        """The mask of hosts carrying `label` (computed once per label, then cached)."""
         if label not in self._labels:
             self._labels[label] = np.array(
                 [label in host.labels for host in self.problem.hosts], dtype=bool
