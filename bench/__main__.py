@@ -1,46 +1,72 @@
-"""`python -m bench run ...` and `python -m bench report FILE...`; see docs/benchmarks.md."""
+"""`python -m bench run|report|suites`: the benchmark from a clone; see docs/benchmarks.md.
+
+python -m bench run --suite quick --jobs 2 --out results/quick.jsonl
+python -m bench report results/quick.jsonl --write docs/benchmark-results.md
+python -m bench suites
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-DEFAULT_SOLVERS = "cpsat,best-fit,first-fit,worst-fit,proxmox-static,pacemaker-balanced"
-DEFAULT_SCHEDULES = "list,serial:45,all-at-once"
-
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    top = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = top.add_subparsers(dest="command", required=True)
 
-    run = commands.add_parser("run", help="run solvers on generated scenarios, one JSON line each")
-    run.add_argument("--sizes", default="S,M", help="comma-separated: S, M, L (default S,M)")
-    run.add_argument("--seeds", type=int, default=3, help="seeds per size (default 3)")
-    run.add_argument("--first-seed", type=int, default=0, help="the first seed (default 0)")
-    run.add_argument("--solvers", default=DEFAULT_SOLVERS, help=f"default {DEFAULT_SOLVERS}")
+    run = commands.add_parser(
+        "run", help="run solvers on a suite's instances, one JSON line per run"
+    )
+    run.add_argument("--suite", default="quick", help="suite name (python -m bench suites)")
     run.add_argument(
-        "--schedules",
-        default=DEFAULT_SCHEDULES,
-        help=f"boot schedules for the baselines (the optimiser ignores them); "
-        f"default {DEFAULT_SCHEDULES}",
+        "--solvers",
+        default=None,
+        help="comma-separated NAME or NAME@SCHEDULE (e.g. best-fit@serial:45); default: "
+        "cpsat, every baseline with the list schedule and every peer all at once",
     )
     run.add_argument("--time-limit", type=float, default=10.0, help="seconds per solve (10)")
-    run.add_argument("--workers", type=int, default=2, help="solver threads (2)")
-    run.add_argument("--out", default="results.jsonl", help="results file, appended to")
-    run.add_argument("--resume", action="store_true", help="skip runs already in --out")
+    run.add_argument("--seeds", type=int, default=1, help="solver seeds per instance (1)")
+    run.add_argument("--first-seed", type=int, default=0, help="the first seed (0)")
+    run.add_argument("--jobs", type=int, default=1, help="runs in parallel processes (1)")
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="CP-SAT threads per run (default: CPU cores divided by --jobs)",
+    )
+    run.add_argument("--match", action="append", default=[], help="instance name glob")
+    run.add_argument("--limit", type=int, default=None, help="only the first N instances")
+    run.add_argument("--out", default=None, help="results file, appended to (results/SUITE.jsonl)")
+    run.add_argument(
+        "--rerun", action="store_true", help="repeat runs already in --out (default: skip them)"
+    )
     run.add_argument(
         "--memory-limit-gib",
         type=float,
         default=None,
         help="kill a run whose resident memory exceeds this (GiB)",
     )
-    run.add_argument(
-        "--in-process", action="store_true", help="do not fork a child process per run"
-    )
+    run.add_argument("--in-process", action="store_true", help="no child processes (no --jobs)")
     run.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
-    report = commands.add_parser("report", help="markdown tables from results files")
+    report = commands.add_parser("report", help="markdown tables and plots from results files")
     report.add_argument("files", nargs="+", help="results files written by `run`")
+    report.add_argument(
+        "--write",
+        default=None,
+        metavar="MARKDOWN",
+        help="write the report to this file and its plots to img/ beside it "
+        "(default: markdown on stdout, no plots)",
+    )
+    report.add_argument("--plots", default=None, help="plot folder (default: img/ beside --write)")
+    report.add_argument("--note", default="", help="a line for the environment section")
+
+    commands.add_parser("suites", help="list the suites")
     return top
 
 
@@ -49,7 +75,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         from bench.run import main_run
 
+        if args.out is None:
+            args.out = f"results/{args.suite}.jsonl"
         return main_run(args)
+    if args.command == "suites":
+        from bench.suites import SUITES
+
+        for name, (summary, _) in SUITES.items():
+            print(f"{name:8} {summary}")
+        return 0
     from bench.report import main_report
 
     return main_report(args)

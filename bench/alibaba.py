@@ -217,7 +217,7 @@ def to_problem(nodes: Sequence[Node], pods: Sequence[Pod]) -> Problem:
             Host(
                 name=node.name,
                 capacity={CPU: node.cpu_milli, MEMORY: node.memory_mib, GPU: node.gpus * 1000},
-                labels=[f"gpu-{node.model}"] if node.model else [],
+                labels=frozenset({f"gpu-{node.model}"} if node.model else set()),
             )
             for node in hosts
         ],

@@ -1,23 +1,29 @@
-"""Run every (instance, solver, schedule) and append one JSON line per run.
+"""Run every instance x solver x seed of a suite and append one JSON line per run.
 
-Each run happens in a forked child process (where the platform can fork), so a solver
-that crashes or runs out of memory costs one row, not the benchmark; the parent watches
-the child's resident memory and wall time and kills it past `--memory-limit-gib` or
-three times the time limit plus a minute. Rows are appended and flushed as each run
-finishes, so a killed benchmark keeps every row it finished; `--resume` skips runs
-already in the file.
+    python -m bench run --suite quick --solvers cpsat,best-fit --time-limit 10 --seeds 1 --jobs 2
 
-A row holds: what ran (instance, size, seed, solver, kind, schedule, time limit), how it
-went (status, error, runtime_s as the plan says, wall_s as measured, first_solution_s from
-the solver's first progress report, peak_rss_mib), every stage's value, bound and gap,
-and what the checker says of the plan (violations and their rules, every objective,
-makespan, placed guests, peak SAN load against its limit), plus the environment
-(package versions, git commit, CPU model).
+Runs happen in forked child processes (where the platform can fork), up to `--jobs` at
+once: a solver that crashes or runs out of memory costs one row, not the benchmark. The
+parent watches each child's resident memory and wall time and kills it past
+`--memory-limit-gib` or three times the time limit plus a minute. Rows are appended and
+flushed the moment a run ends, so a killed benchmark keeps every finished row; the next
+`run` on the same file cuts a line left half-written and skips the runs already there
+(`--rerun` repeats them; rows of failed or killed runs are always retried).
+
+A row holds what ran (suite, family, instance, solver, schedule, seed, time limit, CP-SAT
+workers), how it went (status, error, runtime_s as the plan says, wall_s as measured,
+first_solution_s, peak_rss_mib), every stage's value, bound and gap, the summarised stage
+(`stage`, its checker value, the solver's bound), the published reference and the gap to
+it, what the checker says (violations per rule, every objective, placed guests, peak load
+of each boot pool against its limit), the HA figures (guests to start and started, time
+until they are all ready, migrations, final imbalance), the SAN load curve when it is
+short, and the environment (package versions, git commit, CPU model).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import platform
@@ -27,17 +33,26 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.scenarios import POOL, describe, generate
+import attrs
+
+from bench.suites import Instance
 
 Row = dict[str, Any]
 
 # Schedules only matter to solvers that place first and time afterwards; the optimiser
 # decides both, so it runs once per instance with this in its `schedule` field.
 OPTIMISER_SCHEDULE = "joint"
+# The schedule each kind of solver runs with unless `--solvers` says `name@schedule`:
+# greedy packers with the best simple schedule (valid plans), peers as the real tools
+# start guests (everything at once), see docs/baselines.md.
+DEFAULT_SCHEDULE = {"baseline": "list", "peer": "all-at-once"}
+# Pools whose load curve a row keeps (when it has at most this many points).
+CURVE_POOLS = ("san_iops",)
+MAX_CURVE_POINTS = 2_000
 
 
 # --- the environment ---------------------------------------------------------------------
@@ -63,7 +78,7 @@ def environment() -> Row:
         ).stdout.strip()
         dirty = bool(
             subprocess.run(
-                ["git", "status", "--porcelain", "--untracked-files=no"],
+                ["git", "status", "--porcelain", "--untracked-files=no", "--", "placement"],
                 cwd=root,
                 capture_output=True,
                 text=True,
@@ -78,11 +93,12 @@ def environment() -> Row:
                 break
     packages = {name: _package_version(name) for name in ("placement", "ortools", "numpy", "attrs")}
     if packages["placement"] is None:
-        # Run from a clone that is not installed: the package says its own version.
-        with contextlib.suppress(ImportError):
-            import placement
+        # Run from a clone that is not installed: the project file says the version.
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            import tomllib
 
-            packages["placement"] = getattr(placement, "__version__", None)
+            with open(root / "pyproject.toml", "rb") as handle:
+                packages["placement"] = tomllib.load(handle)["project"]["version"]
     return {
         "python": platform.python_version(),
         "packages": packages,
@@ -93,11 +109,154 @@ def environment() -> Row:
     }
 
 
+# --- which solvers -----------------------------------------------------------------------
+
+
+@attrs.frozen
+class SolverSpec:
+    """A solver and the boot schedule applied after its placement (`joint` for the
+    optimiser, which decides both). Written `name` or `name@schedule`."""
+
+    solver: str
+    schedule: str
+
+    @property
+    def label(self) -> str:
+        if self.schedule == OPTIMISER_SCHEDULE:
+            return self.solver
+        return f"{self.solver}@{self.schedule}"
+
+
+def parse_solvers(text: str | None) -> list[SolverSpec]:
+    """`cpsat,best-fit,proxmox-static@list` -> specs; None or "" -> `default_solvers()`.
+
+    Raises `placement.solvers.UnknownSolverError` for an unknown name.
+    """
+    from placement.solvers import get_solver
+
+    if not text:
+        return default_solvers()
+    specs = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        name, _, schedule = item.partition("@")
+        info = get_solver(name)
+        if info.kind == "optimiser":
+            schedule = OPTIMISER_SCHEDULE
+        elif not schedule:
+            schedule = DEFAULT_SCHEDULE.get(info.kind, "list")
+        specs.append(SolverSpec(name, schedule))
+    return specs
+
+
+def default_solvers() -> list[SolverSpec]:
+    """The optimiser and every registered baseline and peer, each with its schedule."""
+    from placement.solvers import available_solvers
+
+    specs = []
+    for info in available_solvers():
+        schedule = (
+            OPTIMISER_SCHEDULE
+            if info.kind == "optimiser"
+            else DEFAULT_SCHEDULE.get(info.kind, "list")
+        )
+        specs.append(SolverSpec(info.name, schedule))
+    return specs
+
+
 # --- one run -----------------------------------------------------------------------------
 
 
-def measure(problem: Any, solver: str, schedule: str, time_limit_s: float, workers: int) -> Row:
-    """Solve once and describe the plan as the checker sees it (no instance fields)."""
+def pool_curve(problem: Any, plan: Any, pool: str) -> list[list[int]]:
+    """The load of boot pool `pool` over time: `[[t, load], ...]`, load from `t` on.
+
+    Boots load the pool by their boot profile during `[start_s, ready_s)`, migrations by
+    `migration.load`; at an instant where one ends and another begins, the end counts first.
+    """
+    events: dict[int, int] = {}
+    migration_load = getattr(getattr(problem, "migration", None), "load", {}) or {}
+    for assignment in plan.assignments:
+        if assignment.start_s is None or assignment.ready_s is None:
+            continue
+        action = assignment.action.value
+        if action == "start":
+            load = problem.guest(assignment.guest).boot.load.get(pool, 0)
+        elif action == "migrate":
+            load = migration_load.get(pool, 0)
+        else:
+            continue
+        if load and assignment.ready_s > assignment.start_s:
+            events[assignment.start_s] = events.get(assignment.start_s, 0) + load
+            events[assignment.ready_s] = events.get(assignment.ready_s, 0) - load
+    curve = [[0, 0]]
+    level = 0
+    for instant in sorted(events):
+        level += events[instant]
+        if instant == curve[-1][0]:
+            curve[-1][1] = level
+        else:
+            curve.append([instant, level])
+    return curve
+
+
+def _imbalance(problem: Any, plan: Any) -> float | None:
+    """Proxmox's imbalance (`placement.operations.imbalance`) once the plan is carried out."""
+    from placement.operations import imbalance
+
+    with contextlib.suppress(ValueError, KeyError, ZeroDivisionError):
+        return float(imbalance(problem, plan))
+    return None
+
+
+def ha_figures(problem: Any, plan: Any) -> Row:
+    """The HA benchmark's figures, for any plan: the guests the operation affects (those
+    that must start, and running guests on hosts that are not online, which must move),
+    how many of them end on a host (`recovered`), when the last of those is ready (started
+    or migrated), the migrations, and Proxmox's imbalance of the final state."""
+    by_guest = plan.by_guest()
+    affected = [
+        g.name
+        for g in problem.guests
+        if not problem.runs_now(g)
+        or (g.current_host is not None and not problem.host(g.current_host).online)
+    ]
+    recovered = [
+        by_guest[name] for name in affected if name in by_guest and by_guest[name].host is not None
+    ]
+    migrations = [a for a in plan.assignments if a.action.value == "migrate"]
+    return {
+        "affected": len(affected),
+        "recovered": len(recovered),
+        "all_ready_s": max((a.ready_s or 0 for a in recovered), default=0),
+        "migrations": len(migrations),
+        "migrations_done_s": max((a.ready_s or 0 for a in migrations), default=0),
+        "imbalance": _imbalance(problem, plan),
+    }
+
+
+def _gap(value: float, reference: float, maximise: bool) -> float:
+    """How much worse `value` is than `reference`, relative (negative: better)."""
+    difference = reference - value if maximise else value - reference
+    return difference / max(abs(reference), 1e-9) if reference else float(difference != 0)
+
+
+def measure(
+    problem: Any,
+    solver: str,
+    schedule: str,
+    time_limit_s: float,
+    workers: int,
+    *,
+    seed: int = 0,
+    stage: str | None = None,
+    reference: Any = None,
+) -> Row:
+    """Solve once and describe the plan as the checker sees it (no instance fields).
+
+    `stage`: the objective stage summarised (`value`, `bound`); `reference`: a
+    `bench.suites.Reference` for that stage, giving `ref_gap` (to its upper value).
+    """
     from placement.check import check
     from placement.solvers import Progress, SolveOptions, get_solver, solve
 
@@ -110,6 +269,7 @@ def measure(problem: Any, solver: str, schedule: str, time_limit_s: float, worke
     options = SolveOptions(
         time_limit_s=time_limit_s,
         workers=workers,
+        seed=seed,
         schedule=schedule if schedule != OPTIMISER_SCHEDULE else "list",
         on_progress=on_progress,
     )
@@ -121,14 +281,18 @@ def measure(problem: Any, solver: str, schedule: str, time_limit_s: float, worke
     rules: dict[str, int] = {}
     for violation in report.violations:
         rules[violation.rule] = rules.get(violation.rule, 0) + 1
-    pool = metrics["pools"].get(POOL, {})
+    pools = {
+        name: {"peak": info.get("peak"), "limit": info.get("limit")}
+        for name, info in metrics["pools"].items()
+    }
+    san = pools.get("san_iops", {})
     # A solver may report its own time to first plan; keep its scalar metrics.
     solver_metrics = {
         key: value
         for key, value in plan.metrics.items()
         if isinstance(value, int | float | str | bool) or value is None
     }
-    return {
+    row: Row = {
         "kind": get_solver(solver).kind,
         "status": plan.status.value,
         "runtime_s": round(plan.runtime_s, 3),
@@ -144,13 +308,34 @@ def measure(problem: Any, solver: str, schedule: str, time_limit_s: float, worke
         "placed": metrics["placed"],
         "unplaced": metrics["unplaced"],
         "actions": dict(metrics["actions"]),
-        "san_peak": pool.get("peak"),
-        "san_limit": pool.get("limit"),
+        "pools": pools,
+        "san_peak": san.get("peak"),
+        "san_limit": san.get("limit"),
         "makespan_s": metrics["objectives"]["makespan"],
+        "ha": ha_figures(problem, plan),
     }
+    for pool in CURVE_POOLS:
+        if pool in problem.boot_pools:
+            curve = pool_curve(problem, plan, pool)
+            if len(curve) <= MAX_CURVE_POINTS:
+                row.setdefault("curves", {})[pool] = curve
+    if stage is not None:
+        value = float(metrics["objectives"][stage])
+        own = plan.stage(stage)
+        row["stage"] = stage
+        row["value"] = value
+        row["bound"] = own.bound if own is not None else None
+        if reference is not None:
+            maximise = stage == "placed"
+            row["ref_gap"] = _gap(value, reference.upper, maximise)
+            row["ref_gap_lower"] = _gap(value, reference.lower, maximise)
+    return row
 
 
-def _peak_rss_kib(pid: int) -> int:
+# --- child processes ---------------------------------------------------------------------
+
+
+def _rss_kib(pid: int) -> int:
     try:
         with open(f"/proc/{pid}/status", encoding="utf-8") as status:
             for line in status:
@@ -161,66 +346,103 @@ def _peak_rss_kib(pid: int) -> int:
     return 0
 
 
-def _isolated(
-    task: Callable[[], Row], deadline_s: float, memory_limit_kib: int | None
-) -> tuple[Row, int]:
-    """Run `task` in a forked child; return its row (or why it died) and its peak RSS."""
+def _safe(task: Callable[[], Row]) -> Row:
+    try:
+        return task()
+    except Exception as error:
+        return {
+            "status": "error",
+            "error": f"{type(error).__name__}: {error}",
+            "traceback": traceback.format_exc(limit=8),
+        }
+
+
+@attrs.define
+class _Child:
+    pid: int
+    key: Any
+    result_path: str
+    started: float
+    deadline_s: float
+    peak_kib: int = 0
+
+
+def _fork(key: Any, task: Callable[[], Row], deadline_s: float) -> _Child:
     with tempfile.NamedTemporaryFile("w+", suffix=".json", delete=False) as handle:
         result_path = handle.name
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
         code = 0
         try:
-            row = task()
-        except Exception as error:
-            row = {"status": "error", "error": f"{type(error).__name__}: {error}"}
-            row["traceback"] = traceback.format_exc(limit=8)
-            code = 1
-        try:
+            row = _safe(task)
+            code = 1 if row.get("status") == "error" else 0
             with open(result_path, "w", encoding="utf-8") as out:
                 json.dump(row, out)
         finally:
             os._exit(code)
-    started = time.monotonic()
-    peak_kib = 0
-    killed: str | None = None
-    rusage_kib = 0
-    exit_status = 0
+    return _Child(pid, key, result_path, time.monotonic(), deadline_s)
+
+
+def _collect(child: _Child, exit_status: int, killed: str | None) -> Row:
     try:
-        while True:
-            done, exit_status, usage = os.wait4(pid, os.WNOHANG)
-            if done:
-                rusage_kib = usage.ru_maxrss
-                break
-            peak_kib = max(peak_kib, _peak_rss_kib(pid))
-            if memory_limit_kib is not None and peak_kib > memory_limit_kib:
-                killed = f"killed: resident memory above {memory_limit_kib // 1024} MiB"
-            elif time.monotonic() - started > deadline_s:
-                killed = f"killed: still running after {deadline_s:.0f} s"
-            if killed is not None:
-                os.kill(pid, signal.SIGKILL)
-                _, exit_status, usage = os.wait4(pid, 0)
-                rusage_kib = usage.ru_maxrss
-                break
-            time.sleep(0.05)
-        peak_kib = max(peak_kib, rusage_kib)
-        row: Row
         if killed is not None:
-            row = {
+            return {
                 "status": "killed",
                 "error": killed,
-                "wall_s": round(time.monotonic() - started, 3),
+                "wall_s": round(time.monotonic() - child.started, 3),
             }
-        else:
-            try:
-                with open(result_path, encoding="utf-8") as result:
-                    row = json.load(result)
-            except (OSError, ValueError):
-                row = {"status": "error", "error": f"child died (wait status {exit_status})"}
-        return row, peak_kib
+        try:
+            with open(child.result_path, encoding="utf-8") as result:
+                row: Row = json.load(result)
+                return row
+        except (OSError, ValueError):
+            return {"status": "error", "error": f"child died (wait status {exit_status})"}
     finally:
         with contextlib.suppress(OSError):
-            os.unlink(result_path)
+            os.unlink(child.result_path)
+
+
+def run_parallel(
+    tasks: Iterable[tuple[Any, Callable[[], Row], float]],
+    jobs: int,
+    memory_limit_kib: int | None = None,
+) -> Iterator[tuple[Any, Row, int]]:
+    """Run `(key, task, deadline_s)` triples in up to `jobs` forked children; yield
+    `(key, row, peak_rss_kib)` as each finishes (in finishing order)."""
+    pending = list(tasks)
+    pending.reverse()
+    running: dict[int, _Child] = {}
+    try:
+        while pending or running:
+            while pending and len(running) < max(1, jobs):
+                key, task, deadline_s = pending.pop()
+                child = _fork(key, task, deadline_s)
+                running[child.pid] = child
+            time.sleep(0.02)
+            for pid, child in list(running.items()):
+                done, exit_status, usage = os.wait4(pid, os.WNOHANG)
+                killed: str | None = None
+                if not done:
+                    child.peak_kib = max(child.peak_kib, _rss_kib(pid))
+                    if memory_limit_kib is not None and child.peak_kib > memory_limit_kib:
+                        killed = f"killed: resident memory above {memory_limit_kib // 1024} MiB"
+                    elif time.monotonic() - child.started > child.deadline_s:
+                        killed = f"killed: still running after {child.deadline_s:.0f} s"
+                    if killed is None:
+                        continue
+                    os.kill(pid, signal.SIGKILL)
+                    _, exit_status, usage = os.wait4(pid, 0)
+                del running[pid]
+                peak = max(child.peak_kib, usage.ru_maxrss)
+                yield child.key, _collect(child, exit_status, killed), peak
+    finally:
+        # Interrupted (Ctrl-C, or the consumer stopped): leave no orphan behind.
+        for pid, child in running.items():
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            with contextlib.suppress(OSError):
+                os.unlink(child.result_path)
 
 
 # --- the result file ---------------------------------------------------------------------
@@ -242,7 +464,13 @@ def read_rows(path: str | os.PathLike[str]) -> list[Row]:
 
 def run_key(row: Row) -> tuple[Any, ...]:
     """What identifies a run: a later row with the same key replaces an earlier one."""
-    return (row.get("instance"), row.get("solver"), row.get("schedule"), row.get("time_limit_s"))
+    return (
+        row.get("instance"),
+        row.get("solver"),
+        row.get("schedule"),
+        row.get("seed", 0),
+        row.get("time_limit_s"),
+    )
 
 
 def _drop_partial_line(path: Path) -> None:
@@ -257,7 +485,7 @@ def _drop_partial_line(path: Path) -> None:
 
 
 def append_row(path: Path, row: Row) -> None:
-    """Append one row and push it to disk before the next run starts."""
+    """Append one row and push it to disk before the next run is reported."""
     with open(path, "a", encoding="utf-8") as handle:
         handle.write(json.dumps(row, sort_keys=True) + "\n")
         handle.flush()
@@ -267,120 +495,158 @@ def append_row(path: Path, row: Row) -> None:
 # --- the benchmark -----------------------------------------------------------------------
 
 
-def plan_runs(solvers: Iterable[str], schedules: Iterable[str]) -> list[tuple[str, str]]:
-    """(solver, schedule) pairs: a baseline once per schedule, the optimiser once."""
-    from placement.solvers import get_solver
-
-    pairs: list[tuple[str, str]] = []
-    schedule_list = list(schedules)
-    for solver in solvers:
-        if get_solver(solver).kind == "optimiser":
-            pairs.append((solver, OPTIMISER_SCHEDULE))
-        else:
-            pairs.extend((solver, schedule) for schedule in schedule_list)
-    return pairs
+def _counts(problem: Any) -> Row:
+    return {
+        "guests": len(problem.guests),
+        "hosts": len(problem.hosts),
+        "to_start": sum(1 for g in problem.guests if not problem.runs_now(g)),
+    }
 
 
-def run_benchmark(
+def _task(
+    instance: Instance, spec: SolverSpec, seed: int, time_limit_s: float, workers: int
+) -> Row:
+    started = time.perf_counter()
+    problem = instance.build()
+    build_s = round(time.perf_counter() - started, 3)
+    row = measure(
+        problem,
+        spec.solver,
+        spec.schedule,
+        time_limit_s,
+        workers,
+        seed=seed,
+        stage=instance.stage,
+        reference=instance.reference,
+    )
+    return {**row, "build_s": build_s, "counts": _counts(problem)}
+
+
+def auto_workers(jobs: int) -> int:
+    """CP-SAT threads per run so that `jobs` runs share the machine's cores."""
+    return max(1, (os.cpu_count() or 1) // max(1, jobs))
+
+
+def run_suite(
     *,
-    sizes: Iterable[str],
-    seeds: Iterable[int],
-    solvers: Iterable[str],
-    schedules: Iterable[str],
-    time_limit_s: float,
+    suite_name: str,
+    instances: Sequence[Instance],
+    solvers: Sequence[SolverSpec],
+    seeds: Iterable[int] = (0,),
+    time_limit_s: float = 10.0,
     out: str | os.PathLike[str],
-    workers: int = 2,
-    resume: bool = False,
+    jobs: int = 1,
+    workers: int | None = None,
+    rerun: bool = False,
     isolate: bool = True,
     memory_limit_gib: float | None = None,
     log: Callable[[str], None] | None = None,
 ) -> Iterator[Row]:
-    """Run the benchmark, appending each row to `out` as soon as it is done; yields rows."""
+    """Run every instance x solver x seed, appending each row to `out` as soon as it is
+    done (finishing order); yields the rows. Runs already in `out` are skipped unless
+    `rerun`; failed and killed ones are retried."""
     path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
     _drop_partial_line(path)
-    done = {run_key(row) for row in read_rows(path)} if resume else set()
-    pairs = plan_runs(solvers, schedules)
+    done = set()
+    if not rerun:
+        done = {
+            run_key(row) for row in read_rows(path) if row.get("status") not in ("error", "killed")
+        }
+    threads = workers if workers is not None else auto_workers(jobs)
     env = environment()
-    can_fork = isolate and hasattr(os, "fork") and hasattr(os, "wait4")
+    seed_list = list(seeds)
+    todo: list[tuple[Instance, SolverSpec, int]] = [
+        (instance, spec, seed)
+        for instance in instances
+        for seed in seed_list
+        for spec in solvers
+        if (instance.name, spec.solver, spec.schedule, seed, time_limit_s) not in done
+    ]
+    if log is not None:
+        skipped = len(instances) * len(seed_list) * len(solvers) - len(todo)
+        log(f"{len(todo)} run(s) to do" + (f", {skipped} already in {path}" if skipped else ""))
+
+    def base(instance: Instance, spec: SolverSpec, seed: int) -> Row:
+        reference = instance.reference
+        return {
+            "suite": suite_name,
+            "family": instance.family,
+            "instance": instance.name,
+            "solver": spec.solver,
+            "schedule": spec.schedule,
+            "label": spec.label,
+            "seed": seed,
+            "time_limit_s": time_limit_s,
+            "workers": threads,
+            "jobs": jobs,
+            "reference": attrs.asdict(reference) if reference is not None else None,
+            **({"meta": instance.meta} if instance.meta else {}),
+        }
+
+    def finish(key: tuple[Instance, SolverSpec, int], result: Row, peak_kib: int) -> Row:
+        instance, spec, seed = key
+        row = {
+            **base(instance, spec, seed),
+            **result,
+            "peak_rss_mib": round(peak_kib / 1024, 1),
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "env": env,
+        }
+        append_row(path, row)
+        if log is not None:
+            value = row.get("value")
+            log(
+                f"{instance.name} {spec.label} seed {seed}: {row.get('status')}"
+                + (f", {row['stage']} {value:g}" if value is not None else "")
+                + f", {row.get('violations', '-')} violation(s), {row.get('wall_s', '-')} s"
+                + (f" ({row['error']})" if row.get("error") else "")
+            )
+        return row
+
     memory_limit_kib = int(memory_limit_gib * 1024 * 1024) if memory_limit_gib else None
-    for size in sizes:
-        for seed in seeds:
-            instance = f"{size}-{seed}"
-            todo = [
-                (solver, schedule)
-                for solver, schedule in pairs
-                if (instance, solver, schedule, time_limit_s) not in done
-            ]
-            if not todo:
-                continue
-            started = time.perf_counter()
-            problem = generate(size, seed)
-            generate_s = round(time.perf_counter() - started, 3)
-            counts = describe(problem)
-            for solver, schedule in todo:
-                base: Row = {
-                    "instance": instance,
-                    "size": size,
-                    "seed": seed,
-                    "solver": solver,
-                    "schedule": schedule,
-                    "time_limit_s": time_limit_s,
-                    "workers": workers,
-                    "generate_s": generate_s,
-                    "counts": counts,
-                }
+    if isolate and hasattr(os, "fork") and hasattr(os, "wait4"):
+        deadline_s = 3 * time_limit_s + 60
+        triples = [
+            (key, functools.partial(_task, *key, time_limit_s, threads), deadline_s) for key in todo
+        ]
+        for key, result, peak_kib in run_parallel(triples, jobs, memory_limit_kib):
+            yield finish(key, result, peak_kib)
+        return
+    import resource
 
-                def task(
-                    problem: Any = problem, solver: str = solver, schedule: str = schedule
-                ) -> Row:
-                    return measure(problem, solver, schedule, time_limit_s, workers)
-
-                if log is not None:
-                    log(f"{instance} {solver} {schedule} ...")
-                peak_kib = 0
-                if can_fork:
-                    deadline_s = 3 * time_limit_s + 60
-                    result, peak_kib = _isolated(task, deadline_s, memory_limit_kib)
-                else:
-                    try:
-                        result = task()
-                    except Exception as error:
-                        result = {"status": "error", "error": f"{type(error).__name__}: {error}"}
-                    import resource
-
-                    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-                row = {
-                    **base,
-                    **result,
-                    "peak_rss_mib": round(peak_kib / 1024, 1),
-                    "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                    "env": env,
-                }
-                append_row(path, row)
-                if log is not None:
-                    log(
-                        f"{instance} {solver} {schedule}: {row.get('status')} "
-                        f"in {row.get('wall_s')} s, {row.get('violations')} violation(s)"
-                        + (f" ({row['error']})" if row.get("error") else "")
-                    )
-                yield row
+    for key in todo:
+        result = _safe(functools.partial(_task, *key, time_limit_s, threads))
+        yield finish(key, result, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
 def main_run(args: Any) -> int:
     """`python -m bench run`: see `bench.__main__`."""
+    from bench.suites import UnknownSuiteError, suite
+    from placement.solvers import UnknownSolverError
 
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
-    rows = run_benchmark(
-        sizes=[s.strip() for s in args.sizes.split(",") if s.strip()],
+    try:
+        instances = suite(args.suite, match=args.match, limit=args.limit)
+        specs = parse_solvers(args.solvers)
+    except (UnknownSuiteError, UnknownSolverError) as error:
+        print(f"error: {error.args[0]}", file=sys.stderr)
+        return 2
+    if not instances:
+        print(f"error: suite '{args.suite}' has no instance matching", file=sys.stderr)
+        return 2
+    rows = run_suite(
+        suite_name=args.suite,
+        instances=instances,
+        solvers=specs,
         seeds=range(args.first_seed, args.first_seed + args.seeds),
-        solvers=[s.strip() for s in args.solvers.split(",") if s.strip()],
-        schedules=[s.strip() for s in args.schedules.split(",") if s.strip()],
         time_limit_s=args.time_limit,
         out=args.out,
+        jobs=args.jobs,
         workers=args.workers,
-        resume=args.resume,
+        rerun=args.rerun,
         isolate=not args.in_process,
         memory_limit_gib=args.memory_limit_gib,
         log=None if args.quiet else log,

@@ -1,20 +1,32 @@
-"""The benchmark generator, runner and report (bench/), kept small and fast."""
+"""The benchmark: generator, suites, runner (parallel, resumable), report and plots."""
 
 from __future__ import annotations
 
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bench.__main__ import main as bench_main
-from bench.report import render
-from bench.run import read_rows, run_benchmark
+from bench.report import InstanceView, render
+from bench.run import (
+    SolverSpec,
+    default_solvers,
+    ha_figures,
+    parse_solvers,
+    pool_curve,
+    read_rows,
+    run_suite,
+)
 from bench.scenarios import POOL, SIZES, describe, generate
+from bench.suites import SUITES, suite
 from placement.check import check
 from placement.model import GuestState, HostState
-from placement.solvers import SolveOptions, solve
+from placement.solvers import SolveOptions, UnknownSolverError, available_solvers, solve
+
+# --- the generator -----------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("size", ["S", "M"])
@@ -70,97 +82,273 @@ def test_large_instance_has_its_size_and_generates_fast() -> None:
     assert elapsed_s < 10
 
 
-def _run(out: Path, solvers: list[str], *, resume: bool = False) -> list[dict[str, object]]:
+# --- suites ------------------------------------------------------------------------------
+
+
+def test_every_suite_resolves_and_quick_covers_every_family() -> None:
+    families = {name: {i.family for i in suite(name)} for name in SUITES if name != "j60"}
+    assert families["quick"] == {"S", "ha", "j30", "vbp", "alibaba"}
+    assert families["tiny"] == families["quick"]
+    assert families["ha"] == {"ha"}
+    quick = suite("quick")
+    names = [i.name for i in quick]
+    assert len(names) == len(set(names))
+    # Published references where they exist, none for generated and trace instances.
+    for instance in quick:
+        has_reference = instance.family in ("j30", "vbp")
+        assert (instance.reference is not None) == has_reference, instance.name
+        if instance.reference is not None:
+            assert instance.reference.lower <= instance.reference.upper
+    assert len(suite("j30")) == 480
+    assert [i.name for i in suite("s", match=["S-1*"], limit=1)] == ["S-1"]
+
+
+def test_unknown_suite_and_solver_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench_main(["run", "--suite", "nope", "--out", "x.jsonl"]) == 2
+    assert "unknown suite 'nope'" in capsys.readouterr().err
+    assert bench_main(["run", "--suite", "tiny", "--solvers", "nope", "--out", "x.jsonl"]) == 2
+    assert "unknown solver 'nope'" in capsys.readouterr().err
+
+
+def test_solver_specs_default_to_every_solver_with_its_kinds_schedule() -> None:
+    specs = default_solvers()
+    assert {s.solver for s in specs} == {info.name for info in available_solvers()}
+    by_name = {s.solver: s.schedule for s in specs}
+    assert by_name["cpsat"] == "joint"
+    assert by_name["best-fit"] == "list"
+    assert by_name["proxmox-static"] == "all-at-once"
+    assert parse_solvers("cpsat@serial:5,first-fit@serial:45,pacemaker-balanced") == [
+        SolverSpec("cpsat", "joint"),
+        SolverSpec("first-fit", "serial:45"),
+        SolverSpec("pacemaker-balanced", "all-at-once"),
+    ]
+    assert parse_solvers("") == specs
+    with pytest.raises(UnknownSolverError):
+        parse_solvers("cpsat,nope")
+
+
+# --- HA scenarios ------------------------------------------------------------------------
+
+
+def test_ha_scenarios_are_what_their_names_say() -> None:
+    built = {i.name: i.build() for i in suite("ha")}
+    assert set(built) == {
+        "failover-1-of-3",
+        "failover-1-of-16",
+        "failover-10-of-100",
+        "evacuate-40",
+        "rebalance-100",
+    }
+    for name, hosts, failed in (
+        ("failover-1-of-3", 3, 1),
+        ("failover-1-of-16", 16, 1),
+        ("failover-10-of-100", 100, 10),
+    ):
+        problem = built[name]
+        assert len(problem.hosts) == hosts
+        assert sum(h.state is HostState.FAILED for h in problem.hosts) == failed
+    evacuation = built["evacuate-40"]
+    leaving = [h.name for h in evacuation.hosts if h.state is HostState.MAINTENANCE]
+    assert len(leaving) == 1
+    assert sum(g.current_host == leaving[0] for g in evacuation.guests) == 40
+    drifted = built["rebalance-100"]
+    assert drifted.migration.max_moves == 100
+    empty = {h.name for h in drifted.hosts} - {g.current_host for g in drifted.guests}
+    assert len(empty) == 30
+
+
+def test_ha_figures_count_the_affected_guests_and_when_they_are_ready() -> None:
+    problem = suite("ha", match=["failover-1-of-3"])[0].build()
+    plan = solve(problem, "first-fit", SolveOptions(schedule="list"))
+    figures = ha_figures(problem, plan)
+    failed = {h.name for h in problem.hosts if not h.online}
+    affected = [g.name for g in problem.guests if g.current_host in failed]
+    assert figures["affected"] == len(affected)
+    assert figures["recovered"] == sum(plan.assignment(n).host is not None for n in affected)  # type: ignore[union-attr]
+    assert figures["all_ready_s"] == max(plan.assignment(n).ready_s or 0 for n in affected)  # type: ignore[union-attr]
+    assert figures["migrations"] == 0
+    assert 0.0 <= figures["imbalance"] <= 1.0
+
+
+@pytest.mark.parametrize("solver", ["cpsat", "first-fit", "proxmox-static"])
+@pytest.mark.parametrize("schedule", ["list", "all-at-once"])
+def test_pool_curve_peak_is_the_checkers(solver: str, schedule: str) -> None:
+    problem = generate("S", 1)
+    plan = solve(problem, solver, SolveOptions(time_limit_s=1, schedule=schedule))
+    curve = pool_curve(problem, plan, POOL)
+    assert curve[0][0] == 0
+    assert [t for t, _ in curve] == sorted({t for t, _ in curve})
+    assert curve[-1][1] == 0  # every boot ends
+    assert max(load for _, load in curve) == check(problem, plan).metrics["pools"][POOL]["peak"]
+
+
+# --- the runner --------------------------------------------------------------------------
+
+
+def _run(out: Path, solvers: str, *, jobs: int = 2, **extra: Any) -> list[dict[str, Any]]:
     return list(
-        run_benchmark(
-            sizes=["S"],
-            seeds=[0],
-            solvers=solvers,
-            schedules=["list", "serial:45"],
-            time_limit_s=1.0,
+        run_suite(
+            suite_name="tiny",
+            instances=suite("tiny", match=["S-0", "j301_1"]),
+            solvers=parse_solvers(solvers),
+            time_limit_s=2.0,
             out=out,
-            resume=resume,
+            jobs=jobs,
+            **extra,
         )
     )
 
 
-def test_run_writes_rows_the_report_turns_into_tables(tmp_path: Path) -> None:
+def test_run_writes_one_row_per_instance_solver_and_seed(tmp_path: Path) -> None:
     out = tmp_path / "results.jsonl"
-    rows = _run(out, ["cpsat", "best-fit"])
-    # The optimiser once, the baseline once per schedule.
-    assert [(r["solver"], r["schedule"]) for r in rows] == [
-        ("cpsat", "joint"),
-        ("best-fit", "list"),
-        ("best-fit", "serial:45"),
-    ]
+    rows = _run(out, "cpsat,first-fit,proxmox-static@all-at-once")
     stored = read_rows(out)
-    assert len(stored) == 3
+    assert len(rows) == len(stored) == 6
+    assert {(r["instance"], r["label"]) for r in stored} == {
+        (i, s)
+        for i in ("S-0", "j301_1")
+        for s in ("cpsat", "first-fit@list", "proxmox-static@all-at-once")
+    }
     for row in stored:
         assert row["status"] in ("optimal", "feasible"), row.get("error")
-        assert row["placed"] == 30
-        assert row["san_limit"] > 0
         assert row["env"]["packages"]["ortools"]
-    optimiser = stored[0]
+        assert row["env"]["git_commit"]
+        assert row["env"]["cpu_model"]
+        assert row["workers"] >= 1
+        assert row["value"] == row["objectives"][row["stage"]]
+    by = {(r["instance"], r["label"]): r for r in stored}
+    optimiser = by[("j301_1", "cpsat")]
     assert optimiser["violations"] == 0
-    assert [s["name"] for s in optimiser["stages"]] == [
+    assert optimiser["reference"]["upper"] == 43
+    assert optimiser["ref_gap"] == pytest.approx((optimiser["value"] - 43) / 43)
+    assert by[("S-0", "cpsat")]["stage"] == "recovery"
+    assert [s["name"] for s in by[("S-0", "cpsat")]["stages"]] == [
         "placed",
         "migrations",
         "recovery",
         "balance",
     ]
-    text = render(stored)
-    assert "| cpsat |" in text
-    assert "| best-fit + serial:45 |" in text
-    assert "serial:45 loop on S" in text
+    storm = by[("S-0", "proxmox-static@all-at-once")]
+    assert storm["san_peak"] > storm["san_limit"]
+    assert "pool_capacity" in storm["violation_rules"]
+    assert max(load for _, load in storm["curves"][POOL]) == storm["san_peak"]
 
 
-def test_killed_run_keeps_its_finished_rows(tmp_path: Path) -> None:
+def test_killed_run_keeps_its_finished_rows_and_resume_does_the_rest(tmp_path: Path) -> None:
     out = tmp_path / "results.jsonl"
-    _run(out, ["best-fit"])
+    _run(out, "first-fit")
     finished = read_rows(out)
     assert len(finished) == 2
     # A run killed while writing leaves half a line behind.
     with open(out, "a", encoding="utf-8") as handle:
         handle.write(json.dumps(finished[0])[:40])
     assert read_rows(out) == finished
-    # Resuming cuts the half line and runs only what is missing.
-    rows = _run(out, ["best-fit", "first-fit"], resume=True)
-    assert [(r["solver"], r["schedule"]) for r in rows] == [
-        ("first-fit", "list"),
-        ("first-fit", "serial:45"),
-    ]
+    # The next run cuts the half line and runs only what is missing.
+    rows = _run(out, "first-fit,best-fit")
+    assert sorted(r["label"] for r in rows) == ["best-fit@list", "best-fit@list"]
     stored = read_rows(out)
     assert stored[:2] == finished
     assert len(stored) == 4
     assert out.read_text(encoding="utf-8").endswith("\n")
+    # --rerun repeats them.
+    assert len(_run(out, "first-fit", rerun=True, jobs=1)) == 2
 
 
-def test_cli_report_prints_markdown(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_run_past_its_deadline_is_killed_and_recorded(tmp_path: Path) -> None:
+    from bench.run import run_parallel
+
+    def sleeper() -> dict[str, Any]:
+        time.sleep(30)
+        return {"status": "feasible"}
+
+    def quick() -> dict[str, Any]:
+        return {"status": "feasible", "x": 1}
+
+    results = {key: row for key, row, _ in run_parallel([("a", sleeper, 0.3), ("b", quick, 5)], 2)}
+    assert results["a"]["status"] == "killed"
+    assert "still running" in results["a"]["error"]
+    assert results["b"] == {"status": "feasible", "x": 1}
+
+
+def test_a_crashing_solver_costs_one_error_row(tmp_path: Path) -> None:
+    from bench.run import run_parallel
+
+    def crash() -> dict[str, Any]:
+        raise ZeroDivisionError("boom")
+
+    [(_, row, _)] = list(run_parallel([("a", crash, 5)], 1))
+    assert row["status"] == "error"
+    assert "ZeroDivisionError: boom" in row["error"]
+
+
+# --- the report --------------------------------------------------------------------------
+
+
+def _row(instance: str, name: str, placed: float, recovery: float, **extra: Any) -> dict[str, Any]:
+    kind = "optimiser" if name == "cpsat" else "baseline"
+    migrations = extra.pop("migrations", 0)
+    stages = ["placed", "migrations", "recovery"]
+    return {
+        "instance": instance,
+        "family": "S",
+        "solver": name,
+        "schedule": "joint" if kind == "optimiser" else "list",
+        "label": name,
+        "kind": kind,
+        "status": "feasible",
+        "stage": "recovery",
+        "objectives": {"placed": placed, "migrations": migrations, "recovery": recovery},
+        "stages": [{"name": s, "value": 0, "bound": None, "gap": None} for s in stages],
+        "violations": 0,
+        "wall_s": 1.0,
+        "counts": {"guests": 10},
+        **extra,
+    }  # fmt: skip
+
+
+def test_gaps_count_only_where_they_mean_something() -> None:
+    rows = [
+        _row("S-0", "cpsat", 10, 100, bound=80),
+        _row("S-0", "first-fit", 10, 160),
+        _row("S-0", "best-fit", 9, 50),  # places less: no gap, however low its recovery
+        _row("S-0", "worst-fit", 10, 120, migrations=2),  # other earlier stages: no bound gap
+        _row("S-0", "round-robin", 10, 90, violations=3),  # breaks rules: no gap
+    ]
+    view = InstanceView("S-0", rows)
+    assert view.bound == 80
+    gaps = {r["label"]: view.bound_gap(r) for r in rows}
+    assert gaps["cpsat"] == pytest.approx(0.2)
+    assert gaps["first-fit"] == pytest.approx(0.5)
+    assert gaps["best-fit"] is None
+    assert gaps["worst-fit"] is None
+    assert gaps["round-robin"] is None
+    text = render(rows)
+    assert "| S-0 | 10 | - | 80 | 100 |" in text
+    assert "better" in text
+    assert "never worse" in text
+    # The optimiser behind a valid plan is called out.
+    text = render([*rows, _row("S-0", "pacemaker-minimal", 10, 95)])
+    assert "**worse**" in text
+    assert "S-0 (behind pacemaker-minimal)" in text
+
+
+def test_cli_runs_and_writes_the_report_with_plots(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "results.jsonl"
-    code = bench_main(
-        [
-            "run",
-            "--sizes",
-            "S",
-            "--seeds",
-            "1",
-            "--solvers",
-            "first-fit",
-            "--schedules",
-            "all-at-once",
-            "--time-limit",
-            "1",
-            "--out",
-            str(out),
-            "--quiet",
-        ]
-    )
-    assert code == 0
+    args = ["run", "--suite", "tiny", "--match", "S-0", "--match", "class1_*", "--quiet"]
+    args += ["--solvers", "cpsat,first-fit", "--time-limit", "1", "--out", str(out)]
+    assert bench_main(args) == 0
     assert bench_main(["report", str(out)]) == 0
-    text = capsys.readouterr().out
-    assert "### Size S" in text
-    assert "| first-fit + all-at-once |" in text
-    # All at once overloads the SAN: the checker says so and the report shows it.
-    row = read_rows(out)[0]
-    assert row["san_peak"] > row["san_limit"]
-    assert "pool_capacity" in row["violation_rules"]
+    printed = capsys.readouterr().out
+    assert "## S: Failover scenarios" in printed
+    assert "## vbp:" in printed
+    assert "| first-fit@list |" in printed
+    pytest.importorskip("matplotlib", reason="plots need the bench extra")
+    page = tmp_path / "docs" / "results.md"
+    assert bench_main(["report", str(out), "--write", str(page)]) == 0
+    text = page.read_text(encoding="utf-8")
+    assert text.startswith("# Benchmark results")
+    for name in ("bench-gaps.png", "bench-runtime.png", "bench-san.png"):
+        assert f"](img/{name})" in text
+        assert (tmp_path / "docs" / "img" / name).read_bytes().startswith(b"\x89PNG")

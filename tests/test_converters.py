@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from bench import psplib, public, vbp
+from bench import alibaba, psplib, vbp
+from bench.run import parse_solvers, read_rows, run_suite
+from bench.suites import suite
 from placement.check import check
 from placement.codec import dump_problem, load_problem
 from placement.model import Objective
@@ -240,51 +242,135 @@ def test_vbp_reference_tables_cover_every_committed_instance() -> None:
         assert known.lower <= known.best_known <= known.heuristic
 
 
-# --- the runner ------------------------------------------------------------------------
+# --- the suites and the runner ------------------------------------------------------------
 
 
-def test_run_and_report_one_instance_per_family(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_public_instances_solve_to_their_published_optimum(tmp_path: Path) -> None:
     out = tmp_path / "results.jsonl"
-    for set_name, instance in (("j30", "j301_1"), ("panigrahy", "class1_20_3_0")):
-        code = public.main(
-            ["run", "--set", set_name, "--match", instance, "--time-limit", "2", "--out", str(out)]
-            + (["--resume"] if set_name != "j30" else [])
+    instances = suite("tiny", match=["j301_1", "class1_20_3_0"])
+    rows = list(
+        run_suite(
+            suite_name="tiny",
+            instances=instances,
+            solvers=parse_solvers("cpsat"),
+            time_limit_s=5,
+            out=out,
         )
-        assert code == 0
-    rows = public.read_rows(out)
-    assert [row["instance"] for row in rows] == ["j301_1", "class1_20_3_0"]
+    )
+    by_name = {row["instance"]: row for row in rows}
+    assert set(by_name) == {"j301_1", "class1_20_3_0"}
     for row in rows:
-        assert row["check_ok"]
-        assert row["gap"] == 0
-        assert row["value"] == row["ref_upper"]
-    assert rows[1]["heuristic"] == 6
-    capsys.readouterr()
-    assert public.main(["report", str(out)]) == 0
-    printed = capsys.readouterr().out
-    assert "| j30 | j301_1 | 43 | 43 |" in printed
-    assert "more hosts on 0" in printed
+        assert row["violations"] == 0
+        assert row["ref_gap"] == 0
+        assert row["value"] == row["reference"]["upper"]
+    assert by_name["j301_1"]["stage"] == "makespan"
+    assert by_name["class1_20_3_0"]["stage"] == "consolidate"
+    assert by_name["class1_20_3_0"]["reference"]["heuristic"] == 6
+    assert len(read_rows(out)) == 2
 
 
-def test_a_torn_last_line_is_skipped_and_resume_keeps_finished_rows(tmp_path: Path) -> None:
-    out = tmp_path / "results.jsonl"
-    row = {"set": "j30", "instance": "j301_1", "value": 43}
-    out.write_text(json.dumps(row) + "\n" + '{"set": "j30", "inst', encoding="utf-8")
-    assert public.read_rows(out) == [row]
+def test_vbp_instances_offer_the_published_heuristic_host_count() -> None:
+    [instance] = suite("vbp", match=["class1_20_3_0"])
+    problem = instance.build()
+    assert instance.reference is not None
+    assert len(problem.hosts) == max(instance.reference.heuristic or 0, 1)
+    assert len(problem.guests) == 20
 
 
-def test_summary_counts_hosts_above_the_best_heuristic() -> None:
-    base = {"set": "vbp", "check_ok": True, "status": "feasible", "wall_s": 1.0, "unplaced": 0}
-    rows = [
-        {**base, "instance": "a", "value": 5, "ref_lower": 4, "ref_upper": 4, "ref_optimal": True,
-         "heuristic": 4, "gap": 0.25},
-        {**base, "instance": "b", "value": 3, "ref_lower": 3, "ref_upper": 3, "ref_optimal": True,
-         "heuristic": 4, "gap": 0.0},
-    ]  # fmt: skip
-    summary = public.summarise(rows)
-    assert summary["above_heuristic"] == 1
-    assert summary["below_heuristic"] == 1
-    assert summary["worst_over_heuristic"] == 1
-    assert summary["at_known_optimum"] == 1
-    assert summary["mean_gap"] == pytest.approx(0.125)
+# --- Alibaba GPU trace ---------------------------------------------------------------------
+
+NODES = """sn,cpu_milli,memory_mib,gpu,model
+n0,32000,262144,0,
+n1,96000,393216,8,G2
+n2,96000,393216,8,G2
+n3,96000,393216,8,G2
+"""
+PODS = (
+    (
+        "name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec,qos,pod_phase,"
+        "creation_time,deletion_time,scheduled_time\n"
+    )
+    + """p0,12000,16384,1,1000,,LS,Running,0,100,0
+p1,6000,12288,1,460,,LS,Running,10,50,12
+p2,4000,8192,0,0,,BE,Pending,20,200,
+p3,8000,8192,2,1000,,LS,Running,30,300,40
+"""
+)
+
+
+def _trace(folder: Path, nodes: str = NODES, pods: str = PODS) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / alibaba.NODES_FILE).write_text(nodes, encoding="utf-8")
+    (folder / alibaba.PODS_FILE).write_text(pods, encoding="utf-8")
+    return folder
+
+
+def test_alibaba_pods_alive_at_an_instant_become_guests(tmp_path: Path) -> None:
+    folder = _trace(tmp_path)
+    pods = alibaba.read_pods(folder / alibaba.PODS_FILE)
+    # p1 is scheduled at 12, p2 never, p3 at 40; p1 is deleted at 50.
+    assert [p.name for p in alibaba.alive_at(pods, 12)] == ["p0", "p1"]
+    assert [p.name for p in alibaba.alive_at(pods, 45)] == ["p0", "p1", "p3"]
+    assert [p.name for p in alibaba.alive_at(pods, 50)] == ["p0", "p3"]
+    assert alibaba.alive_at(pods, 100) == [pods[3]]
+    problem = alibaba.instant_problem(45, folder)
+    assert [g.name for g in problem.guests] == ["p0", "p1", "p3"]
+    assert dict(problem.guest("p1").demand) == {
+        "cpu_milli": 6000,
+        "memory_mib": 12288,
+        "gpu_milli": 460,
+    }
+    assert dict(problem.guest("p3").demand)["gpu_milli"] == 2000
+    assert dict(problem.host("n1").capacity) == {
+        "cpu_milli": 96000,
+        "memory_mib": 393216,
+        "gpu_milli": 8000,
+    }
+    # Three G2 nodes are interchangeable and three pods use at most three: all kept;
+    # with one pod, one G2 node is enough.
+    assert [h.name for h in problem.hosts] == ["n0", "n1", "n2", "n3"]
+    assert [h.name for h in alibaba.instant_problem(12, folder).hosts] == ["n0", "n1", "n2"]
+    plan = solve(problem, "cpsat", SolveOptions(time_limit_s=2))
+    assert check(problem, plan).ok
+    # Everything fits on one G2 node; the CPU-only node cannot take a GPU pod.
+    assert plan.stage("consolidate").value == 1  # type: ignore[union-attr]
+    assert {a.host for a in plan.assignments} <= {"n1", "n2", "n3"}
+
+
+def test_alibaba_reduction_keeps_at_most_n_nodes_per_kind() -> None:
+    nodes = alibaba.read_nodes(Path(alibaba.DATA) / alibaba.NODES_FILE)
+    assert len(nodes) == 1523
+    reduced = alibaba.reduce_nodes(nodes, 5)
+    kinds = {node.kind for node in nodes}
+    assert len(reduced) == sum(min(5, sum(n.kind == k for n in nodes)) for k in kinds)
+    assert [n.name for n in reduced] == sorted(n.name for n in reduced)  # file order kept
+
+
+@pytest.mark.parametrize(
+    ("nodes", "pods", "message"),
+    [
+        ("sn,cpu_milli,memory_mib,gpu\nn0,1,1,0\n", PODS, "missing column(s) model"),
+        (NODES.replace("32000", "lots"), PODS, "csv:2: cpu_milli: expected a number"),
+        (NODES, PODS.replace("6000,", "-6000,"), "csv:3: cpu_milli: must be >= 0, got -6000"),
+        (NODES, PODS.replace("1,460", "1,1460"), "gpu_milli: at most 1000, got 1460"),
+    ],
+)  # fmt: skip
+def test_malformed_trace_files_are_refused_with_the_place(
+    tmp_path: Path, nodes: str, pods: str, message: str
+) -> None:
+    folder = _trace(tmp_path, nodes, pods)
+    with pytest.raises(alibaba.FormatError) as error:
+        alibaba.instant_problem(45, folder)
+    assert message in str(error.value)
+
+
+def test_alibaba_committed_subset_holds_the_pods_of_every_instant(tmp_path: Path) -> None:
+    pods = alibaba.read_pods(Path(alibaba.DATA) / alibaba.PODS_FILE)
+    for instant in alibaba.INSTANTS:
+        assert 40 <= len(alibaba.alive_at(pods, instant)) <= 60
+    # Extracting from the subset itself keeps it as it is.
+    assert alibaba.extract(alibaba.DATA, tmp_path) == len(pods)
+    assert (tmp_path / alibaba.PODS_FILE).read_bytes() == (
+        Path(alibaba.DATA) / alibaba.PODS_FILE
+    ).read_bytes()
+    assert alibaba.main(["extract", str(tmp_path / "missing")]) == 2
