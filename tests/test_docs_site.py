@@ -96,6 +96,27 @@ def test_an_api_page_for_a_missing_module_stops_the_build() -> None:
         HOOK.generated_pages(["api/no_such_module.md"], existing=set())
 
 
+def test_api_pages_show_attrs_defaults_not_attrs_calls() -> None:
+    griffe = pytest.importorskip("griffe", reason="the docs extra is not installed")
+    spec = importlib.util.spec_from_file_location(
+        "attrs_defaults", DOCS / "hooks" / "attrs_defaults.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model = griffe.load(
+        "placement.model",
+        search_paths=[str(ROOT)],
+        extensions=griffe.load_extensions(module.AttrsFieldDefaults()),
+    )
+    boot = model["BootProfile"]
+    assert str(boot["duration_s"].value) == "60"
+    assert str(boot["load"].value) == "dict()"
+    assert model["Host"]["name"].value is None  # required: no default to show
+    assert str(model["HostState"]["ONLINE"].value) == "'online'"  # not an attrs field
+
+
 # --- the generated references --------------------------------------------------------------
 
 
