@@ -293,10 +293,20 @@ def test_import_solve_export_from_the_samples(tool: str, tmp_path: Path) -> None
     assert subprocess.run(["bash", "-n", str(script_path)], check=False).returncode == 0
     restarted = [a.guest for a in plan.assignments if a.action is Action.START]
     assert restarted
-    text = script_path.read_text()
+    rehearsal = subprocess.run(
+        [str(script_path), "--dry-run"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert rehearsal.returncode == 0, rehearsal.stdout + rehearsal.stderr
     for guest in restarted:
-        word = guest.split(":")[1] if target == "proxmox" else guest
-        assert word in text
+        host = plan.by_guest()[guest].host
+        if target == "proxmox":
+            tool, vmid = ("qm" if guest.startswith("vm:") else "pct"), guest.split(":")[1]
+            assert f"dry-run: on {host}: {tool} start {vmid}" in rehearsal.stdout
+        else:
+            assert f"dry-run: pcs resource enable {guest}" in rehearsal.stdout
+            assert f"pcs constraint location add placement-start-{guest} {guest} {host}" in (
+                rehearsal.stdout
+            )
 
 
 def test_cli_export_refuses_a_plan_the_checker_rejects(

@@ -37,6 +37,8 @@ def _options(args: argparse.Namespace) -> ImportOptions:
         boot_duration_s=args.boot_duration,
         overcommit=dict(args.overcommit or []),
         include_stopped=args.include_stopped,
+        max_starts=args.max_starts,
+        stagger_s=args.stagger,
     )
 
 
@@ -164,6 +166,12 @@ def _common_import_options(parser: argparse.ArgumentParser) -> None:
         action="append",
         metavar="RES=RATIO",
         help="overcommit ratio for every host, e.g. vcpus=4 (repeatable)",
+    )
+    parser.add_argument(
+        "--max-starts", type=int, metavar="N", help="at most N guests boot at once (batch limit)"
+    )
+    parser.add_argument(
+        "--stagger", type=int, metavar="S", help="at least S seconds between start instants"
     )
     parser.add_argument(
         "--include-stopped",

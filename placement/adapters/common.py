@@ -25,10 +25,13 @@ class ImportOptions:
     `boot_duration_s`: every guest's boot duration (None: the format's default, 60 s).
     `overcommit`: per resource, the ratio every host gets (e.g. {"vcpus": 4.0}).
     `include_stopped`: also import guests that are stopped and that nothing asks to run
-    (Proxmox, libvirt); they would then be started by the plan.
+    (Proxmox, libvirt); they would then be started by the plan. `max_starts` and
+    `stagger_s`: the schedule's batch limit and stagger gap (None: the tool's own, or none).
     """
 
     boot_duration_s: int | None = None
+    max_starts: int | None = None
+    stagger_s: int | None = None
     overcommit: Mapping[str, float] = attrs.field(factory=dict)
     include_stopped: bool = False
 
@@ -71,6 +74,10 @@ def apply_common_options(document: dict[str, Any], options: ImportOptions) -> No
             ratios = {r: v for r, v in options.overcommit.items() if r in host["capacity"]}
             if ratios:
                 host["overcommit"] = ratios
+    if options.max_starts is not None:
+        document.setdefault("schedule", {})["max_starts"] = options.max_starts
+    if options.stagger_s is not None:
+        document.setdefault("schedule", {})["stagger_s"] = options.stagger_s
     if options.boot_duration_s is not None:
         for guest in document["guests"]:
             guest.setdefault("boot", {})["duration_s"] = options.boot_duration_s

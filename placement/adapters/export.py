@@ -349,6 +349,17 @@ on_node() {
         ssh -o BatchMode=yes "root@$node" -- "$(printf '%q ' "$@")"
     fi
 }
+# Run a command on a node: logged, or only printed in a dry run.
+run_on() {
+    local node=$1
+    shift
+    if [ "$DRY_RUN" = 1 ]; then
+        log "dry-run: on $node: $(printf '%q ' "$@")"
+        return 0
+    fi
+    log "run on $node: $(printf '%q ' "$@")"
+    on_node "$node" "$@"
+}
 tool_of() { case "$1" in vm:*) echo qm ;; ct:*) echo pct ;; esac; }
 config_dir_of() { case "$1" in vm:*) echo qemu-server ;; ct:*) echo lxc ;; esac; }
 t_is_running() {
@@ -369,21 +380,21 @@ t_start() {
             run mv "/etc/pve/nodes/$from/$(config_dir_of "$guest")/$vmid.conf" \
                 "/etc/pve/nodes/$host/$(config_dir_of "$guest")/$vmid.conf" || return 1
         else
-            run on_node "$from" "$(tool_of "$guest")" migrate "$vmid" "$host" || return 1
+            run_on "$from" "$(tool_of "$guest")" migrate "$vmid" "$host" || return 1
         fi
     fi
-    run on_node "$host" "$(tool_of "$guest")" start "$vmid"
+    run_on "$host" "$(tool_of "$guest")" start "$vmid"
 }
 t_started() { :; }
 t_migrate() {
     case "$1" in
-        vm:*) run on_node "$2" qm migrate "${1#*:}" "$3" --online ;;
+        vm:*) run_on "$2" qm migrate "${1#*:}" "$3" --online ;;
         # A container cannot move while it runs: pct stops it, moves it, starts it.
-        ct:*) run on_node "$2" pct migrate "${1#*:}" "$3" --restart ;;
+        ct:*) run_on "$2" pct migrate "${1#*:}" "$3" --restart ;;
     esac
 }
 t_migrated() { :; }
-t_stop() { run on_node "$2" "$(tool_of "$1")" shutdown "${1#*:}"; }
+t_stop() { run_on "$2" "$(tool_of "$1")" shutdown "${1#*:}"; }
 """
 
 _SHELL = r"""
