@@ -1,0 +1,233 @@
+"""Write the notebooks of bench/notebooks/ (run after changing them here):
+
+    python -m bench.notebooks.build
+
+- `tour.ipynb`: load an example, solve it with baselines and the optimiser, compare the
+  plans, plot the Gantt chart and the SAN load.
+- `suite-NAME.ipynb`, one per suite: read a results file of `python -m bench run` and show
+  the suite's tables and plots.
+
+The notebooks find the clone from their own folder, so they run from a clone without
+installing. Environment variables: `BENCH_RESULTS` (the results file; default
+`results/SUITE.jsonl` in the clone) and `BENCH_TIME_LIMIT` (the tour's CP-SAT seconds,
+default 5). tests/test_notebooks.py executes them all headless on a tiny suite.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+HERE = Path(__file__).resolve().parent
+
+# Suite notebooks: suite -> (title, the families its rows belong to).
+SUITE_NOTEBOOKS = {
+    "quick": ("The quick suite: a slice of every family", ()),
+    "s": ("Failover scenarios, size S", ("S",)),
+    "m": ("Failover scenarios, size M", ("M",)),
+    "l": ("Failover scenario, size L", ("L",)),
+    "ha": ("HA operations: failover, evacuation, rebalance", ("ha",)),
+    "j30": ("PSPLIB j30: the boot schedule against published optima", ("j30",)),
+    "j60": ("PSPLIB j60: the boot schedule against published bounds", ("j60",)),
+    "vbp": ("Vector bin packing: the placement against published optima", ("vbp",)),
+    "alibaba": ("Alibaba GPU trace 2023: packing the pods alive at an instant", ("alibaba",)),
+}
+
+SETUP = """\
+import os, sys
+from pathlib import Path
+
+# The clone: the first folder upwards that holds bench/ and placement/.
+ROOT = next(
+    p for p in [Path.cwd(), *Path.cwd().parents]
+    if (p / "bench").is_dir() and (p / "placement").is_dir()
+)
+sys.path.insert(0, str(ROOT))
+"""
+
+
+def tour() -> nbformat.NotebookNode:
+    cells = [
+        new_markdown_cell(
+            "# A tour: one failover, three ways\n\n"
+            "Load an example cluster where one of three hosts has failed, plan the restart "
+            "with two baselines and with the optimiser, let the independent checker judge "
+            "each plan, and look at when each guest boots and what that does to the SAN."
+        ),
+        new_code_cell(SETUP),
+        new_code_cell(
+            "import json\n"
+            "from placement import load_problem, solve, check, SolveOptions\n\n"
+            'problem = load_problem(json.loads((ROOT / "examples" / '
+            '"three-node-failover.json").read_text()))\n'
+            "failed = [h.name for h in problem.hosts if not h.online]\n"
+            'print(len(problem.hosts), "hosts,", len(problem.guests), "guests; failed:", failed)\n'
+            'print("SAN limit:", dict(problem.boot_pools))'
+        ),
+        new_markdown_cell(
+            "Three plans: first fit with the list schedule (a valid greedy plan), Proxmox's "
+            "static scheduler restarting everything at once (what the real tool does), and "
+            "the CP-SAT optimiser, which decides hosts and start times together."
+        ),
+        new_code_cell(
+            'time_limit_s = float(os.environ.get("BENCH_TIME_LIMIT", "5"))\n'
+            "plans = {\n"
+            '    "first-fit@list": solve(problem, "first-fit", SolveOptions(schedule="list")),\n'
+            '    "proxmox-static@all-at-once": solve(\n'
+            '        problem, "proxmox-static", SolveOptions(schedule="all-at-once")\n'
+            "    ),\n"
+            '    "cpsat": solve(problem, "cpsat", SolveOptions(time_limit_s=time_limit_s)),\n'
+            "}\n"
+            "reports = {name: check(problem, plan) for name, plan in plans.items()}"
+        ),
+        new_code_cell(
+            "from IPython.display import Markdown, display\n\n"
+            "lines = [\n"
+            '    "| plan | violations | placed | recovery | all ready s | peak SAN / limit |",\n'
+            '    "|---|---:|---:|---:|---:|---:|",\n'
+            "]\n"
+            "for name, report in reports.items():\n"
+            '    objectives = report.metrics["objectives"]\n'
+            '    san = report.metrics["pools"]["san_iops"]\n'
+            "    lines.append(\n"
+            "        f\"| {name} | {len(report.violations)} | {report.metrics['placed']} \"\n"
+            "        f\"| {objectives['recovery']:,.0f} | {objectives['makespan']:,.0f} \"\n"
+            "        f\"| {san['peak']} / {san['limit']} |\"\n"
+            "    )\n"
+            'display(Markdown("\\n".join(lines)))\n'
+            'for violation in reports["proxmox-static@all-at-once"].violations[:3]:\n'
+            '    print(violation.rule, "-", violation.message)'
+        ),
+        new_markdown_cell(
+            "The optimiser's stages, each with the value reached, the proven bound and the gap:"
+        ),
+        new_code_cell(
+            'for stage in plans["cpsat"].stages:\n'
+            '    print(f"{stage.name:12} value {stage.value:>10,.4g}  bound {stage.bound}  '
+            'gap {stage.gap}")'
+        ),
+        new_markdown_cell("## Gantt chart: when each guest boots, on which host"),
+        new_code_cell(
+            "import matplotlib.pyplot as plt\n\n"
+            "def gantt(axes, plan, title):\n"
+            "    boots = sorted(\n"
+            '        (a for a in plan.assignments if a.action.value == "start"),\n'
+            "        key=lambda a: (a.start_s, a.guest),\n"
+            "    )\n"
+            "    hosts = sorted({a.host for a in boots})\n"
+            '    colours = {h: f"C{i}" for i, h in enumerate(hosts)}\n'
+            "    for row, a in enumerate(boots):\n"
+            "        axes.barh(row, a.ready_s - a.start_s, left=a.start_s, color=colours[a.host])\n"
+            "    axes.set_yticks(range(len(boots)), [a.guest for a in boots], fontsize=6)\n"
+            "    axes.invert_yaxis()\n"
+            '    axes.set_xlabel("seconds since the failure")\n'
+            "    axes.set_title(title)\n"
+            "    for h in hosts:\n"
+            "        axes.barh(0, 0, color=colours[h], label=h)\n"
+            "    axes.legend(fontsize=7)\n\n"
+            "figure, axes = plt.subplots(1, 2, figsize=(12, 6), sharex=True)\n"
+            'gantt(axes[0], plans["first-fit@list"], "first-fit, list schedule")\n'
+            'gantt(axes[1], plans["cpsat"], "cpsat")\n'
+            "figure.tight_layout()\n"
+            "plt.show()"
+        ),
+        new_markdown_cell("## SAN load over time, against its limit"),
+        new_code_cell(
+            "from bench.run import pool_curve\n\n"
+            "figure, axes = plt.subplots(figsize=(10, 4))\n"
+            "for name, plan in plans.items():\n"
+            '    curve = pool_curve(problem, plan, "san_iops")\n'
+            '    axes.step([t for t, _ in curve], [load for _, load in curve], where="post", '
+            "label=name)\n"
+            'axes.axhline(problem.boot_pools["san_iops"], color="black", linestyle="--", '
+            'label="limit")\n'
+            'axes.set_xlabel("seconds since the failure")\n'
+            'axes.set_ylabel("SAN IOPS")\n'
+            "axes.legend()\n"
+            "plt.show()"
+        ),
+        new_markdown_cell(
+            "Everything at once overloads the SAN several times over; the list schedule and "
+            "the optimiser stay under the limit, and the optimiser gets the important guests "
+            "up sooner (lower priority-weighted `recovery`). The benchmark "
+            "(`python -m bench run --suite quick`) measures this on many instances."
+        ),
+    ]
+    return new_notebook(cells=cells, metadata=_metadata())
+
+
+def suite_notebook(suite: str, title: str, families: tuple[str, ...]) -> nbformat.NotebookNode:
+    cells = [
+        new_markdown_cell(
+            f"# {title}\n\n"
+            f"Reads a results file of `python -m bench run --suite {suite}` (default "
+            f"`results/{suite}.jsonl`, or the file named by `BENCH_RESULTS`) and shows the "
+            "report's tables and plots. Column definitions: docs/benchmarks.md."
+        ),
+        new_code_cell(SETUP),
+        new_code_cell(
+            "from bench.run import read_rows\n\n"
+            f'path = Path(os.environ.get("BENCH_RESULTS", ROOT / "results" / "{suite}.jsonl"))\n'
+            "rows = read_rows(path)\n"
+            f"families = {families!r}\n"
+            "mine = [r for r in rows if not families or r.get('family') in families]\n"
+            "if not mine:\n"
+            '    print(f"no rows of {families} in {path}; showing every row of it")\n'
+            "    mine = rows\n"
+            'print(len(mine), "runs of", len({r["instance"] for r in mine}), "instances from", '
+            "path)\n"
+            "assert mine, f'no results in {path}: run python -m bench run --suite "
+            f"{suite}'"
+        ),
+        new_code_cell(
+            "from IPython.display import Markdown, display\n"
+            "from bench.report import render\n\n"
+            "display(Markdown(render(mine)))"
+        ),
+        new_markdown_cell("## Plots"),
+        new_code_cell(
+            "import matplotlib.pyplot as plt\n"
+            "from bench.plots import gap_figure, runtime_figure, san_figure\n\n"
+            "gap_figure(mine)\n"
+            "plt.show()"
+        ),
+        new_code_cell("runtime_figure(mine)\nplt.show()"),
+        new_code_cell("san_figure(mine)\nplt.show()"),
+    ]
+    if "ha" in families:
+        cells.append(
+            new_code_cell(
+                "from bench.report import ha_table, views\n\n"
+                'display(Markdown("\\n".join(ha_table(views(mine).get("ha", [])))))'
+            )
+        )
+    return new_notebook(cells=cells, metadata=_metadata())
+
+
+def _metadata() -> dict[str, object]:
+    return {
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+        "language_info": {"name": "python"},
+    }
+
+
+def notebooks() -> dict[str, nbformat.NotebookNode]:
+    """File name -> notebook, every notebook of bench/notebooks/."""
+    result = {"tour.ipynb": tour()}
+    for suite, (title, families) in SUITE_NOTEBOOKS.items():
+        result[f"suite-{suite}.ipynb"] = suite_notebook(suite, title, families)
+    return result
+
+
+def main() -> int:
+    for name, notebook in notebooks().items():
+        nbformat.validate(notebook)
+        nbformat.write(notebook, HERE / name)
+        print(f"wrote {HERE / name}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
