@@ -53,6 +53,7 @@ def parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--in-process", action="store_true", help="no child processes (no --jobs)")
     run.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    run.add_argument("--verbose", action="store_true", help="show the library's warnings too")
 
     report = commands.add_parser("report", help="markdown tables and plots from results files")
     report.add_argument("files", nargs="+", help="results files written by `run`")

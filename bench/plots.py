@@ -27,9 +27,8 @@ class PlotsUnavailable(RuntimeError):
 
 def _pyplot() -> Any:
     try:
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
+        # No backend is forced: matplotlib picks Agg without a display, and a notebook
+        # keeps its inline backend.
         import matplotlib.pyplot as plt
     except ImportError as error:
         raise PlotsUnavailable("matplotlib is missing: pip install -e '.[bench]'") from error

@@ -56,8 +56,8 @@ def latest(rows: Iterable[Row]) -> list[Row]:
 
 
 def ran(row: Row) -> bool:
-    """The run produced a plan the checker judged."""
-    return row.get("status") not in ("error", "killed") and "objectives" in row
+    """The run produced a plan the checker judged (`unknown`: the solver found none)."""
+    return row.get("status") not in ("error", "killed", "unknown") and "objectives" in row
 
 
 def valid(row: Row) -> bool:
@@ -329,7 +329,7 @@ def side_by_side(families: dict[str, list[InstanceView]]) -> list[str]:
                 cells.append("")
                 continue
             gap = s["ref_gap_mean"] if s["with_reference"] else s["bound_gap_mean"]
-            cells.append(f"{_pct(gap, 1)} ({s['valid']}/{s['runs']} valid)")
+            cells.append(f"{_pct(gap, 1)} ({s['comparable']}/{s['runs']})")
         body.append(cells)
     return _table(["solver", *families.keys()], body)
 
@@ -397,7 +397,8 @@ def instance_table(
                 if best is None or compare(other, best, stages) < 0:
                     best = other
             if not ran(row):
-                worse.append(f"{view.name} ({row.get('status')}: {row.get('error', '')})")
+                why = row.get("error") or "no plan"
+                worse.append(f"{view.name} ({row.get('status')}: {why})")
                 verdict = str(row.get("status"))
             elif row["violations"]:
                 worse.append(f"{view.name} ({row['violations']} violation(s))")
@@ -531,7 +532,8 @@ def render(rows: Iterable[Row], *, plots: Sequence[tuple[str, str]] = (), note: 
         "## Every solver side by side",
         "",
         "Mean gap to the published reference where there is one (j30, j60, vbp), "
-        "otherwise to the best proven bound; in brackets, valid plans of runs.",
+        "otherwise to the best proven bound; in brackets, the runs whose plan is valid and "
+        "places as much as the best valid plan (only those have a gap), of all runs.",
         "",
     ]
     lines += side_by_side(families)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
 import os
 import platform
 import signal
@@ -628,6 +629,10 @@ def main_run(args: Any) -> int:
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
+    if args.quiet or not getattr(args, "verbose", False):
+        # The library's warnings (a peer falling back to another scheduler, ...) are the
+        # solvers' business; the rows say how each run went.
+        logging.getLogger("placement").setLevel(logging.ERROR)
     try:
         instances = suite(args.suite, match=args.match, limit=args.limit)
         specs = parse_solvers(args.solvers)

@@ -36,16 +36,17 @@ SUITE_NOTEBOOKS = {
 }
 
 SETUP = """\
-import os, sys
+import os
+import sys
 from pathlib import Path
 
 # The clone: the first folder upwards that holds bench/ and placement/.
 ROOT = next(
-    p for p in [Path.cwd(), *Path.cwd().parents]
+    p
+    for p in [Path.cwd(), *Path.cwd().parents]
     if (p / "bench").is_dir() and (p / "placement").is_dir()
 )
-sys.path.insert(0, str(ROOT))
-"""
+sys.path.insert(0, str(ROOT))"""
 
 
 def tour() -> nbformat.NotebookNode:
@@ -58,8 +59,8 @@ def tour() -> nbformat.NotebookNode:
         ),
         new_code_cell(SETUP),
         new_code_cell(
-            "import json\n"
-            "from placement import load_problem, solve, check, SolveOptions\n\n"
+            "import json\n\n"
+            "from placement import SolveOptions, check, load_problem, solve\n\n"
             'problem = load_problem(json.loads((ROOT / "examples" / '
             '"three-node-failover.json").read_text()))\n'
             "failed = [h.name for h in problem.hosts if not h.online]\n"
@@ -110,7 +111,7 @@ def tour() -> nbformat.NotebookNode:
         ),
         new_markdown_cell("## Gantt chart: when each guest boots, on which host"),
         new_code_cell(
-            "import matplotlib.pyplot as plt\n\n"
+            "import matplotlib.pyplot as plt\n\n\n"
             "def gantt(axes, plan, title):\n"
             "    boots = sorted(\n"
             '        (a for a in plan.assignments if a.action.value == "start"),\n'
@@ -126,7 +127,7 @@ def tour() -> nbformat.NotebookNode:
             "    axes.set_title(title)\n"
             "    for h in hosts:\n"
             "        axes.barh(0, 0, color=colours[h], label=h)\n"
-            "    axes.legend(fontsize=7)\n\n"
+            "    axes.legend(fontsize=7)\n\n\n"
             "figure, axes = plt.subplots(1, 2, figsize=(12, 6), sharex=True)\n"
             'gantt(axes[0], plans["first-fit@list"], "first-fit, list schedule")\n'
             'gantt(axes[1], plans["cpsat"], "cpsat")\n'
@@ -171,24 +172,24 @@ def suite_notebook(suite: str, title: str, families: tuple[str, ...]) -> nbforma
             "from bench.run import read_rows\n\n"
             f'path = Path(os.environ.get("BENCH_RESULTS", ROOT / "results" / "{suite}.jsonl"))\n'
             "rows = read_rows(path)\n"
-            f"families = {families!r}\n"
-            "mine = [r for r in rows if not families or r.get('family') in families]\n"
+            f"families = {_tuple(families)}\n"
+            'mine = [r for r in rows if not families or r.get("family") in families]\n'
             "if not mine:\n"
             '    print(f"no rows of {families} in {path}; showing every row of it")\n'
             "    mine = rows\n"
             'print(len(mine), "runs of", len({r["instance"] for r in mine}), "instances from", '
             "path)\n"
-            "assert mine, f'no results in {path}: run python -m bench run --suite "
-            f"{suite}'"
+            'assert mine, f"no results in {path}: run python -m bench run --suite '
+            f'{suite}"'
         ),
         new_code_cell(
-            "from IPython.display import Markdown, display\n"
+            "from IPython.display import Markdown, display\n\n"
             "from bench.report import render\n\n"
             "display(Markdown(render(mine)))"
         ),
         new_markdown_cell("## Plots"),
         new_code_cell(
-            "import matplotlib.pyplot as plt\n"
+            "import matplotlib.pyplot as plt\n\n"
             "from bench.plots import gap_figure, runtime_figure, san_figure\n\n"
             "gap_figure(mine)\n"
             "plt.show()"
@@ -204,6 +205,13 @@ def suite_notebook(suite: str, title: str, families: tuple[str, ...]) -> nbforma
             )
         )
     return new_notebook(cells=cells, metadata=_metadata())
+
+
+def _tuple(names: tuple[str, ...]) -> str:
+    """`names` as ruff formats a tuple literal (double quotes)."""
+    if not names:
+        return "()"
+    return "(" + ", ".join(f'"{name}"' for name in names) + ",)"
 
 
 def _metadata() -> dict[str, object]:
