@@ -282,7 +282,7 @@ def suite_summary(families: dict[str, list[InstanceView]], optimiser: str) -> li
         s = solver_stats(instances, optimiser)
         if not s["runs"]:
             continue
-        stage = next((v.stage for v in instances if v.stage), "-")
+        stage = ", ".join(dict.fromkeys(v.stage for v in instances if v.stage)) or "-"
         body.append(
             [
                 family,
