@@ -30,6 +30,7 @@ from placement.plan import (
 )
 from placement.solvers import Progress, SolveOptions
 from placement.solvers.common import HostLoads, Unit, explain_unplaced
+from placement.solvers.cpsat.explain import blocking_families, reason_text
 from placement.solvers.cpsat.objectives import stage_expression
 from placement.solvers.cpsat.placement_rules import (
     add_anti_affinity,
@@ -144,8 +145,12 @@ def plan_of_solution(
     reasons: dict[str, str],
     status: Status,
     runtime_s: float,
+    explain_budget_s: float = 0.0,
 ) -> Plan:
-    """Turn a model solution into a plan (stages filled in by the caller)."""
+    """Turn a model solution into a plan (stages filled in by the caller).
+
+    `explain_budget_s` > 0 lets CP-SAT probes say what keeps out a guest that some host
+    still has room for (small problems only, see `explain`)."""
     problem = view.problem
     hosts = problem.hosts
     assignments: list[Assignment] = []
@@ -166,8 +171,9 @@ def plan_of_solution(
         elif action is Action.MIGRATE:
             start_s = ready_s = 0  # moves are instantaneous in this model
         assignments.append(Assignment(guest.name, host, action, start_s, ready_s))
+    deadline = time.perf_counter() + explain_budget_s
     unplaced = [
-        Unplaced(name, _reason(view, solution, name, reasons, host_of))
+        Unplaced(name, _reason(view, solution, name, reasons, host_of, deadline))
         for name, host in host_of.items()
         if host is None
     ]
@@ -186,9 +192,11 @@ def _reason(
     name: str,
     structural: dict[str, str],
     host_of: dict[str, str | None],
+    deadline: float,
 ) -> str:
     """The rule that keeps `name` out: a structural diagnostic, an unplaced dependency,
-    the binding placement rule given the others, or the boot schedule."""
+    the binding placement rule given the others, or (probed by CP-SAT until `deadline`)
+    the rule families that leave no room for it next to the guests placed."""
     if name in structural:
         return structural[name]
     problem = view.problem
@@ -205,6 +213,10 @@ def _reason(
     members = unit.guests
     if not any(loads.fits(Unit.of(members), problem.hosts[h].name) for h in unit.candidates):
         return explain_unplaced(problem, loads, members)
+    placed_units = {u.index for u in view.units if solution.unit_host[u.index] is not None}
+    families = blocking_families(view, placed_units, unit.index, deadline - time.perf_counter())
+    if families is not None:
+        return reason_text(families)
     return (
         "a host has room, but the higher objective stages were better served without it "
         "(the boot schedule within the horizon, or guests of higher priority)"
@@ -492,7 +504,9 @@ def improve(
     runtime_s = round(time.perf_counter() - started, 6)
     candidates: list[Plan] = []
     if incumbent is not None:
-        plan = plan_of_solution(view, incumbent, structural, Status.FEASIBLE, runtime_s)
+        # Probes explain vague unplaced reasons within a tenth of the limit (at most 2 s).
+        explain_s = min(2.0, options.time_limit_s / 10)
+        plan = plan_of_solution(view, incumbent, structural, Status.FEASIBLE, runtime_s, explain_s)
         report = check(problem, plan)
         if report.ok:
             candidates.append(with_checked_stages(problem, plan, bounds))

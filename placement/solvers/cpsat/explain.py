@@ -1,0 +1,109 @@
+"""Why a guest stays unplaced when some host still has room for it: relaxation probes.
+
+The pre-checks (`placement.diagnostics`) and the capacity explanation of the baselines
+name the rule when a guest fits nowhere. When it does fit somewhere, what keeps it out is
+an interaction: the boot pools, the batch limit, a host's boot limits or the stagger gap
+leave no start instant within the horizon once the guests already placed are kept.
+
+For small problems CP-SAT answers that precisely. The probe asks for a plan that keeps
+every guest the plan placed, places this one too, and otherwise obeys every rule: if
+that is infeasible, it is asked again with one rule family left out at a time; the
+families whose removal makes it feasible are the ones that block the guest. CP-SAT's
+assumption literals cannot do this here: the cumulative and no-overlap constraints that
+carry the schedule rules take no enforcement literal, so each family is left out of a
+fresh model instead.
+"""
+
+from __future__ import annotations
+
+import time
+
+from ortools.sat.python import cp_model
+
+from placement.solvers.cpsat.view import ProblemView
+
+# Probes build and solve a model per rule family: only small problems are worth it.
+MAX_UNITS = 60
+MAX_BOOTS = 60
+
+FAMILY_TEXT = {
+    "capacity": "host capacity",
+    "anti_affinity": "anti-affinity",
+    "after_placed": "its start dependencies being placed",
+    "pool_capacity": "the boot pool limits (no start instant leaves room in the pool)",
+    "max_starts": "the cluster-wide batch limit",
+    "host_boot_limits": "the boot CPU and concurrent-start limits of the hosts with room",
+    "after": "the start dependencies (it would be ready too late)",
+    "stagger": "the stagger gap between start instants",
+}
+
+
+def blocking_families(
+    view: ProblemView, placed_units: set[int], unit: int, budget_s: float
+) -> tuple[str, ...] | None:
+    """The rule families that keep `unit` out while every unit in `placed_units` stays
+    placed: a minimal set whose lifting lets it in (found by adding the families back one
+    at a time and keeping out each one that makes the probe infeasible).
+
+    None when the probe finds room for all of them with every rule (it was left out for
+    a later objective stage or for lack of search time), when the probes ran out of time,
+    or when the problem is too large to probe.
+    """
+    from placement.solvers.cpsat.stages import RULE_FAMILIES
+
+    if len(view.units) > MAX_UNITS or len(view.boots) > MAX_BOOTS:
+        return None
+    deadline = time.perf_counter() + budget_s
+    required = placed_units | {unit}
+    if _probe(view, required, frozenset(), deadline - time.perf_counter()) is not False:
+        return None
+    lifted = set(RULE_FAMILIES)
+    if not _probe(view, required, frozenset(lifted), deadline - time.perf_counter()):
+        return None  # out even with every family lifted (e.g. the horizon): not ours to say
+    blocking: list[str] = []
+    for name in RULE_FAMILIES:
+        lifted.discard(name)
+        feasible = _probe(view, required, frozenset(lifted), deadline - time.perf_counter())
+        if feasible is None:
+            return None
+        if not feasible:
+            lifted.add(name)
+            blocking.append(name)
+    return tuple(blocking)
+
+
+def _probe(
+    view: ProblemView, required: set[int], without: frozenset[str], seconds: float
+) -> bool | None:
+    """Whether a plan places every unit of `required` with the families in `without`
+    left out (None: unknown within `seconds`)."""
+    from placement.solvers.cpsat.stages import build_model
+
+    if seconds <= 0:
+        return None
+    variables = build_model(view, without=without)
+    for u in required:
+        variables.model.add(variables.placed[u] == 1)
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = seconds
+    solver.parameters.num_workers = 1
+    status = solver.solve(variables.model)
+    if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return True
+    if status == cp_model.INFEASIBLE:
+        return False
+    return None
+
+
+def reason_text(families: tuple[str, ...]) -> str:
+    """The unplaced reason for a guest the probe found blocked by `families`."""
+    named = "; ".join(FAMILY_TEXT.get(name, name) for name in families)
+    if len(families) == 1:
+        return (
+            f"a host has room, but with every placed guest kept, {named} leaves no way to "
+            "add it (placing it would unplace a guest of equal or higher rank)"
+        )
+    return (
+        "a host has room, but with every placed guest kept, it fits only if all of these "
+        f"are lifted: {named}"
+    )
