@@ -158,8 +158,6 @@ def render_plan(problem: Problem, plan: Plan, report: CheckReport | None = None)
             f"{100 * float(hysteresis.get('min_improvement', 0)):.0f}% better"
         )
     for pool, figures in report.metrics.get("pools", {}).items():
-        lines.append(
-            f"  pool {pool}: peak {figures['peak']} of {figures['limit']} "
-            f"at t={figures['peak_at_s']} s"
-        )
+        when = "" if figures["peak_at_s"] is None else f" at t={figures['peak_at_s']} s"
+        lines.append(f"  pool {pool}: peak {figures['peak']} of {figures['limit']}{when}")
     return "\n".join(lines) + "\n"
