@@ -59,6 +59,9 @@ class SolveOptions:
 
 
 class SolveFunction(Protocol):
+    """What every solver is: a function from a problem and options to a plan. It never
+    raises on a problem it cannot fully place; it reports unplaced guests instead."""
+
     def __call__(self, problem: Problem, options: SolveOptions) -> Plan: ...
 
 
@@ -116,6 +119,8 @@ class UnknownSolverError(KeyError):
 
 
 def get_solver(name: str) -> SolverInfo:
+    """The registered solver `name` (see `placement solvers`); raises
+    `UnknownSolverError` naming the known ones."""
     _load_builtin_solvers()
     try:
         return _REGISTRY[name]
