@@ -283,8 +283,8 @@ def scenario_notes(state: Problem, scenario: Problem) -> list[str]:
             )
         if before.state is GuestState.FROZEN and guest.state is not GuestState.FROZEN:
             notes.append(
-                f"frozen copy of {guest.name} on {before.current_host} is discarded "
-                "(the host must end empty); the guest is started elsewhere"
+                f"the frozen copy of {guest.name} on {before.current_host} is discarded; "
+                "the guest starts again"
             )
     for guest in scenario.guests:
         if not scenario.runs_now(guest) or guest.current_host is None:
