@@ -45,6 +45,7 @@ RULES = (
     "avoided_hosts",
     "labels",
     "frozen",
+    "movable",
     "anti_affinity",
     "together",
     "capacity",
@@ -55,6 +56,9 @@ RULES = (
     "after",
     "start_group",
     "stagger",
+    "migration_time",
+    "migration_concurrency",
+    "migration_budget",
     "horizon",
 )
 
@@ -93,8 +97,11 @@ class CheckReport:
 
     `metrics` is plain JSON data: `objectives` (every objective's value), `placed` and
     `unplaced` (guest counts), `actions` (guest count per action), `pools` (per boot pool
-    `limit`, `peak` load and `peak_at_s`), `hosts` (per host and resource, in the final
-    state, `used`, `usable` and `utilisation`, the latter None when nothing is usable).
+    `limit`, `peak` load and `peak_at_s`, boots and migrations together), `hosts` (per
+    host and resource, in the final state, `used`, `usable` and `utilisation`, the latter
+    None when nothing is usable), `migrations` (`count`, summed `seconds`, `peak_running`
+    cluster-wide and its `peak_at_s`, the highest `peak_per_host`, `done_s` when the last
+    one ends, and `immovable_running`, the running guests that cannot be migrated).
     """
 
     violations: tuple[Violation, ...] = attrs.field(converter=_violation_tuple)
@@ -116,8 +123,9 @@ class _Decision:
     `action` is the action the guest's state and `host` imply, whatever the plan wrote
     (the difference is an `assignment` violation). For `start` and `migrate`, `start_s`
     and `ready_s` are usable integers even when the plan's were wrong: a start then runs
-    for exactly its boot duration, and a missing time counts as 0, so the later rules
-    judge the plan as close to what it says as possible.
+    for exactly its boot duration, a migration for exactly its migration time, and a
+    missing time counts as 0, so the later rules judge the plan as close to what it says
+    as possible. `written_ready_s` is the plan's own `ready_s` when it is usable.
     """
 
     guest: Guest
@@ -125,6 +133,7 @@ class _Decision:
     action: Action
     start_s: int | None
     ready_s: int | None
+    written_ready_s: int | None = None
 
 
 @attrs.frozen
@@ -134,7 +143,8 @@ class _Occupancy:
     guest: Guest
     start_s: int
     end_s: float  # _INF when it keeps the host
-    role: str  # shown in messages: "", "leaving", "frozen"
+    role: str  # shown in messages: "", "leaving", "frozen", "arriving"
+    arrives: bool = False  # a start or a migration in: the plan brings it to the host
 
 
 def _unknown_names(problem: Problem, plan: Plan) -> list[InputError]:
@@ -182,8 +192,8 @@ def _timing_issues(guest: Guest, assignment: Assignment, action: Action) -> list
                 f"ready_s must be start_s + duration_s = {start} + "
                 f"{guest.boot.duration_s} = {expected} (got {ready})"
             )
-    elif start is not None and ready < start:
-        issues.append(f"ready_s must be >= start_s = {start} (got {ready})")
+    # A migration's ready_s that is a usable instant but not start_s + its migration time
+    # is a `migration_time` violation, reported apart.
     return issues
 
 
@@ -257,8 +267,9 @@ def _resolve(problem: Problem, plan: Plan) -> tuple[list[_Decision], list[Violat
             if action is Action.START:
                 ready_s = start_s + guest.boot.duration_s
             else:
-                ready_s = max(start_s, _as_time(assignment.ready_s) or 0)
-        decisions.append(_Decision(guest, assignment.host, action, start_s, ready_s))
+                ready_s = start_s + problem.migration_duration(guest)
+        written = _as_time(assignment.ready_s) if _as_time(assignment.start_s) is not None else None
+        decisions.append(_Decision(guest, assignment.host, action, start_s, ready_s, written))
     return decisions, violations
 
 
@@ -310,13 +321,13 @@ def _occupancies(problem: Problem, decisions: Sequence[_Decision]) -> dict[str, 
             held[decision.host].append(_Occupancy(guest, 0, _INF, ""))
         elif decision.action is Action.START:
             assert decision.start_s is not None
-            held[decision.host].append(_Occupancy(guest, decision.start_s, _INF, ""))
+            held[decision.host].append(_Occupancy(guest, decision.start_s, _INF, "", True))
         elif decision.action is Action.MIGRATE:
             assert decision.start_s is not None
             assert decision.ready_s is not None
             assert guest.current_host is not None
             held[guest.current_host].append(_Occupancy(guest, 0, decision.ready_s, "leaving"))
-            held[decision.host].append(_Occupancy(guest, decision.start_s, _INF, "arriving"))
+            held[decision.host].append(_Occupancy(guest, decision.start_s, _INF, "arriving", True))
     return held
 
 
@@ -459,6 +470,18 @@ def _together_violations(problem: Problem, decisions: Sequence[_Decision]) -> li
 # --- capacity ----------------------------------------------------------------------------
 
 
+def _checked_from(occupancies: Sequence[_Occupancy]) -> int:
+    """The instant from which a host's capacity is checked: the first arrival (a start or
+    a migration in), or the end of the last departure if that comes first.
+
+    Before then the host only loses guests, all present from 0: a load above its capacity
+    is the state the plan starts from (a host to drain), not something the plan causes.
+    """
+    first_arrival = min((o.start_s for o in occupancies if o.arrives), default=_INF)
+    final_from = max((o.end_s for o in occupancies if o.end_s != _INF), default=0)
+    return int(min(first_arrival, final_from))  # final_from is finite
+
+
 def _capacity_violations(
     problem: Problem, held: Mapping[str, Sequence[_Occupancy]]
 ) -> list[Violation]:
@@ -466,10 +489,12 @@ def _capacity_violations(
     for host in problem.hosts:
         occupancies = held.get(host.name, ())
         resources = sorted({r for o in occupancies for r, a in o.guest.demand.items() if a > 0})
+        checked_from = _checked_from(occupancies)
         for resource in resources:
             usable = host.usable(resource)
             peak, instant = _peak(
-                (o.start_s, o.end_s, o.guest.demand.get(resource, 0)) for o in occupancies
+                (max(o.start_s, checked_from), o.end_s, o.guest.demand.get(resource, 0))
+                for o in occupancies
             )
             if peak <= usable or instant is None:
                 continue
@@ -500,31 +525,43 @@ def _boot_span(decision: _Decision) -> tuple[int, float]:
     return decision.start_s, decision.ready_s
 
 
-def _pool_peaks(problem: Problem, boots: Sequence[_Decision]) -> dict[str, tuple[int, int | None]]:
+def _pool_load(problem: Problem, decision: _Decision) -> Mapping[str, int]:
+    """What a boot or a migration adds to the boot pools while it runs."""
+    if decision.action is Action.MIGRATE:
+        return problem.migration.load
+    return decision.guest.boot.load
+
+
+def _pool_peaks(problem: Problem, users: Sequence[_Decision]) -> dict[str, tuple[int, int | None]]:
+    """Pool -> its peak load and when, over boots and migrations (`users`)."""
     by_pool: dict[str, list[tuple[int, float, int]]] = {pool: [] for pool in problem.boot_pools}
-    for decision in boots:
+    for decision in users:
         start, end = _boot_span(decision)
-        for pool, load in decision.guest.boot.load.items():
+        for pool, load in _pool_load(problem, decision).items():
             by_pool.setdefault(pool, []).append((start, end, load))
     return {pool: _peak(intervals) for pool, intervals in by_pool.items()}
 
 
 def _pool_violations(
-    problem: Problem, boots: Sequence[_Decision], peaks: Mapping[str, tuple[int, int | None]]
+    problem: Problem, users: Sequence[_Decision], peaks: Mapping[str, tuple[int, int | None]]
 ) -> list[Violation]:
     violations = []
     for pool, (peak, instant) in peaks.items():
         limit = problem.boot_pools.get(pool, 0)
         if peak <= limit or instant is None:
             continue
-        present = [d for d in _booting_at(boots, instant) if d.guest.boot.load.get(pool, 0) > 0]
-        names = [d.guest.name for d in present]
+        present = [
+            d for d in _booting_at(users, instant) if _pool_load(problem, d).get(pool, 0) > 0
+        ]
+        names = [
+            f"{d.guest.name} (migrating)" if d.action is Action.MIGRATE else d.guest.name
+            for d in present
+        ]
         violations.append(
             Violation(
                 "pool_capacity",
-                f"boot pool {pool} at t={instant} s: {peak} booting load > {limit} limit "
-                f"({_names(names)})",
-                names,
+                f"boot pool {pool} at t={instant} s: {peak} load > {limit} limit ({_names(names)})",
+                [d.guest.name for d in present],
                 _unique(d.host for d in present if d.host is not None),
                 instant,
             )
@@ -687,6 +724,126 @@ def _stagger_violations(problem: Problem, boots: Sequence[_Decision]) -> list[Vi
     return violations
 
 
+# --- migrations --------------------------------------------------------------------------
+
+
+def _migrations(decisions: Sequence[_Decision]) -> list[_Decision]:
+    return [d for d in decisions if d.action is Action.MIGRATE]
+
+
+def _movable_violations(migrations: Sequence[_Decision]) -> list[Violation]:
+    return [
+        Violation(
+            "movable",
+            f"guest {d.guest.name} migrates from {d.guest.current_host} to {d.host} but is "
+            "not movable",
+            (d.guest.name,),
+            _unique(h for h in (d.guest.current_host, d.host) if h is not None),
+            d.start_s,
+        )
+        for d in migrations
+        if not d.guest.movable
+    ]
+
+
+def _migration_time_violations(
+    problem: Problem, migrations: Sequence[_Decision]
+) -> list[Violation]:
+    violations = []
+    for decision in migrations:
+        written, start = decision.written_ready_s, decision.start_s
+        if written is None or start is None or written == decision.ready_s:
+            continue
+        duration = problem.migration_duration(decision.guest)
+        violations.append(
+            Violation(
+                "migration_time",
+                f"guest {decision.guest.name} migrates to {decision.host} during "
+                f"[{start}, {written}) s, but its migration takes {duration} s "
+                f"(ready_s must be {start} + {duration} = {decision.ready_s})",
+                (decision.guest.name,),
+                (decision.host,) if decision.host is not None else (),
+                start,
+            )
+        )
+    return violations
+
+
+def _migration_hosts(decision: _Decision) -> tuple[str, ...]:
+    return _unique(h for h in (decision.guest.current_host, decision.host) if h is not None)
+
+
+def _migration_peaks(
+    problem: Problem, migrations: Sequence[_Decision]
+) -> tuple[tuple[int, int | None], dict[str, tuple[int, int | None]]]:
+    """The cluster-wide peak of running migrations and when, and the same per host (as
+    source or target)."""
+    total = _peak((*_boot_span(d), 1) for d in migrations)
+    by_host: dict[str, list[_Decision]] = defaultdict(list)
+    for decision in migrations:
+        for host in _migration_hosts(decision):
+            by_host[host].append(decision)
+    per_host = {
+        host.name: _peak((*_boot_span(d), 1) for d in by_host.get(host.name, ()))
+        for host in problem.hosts
+    }
+    return total, per_host
+
+
+def _migration_concurrency_violations(
+    problem: Problem,
+    migrations: Sequence[_Decision],
+    peaks: tuple[tuple[int, int | None], Mapping[str, tuple[int, int | None]]],
+) -> list[Violation]:
+    settings = problem.migration
+    (total, total_at), per_host = peaks
+    violations = []
+    if settings.max_per_host is not None:
+        for host, (peak, instant) in per_host.items():
+            if peak <= settings.max_per_host or instant is None:
+                continue
+            present = [d for d in _booting_at(migrations, instant) if host in _migration_hosts(d)]
+            violations.append(
+                Violation(
+                    "migration_concurrency",
+                    f"host {host} at t={instant} s: {peak} migrations running > max_per_host "
+                    f"{settings.max_per_host} ({_names([d.guest.name for d in present])})",
+                    [d.guest.name for d in present],
+                    (host,),
+                    instant,
+                )
+            )
+    if settings.max_total is not None and total > settings.max_total and total_at is not None:
+        present = _booting_at(migrations, total_at)
+        violations.append(
+            Violation(
+                "migration_concurrency",
+                f"cluster at t={total_at} s: {total} migrations running > max_total "
+                f"{settings.max_total} ({_names([d.guest.name for d in present])})",
+                [d.guest.name for d in present],
+                _unique(h for d in present for h in _migration_hosts(d)),
+                total_at,
+            )
+        )
+    return violations
+
+
+def _migration_budget_violations(
+    problem: Problem, migrations: Sequence[_Decision]
+) -> list[Violation]:
+    budget = problem.migration.max_moves
+    if budget is None or len(migrations) <= budget:
+        return []
+    names = [d.guest.name for d in migrations]
+    return [
+        Violation(
+            "migration_budget",
+            f"{len(migrations)} migrations > max_moves {budget} ({_names(names)})",
+            names,
+        )
+    ]
+
+
 def _horizon_violations(problem: Problem, decisions: Sequence[_Decision]) -> list[Violation]:
     horizon_s = problem.schedule.horizon_s
     violations = []
@@ -821,6 +978,25 @@ def _host_metrics(
     return metrics
 
 
+def _migration_metrics(
+    problem: Problem,
+    migrations: Sequence[_Decision],
+    peaks: tuple[tuple[int, int | None], Mapping[str, tuple[int, int | None]]],
+) -> dict[str, Any]:
+    (total, total_at), per_host = peaks
+    return {
+        "count": len(migrations),
+        "seconds": sum(problem.migration_duration(d.guest) for d in migrations),
+        "peak_running": total,
+        "peak_at_s": total_at,
+        "peak_per_host": max((peak for peak, _ in per_host.values()), default=0),
+        "done_s": max((d.ready_s for d in migrations if d.ready_s is not None), default=0),
+        "immovable_running": sum(
+            1 for g in problem.guests if problem.runs_now(g) and not g.movable
+        ),
+    }
+
+
 # --- public API --------------------------------------------------------------------------
 
 
@@ -834,19 +1010,25 @@ def check(problem: Problem, plan: Plan) -> CheckReport:
     decisions, violations = _resolve(problem, plan)
     held = _occupancies(problem, decisions)
     boots = _boots(decisions)
-    pool_peaks = _pool_peaks(problem, boots)
+    migrations = _migrations(decisions)
+    pool_peaks = _pool_peaks(problem, [*boots, *migrations])
+    migration_peaks = _migration_peaks(problem, migrations)
 
     violations.extend(_unplaced_violations(plan, decisions))
     violations.extend(_placement_violations(problem, decisions))
+    violations.extend(_movable_violations(migrations))
     violations.extend(_anti_affinity_violations(decisions))
     violations.extend(_together_violations(problem, decisions))
     violations.extend(_capacity_violations(problem, held))
-    violations.extend(_pool_violations(problem, boots, pool_peaks))
+    violations.extend(_pool_violations(problem, [*boots, *migrations], pool_peaks))
     violations.extend(_host_boot_violations(problem, boots))
     violations.extend(_max_starts_violations(problem, boots))
     violations.extend(_after_violations(decisions))
     violations.extend(_start_group_violations(boots))
     violations.extend(_stagger_violations(problem, boots))
+    violations.extend(_migration_time_violations(problem, migrations))
+    violations.extend(_migration_concurrency_violations(problem, migrations, migration_peaks))
+    violations.extend(_migration_budget_violations(problem, migrations))
     violations.extend(_horizon_violations(problem, decisions))
 
     actions: dict[str, int] = {action.value: 0 for action in Action}
@@ -863,6 +1045,7 @@ def check(problem: Problem, plan: Plan) -> CheckReport:
             for pool, (peak, at) in pool_peaks.items()
         },
         "hosts": _host_metrics(problem, held),
+        "migrations": _migration_metrics(problem, migrations, migration_peaks),
     }
     if violations:
         logger.debug("plan from %s breaks %d rule(s)", plan.solver, len(violations))

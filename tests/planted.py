@@ -10,11 +10,14 @@ the plan needs, with random slack that is often zero so that limits are met exac
   running on a failed host, or frozen (its copy holds its current host while that host
   has not failed); each placed on an online host or left unplaced with a reason;
 - starts at a few shared instants (start groups are starters sharing an instant), with
-  durations from 0 to 120 s, and migrations with `0 <= start_s <= ready_s`;
+  durations from 0 to 120 s, and migrations at 0, at a start instant or later, lasting
+  their migration time (drawn settings: bandwidth, setup, the copied resource, a pool
+  load); running guests that do not migrate are sometimes not `movable`;
 - capacities (with overcommit and reservations) at or above the peak use over time per
   host and resource, counting frozen copies, migration sources until `ready_s` and starts
-  from `start_s`; boot pools, per-host boot CPU and start limits and the cluster start
-  limit at or above their peaks; `after` only on guests placed and ready by the start
+  from `start_s`; boot pools (boot and migration load), per-host boot CPU and start
+  limits, the cluster start limit and the migration limits (per host, cluster-wide, the
+  move budget) at or above their peaks; `after` only on guests placed and ready by the start
   (only unplaced guests depend on unplaced guests); a stagger no wider than the smallest
   gap between start instants; a horizon at or after the last ready time;
 - anti-affinity classes shared only by guests placed on distinct hosts (or unplaced),
@@ -45,6 +48,7 @@ from placement.model import (
     Host,
     HostBoot,
     HostState,
+    MigrationSettings,
     Objective,
     Problem,
     Schedule,
@@ -94,9 +98,12 @@ def peak(intervals: Iterable[tuple[int, float, int]]) -> Peak:
 
 @attrs.frozen
 class Loads:
-    """The peaks a plan reaches. `resource[(host, resource)]`: use of a host (`final`: in
-    the end); `pool[pool]`: booting load; `boot_cpu[host]` and `boot_count[host]`: boot
-    CPU and guests booting on a host; `cluster_count`: guests booting cluster-wide."""
+    """The peaks a plan reaches. `resource[(host, resource)]`: use of a host from its first
+    arrival or its last departure on (`final`: in the end); `pool[pool]`: load of boots
+    and migrations; `boot_cpu[host]` and `boot_count[host]`: boot CPU and guests booting
+    on a host; `cluster_count`: guests
+    booting cluster-wide; `migrating[host]`: migrations involving a host at once;
+    `migrating_total`: migrations at once cluster-wide; `num_migrations`: how many."""
 
     resource: Mapping[tuple[str, str], Peak]
     final: Mapping[tuple[str, str], int]
@@ -104,14 +111,25 @@ class Loads:
     boot_cpu: Mapping[str, Peak]
     boot_count: Mapping[str, Peak]
     cluster_count: Peak
+    migrating: Mapping[str, Peak]
+    migrating_total: Peak
+    num_migrations: int
 
 
-def loads(host_states: Mapping[str, HostState], guests: Sequence[Guest], plan: Plan) -> Loads:
+def loads(
+    host_states: Mapping[str, HostState],
+    guests: Sequence[Guest],
+    plan: Plan,
+    migration_load: Mapping[str, int] | None = None,
+) -> Loads:
     """The peaks of `plan` (assumed to give each guest one well-formed assignment) for
-    guests whose current hosts are in the given states."""
+    guests whose current hosts are in the given states; each migration adds
+    `migration_load` to the pools while it runs."""
     by_guest = plan.by_guest()
     held: dict[str, list[tuple[int, float, Guest]]] = defaultdict(list)
+    arrivals: dict[str, list[int]] = defaultdict(list)
     boots: list[tuple[int, int, str, Guest]] = []
+    moves: list[tuple[int, int, str, str]] = []
     for guest in guests:
         live = guest.current_host is not None and host_states[guest.current_host] is not (
             HostState.FAILED
@@ -128,6 +146,7 @@ def loads(host_states: Mapping[str, HostState], guests: Sequence[Guest], plan: P
             assert assignment.start_s is not None
             assert assignment.ready_s is not None
             held[assignment.host].append((assignment.start_s, math.inf, guest))
+            arrivals[assignment.host].append(assignment.start_s)
             boots.append((assignment.start_s, assignment.ready_s, assignment.host, guest))
         elif assignment.action is Action.MIGRATE:
             assert assignment.start_s is not None
@@ -135,8 +154,23 @@ def loads(host_states: Mapping[str, HostState], guests: Sequence[Guest], plan: P
             assert guest.current_host is not None
             held[guest.current_host].append((0, assignment.ready_s, guest))
             held[assignment.host].append((assignment.start_s, math.inf, guest))
+            arrivals[assignment.host].append(assignment.start_s)
+            moves.append(
+                (assignment.start_s, assignment.ready_s, guest.current_host, assignment.host)
+            )
+    # A host is measured from its first arrival, or from when its last departure ends if
+    # that is sooner: before then it only drains what ran there (docs/rules.md).
+    checked_from = {
+        host: min(
+            min(arrivals[host], default=math.inf),
+            max((e for _, e, _ in held[host] if e != math.inf), default=0),
+        )
+        for host in host_states
+    }
     resource = {
-        (host, name): peak((s, e, g.demand.get(name, 0)) for s, e, g in held[host])
+        (host, name): peak(
+            (max(s, int(checked_from[host])), e, g.demand.get(name, 0)) for s, e, g in held[host]
+        )
         for host in host_states
         for name in RESOURCES
     }
@@ -145,11 +179,32 @@ def loads(host_states: Mapping[str, HostState], guests: Sequence[Guest], plan: P
         for host in host_states
         for name in RESOURCES
     }
-    pool = {name: peak((s, e, g.boot.load.get(name, 0)) for s, e, _, g in boots) for name in POOLS}
+    per_move = migration_load or {}
+    pool = {
+        name: peak(
+            [
+                *((s, e, g.boot.load.get(name, 0)) for s, e, _, g in boots),
+                *((s, e, per_move.get(name, 0)) for s, e, _, _ in moves),
+            ]
+        )
+        for name in POOLS
+    }
     boot_cpu = {h: peak((s, e, g.boot.cpu) for s, e, o, g in boots if o == h) for h in host_states}
     boot_count = {h: peak((s, e, 1) for s, e, o, _ in boots if o == h) for h in host_states}
     cluster_count = peak((s, e, 1) for s, e, _, _ in boots)
-    return Loads(resource, final, pool, boot_cpu, boot_count, cluster_count)
+    migrating = {h: peak((s, e, 1) for s, e, a, b in moves if h in (a, b)) for h in host_states}
+    migrating_total = peak((s, e, 1) for s, e, _, _ in moves)
+    return Loads(
+        resource,
+        final,
+        pool,
+        boot_cpu,
+        boot_count,
+        cluster_count,
+        migrating,
+        migrating_total,
+        len(moves),
+    )
 
 
 # --- drawing the plan --------------------------------------------------------------------
@@ -196,13 +251,14 @@ def _draft(
     states: Mapping[str, HostState],
     place_bias: int,
     instants: Sequence[int],
+    running_weight: int = 4,
 ) -> _Draft:
     """A guest's state, current host, chosen host and action, consistent with each other."""
     names = sorted(states)
     online = [h for h in names if states[h] is HostState.ONLINE]
     live = [h for h in names if states[h] is not HostState.FAILED]
     failed = [h for h in names if states[h] is HostState.FAILED]
-    kinds = ["stopped"] * 4 + ["running"] * 3 + ["frozen"] * 2
+    kinds = ["stopped"] * 4 + ["running"] * running_weight + ["frozen"] * 2
     if failed:
         kinds += ["running_failed"] * 2
     kind = _one(draw, kinds)
@@ -216,18 +272,16 @@ def _draft(
         if current in online:
             options += [Action.STAY] * 3
         if [h for h in online if h != current]:
-            options += [Action.MIGRATE] * 2
+            options += [Action.MIGRATE] * 3
         action = _one(draw, options) if place else Action.STOP
         if action is Action.STAY:
             return _Draft(index, GuestState.RUNNING, current, current, action, duration_s)
         if action is Action.MIGRATE:
             target = _one(draw, [h for h in online if h != current])
             # Moves often begin at 0 or at a start instant, where their timing matters.
-            start_s = _one(draw, [0, _one(draw, instants), draw(st.integers(0, 150))])
-            ready_s = start_s + _one(draw, [0, 10, 30, 90])
-            return _Draft(
-                index, GuestState.RUNNING, current, target, action, duration_s, start_s, ready_s
-            )
+            # Their ready time follows from the guest's memory, drawn later.
+            start_s = _one(draw, [0, 0, _one(draw, instants), draw(st.integers(0, 150))])
+            return _Draft(index, GuestState.RUNNING, current, target, action, duration_s, start_s)
         return _Draft(index, GuestState.RUNNING, current, None, Action.STOP, duration_s)
 
     if kind == "running_failed":
@@ -404,6 +458,8 @@ def _guest(
         avoid_hosts=avoid,
         labels=labels,
         migration_cost=draw(st.integers(0, 3)),
+        # Only a guest that is not migrated may be immovable.
+        movable=draft.action is Action.MIGRATE or draw(st.integers(0, 2)) > 0,
         boot=BootProfile(
             duration_s=draft.duration_s,
             load=load,
@@ -442,9 +498,15 @@ def _classes_and_groups(
 
 @st.composite
 def planted_instances(
-    draw: st.DrawFn, max_hosts: int = 5, min_guests: int = 0, max_guests: int = 12
+    draw: st.DrawFn,
+    max_hosts: int = 5,
+    min_guests: int = 0,
+    max_guests: int = 12,
+    running_weight: int = 4,
 ) -> tuple[Problem, Plan]:
-    """A small problem and a plan that respects every rule; see the module docstring."""
+    """A small problem and a plan that respects every rule; see the module docstring.
+    `running_weight` (against 4 for stopped and 2 for frozen) sets how many guests run
+    now, and so how many stay, migrate or stop."""
     num_hosts = draw(st.integers(1, max_hosts))
     host_names = [f"h{i}" for i in range(num_hosts)]
     state_choices = [HostState.ONLINE] * 5 + [HostState.MAINTENANCE, HostState.FAILED]
@@ -456,7 +518,10 @@ def planted_instances(
     place_bias = _one(draw, [5, 8, 10])
     num_guests = draw(st.integers(min_guests, max_guests))
     instants = _instants(draw)
-    drafts = [_draft(draw, index, states, place_bias, instants) for index in range(num_guests)]
+    drafts = [
+        _draft(draw, index, states, place_bias, instants, running_weight)
+        for index in range(num_guests)
+    ]
     stagger_s = _schedule_starts(draw, drafts, instants)
     _draw_after(draw, drafts)
 
@@ -465,6 +530,20 @@ def planted_instances(
     for draft in drafts:
         if draft.action is not Action.START and groups and draw(st.integers(0, 5)) == 0:
             draft.group = _one(draw, groups)
+
+    guests = [_guest(draw, d, host_names, host_labels) for d in drafts]
+    guests = _classes_and_groups(draw, guests, drafts)
+    migration = MigrationSettings(
+        bandwidth_mib_s=_one(draw, [1000, 64, 256, 1024]),
+        setup_s=_one(draw, [5, 0, 10]),
+        # Mostly RAM is copied; sometimes a resource no guest has, so a move is setup only.
+        memory_resource=_one(draw, ["ram_mib", "ram_mib", "copied_mib"]),
+        load={pool: draw(st.integers(0, 3)) for pool in POOLS if draw(st.booleans())},
+    )
+    for draft, guest in zip(drafts, guests, strict=True):
+        if draft.action is Action.MIGRATE:
+            assert draft.start_s is not None
+            draft.ready_s = draft.start_s + migration.duration_s(guest)
 
     assignments = [Assignment(d.name, d.host, d.action, d.start_s, d.ready_s) for d in drafts]
     unplaced = [Unplaced(d.name, _one(draw, REASONS)) for d in drafts if d.host is None]
@@ -476,9 +555,7 @@ def planted_instances(
         unplaced=unplaced,
     )
 
-    guests = [_guest(draw, d, host_names, host_labels) for d in drafts]
-    guests = _classes_and_groups(draw, guests, drafts)
-    peaks = loads(states, guests, plan)
+    peaks = loads(states, guests, plan, migration.load)
 
     hosts = []
     for name in host_names:
@@ -513,6 +590,12 @@ def planted_instances(
         },
         schedule=schedule,
         objective=_one(draw, OBJECTIVES),
+        migration=attrs.evolve(
+            migration,
+            max_per_host=_limit(draw, max(1, max(p.amount for p in peaks.migrating.values()))),
+            max_total=_limit(draw, max(1, peaks.migrating_total.amount)),
+            max_moves=_limit(draw, peaks.num_migrations),
+        ),
     )
     return problem, plan
 

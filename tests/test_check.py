@@ -25,7 +25,15 @@ from placement.check import (
     violations_by_rule,
 )
 from placement.errors import InvalidPlanError
-from placement.model import BootProfile, Guest, Host, HostBoot, Problem, Schedule
+from placement.model import (
+    BootProfile,
+    Guest,
+    Host,
+    HostBoot,
+    MigrationSettings,
+    Problem,
+    Schedule,
+)
 from placement.plan import Assignment, Plan, Unplaced
 
 # --- fixture helpers ---------------------------------------------------------------------
@@ -64,6 +72,12 @@ def stay(name: str, on: str) -> Assignment:
 
 def migrate(name: str, to: str, at: int, ready: int) -> Assignment:
     return Assignment(name, to, "migrate", at, ready)
+
+
+def moves_in(seconds: int, **fields: Any) -> MigrationSettings:
+    """Migration settings under which every migration takes exactly `seconds` (nothing
+    is copied: no guest has the resource `copied_mib`)."""
+    return MigrationSettings(setup_s=seconds, memory_resource="copied_mib", **fields)
 
 
 def none(name: str) -> Assignment:
@@ -106,13 +120,16 @@ def two_guests() -> Problem:
     return problem(two_hosts(), [guest("a"), guest("b")])
 
 
-def running_on_h1() -> Problem:
+def running_on_h1(migration_s: int | None = None) -> Problem:
     """Guest r (600 MiB) runs on h1; guest s (500 MiB) is stopped; two 1000 MiB hosts.
+    r's migration takes 5 + ceil(600 / 1000) = 6 s, or `migration_s` when given.
 
     r and s never fit on one host at once, so r's migration interval matters.
     """
     return problem(
-        two_hosts(), [guest("r", 600, state="running", current_host="h1"), guest("s", 500)]
+        two_hosts(),
+        [guest("r", 600, state="running", current_host="h1"), guest("s", 500)],
+        migration=moves_in(migration_s) if migration_s is not None else MigrationSettings(),
     )
 
 
@@ -169,14 +186,14 @@ def test_running_guest_actions() -> None:
     """A running guest stays on its host, migrates with times or stops without."""
     valid = [
         plan(stay("r", "h1"), none("s")),
-        plan(migrate("r", "h2", 0, 30), none("s")),
+        plan(migrate("r", "h2", 30, 36), none("s")),
         plan(Assignment("r", None, "stop"), none("s")),
     ]
     for the_plan in valid:
         assert check(running_on_h1(), the_plan).ok
     broken = [
         plan(Assignment("r", "h1", "start", 0, 60), none("s")),  # a restart in place
-        plan(Assignment("r", "h2", "migrate", 30, 10), none("s")),  # ready before start
+        plan(Assignment("r", "h2", "migrate", None, 6), none("s")),  # no start time
         plan(Assignment("r", "h2", "stay"), none("s")),
         plan(Assignment("r", None, "none"), none("s")),
     ]
@@ -245,8 +262,8 @@ def test_host_state() -> None:
         [host("h1"), host("h2", state="maintenance"), host("h3", state="failed")],
         [guest("a"), guest("r", state="running", current_host="h2")],
     )
-    assert check(instance, plan(start("a", "h1"), migrate("r", "h1", 0, 10))).ok
-    report = check(instance, plan(start("a", "h3"), migrate("r", "h1", 0, 10)))
+    assert check(instance, plan(start("a", "h1"), migrate("r", "h1", 0, 6))).ok
+    report = check(instance, plan(start("a", "h3"), migrate("r", "h1", 0, 6)))
     assert_only(report, "host_state")
     assert report.violations[0].hosts == ("h3",)
     assert_only(check(instance, plan(start("a", "h1"), stay("r", "h2"))), "host_state")
@@ -401,7 +418,7 @@ def test_one_capacity_violation_per_host_and_resource_at_its_worst_instant() -> 
 
 def test_migration_holds_both_hosts_during_the_move() -> None:
     """r (600) moves h1 -> h2 during [0, 100); s (500) cannot use either host meanwhile."""
-    instance = running_on_h1()
+    instance = running_on_h1(migration_s=100)
     # On the source before the move ends.
     report = check(instance, plan(migrate("r", "h2", 0, 100), start("s", "h1", 50)))
     assert_only(report, "capacity")
@@ -414,8 +431,31 @@ def test_migration_holds_both_hosts_during_the_move() -> None:
     assert report.violations[0].time_s == 100
 
 
+def test_an_overloaded_host_being_drained_is_checked_from_its_first_arrival() -> None:
+    """h1 (1000 MiB) runs r1 and r2 (600 each) now: overloaded from the start. Draining it
+    is no breach; a guest arriving before the move ends is, and so is keeping both."""
+    instance = problem(
+        [host("h1"), host("h2")],
+        [
+            guest("r1", 600, state="running", current_host="h1"),
+            guest("r2", 600, state="running", current_host="h1"),
+            guest("s", 300),
+        ],
+        migration=moves_in(50),
+    )
+    assert check(instance, plan(stay("r1", "h1"), migrate("r2", "h2", 0, 50), none("s"))).ok
+    report = check(
+        instance, plan(stay("r1", "h1"), migrate("r2", "h2", 0, 50), start("s", "h1", 10))
+    )
+    assert_only(report, "capacity")
+    assert report.violations[0].time_s == 10
+    assert "1500 used" in report.violations[0].message
+    report = check(instance, plan(stay("r1", "h1"), stay("r2", "h1"), none("s")))
+    assert_only(report, "capacity")
+
+
 def test_capacity_freed_by_a_migration_is_usable_by_a_later_start() -> None:
-    instance = running_on_h1()
+    instance = running_on_h1(migration_s=100)
     assert check(instance, plan(migrate("r", "h2", 0, 100), start("s", "h1", 100))).ok
     assert_only(check(instance, plan(migrate("r", "h2", 0, 100), start("s", "h1", 99))), "capacity")
 
@@ -437,7 +477,7 @@ def test_pool_capacity() -> None:
     violation = report.violations[0]
     assert violation.time_s == 59
     assert violation.guests == ("a", "b")
-    assert "120 booting load > 100 limit" in violation.message
+    assert "120 load > 100 limit" in violation.message
 
 
 def test_host_boot_cpu() -> None:
@@ -474,7 +514,159 @@ def test_migrations_are_not_boots() -> None:
         [guest("r", state="running", current_host="h1"), guest("a")],
         schedule=Schedule(max_starts=1, stagger_s=100),
     )
-    assert check(instance, plan(migrate("r", "h2", 0, 60), start("a", "h1", 0))).ok
+    assert check(instance, plan(migrate("r", "h2", 0, 6), start("a", "h1", 0))).ok
+
+
+# --- migrations ---------------------------------------------------------------------------
+
+
+def three_running_on_h1(**settings: Any) -> Problem:
+    """Guests r1, r2, r3 (100 MiB each) run on h1; h2 and h3 are empty 1000 MiB hosts.
+    Every migration takes 10 s; `settings` set the migration limits."""
+    return problem(
+        [host("h1"), host("h2"), host("h3")],
+        [guest(f"r{i}", state="running", current_host="h1") for i in (1, 2, 3)],
+        migration=moves_in(10, **settings),
+    )
+
+
+def test_migration_time_is_setup_plus_memory_over_bandwidth() -> None:
+    """r (600 MiB) over 250 MiB/s with 5 s setup: 5 + ceil(600 / 250) = 8 s."""
+    instance = problem(
+        two_hosts(),
+        [guest("r", 600, state="running", current_host="h1")],
+        migration=MigrationSettings(bandwidth_mib_s=250, setup_s=5),
+    )
+    assert check(instance, plan(migrate("r", "h2", 3, 11))).ok
+    for ready in (10, 12, 3):
+        report = check(instance, plan(migrate("r", "h2", 3, ready)))
+        assert_only(report, "migration_time")
+        assert "takes 8 s" in report.violations[0].message
+        assert report.violations[0].time_s == 3
+
+
+def test_a_wrong_migration_time_is_judged_at_its_real_length() -> None:
+    """The plan says r's move ends at 10, but it takes 100 s: s cannot start on h1 at 10."""
+    instance = running_on_h1(migration_s=100)
+    report = check(instance, plan(migrate("r", "h2", 0, 10), start("s", "h1", 10)))
+    assert rules(report) == ["capacity", "migration_time"]
+    assert report.metrics["objectives"]["makespan"] == 100 + 0  # the move, not s (ready 70)
+
+
+def test_movable() -> None:
+    instance = problem(two_hosts(), [guest("r", state="running", current_host="h1", movable=False)])
+    assert check(instance, plan(stay("r", "h1"))).ok
+    assert check(instance, plan(Assignment("r", None, "stop"))).ok
+    report = check(instance, plan(migrate("r", "h2", 0, 6)))
+    assert_only(report, "movable")
+    assert report.violations[0].hosts == ("h1", "h2")
+    assert report.metrics["migrations"]["immovable_running"] == 1
+
+
+def test_migration_concurrency_per_host() -> None:
+    """h1 loses three guests with max_per_host 1: the moves must be serialised."""
+    instance = three_running_on_h1(max_per_host=1)
+    serial = plan(
+        migrate("r1", "h2", 0, 10), migrate("r2", "h3", 10, 20), migrate("r3", "h2", 20, 30)
+    )
+    report = check(instance, serial)
+    assert report.ok
+    assert report.metrics["migrations"] == {
+        "count": 3,
+        "seconds": 30,
+        "peak_running": 1,
+        "peak_at_s": 0,
+        "peak_per_host": 1,
+        "done_s": 30,
+        "immovable_running": 0,
+    }
+    overlapping = plan(
+        migrate("r1", "h2", 0, 10), migrate("r2", "h3", 5, 15), migrate("r3", "h2", 20, 30)
+    )
+    report = check(instance, overlapping)
+    assert_only(report, "migration_concurrency")
+    violation = report.violations[0]
+    assert violation.hosts == ("h1",)
+    assert violation.time_s == 5
+    assert violation.guests == ("r1", "r2")
+
+
+def test_migration_concurrency_counts_the_target_too() -> None:
+    """Two moves from different sources into h3 at once break max_per_host 1 on h3 only."""
+    instance = problem(
+        [host("h1"), host("h2"), host("h3")],
+        [
+            guest("r1", state="running", current_host="h1"),
+            guest("r2", state="running", current_host="h2"),
+        ],
+        migration=moves_in(10, max_per_host=1),
+    )
+    assert check(instance, plan(migrate("r1", "h3", 0, 10), migrate("r2", "h3", 10, 20))).ok
+    report = check(instance, plan(migrate("r1", "h3", 0, 10), migrate("r2", "h3", 9, 19)))
+    assert_only(report, "migration_concurrency")
+    assert report.violations[0].hosts == ("h3",)
+
+
+def test_migration_concurrency_cluster_wide() -> None:
+    instance = problem(
+        [host(f"h{i}") for i in range(1, 5)],
+        [
+            guest("r1", state="running", current_host="h1"),
+            guest("r2", state="running", current_host="h2"),
+        ],
+        migration=moves_in(10, max_total=1),
+    )
+    assert check(instance, plan(migrate("r1", "h3", 0, 10), migrate("r2", "h4", 10, 20))).ok
+    report = check(instance, plan(migrate("r1", "h3", 0, 10), migrate("r2", "h4", 0, 10)))
+    assert_only(report, "migration_concurrency")
+    assert "max_total 1" in report.violations[0].message
+    assert report.violations[0].hosts == ("h1", "h3", "h2", "h4")
+
+
+def test_migration_budget() -> None:
+    instance = three_running_on_h1(max_moves=2)
+    two = plan(migrate("r1", "h2", 0, 10), migrate("r2", "h3", 0, 10), stay("r3", "h1"))
+    assert check(instance, two).ok
+    three = plan(migrate("r1", "h2", 0, 10), migrate("r2", "h3", 0, 10), migrate("r3", "h2", 0, 10))
+    report = check(instance, three)
+    assert_only(report, "migration_budget")
+    assert report.violations[0].guests == ("r1", "r2", "r3")
+    none_allowed = three_running_on_h1(max_moves=0)
+    assert_only(check(none_allowed, two), "migration_budget")
+
+
+def test_migration_load_counts_in_its_pool() -> None:
+    """Each migration adds 1 to a `network` pool of 1; a boot adds 1 as well."""
+    instance = problem(
+        [host("h1"), host("h2"), host("h3")],
+        [
+            guest("r1", state="running", current_host="h1"),
+            guest("r2", state="running", current_host="h1"),
+            booting("a", load={"network": 1}),
+        ],
+        boot_pools={"network": 1},
+        migration=moves_in(10, load={"network": 1}),
+    )
+    fine = plan(migrate("r1", "h2", 0, 10), migrate("r2", "h3", 10, 20), start("a", "h2", 20))
+    report = check(instance, fine)
+    assert report.ok
+    assert report.metrics["pools"]["network"] == {"limit": 1, "peak": 1, "peak_at_s": 0}
+    clash = plan(migrate("r1", "h2", 0, 10), migrate("r2", "h3", 10, 20), start("a", "h2", 15))
+    report = check(instance, clash)
+    assert_only(report, "pool_capacity")
+    assert "(a, r2 (migrating))" in report.violations[0].message
+    assert report.violations[0].time_s == 15
+
+
+def test_a_boot_needing_room_waits_for_the_migration_that_frees_it() -> None:
+    """h1 (1000 MiB) holds r (600, moving to h2 in 40 s); s (500) may start on h1 at 40."""
+    instance = running_on_h1(migration_s=40)
+    assert check(instance, plan(migrate("r", "h2", 0, 40), start("s", "h1", 40))).ok
+    report = check(instance, plan(migrate("r", "h2", 0, 40), start("s", "h1", 39)))
+    assert_only(report, "capacity")
+    assert report.violations[0].time_s == 39
+    # The final state alone would pass: the same hosts with s starting after the move.
+    assert report.metrics["hosts"]["h1"]["ram_mib"]["used"] == 500
 
 
 # --- after -------------------------------------------------------------------------------
@@ -495,7 +687,7 @@ def test_after_a_staying_or_migrating_dependency_is_ready_at_zero() -> None:
         [guest("db", state="running", current_host="h1"), booting("app", after=["db"])],
     )
     assert check(instance, plan(stay("db", "h1"), start("app", "h2", 0))).ok
-    assert check(instance, plan(migrate("db", "h2", 0, 500), start("app", "h1", 0))).ok
+    assert check(instance, plan(migrate("db", "h2", 0, 6), start("app", "h1", 0))).ok
 
 
 def test_after_an_unplaced_dependency() -> None:
@@ -588,11 +780,11 @@ def test_horizon() -> None:
         [guest("a"), guest("r", state="running", current_host="h1")],
         schedule=Schedule(horizon_s=100),
     )
-    assert check(instance, plan(start("a", "h1", 40), migrate("r", "h2", 0, 100))).ok
+    assert check(instance, plan(start("a", "h1", 40), migrate("r", "h2", 94, 100))).ok
     report = check(instance, plan(start("a", "h1", 41), stay("r", "h1")))
     assert_only(report, "horizon")
     assert report.violations[0].time_s == 101
-    assert_only(check(instance, plan(start("a", "h1", 0), migrate("r", "h2", 0, 101))), "horizon")
+    assert_only(check(instance, plan(start("a", "h1", 0), migrate("r", "h2", 95, 101))), "horizon")
 
 
 # --- invalid input -----------------------------------------------------------------------
@@ -640,7 +832,7 @@ def metrics_instance() -> Problem:
 def test_metrics_values() -> None:
     # Booting loads: p [0,60) 30, q [30,90) 50, u [70,130) 40 -> 30, 80, 50, 90, 40.
     the_plan = plan(
-        migrate("r", "h2", 0, 20),
+        migrate("r", "h2", 0, 6),
         none("f"),
         start("p", "h1", 0),
         start("q", "h2", 30),
@@ -797,6 +989,7 @@ def random_plans(draw: st.DrawFn) -> tuple[Problem, Plan]:
                 name=f"g{index}",
                 demand={"ram_mib": draw(st.integers(0, 300))},
                 state=state,
+                movable=draw(st.booleans()),
                 current_host=draw(st.sampled_from(host_names)) if state != "stopped" else None,
                 anti_affinity=draw(st.sets(st.sampled_from(["a", "b"]))),
                 together=draw(st.none() | st.just("t")),
@@ -826,6 +1019,14 @@ def random_plans(draw: st.DrawFn) -> tuple[Problem, Plan]:
         guests,
         boot_pools={"san": 5},
         schedule=Schedule(stagger_s=draw(st.integers(0, 20)), max_starts=2, horizon_s=100),
+        migration=MigrationSettings(
+            bandwidth_mib_s=draw(st.integers(1, 200)),
+            setup_s=draw(st.integers(0, 10)),
+            max_per_host=draw(st.none() | st.integers(1, 2)),
+            max_total=draw(st.none() | st.integers(1, 2)),
+            max_moves=draw(st.none() | st.integers(0, 2)),
+            load={"san": draw(st.integers(0, 3))},
+        ),
     )
     return instance, plan(*assignments, unplaced=reasons)
 

@@ -29,7 +29,9 @@ Case = tuple[Problem, Plan]
 
 
 def measured(problem: Problem, plan: Plan) -> Loads:
-    return loads({h.name: h.state for h in problem.hosts}, problem.guests, plan)
+    return loads(
+        {h.name: h.state for h in problem.hosts}, problem.guests, plan, problem.migration.load
+    )
 
 
 def messages(report: CheckReport) -> list[str]:
@@ -49,6 +51,10 @@ def test_planted_plan_is_valid(case: Case) -> None:
     peaks = measured(problem, plan)
     for pool, found in report.metrics["pools"].items():
         assert (found["peak"], found["peak_at_s"]) == attrs.astuple(peaks.pool[pool]), pool
+    found = report.metrics["migrations"]
+    assert found["count"] == peaks.num_migrations
+    assert (found["peak_running"], found["peak_at_s"]) == attrs.astuple(peaks.migrating_total)
+    assert found["peak_per_host"] == max((p.amount for p in peaks.migrating.values()), default=0)
 
 
 @settings(max_examples=50, deadline=None)
@@ -318,6 +324,51 @@ def break_stagger(draw: st.DrawFn, problem: Problem, plan: Plan) -> Broken:
     return Broken(attrs.evolve(problem, schedule=schedule), plan)
 
 
+def migrations(plan: Plan) -> list[Assignment]:
+    return [a for a in plan.assignments if a.action is Action.MIGRATE]
+
+
+def break_movable(draw: st.DrawFn, problem: Problem, plan: Plan) -> Broken:
+    chosen = pick(draw, migrations(plan))
+    return Broken(replace_guest(problem, chosen.guest, movable=False), plan)
+
+
+def break_migration_time(draw: st.DrawFn, problem: Problem, plan: Plan) -> Broken:
+    """A migration claims to end a second early or late; the checker judges it at its real
+    length, so only its time is wrong."""
+    chosen = pick(draw, migrations(plan))
+    assert chosen.ready_s is not None
+    assert chosen.start_s is not None
+    shifts = [1] if chosen.ready_s == chosen.start_s else [1, -1]
+    ready_s = chosen.ready_s + draw(st.sampled_from(shifts))
+    return Broken(problem, replace_assignment(plan, attrs.evolve(chosen, ready_s=ready_s)))
+
+
+def break_migration_concurrency(draw: st.DrawFn, problem: Problem, plan: Plan) -> Broken:
+    """One below the peak of migrations at once: per host (every host at that peak breaks
+    it) or cluster-wide (one breach, where the peak is first reached)."""
+    peaks = measured(problem, plan)
+    per_host = max((p.amount for p in peaks.migrating.values()), default=0)
+    options = []
+    if per_host > 1:
+        options.append("per_host")
+    if peaks.migrating_total.amount > 1:
+        options.append("total")
+    which = pick(draw, options)
+    if which == "per_host":
+        settings = attrs.evolve(problem.migration, max_per_host=per_host - 1)
+        return Broken(attrs.evolve(problem, migration=settings), plan)
+    settings = attrs.evolve(problem.migration, max_total=peaks.migrating_total.amount - 1)
+    return Broken(attrs.evolve(problem, migration=settings), plan, peaks.migrating_total.at_s)
+
+
+def break_migration_budget(draw: st.DrawFn, problem: Problem, plan: Plan) -> Broken:
+    count = len(migrations(plan))
+    assume(count > 0)
+    settings = attrs.evolve(problem.migration, max_moves=count - draw(st.integers(1, count)))
+    return Broken(attrs.evolve(problem, migration=settings), plan)
+
+
 def break_horizon(draw: st.DrawFn, problem: Problem, plan: Plan) -> Broken:
     last_s = max((a.ready_s for a in plan.assignments if a.ready_s is not None), default=0)
     assume(last_s > 0)
@@ -343,6 +394,10 @@ MUTATIONS: Mapping[str, Callable[[st.DrawFn, Problem, Plan], Broken]] = {
     "after": break_after,
     "start_group": break_start_group,
     "stagger": break_stagger,
+    "movable": break_movable,
+    "migration_time": break_migration_time,
+    "migration_concurrency": break_migration_concurrency,
+    "migration_budget": break_migration_budget,
     "horizon": break_horizon,
 }
 
@@ -351,13 +406,20 @@ def test_every_rule_has_a_mutation() -> None:
     assert set(MUTATIONS) == set(RULES)
 
 
+# Migration rules need migrations to break: their cases have mostly running guests.
+_CASES = {
+    rule: planted_instances(min_guests=5, running_weight=16)
+    if rule.startswith("migration") or rule == "movable"
+    else planted_instances(min_guests=3)
+    for rule in RULES
+}
+
+
 @pytest.mark.parametrize("rule", RULES)
 @settings(max_examples=40, deadline=None)
-@given(case=planted_instances(min_guests=3), data=st.data())
-def test_breaking_one_rule_reports_exactly_that_rule(
-    rule: str, case: Case, data: st.DataObject
-) -> None:
-    problem, plan = case
+@given(data=st.data())
+def test_breaking_one_rule_reports_exactly_that_rule(rule: str, data: st.DataObject) -> None:
+    problem, plan = data.draw(_CASES[rule], label="case")
     broken = MUTATIONS[rule](data.draw, problem, plan)
     report = check(broken.problem, broken.plan)
     assert {v.rule for v in report.violations} == {rule}, messages(report)

@@ -559,8 +559,8 @@ def finish_plan(
             start_s = timing.starts[guest.name]
             ready_s = start_s + guest.boot.duration_s
         elif action is Action.MIGRATE:
-            # Baselines do not model the move's duration: it is done at instant 0.
-            start_s = ready_s = 0
+            start_s = 0
+            ready_s = problem.migration_duration(guest)
         assignments.append(Assignment(guest.name, host, action, start_s, ready_s))
     unplaced: list[Unplaced] = [
         Unplaced(g.name, reasons[g.name]) for g in problem.guests if hosts[g.name] is None

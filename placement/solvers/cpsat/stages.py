@@ -169,7 +169,8 @@ def plan_of_solution(
             start_s = solution.slot_start[boot.slot]
             ready_s = start_s + boot.duration_s
         elif action is Action.MIGRATE:
-            start_s = ready_s = 0  # moves are instantaneous in this model
+            start_s = 0
+            ready_s = problem.migration_duration(guest)
         assignments.append(Assignment(guest.name, host, action, start_s, ready_s))
     deadline = time.perf_counter() + explain_budget_s
     unplaced = [
