@@ -14,6 +14,8 @@ at the values found (`held`), which decides which guests every plan must place.
 - balance: total demand over total usable; each forced guest's best host.
 - consolidate: hosts needed to cover the total demand per resource; the largest
   anti-affinity class.
+- spread: fixed loads stay, each forced unit adds its lightest load, spread evenly over
+  the lightest hosts (water filling).
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ from collections.abc import Mapping, Sequence
 
 import attrs
 import numpy as np
+import numpy.typing as npt
 
 from placement.graph import topological_order
+from placement.imbalance import SPREAD_STEPS, load_resources
 from placement.indexing import HostIndex, IntArray
 from placement.indexing import units as indexing_units
 from placement.model import BALANCE_STEPS, Guest, Objective, Problem
@@ -111,6 +115,8 @@ def stage_bound(
         return _balance_bound(index, fixed, movable) / BALANCE_STEPS
     if objective is Objective.CONSOLIDATE:
         return float(_consolidate_bound(index, fixed, movable))
+    if objective is Objective.SPREAD:
+        return float(_spread_bound(problem, index, fixed, movable))
     return None  # pragma: no cover - the enum is closed
 
 
@@ -350,3 +356,52 @@ def _consolidate_bound(index: HostIndex, fixed: IntArray, forced: Sequence[_Unit
     if by_class:
         bound = max(bound, max(by_class.values()))
     return bound
+
+
+def _spread_bound(
+    problem: Problem, index: HostIndex, fixed: IntArray, forced: Sequence[_Unit]
+) -> int:
+    """A lower bound on the `spread` stage: each online host keeps at least its fixed
+    load, and each forced unit adds at least its smallest load on a host it may use; the
+    sum of squares is smallest when that added load levels the lightest hosts (water
+    filling), and rounding a load up to a step only raises it."""
+    resources = [r for r in load_resources(problem) if r in index.column]
+    online = [h for h in range(len(problem.hosts)) if index.online[h]]
+    if not online or not resources:
+        return 0
+    columns = [index.column[r] for r in resources]
+    capacity = np.array(
+        [[float(problem.hosts[h].capacity.get(r, 0)) for r in resources] for h in online]
+    )
+    has = capacity > 0
+    safe = np.where(has, capacity, 1.0)
+    count = np.maximum(has.sum(axis=1), 1)
+    position = {h: i for i, h in enumerate(online)}
+
+    def steps(vectors: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        ratios = np.where(has, vectors / safe, 0.0)
+        result: npt.NDArray[np.float64] = SPREAD_STEPS * ratios.sum(axis=1) / count
+        return result
+
+    base = steps(fixed[online][:, columns].astype(float))
+    added = 0.0
+    for unit in forced:
+        hosts = [position[h] for h in unit.hosts if h in position]
+        if not hosts:
+            continue
+        need = index.vector(dict(unit.demand))[columns].astype(float)
+        added += float(steps(np.tile(need, (len(online), 1)))[hosts].min())
+    # Water filling: raise the lightest hosts to a common level until `added` is used.
+    levels = np.sort(base)
+    remaining = added
+    level = float(levels[0])
+    for i in range(len(levels)):
+        following = float(levels[i + 1]) if i + 1 < len(levels) else math.inf
+        room = (following - level) * (i + 1)
+        if remaining <= room:
+            level += remaining / (i + 1)
+            break
+        remaining -= room
+        level = following
+    filled = np.maximum(base, level)
+    return max(math.floor(float((filled**2).sum()) * (1 - 1e-9)), 0)

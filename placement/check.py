@@ -23,6 +23,7 @@ from typing import Any
 import attrs
 
 from placement.errors import InputError, InvalidPlanError
+from placement.imbalance import host_load, host_load_steps, imbalance_of_loads, load_resources
 from placement.model import (
     BALANCE_STEPS,
     Guest,
@@ -101,7 +102,8 @@ class CheckReport:
     host and resource, in the final state, `used`, `usable` and `utilisation`, the latter
     None when nothing is usable), `migrations` (`count`, summed `seconds`, `peak_running`
     cluster-wide and its `peak_at_s`, the highest `peak_per_host`, `done_s` when the last
-    one ends, and `immovable_running`, the running guests that cannot be migrated).
+    one ends, and `immovable_running`, the running guests that cannot be migrated), and
+    `imbalance`, Proxmox's cluster imbalance in the final state (placement/imbalance.py).
     """
 
     violations: tuple[Violation, ...] = attrs.field(converter=_violation_tuple)
@@ -938,9 +940,13 @@ def _objectives(
     )
     balance_steps = 0
     consolidate = 0
+    spread = 0
+    load_names = load_resources(problem)
     for host in problem.hosts:
         if not host.online:
             continue
+        steps = host_load_steps(host, _final_use(held, host), load_names)
+        spread += steps * steps
         occupancies = held.get(host.name, ())
         if any(o.end_s == _INF for o in occupancies):
             consolidate += 1
@@ -956,6 +962,7 @@ def _objectives(
         Objective.MAKESPAN.value: float(makespan),
         Objective.BALANCE.value: balance_steps / BALANCE_STEPS,
         Objective.CONSOLIDATE.value: float(consolidate),
+        Objective.SPREAD.value: float(spread),
     }
 
 
@@ -1045,6 +1052,14 @@ def check(problem: Problem, plan: Plan) -> CheckReport:
             for pool, (peak, at) in pool_peaks.items()
         },
         "hosts": _host_metrics(problem, held),
+        # Proxmox's cluster imbalance in the final state (placement/imbalance.py).
+        "imbalance": imbalance_of_loads(
+            [
+                host_load(host, _final_use(held, host), load_resources(problem))
+                for host in problem.hosts
+                if host.online
+            ]
+        ),
         "migrations": _migration_metrics(problem, migrations, migration_peaks),
     }
     if violations:
@@ -1058,7 +1073,8 @@ def objective_values(problem: Problem, plan: Plan) -> dict[str, float]:
     `placed` is the priority-weighted count of placed guests, `migrations` the summed
     migration cost, `recovery` the priority-weighted sum of ready times (s), `makespan` the
     last ready time (s), `balance` the highest final used/usable ratio on an online host,
-    `consolidate` the number of online hosts holding anything. Computed as `check` does,
+    `consolidate` the number of online hosts holding anything, `spread` the sum over online
+    hosts of the squared load in steps (placement/imbalance.py). Computed as `check` does,
     whether or not the plan is valid; raises `InvalidPlanError` for unknown names.
     """
     decisions, _ = _resolve(problem, plan)

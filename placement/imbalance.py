@@ -137,6 +137,13 @@ def _ratios(host: Host, used: Mapping[str, int], resources: Sequence[str]) -> li
     ]
 
 
+def host_load(host: Host, used: Mapping[str, int], resources: Sequence[str]) -> float:
+    """A host's load: the mean of used/capacity over the `resources` it has a capacity for
+    (0.0 when it has none of them)."""
+    ratios = _ratios(host, used, resources)
+    return sum(u / c for u, c in ratios) / len(ratios) if ratios else 0.0
+
+
 def node_loads(
     problem: Problem, plan_or_hosts: Plan | Mapping[str, str | None] | None = None
 ) -> dict[str, float]:
@@ -144,8 +151,7 @@ def node_loads(
     resources = load_resources(problem)
     loads: dict[str, float] = {}
     for name, used in _used(problem, final_hosts(problem, plan_or_hosts)).items():
-        ratios = _ratios(problem.host(name), used, resources)
-        loads[name] = sum(u / c for u, c in ratios) / len(ratios) if ratios else 0.0
+        loads[name] = host_load(problem.host(name), used, resources)
     return loads
 
 

@@ -53,6 +53,9 @@ class Objective(enum.Enum):
     MAKESPAN = "makespan"  # minimise the time until the last guest is ready
     BALANCE = "balance"  # minimise the highest normalised host utilisation
     CONSOLIDATE = "consolidate"  # minimise the number of hosts used
+    # Minimise the sum of squared host loads (CPU and memory ratios), the integer stand-in
+    # for Proxmox's imbalance; see placement/imbalance.py.
+    SPREAD = "spread"
 
     @property
     def maximise(self) -> bool:

@@ -1,15 +1,17 @@
 """The objective stages as CP-SAT expressions, each equal to the checker's value.
 
 `balance` is in steps of 1 / BALANCE_STEPS (the checker rounds the ratio up to a step),
-every other stage is in the checker's own units.
+every other stage is in the checker's own units (`spread` is an integer already).
 """
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 
 from ortools.sat.python import cp_model
 
+from placement.imbalance import SPREAD_STEPS, load_resources
 from placement.model import BALANCE_STEPS, Objective
 from placement.solvers.cpsat.variables import Variables, load_terms
 from placement.solvers.cpsat.view import ProblemView
@@ -42,6 +44,8 @@ def stage_expression(
         return _balance(view, variables)
     if objective is Objective.CONSOLIDATE:
         return _consolidate(view, variables)
+    if objective is Objective.SPREAD:
+        return _spread(view, variables)
     raise ValueError(f"unknown objective {objective}")  # pragma: no cover - enum is closed
 
 
@@ -89,3 +93,44 @@ def _consolidate(view: ProblemView, variables: Variables) -> cp_model.LinearExpr
         model.add_max_equality(used, on_host[h])
         used_hosts.append(used)
     return sum(used_hosts) + sum(1 for h in view.online_hosts if h in always)
+
+
+def _spread(view: ProblemView, variables: Variables) -> cp_model.LinearExprT:
+    """The sum over online hosts of the squared load in steps (`placement.imbalance`):
+    a host's load is the mean of used/capacity over the load resources it has, rounded
+    up to a step: `k * prod(c) * steps >= SPREAD_STEPS * sum(used_r * prod(c) / c_r)`."""
+    model = variables.model
+    problem = view.problem
+    resources = load_resources(problem)
+    terms = load_terms(view, variables)
+    squares: list[cp_model.IntVar] = []
+    fixed_total = 0
+    for h in view.online_hosts:
+        host = problem.hosts[h]
+        capacities = [(r, host.capacity.get(r, 0)) for r in resources]
+        capacities = [(r, c) for r, c in capacities if c > 0]
+        if not capacities:
+            continue
+        denominator = len(capacities) * math.prod(c for _, c in capacities)
+        fixed = 0
+        most = 0
+        pairs: list[tuple[int, cp_model.IntVar]] = []
+        for resource, capacity in capacities:
+            weight = denominator // (len(capacities) * capacity)
+            held = view.fixed.get((h, resource), 0)
+            fixed += weight * held
+            most += weight * held
+            for amount, var in terms.get((h, resource), []):
+                pairs.append((weight * amount, var))
+                most += weight * amount
+        lowest = -(-SPREAD_STEPS * fixed // denominator)
+        if not pairs:
+            fixed_total += lowest * lowest
+            continue
+        highest = -(-SPREAD_STEPS * most // denominator)
+        steps = model.new_int_var(lowest, highest, "")
+        model.add(denominator * steps >= SPREAD_STEPS * (fixed + sum(w * var for w, var in pairs)))
+        square = model.new_int_var(lowest * lowest, highest * highest, "")
+        model.add_multiplication_equality(square, [steps, steps])
+        squares.append(square)
+    return sum(squares) + fixed_total
