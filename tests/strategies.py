@@ -12,7 +12,10 @@
   duration 0-120 s, load on the `san` pool, boot CPU, dependencies on guests with a lower
   index only (so the relation is acyclic), start groups from {s0, s1};
 - a `san` boot pool, a stagger gap (often 0), a cluster start limit (often none) and a
-  horizon (usually generous, sometimes tight enough to matter).
+  horizon (usually generous, sometimes tight enough to matter);
+- migration settings: bandwidth and setup (moves of 5 to 40 s), limits per host and
+  cluster-wide, a move budget and a load on the `san` pool, each often unset; a few
+  guests are not `movable`.
 
 Frozen copies always fit their hosts (a copy that overloads its host would make every
 plan invalid, whatever the solver does). Problems are small so that shrinking is quick
@@ -32,6 +35,7 @@ from placement.model import (
     Host,
     HostBoot,
     HostState,
+    MigrationSettings,
     Problem,
     Schedule,
 )
@@ -100,6 +104,7 @@ def guests(draw: st.DrawFn, index: int, host_names: list[str], earlier: list[str
         avoid_hosts=_subset(draw, host_names, 1) if draw(st.integers(0, 4)) == 0 else set(),
         labels=_subset(draw, LABELS, 1) if draw(st.integers(0, 3)) == 0 else set(),
         migration_cost=draw(st.integers(0, 3)),
+        movable=draw(st.integers(0, 4)) > 0,
         boot=BootProfile(
             duration_s=duration_s,
             load={"san": draw(st.integers(0, 5))},
@@ -167,4 +172,19 @@ def problems(
         guests=guest_list,
         boot_pools={"san": draw(st.integers(5, 12))},
         schedule=schedule,
+        migration=draw(migration_settings()),
+    )
+
+
+@st.composite
+def migration_settings(draw: st.DrawFn) -> MigrationSettings:
+    """Moves of a few seconds to about 40 s for the demands above, with limits that
+    often bind on a handful of guests."""
+    return MigrationSettings(
+        bandwidth_mib_s=draw(st.sampled_from([1000, 128, 512])),
+        setup_s=draw(st.sampled_from([5, 0, 10])),
+        max_per_host=draw(st.none() | st.integers(1, 2)),
+        max_total=draw(st.none() | st.integers(1, 2)),
+        max_moves=draw(st.none() | st.none() | st.integers(0, 3)),
+        load=draw(st.sampled_from([{}, {}, {"san": 1}, {"san": 3}])),
     )

@@ -9,9 +9,11 @@ A baseline works in three steps:
    `HostLoads.candidates`, `HostLoads.fits` and `HostLoads.add`, and explains each unit it
    cannot place with `explain_unplaced`. The result is a `Placement`.
 3. `finish_plan` turns a `Placement` into a `Plan`: guests that wait for an unplaced guest
-   are unplaced too, every guest gets its action, the boot-schedule baseline named by
-   `SolveOptions.schedule` gives start and ready times, and the objective stages are
-   filled in (no bound: a heuristic proves nothing).
+   are unplaced too, every guest gets its action, migrations are timed
+   (`migration_schedule`: limits, budget, `movable`), the boot-schedule baseline named by
+   `SolveOptions.schedule` gives start and ready times, boots waiting for room a
+   migration frees, and the objective stages are filled in (no bound: a heuristic proves
+   nothing).
 
 `HostLoads` keeps usage in numpy arrays (hosts x resources) so that testing one unit
 against every host is a handful of vector operations: 10,000 guests on 1,000 hosts take
@@ -41,6 +43,7 @@ from placement.plan import (
     expected_action,
 )
 from placement.solvers import SolveOptions
+from placement.solvers.migration_schedule import time_migrations
 
 logger = logging.getLogger(__name__)
 
@@ -315,10 +318,12 @@ def _as_unit(unit: Unit | Guest) -> Unit:
 @attrs.frozen
 class Split:
     """`stay`: guests kept on their current host (name -> host); `place`: guests that need
-    a host, in problem order."""
+    a host, in problem order; `stop`: running guests that can neither stay nor move (not
+    `movable`) -> the reason."""
 
     stay: Mapping[str, str] = attrs.field(converter=_frozen_map)
     place: tuple[str, ...]
+    stop: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_map)
 
 
 def initial_loads(problem: Problem) -> tuple[HostLoads, Split]:
@@ -330,7 +335,9 @@ def initial_loads(problem: Problem) -> tuple[HostLoads, Split]:
     anti-affinity class is moved instead, so the kept state itself obeys every rule.
     Everything else needs a host: stopped guests, guests of failed hosts, guests on hosts
     in maintenance, frozen guests (their replacement, which `host_allows` keeps off the
-    frozen copy's host). Frozen copies are in the loads from the start.
+    frozen copy's host). Frozen copies are in the loads from the start. Within a priority,
+    guests that cannot be live-migrated (`movable: false`) are admitted first; one that
+    cannot stay all the same is to be stopped (`Split.stop`), not placed.
     """
     loads = HostLoads(problem)
     candidates: list[tuple[Unit, str]] = []
@@ -342,7 +349,8 @@ def initial_loads(problem: Problem) -> tuple[HostLoads, Split]:
         if host_name is None or not problem.host(host_name).online:
             continue
         candidates.append((unit, host_name))
-    candidates.sort(key=lambda item: -item[0].priority)  # stable: problem order within ties
+    # Stable: problem order within ties.
+    candidates.sort(key=lambda item: (-item[0].priority, _movable(item[0])))
     stay: dict[str, str] = {}
     for unit, host_name in candidates:
         if loads.fits(unit, host_name):
@@ -350,8 +358,30 @@ def initial_loads(problem: Problem) -> tuple[HostLoads, Split]:
             stay.update((name, host_name) for name in unit.names)
         else:
             logger.debug("%s cannot stay on %s; it will be placed again", unit.label, host_name)
-    place = tuple(g.name for g in problem.guests if g.name not in stay)
-    return loads, Split(stay=stay, place=place)
+    stop = {
+        g.name: _stuck_reason(problem, g, loads)
+        for g in problem.guests
+        if g.name not in stay and problem.runs_now(g) and not g.movable
+    }
+    place = tuple(g.name for g in problem.guests if g.name not in stay and g.name not in stop)
+    return loads, Split(stay=stay, place=place, stop=stop)
+
+
+def _movable(unit: Unit) -> bool:
+    return all(guest.movable for guest in unit.guests)
+
+
+def _stuck_reason(problem: Problem, guest: Guest, loads: HostLoads) -> str:
+    """Why a running guest that cannot be live-migrated cannot stay either."""
+    host_name = guest.current_host or ""
+    host = problem.host(host_name)
+    if not host.online:
+        why = f"its host {host_name} is {host.state.value}"
+    elif not loads.allowed_mask(guest)[problem.host_position(host_name)]:
+        why = f"its own host rules exclude {host_name}"
+    else:
+        why = f"{host_name} has no room for it beside the guests kept there"
+    return f"not movable (movable: false) and cannot stay: {why}; it is stopped"
 
 
 def split_guests(problem: Problem) -> Split:
@@ -521,16 +551,19 @@ def finish_plan(
     lets it stay, and is unplaced otherwise. Guests that wait for an unplaced guest (or
     share a together group with one) are unplaced. The schedule baseline
     `options.schedule` (`list`, `all-at-once`, `serial:SECONDS`, `batch:N`) times the
-    starts; a guest it cannot schedule (the list scheduler, within the horizon) is
-    unplaced with its reason, which may unplace others in turn. Stages carry the
-    objective values, no bound, no gap; status FEASIBLE.
+    starts after `migration_schedule.time_migrations` has timed the moves (a running
+    guest that cannot move after all is stopped with its reason, and boots that need
+    room a move frees start after it); a guest it cannot schedule (the list scheduler,
+    within the horizon) is unplaced with its reason, which may unplace others in turn.
+    Stages carry the objective values, no bound, no gap; status FEASIBLE.
     `started_at` is a `time.perf_counter()` reading taken when the solve began.
     Raises ValueError for a bad schedule spec.
     """
     from placement.solvers.schedule import parse_schedule  # schedule.py imports this module
 
     scheduler = parse_schedule(options.schedule)
-    stay = split_guests(problem).stay if len(placement.hosts) < len(problem.guests) else {}
+    split = split_guests(problem)
+    stay = split.stay if len(placement.hosts) < len(problem.guests) else {}
     hosts: dict[str, str | None] = {
         g.name: placement.hosts[g.name] if g.name in placement.hosts else stay.get(g.name)
         for g in problem.guests
@@ -538,10 +571,21 @@ def finish_plan(
     reasons: dict[str, str] = {}
     for name, host in hosts.items():
         if host is None:
-            reasons[name] = placement.reasons.get(name) or "no host chosen by the solver"
+            reasons[name] = (
+                placement.reasons.get(name)
+                or split.stop.get(name)
+                or "no host chosen by the solver"
+            )
     _cascade(problem, hosts, reasons)
     while True:
-        timing = scheduler(problem, hosts)
+        moves = time_migrations(problem, hosts)
+        if moves.stopped:
+            for name, reason in moves.stopped.items():
+                hosts[name] = None
+                reasons[name] = reason
+            _cascade(problem, hosts, reasons)
+            continue
+        timing = scheduler(problem, hosts, moves.not_before)
         if not timing.unscheduled:
             break
         for name, reason in timing.unscheduled.items():
@@ -559,8 +603,8 @@ def finish_plan(
             start_s = timing.starts[guest.name]
             ready_s = start_s + guest.boot.duration_s
         elif action is Action.MIGRATE:
-            start_s = 0
-            ready_s = problem.migration_duration(guest)
+            start_s = moves.starts[guest.name]
+            ready_s = start_s + problem.migration_duration(guest)
         assignments.append(Assignment(guest.name, host, action, start_s, ready_s))
     unplaced: list[Unplaced] = [
         Unplaced(g.name, reasons[g.name]) for g in problem.guests if hosts[g.name] is None

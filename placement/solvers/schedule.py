@@ -17,18 +17,19 @@ All four start the members of a start group together (they are one unit), start 
 only once every guest it waits for (`after`) is ready, and take units in priority order.
 A guest's priority for ordering is the highest priority of itself and every guest that
 waits for it, directly or not, so an important guest does not wait behind the unimportant
-database it needs. Each schedule is a function `(problem, hosts) -> Timing`: `hosts`
-maps guest names to their chosen host (None: unplaced); only guests that will START are
-timed.
+database it needs. Each schedule is a function `(problem, hosts, not_before=None) ->
+Timing`: `hosts` maps guest names to their chosen host (None: unplaced); only guests that
+will START are timed; `not_before` gives some of them an earliest start (s), which
+`placement.solvers.migration_schedule` sets for boots that need room a migration frees.
 """
 
 from __future__ import annotations
 
 import heapq
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 
@@ -50,7 +51,15 @@ class Timing:
     unscheduled: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_map)
 
 
-Scheduler = Callable[[Problem, Mapping[str, str | None]], Timing]
+class Scheduler(Protocol):
+    """A boot schedule: `(problem, hosts, not_before=None) -> Timing`."""
+
+    def __call__(
+        self,
+        problem: Problem,
+        hosts: Mapping[str, str | None],
+        not_before: Mapping[str, int] | None = None,
+    ) -> Timing: ...
 
 
 # --- units of the schedule ---------------------------------------------------------------
@@ -106,7 +115,12 @@ def _inherited_priorities(problem: Problem, starting: list[Guest]) -> dict[str, 
 class _Units:
     """The units to time, their dependency links, and what cannot be timed at all."""
 
-    def __init__(self, problem: Problem, hosts: Mapping[str, str | None]) -> None:
+    def __init__(
+        self,
+        problem: Problem,
+        hosts: Mapping[str, str | None],
+        not_before: Mapping[str, int] | None = None,
+    ) -> None:
         self.problem = problem
         starting = starting_guests(problem, hosts)
         priority = _inherited_priorities(problem, starting)
@@ -130,6 +144,8 @@ class _Units:
                     by_group[group] = unit.index
             unit_of[guest.name] = unit.index
         self.unit_of = unit_of
+        for unit in self.units:
+            unit.earliest_s = max((not_before or {}).get(g.name, 0) for g in unit.guests)
         self.unscheduled: dict[str, str] = {}
         self.ready_s: dict[str, int] = {}
         blocked: list[tuple[int, str]] = []
@@ -212,9 +228,13 @@ def _start_all(units: _Units, unit: _BootUnit, start_s: int, starts: dict[str, i
 # --- all at once -------------------------------------------------------------------------
 
 
-def all_at_once(problem: Problem, hosts: Mapping[str, str | None]) -> Timing:
+def all_at_once(
+    problem: Problem,
+    hosts: Mapping[str, str | None],
+    not_before: Mapping[str, int] | None = None,
+) -> Timing:
     """Each unit starts as soon as what it waits for is ready; no limit is honoured."""
-    units = _Units(problem, hosts)
+    units = _Units(problem, hosts, not_before)
     starts: dict[str, int] = {}
     queue = units.roots()
     while queue:
@@ -237,8 +257,12 @@ def serial(delay_s: int) -> Scheduler:
     the next ready guest rather than blocking on the next in the list.
     """
 
-    def schedule(problem: Problem, hosts: Mapping[str, str | None]) -> Timing:
-        units = _Units(problem, hosts)
+    def schedule(
+        problem: Problem,
+        hosts: Mapping[str, str | None],
+        not_before: Mapping[str, int] | None = None,
+    ) -> Timing:
+        units = _Units(problem, hosts, not_before)
         starts: dict[str, int] = {}
         waiting = [(u.earliest_s, u.key, u.index) for u in units.roots()]
         heapq.heapify(waiting)
@@ -272,8 +296,12 @@ def batch(limit: int) -> Scheduler:
     starts alone, when nothing else boots (it still exceeds the limit: a finding).
     """
 
-    def schedule(problem: Problem, hosts: Mapping[str, str | None]) -> Timing:
-        units = _Units(problem, hosts)
+    def schedule(
+        problem: Problem,
+        hosts: Mapping[str, str | None],
+        not_before: Mapping[str, int] | None = None,
+    ) -> Timing:
+        units = _Units(problem, hosts, not_before)
         starts: dict[str, int] = {}
         waiting = [(u.earliest_s, u.key, u.index) for u in units.roots()]
         heapq.heapify(waiting)
@@ -321,7 +349,11 @@ class _Needs:
     hosts: tuple[tuple[str, int, int], ...]  # (host, boot cpu, guests) on limited hosts
 
 
-def list_schedule(problem: Problem, hosts: Mapping[str, str | None]) -> Timing:
+def list_schedule(
+    problem: Problem,
+    hosts: Mapping[str, str | None],
+    not_before: Mapping[str, int] | None = None,
+) -> Timing:
     """Time every starting guest, respecting every schedule rule.
 
     Event-driven list scheduling: time moves from event to event (a guest becomes ready,
@@ -336,7 +368,7 @@ def list_schedule(problem: Problem, hosts: Mapping[str, str | None]) -> Timing:
     Units with the same needs share a bucket; when a bucket's best unit does not fit
     pools or cluster limits, no unit of it does, so a scan costs one test per bucket.
     """
-    units = _Units(problem, hosts)
+    units = _Units(problem, hosts, not_before)
     schedule = problem.schedule
     pool_free = dict(problem.boot_pools)
     cluster_free = schedule.max_starts  # None: no limit
