@@ -59,6 +59,10 @@ def _units(problem: Problem, index: HostIndex | None = None) -> list[_Unit]:
             mask = index.fits_alone(dict(demand))
             for member in members:
                 mask &= index.allowed(member)
+                if problem.runs_now(member) and not member.movable:
+                    # It cannot be live-migrated: its own host or none.
+                    here = problem.host_position(member.current_host or "")
+                    mask &= np.arange(len(problem.hosts)) == here
             hosts = tuple(int(h) for h in np.flatnonzero(mask))
         found.append(_Unit(members, sum(m.weight for m in members), dict(demand), hosts))
     return found

@@ -35,6 +35,10 @@ FAMILY_TEXT = {
     "host_boot_limits": "the boot CPU and concurrent-start limits of the hosts with room",
     "after": "the start dependencies (it would be ready too late)",
     "stagger": "the stagger gap between start instants",
+    "capacity_over_time": "host capacity while migrations still hold their source hosts",
+    "migration_concurrency": "the migration concurrency limits",
+    "migration_budget": "the migration budget (max_moves)",
+    "migration_load": "the boot pool limits shared with migrations",
 }
 
 

@@ -34,9 +34,11 @@ def stage_expression(
     if objective is Objective.RECOVERY:
         return sum(boot.guest.weight * variables.ready[b] for b, boot in enumerate(view.boots))
     if objective is Objective.MAKESPAN:
+        # The last boot ready or migration done, as the checker counts it.
         makespan = model.new_int_var(0, variables.horizon_s, "")
-        if variables.ready:
-            model.add_max_equality(makespan, variables.ready)
+        finishes = [*variables.ready, *variables.migrations.ready]
+        if finishes:
+            model.add_max_equality(makespan, finishes)
         else:
             model.add(makespan == 0)
         return makespan

@@ -18,9 +18,9 @@ def add_capacity(view: ProblemView, variables: Variables) -> None:
     """Per host and resource, the units placed there plus the frozen copies fit in the
     usable amount (capacity after reservation, times overcommit).
 
-    Every release in a plan happens at instant 0 (stops, instant migrations) and every
-    acquisition at or after it, so the final state is the peak and one sum per host
-    suffices.
+    This is the final state. On a host that only gains guests (or loses them only by
+    stops, at instant 0) the final state is the peak; hosts a migration may leave get
+    the time-resolved rule too (`migration_rules.add_capacity_over_time`).
     """
     terms = load_terms(view, variables)
     hosts = view.problem.hosts

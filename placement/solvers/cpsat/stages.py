@@ -31,6 +31,13 @@ from placement.plan import (
 from placement.solvers import Progress, SolveOptions
 from placement.solvers.common import HostLoads, Unit, explain_unplaced
 from placement.solvers.cpsat.explain import blocking_families, reason_text
+from placement.solvers.cpsat.migration_rules import (
+    add_capacity_over_time,
+    add_migration_budget,
+    add_migration_concurrency,
+    add_migration_load,
+    possible_moves,
+)
 from placement.solvers.cpsat.objectives import stage_expression
 from placement.solvers.cpsat.placement_rules import (
     add_anti_affinity,
@@ -59,10 +66,12 @@ MAX_MODEL_PAIRS = 400_000
 
 @attrs.frozen
 class _Solution:
-    """Hosts per unit and start instants per slot: what the model decides."""
+    """Hosts per unit, start instants per slot and per possible move: what the model
+    decides."""
 
     unit_host: tuple[int | None, ...]
     slot_start: tuple[int, ...]
+    move_start: tuple[int, ...] = ()
 
 
 RuleFamily = Callable[[ProblemView, Variables], None]
@@ -78,6 +87,10 @@ RULE_FAMILIES: dict[str, RuleFamily] = {
     "host_boot_limits": add_host_boot_limits,
     "after": add_after,
     "stagger": add_stagger,
+    "capacity_over_time": add_capacity_over_time,
+    "migration_concurrency": add_migration_concurrency,
+    "migration_budget": add_migration_budget,
+    "migration_load": add_migration_load,
 }
 
 
@@ -109,7 +122,11 @@ def solution_of_plan(view: ProblemView, plan: Plan) -> _Solution:
             if view.boots[b].guest.name in by_guest
         ]
         slot_start.append(next((s for s in starts if s is not None), 0))
-    return _Solution(tuple(unit_host), tuple(slot_start))
+    move_start = []
+    for move in possible_moves(view):
+        found = by_guest.get(move.guest.name)
+        move_start.append(found.start_s if found is not None and found.start_s is not None else 0)
+    return _Solution(tuple(unit_host), tuple(slot_start), tuple(move_start))
 
 
 def _solution_of_solver(
@@ -120,7 +137,8 @@ def _solution_of_solver(
         chosen = [h for h in unit.candidates if solver.boolean_value(variables.x[unit.index, h])]
         unit_host.append(chosen[0] if chosen else None)
     slot_start = tuple(int(solver.value(start)) for start in variables.start)
-    return _Solution(tuple(unit_host), slot_start)
+    move_start = tuple(int(solver.value(start)) for start in variables.migrations.start)
+    return _Solution(tuple(unit_host), slot_start, move_start)
 
 
 def _add_hint(view: ProblemView, variables: Variables, solution: _Solution) -> None:
@@ -137,6 +155,14 @@ def _add_hint(view: ProblemView, variables: Variables, solution: _Solution) -> N
         placed = solution.unit_host[boot.unit] is not None
         ready = solution.slot_start[boot.slot] + boot.duration_s if placed else 0
         model.add_hint(variables.ready[b], ready)
+    moves = variables.migrations
+    for i, move in enumerate(moves.moves):
+        host = solution.unit_host[move.unit]
+        happens = host is not None and host != move.source
+        start_s = solution.move_start[i] if i < len(solution.move_start) else 0
+        model.add_hint(moves.moving[i], happens)
+        model.add_hint(moves.start[i], start_s)
+        model.add_hint(moves.ready[i], start_s + move.duration_s if happens else 0)
 
 
 def plan_of_solution(
@@ -159,6 +185,10 @@ def plan_of_solution(
         h = solution.unit_host[unit.index]
         for guest in unit.guests:
             host_of[guest.name] = hosts[h].name if h is not None else None
+    move_start = {
+        move.guest.name: solution.move_start[i] if i < len(solution.move_start) else 0
+        for i, move in enumerate(possible_moves(view))
+    }
     for guest in problem.guests:
         host = host_of[guest.name]
         action = expected_action(problem, guest, host)
@@ -169,8 +199,8 @@ def plan_of_solution(
             start_s = solution.slot_start[boot.slot]
             ready_s = start_s + boot.duration_s
         elif action is Action.MIGRATE:
-            start_s = 0
-            ready_s = problem.migration_duration(guest)
+            start_s = move_start[guest.name]
+            ready_s = start_s + problem.migration_duration(guest)
         assignments.append(Assignment(guest.name, host, action, start_s, ready_s))
     deadline = time.perf_counter() + explain_budget_s
     unplaced = [
@@ -325,6 +355,7 @@ def _reordered_schedules(problem: Problem, plan: Plan) -> list[Plan]:
     times, weighted-shortest-first orders (by boot time, or by the share of the scarcest
     boot limit a boot uses over its time) are often far better starting points.
     """
+    from placement.solvers.migration_schedule import time_migrations
     from placement.solvers.schedule import list_schedule
 
     def bottleneck(guest: Guest) -> float:
@@ -341,6 +372,8 @@ def _reordered_schedules(problem: Problem, plan: Plan) -> list[Plan]:
         lambda g: g.weight / ((g.boot.duration_s + 1) * max(bottleneck(g), 1e-3)),
     ]
     hosts = {a.guest: a.host for a in plan.assignments}
+    # Boots still wait for the room the plan's migrations free (timed as baselines do).
+    not_before = time_migrations(problem, hosts).not_before
     variants: list[Plan] = []
     for key in orders:
         # Ranks stand in for priorities; the schedule's validity does not depend on them.
@@ -348,7 +381,7 @@ def _reordered_schedules(problem: Problem, plan: Plan) -> list[Plan]:
         ranked = attrs.evolve(
             problem, guests=[attrs.evolve(g, priority=rank[g.name]) for g in problem.guests]
         )
-        timing = list_schedule(ranked, hosts)
+        timing = list_schedule(ranked, hosts, not_before)
         if timing.unscheduled:
             continue
         assignments = [

@@ -11,6 +11,10 @@ from collections import defaultdict
 import attrs
 from ortools.sat.python import cp_model
 
+from placement.solvers.cpsat.migration_rules import (
+    MigrationVariables,
+    create_migration_variables,
+)
 from placement.solvers.cpsat.view import ProblemView
 
 
@@ -19,7 +23,8 @@ class Variables:
     """`x[u, h]`: unit `u` runs on host `h` (only candidate pairs exist). `placed[u]`: the
     unit has a host. `start[s]`: the start instant of slot `s`. `ready[b]`: when boot `b` is
     ready (0 if its unit is unplaced). `interval[b]`: the boot, present when placed.
-    `slot_used[s]`: some guest of slot `s` boots."""
+    `slot_used[s]`: some guest of slot `s` boots. `migrations`: the possible live
+    migrations of running guests and their timing (`migration_rules`)."""
 
     model: cp_model.CpModel
     horizon_s: int
@@ -29,6 +34,7 @@ class Variables:
     ready: list[cp_model.IntVar]
     interval: list[cp_model.IntervalVar]
     slot_used: list[cp_model.IntVar]
+    migrations: MigrationVariables
 
 
 def create_variables(view: ProblemView) -> Variables:
@@ -82,6 +88,7 @@ def create_variables(view: ProblemView) -> Variables:
         ready=ready,
         interval=interval,
         slot_used=slot_used,
+        migrations=create_migration_variables(view, model, x, horizon_s),
     )
 
 

@@ -23,7 +23,8 @@ class UnitView:
     """A together group or a lone guest: placed as one, on one host or none.
 
     `candidates`: host indices the unit may use (allowed for every member, room for its
-    demand next to frozen copies, no anti-affinity clash inside the unit).
+    demand next to frozen copies, no anti-affinity clash inside the unit, only its
+    current host for a unit with a running guest that is not `movable`).
     `move_cost[h]`: the migration cost if the unit ends on host `h` (members running now
     on another host move).
     """
@@ -107,6 +108,9 @@ def build_view(problem: Problem) -> ProblemView:
             mask = index.fits_alone(dict(demand))
             for guest in guests:
                 mask &= index.allowed(guest)
+                if problem.runs_now(guest) and not guest.movable:
+                    # It cannot be live-migrated: its own host or none.
+                    mask &= np.arange(len(hosts)) == problem.host_position(guest.current_host or "")
             candidates = [int(h) for h in np.flatnonzero(mask)]
         running = [g for g in guests if problem.runs_now(g)]
         move_cost = {
