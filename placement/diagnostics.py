@@ -85,6 +85,28 @@ def diagnose(problem: Problem) -> list[Diagnostic]:
                     f"'{cls}' and so can never share a host",
                 )
                 continue
+        pinned = [m for m in members if problem.runs_now(m) and not m.movable]
+        for member in pinned:
+            here = problem.host_position(member.current_host or "")
+            if not mask[here]:
+                host = problem.hosts[here]
+                why = (
+                    f"which is in {host.state.value}"
+                    if host.state.value == "maintenance"
+                    else f"which has {host.state.value}"
+                    if not host.online
+                    else "which its host rules exclude"
+                )
+                block(
+                    "immovable",
+                    names,
+                    f"guest '{member.name}' runs on {host.name}, {why}, and cannot be "
+                    "live-migrated (movable: false): it can only be stopped",
+                )
+                break
+            mask &= np.arange(len(problem.hosts)) == here
+        if pinned and names[0] in blocked:
+            continue
         if not mask.any():
             block("no_allowed_host", names, f"{label}: no online host satisfies its host rules")
             continue

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import attrs
+
 from placement.diagnostics import diagnose
 from placement.model import (
     BootProfile,
@@ -133,3 +135,30 @@ def test_dependants_of_an_unplaceable_guest_are_reported_but_not_running_ones() 
         "app": "dependency_unplaceable",
         "web": "dependency_unplaceable",
     }
+
+
+def test_a_running_guest_that_cannot_move_off_a_host_in_maintenance_can_only_stop() -> None:
+    hosts = [
+        Host(name="old", capacity={"ram_mib": 65536}, state="maintenance"),
+        Host(name="new", capacity={"ram_mib": 65536}),
+    ]
+    guests = [
+        Guest(
+            name="db",
+            demand={"ram_mib": 4096},
+            state="running",
+            current_host="old",
+            movable=False,
+        ),
+        Guest(name="web", demand={"ram_mib": 4096}, state="running", current_host="old"),
+    ]
+    (diagnostic,) = diagnose(Problem(hosts=hosts, guests=guests))
+    assert diagnostic.rule == "immovable"
+    assert diagnostic.guests == ("db",)
+    assert diagnostic.message == (
+        "guest 'db' runs on old, which is in maintenance, and cannot be live-migrated "
+        "(movable: false): it can only be stopped"
+    )
+    # On a host that stays online it may stay: nothing to report.
+    online = [attrs.evolve(hosts[0], state="online"), hosts[1]]
+    assert diagnose(Problem(hosts=online, guests=guests)) == []

@@ -376,7 +376,7 @@ def _stuck_reason(problem: Problem, guest: Guest, loads: HostLoads) -> str:
     host_name = guest.current_host or ""
     host = problem.host(host_name)
     if not host.online:
-        why = f"its host {host_name} is {host.state.value}"
+        why = f"its host {host_name} is in {host.state.value}"
     elif not loads.allowed_mask(guest)[problem.host_position(host_name)]:
         why = f"its own host rules exclude {host_name}"
     else:
