@@ -28,7 +28,7 @@ OPTIONS = SolveOptions(time_limit_s=8.0, workers=2, seed=1)
 @pytest.fixture
 def force_large(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(stages, "MAX_MODEL_PAIRS", 0)
-    monkeypatch.setattr(large, "_MIN_ROUND_S", 0.5)
+    monkeypatch.setattr(large, "MIN_ROUND_S", 0.5)
 
 
 def _values(problem: Problem, plan: Plan) -> list[float]:

@@ -42,7 +42,7 @@ _MIN_CANDIDATES = 4
 _MAX_CANDIDATES = 40
 # A round is not worth starting with less time than this left (building the restricted
 # model of 10,000 guests alone takes a few seconds).
-_MIN_ROUND_S = 3.0
+MIN_ROUND_S = 3.0
 
 
 def solve_large(
@@ -64,12 +64,20 @@ def solve_large(
     rounds: list[dict[str, Any]] = []
     returned = "greedy"
     number = 0
-    while deadline - time.perf_counter() >= _MIN_ROUND_S:
+    # Hosts whose running guests a round frees, per round number: a twentieth of the
+    # online hosts (at least 2), so rebalancing a 100-host cluster moves work on 5 hosts.
+    free_step = max(2, sum(1 for host in problem.hosts if host.online) // 20)
+    while deadline - time.perf_counter() >= MIN_ROUND_S:
         round_started = time.perf_counter()
-        restricted, movers, pairs = restrict(problem, best, rng, freed_hosts=number)
+        restricted, movers, pairs = restrict(problem, best, rng, freed_hosts=number * free_step)
+        if movers == 0:
+            # Every guest is settled (a rebalance): free hosts from the first round on.
+            restricted, movers, pairs = restrict(
+                problem, best, rng, freed_hosts=(number + 1) * free_step
+            )
         # Earlier rounds get the larger share: round 0 holds most of the gain.
         remaining = deadline - round_started
-        budget = remaining if remaining < 4 * _MIN_ROUND_S else remaining / 2
+        budget = remaining if remaining < 4 * MIN_ROUND_S else remaining / 2
         round_options = attrs.evolve(options, time_limit_s=budget, on_progress=options.on_progress)
         found = improve(restricted, round_options, best, structural, round_started, 0.0)
         candidate = _with_own_bounds(problem, found, stage_bounds)

@@ -445,11 +445,17 @@ def solve_lexicographic(problem: Problem, options: SolveOptions) -> Plan:
     structural = structural_reasons(problem)
     incumbent_plan = _greedy_incumbent(problem, options)
     first_plan_s = time.perf_counter() - started
-    if incumbent_plan is not None and pair_count(problem) > MAX_MODEL_PAIRS:
-        from placement.solvers.cpsat.large import solve_large
+    from placement.solvers.cpsat.large import MIN_ROUND_S, solve_large
 
+    if incumbent_plan is not None and pair_count(problem) > MAX_MODEL_PAIRS:
         return solve_large(problem, options, incumbent_plan, started, first_plan_s)
-    return improve(problem, options, incumbent_plan, structural, started, first_plan_s)
+    plan = improve(problem, options, incumbent_plan, structural, started, first_plan_s)
+    remaining = options.time_limit_s - (time.perf_counter() - started)
+    if plan.metrics.get("stalled") and plan.assignments and remaining >= MIN_ROUND_S:
+        # The full model found nothing in a stage (a big model with live migrations can
+        # spend its whole share on presolve): search neighbourhoods of the best plan.
+        return solve_large(problem, options, plan, started, first_plan_s)
+    return plan
 
 
 def improve(
@@ -471,6 +477,7 @@ def improve(
     held: dict[str, float] = {}  # the value each finished stage is held at
     stage_bounds = StageBounds(problem)
     stage_log: list[dict[str, object]] = []
+    stalled = False  # a stage of a large model ended with no solution of CP-SAT's own
     stages = list(problem.objective)
     for position, objective in enumerate(stages):
         expression = stage_expression(objective, view, variables)
@@ -509,6 +516,8 @@ def improve(
             else None
         )
         status = solver.solve(variables.model, callback)
+        if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE, cp_model.INFEASIBLE):
+            stalled = view.num_pairs > _LARGE_MODEL_PAIRS
         if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             incumbent = _solution_of_solver(view, variables, solver)
             value = round(solver.objective_value)
@@ -566,6 +575,7 @@ def improve(
         "boots": len(view.boots),
         "stages": stage_log,
         "returned": "cp-sat" if best is candidates[0] and incumbent is not None else "greedy",
+        "stalled": stalled,
     }
     return attrs.evolve(best, metrics=metrics)
 
