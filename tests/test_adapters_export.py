@@ -33,8 +33,12 @@ pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash
 # quotes and spaces included, reads back exactly. `start` of a guest listed in
 # $FAIL_GUESTS fails; a started guest is running from then on.
 FAKE_HOOK = r"""#!/usr/bin/env bash
+# Calls run in parallel: a lock keeps each record whole.
+exec 9>>"$CALLS.lock"
+flock 9
 printf '%s\0' "${EPOCHREALTIME}" "$@" >> "$CALLS"
 printf '\n' >> "$CALLS"
+flock -u 9
 case "$1" in
     start)
         if grep -qxF -- "$2" "$FAIL_GUESTS" 2>/dev/null; then exit 1; fi
