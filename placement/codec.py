@@ -313,15 +313,20 @@ def write_json_atomic(path: str | os.PathLike[str], document: Any) -> None:
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
-    """Write `text` to `path` whole or not at all: a temporary file in the same folder,
+    """Write `text` to `path` whole or not at all (UTF-8, see `write_bytes_atomic`)."""
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write `data` to `path` whole or not at all: a temporary file in the same folder,
     flushed to disk, then renamed over the target."""
     target = Path(path)
     handle, temporary = tempfile.mkstemp(
         prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or "."
     )
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, target)

@@ -53,6 +53,18 @@ def _pick(resources: Sequence[str], names: Sequence[str], fragments: Sequence[st
     return None
 
 
+def cpu_resource(resources: Sequence[str]) -> str | None:
+    """The resource that stands for CPUs: the first of `vcpus`, `cpus`, `cpu`, `cores`
+    in `resources`, else the first whose name holds `cpu` or `core`, else None."""
+    return _pick(resources, _CPU_NAMES, _CPU_FRAGMENTS)
+
+
+def memory_resource(resources: Sequence[str]) -> str | None:
+    """The resource that stands for memory: `ram_mib`, `memory_mib`, ... or any whose name
+    holds `ram` or `mem`, else None."""
+    return _pick(resources, _MEMORY_NAMES, _MEMORY_FRAGMENTS)
+
+
 def load_resources(problem: Problem) -> tuple[str, ...]:
     """The resources a node's load is made of: the CPU one, then the memory one.
 
@@ -61,8 +73,8 @@ def load_resources(problem: Problem) -> tuple[str, ...]:
     `mem`). A problem with neither falls back to every resource it names.
     """
     resources = problem.resources
-    cpu = _pick(resources, _CPU_NAMES, _CPU_FRAGMENTS)
-    memory = _pick(resources, _MEMORY_NAMES, _MEMORY_FRAGMENTS)
+    cpu = cpu_resource(resources)
+    memory = memory_resource(resources)
     picked = tuple(name for name in (cpu, memory) if name is not None)
     return picked or resources
 

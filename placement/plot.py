@@ -8,14 +8,13 @@ missing. The image is rendered in memory and written whole or not at all.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from placement.codec import write_bytes_atomic
 from placement.imbalance import host_usage, imbalance
 from placement.model import Problem
 from placement.plan import Action, Plan
@@ -207,17 +206,4 @@ def write_plot(problem: Problem, plan: Plan, path: str | os.PathLike[str]) -> No
         raise ValueError(
             f"{target}: the file name must end in {', '.join('.' + f for f in FORMATS)}"
         )
-    data = render_plot(problem, plan, image_format)
-    handle, temporary = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or "."
-    )
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
+    write_bytes_atomic(target, render_plot(problem, plan, image_format))

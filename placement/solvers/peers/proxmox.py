@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 import numpy.typing as npt
 
+from placement import imbalance
 from placement.model import Guest, GuestState, Host, Problem, host_allows
 from placement.plan import Plan
 from placement.solvers import SolveOptions, register
@@ -55,10 +56,6 @@ TOPSIS_WEIGHTS = (1.0, 2.0, 5.0, 10.0)
 
 # Resource names that stand for Proxmox's CPUs and memory, tried in order; then any
 # resource whose name contains one of the fragments.
-_CPU_NAMES = ("vcpus", "cpus", "cpu", "cores")
-_CPU_FRAGMENTS = ("cpu", "core")
-_MEMORY_NAMES = ("ram_mib", "memory_mib", "mem_mib", "ram_mb", "memory", "ram", "mem")
-_MEMORY_FRAGMENTS = ("ram", "mem")
 
 _Chooser = Callable[[Guest, Sequence[str]], str]
 _Accountant = Callable[[Guest, str], None]
@@ -160,21 +157,6 @@ def _max_of_others(values: FloatArray) -> FloatArray:
 # --- resources -------------------------------------------------------------------------
 
 
-def _pick_resource(
-    problem: Problem, wanted: str | None, names: Sequence[str], fragments: Sequence[str]
-) -> str:
-    if wanted is not None:
-        return wanted
-    resources = problem.resources
-    for name in names:
-        if name in resources:
-            return name
-    for name in resources:
-        if any(fragment in name for fragment in fragments):
-            return name
-    return names[0]
-
-
 def static_resources(
     problem: Problem, cpu_resource: str | None = None, memory_resource: str | None = None
 ) -> tuple[str, str]:
@@ -185,8 +167,10 @@ def static_resources(
     `cpu`, `core`, `ram` or `mem`. A name no host has makes the static scheduler fall
     back to `basic`, as Proxmox does when a node reports no CPU count or memory.
     """
-    cpu = _pick_resource(problem, cpu_resource, _CPU_NAMES, _CPU_FRAGMENTS)
-    memory = _pick_resource(problem, memory_resource, _MEMORY_NAMES, _MEMORY_FRAGMENTS)
+    # The names Proxmox's scorer reads are the ones the imbalance uses; with none found,
+    # `vcpus` / `ram_mib` (which no host has) make the scheduler fall back to `basic`.
+    cpu = cpu_resource or imbalance.cpu_resource(problem.resources) or "vcpus"
+    memory = memory_resource or imbalance.memory_resource(problem.resources) or "ram_mib"
     return cpu, memory
 
 
