@@ -370,21 +370,27 @@ class Problem:
 
     # Look-ups used by solvers and the checker.
     def host(self, name: str) -> Host:
+        """The host named `name` (KeyError if there is none)."""
         return self.hosts[self._host_index[name]]
 
     def guest(self, name: str) -> Guest:
+        """The guest named `name` (KeyError if there is none)."""
         return self.guests[self._guest_index[name]]
 
     def host_position(self, name: str) -> int:
+        """The index of host `name` in `hosts`."""
         return self._host_index[name]
 
     def guest_position(self, name: str) -> int:
+        """The index of guest `name` in `guests`."""
         return self._guest_index[name]
 
     def has_host(self, name: str) -> bool:
+        """Whether a host is named `name`."""
         return name in self._host_index
 
     def has_guest(self, name: str) -> bool:
+        """Whether a guest is named `name`."""
         return name in self._guest_index
 
     @property

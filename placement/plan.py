@@ -147,6 +147,7 @@ class Plan:
         return found
 
     def stage(self, name: str) -> StageResult | None:
+        """The result of stage `name` (an objective value), or None if the plan has none."""
         for stage in self.stages:
             if stage.name == name:
                 return stage
