@@ -3,6 +3,9 @@ enough to follow on paper."""
 
 from __future__ import annotations
 
+import time
+
+import attrs
 import pytest
 
 from placement.check import check
@@ -133,3 +136,37 @@ def test_a_together_group_moves_as_one() -> None:
     # Moving the pair (2/8 of 3/8) gives 1/8 vs 2/8; moving c gives 2/8 vs 1/8: a tie in
     # imbalance, broken by the guest name: the pair (a) goes.
     assert _moves(problem, hosts) == [("a", "n2"), ("b", "n2")]
+
+
+def test_descent_keeps_moving_below_proxmox_threshold() -> None:
+    """Without Proxmox's 0.3 threshold the descent goes on past 0.25 (where Proxmox
+    stops, see above) to a local optimum that no single move improves."""
+    problem = _crowded()
+    plan = solve(problem, "descent-rebalance", SolveOptions())
+    assert check(problem, plan).ok
+    assert imbalance(problem, plan) < 0.25 - 1e-9  # below where Proxmox stops
+    hosts = {a.guest: a.host for a in plan.assignments}
+    # A local optimum: no single further move lowers the imbalance.
+    again = proxmox_rebalance_placement(
+        attrs.evolve(
+            problem,
+            guests=[
+                attrs.evolve(g, current_host=hosts[g.name]) if problem.runs_now(g) else g
+                for g in problem.guests
+            ],
+        ),
+        threshold=0.0,
+        margin=1e-6,
+    )
+    assert imbalance(problem, again.hosts) >= imbalance(problem, plan) - 1e-9
+
+
+def test_descent_respects_the_budget_and_its_deadline() -> None:
+    problem = _crowded(migration=MigrationSettings(max_moves=1))
+    plan = solve(problem, "descent-rebalance", SolveOptions())
+    assert sum(1 for a in plan.assignments if a.action is Action.MIGRATE) == 1
+    unbudgeted = _crowded()
+    placement = proxmox_rebalance_placement(
+        unbudgeted, threshold=0.0, margin=1e-6, deadline=time.perf_counter() - 1
+    )
+    assert _moves(unbudgeted, dict(placement.hosts)) == []  # past its deadline: no move

@@ -315,7 +315,10 @@ def _greedy_incumbent(problem: Problem, options: SolveOptions) -> Plan | None:
     from placement.solvers import available_solvers, get_solver
 
     best: Plan | None = None
-    seed_options = attrs.evolve(options, schedule="list", on_progress=None)
+    # Local-search baselines (descent-rebalance) stop at their time limit: a quarter here.
+    seed_options = attrs.evolve(
+        options, schedule="list", on_progress=None, time_limit_s=options.time_limit_s / 4
+    )
     # Every baseline and peer is a candidate start: the optimiser must never end worse
     # than any of them. Peers may break rules (that is their finding); only plans that
     # pass the checker seed the search. Best fit comes first; the others run while no

@@ -49,6 +49,9 @@ FloatArray = npt.NDArray[np.float64]
 #: lower it by at least 10 % of its current value.
 DEFAULT_THRESHOLD = 0.3
 DEFAULT_MARGIN = 0.1
+# The descent stops once no move lowers the imbalance by at least this share: a relative
+# improvement this small is rounding, and it keeps the descent finite.
+DESCENT_MARGIN = 1e-6
 
 
 class _Loads:
@@ -98,10 +101,12 @@ def proxmox_rebalance_placement(
     threshold: float = DEFAULT_THRESHOLD,
     margin: float = DEFAULT_MARGIN,
     max_moves: int | None = None,
+    deadline: float | None = None,
 ) -> Placement:
     """Proxmox's static placement of what needs a host, then its rebalancing moves.
 
-    `max_moves` defaults to the problem's `migration.max_moves`. Returns the final host
+    `max_moves` defaults to the problem's `migration.max_moves`; no move is taken after
+    `deadline` (a `time.perf_counter()` instant; None: no limit). Returns the final host
     of every guest; `Placement.reasons` explains the guests Proxmox could not place.
     """
     start = proxmox_static_placement(problem)
@@ -136,7 +141,7 @@ def proxmox_rebalance_placement(
             and assignment.get(guest.name) != guest.current_host
         )
 
-    while True:
+    while deadline is None or time.perf_counter() < deadline:
         current = node.of(loads.used)
         now = float(_imbalance(np.array(current.sum()), np.array((current**2).sum()), count))
         if now <= threshold:
@@ -211,3 +216,23 @@ def solve_proxmox_rebalance(problem: Problem, options: SolveOptions) -> Plan:
     started_at = time.perf_counter()
     placement = proxmox_rebalance_placement(problem)
     return finish_plan(problem, placement, options, "proxmox-rebalance", started_at)
+
+
+@register(
+    "descent-rebalance",
+    kind="baseline",
+    summary="steepest descent on Proxmox's imbalance: the best single move while it "
+    "lowers the imbalance at all, within migration.max_moves",
+)
+def solve_descent_rebalance(problem: Problem, options: SolveOptions) -> Plan:
+    """Proxmox's balancer without its thresholds: keep taking the move that lowers the
+    imbalance most while any move lowers it, up to the move budget and the time limit. A
+    plain local search, and a starting point for the optimiser's rebalance."""
+    started_at = time.perf_counter()
+    placement = proxmox_rebalance_placement(
+        problem,
+        threshold=0.0,
+        margin=DESCENT_MARGIN,
+        deadline=started_at + options.time_limit_s,
+    )
+    return finish_plan(problem, placement, options, "descent-rebalance", started_at)
