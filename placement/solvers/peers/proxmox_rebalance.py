@@ -38,6 +38,7 @@ from placement.model import Problem
 from placement.plan import Plan
 from placement.solvers import SolveOptions, register
 from placement.solvers.common import HostLoads, Placement, Unit, finish_plan, units_of
+from placement.solvers.greedy import best_fit_placement
 from placement.solvers.peers._shared import natural_key
 from placement.solvers.peers.proxmox import proxmox_static_placement
 
@@ -102,14 +103,16 @@ def proxmox_rebalance_placement(
     margin: float = DEFAULT_MARGIN,
     max_moves: int | None = None,
     deadline: float | None = None,
+    start: Placement | None = None,
 ) -> Placement:
     """Proxmox's static placement of what needs a host, then its rebalancing moves.
 
     `max_moves` defaults to the problem's `migration.max_moves`; no move is taken after
-    `deadline` (a `time.perf_counter()` instant; None: no limit). Returns the final host
+    `deadline` (a `time.perf_counter()` instant; None: no limit). `start` places what
+    needs a host before the moves (default: Proxmox's static scorer). Returns the final host
     of every guest; `Placement.reasons` explains the guests Proxmox could not place.
     """
-    start = proxmox_static_placement(problem)
+    start = start if start is not None else proxmox_static_placement(problem)
     hosts: dict[str, str | None] = dict(start.hosts)
     budget = problem.migration.max_moves if max_moves is None else max_moves
 
@@ -226,13 +229,15 @@ def solve_proxmox_rebalance(problem: Problem, options: SolveOptions) -> Plan:
 )
 def solve_descent_rebalance(problem: Problem, options: SolveOptions) -> Plan:
     """Proxmox's balancer without its thresholds: keep taking the move that lowers the
-    imbalance most while any move lowers it, up to the move budget and the time limit. A
-    plain local search, and a starting point for the optimiser's rebalance."""
+    imbalance most while any move lowers it, up to the move budget and the time limit.
+    Guests that must start are placed by best fit first (capacity checked). A plain local
+    search, and a starting point for the optimiser's rebalance."""
     started_at = time.perf_counter()
     placement = proxmox_rebalance_placement(
         problem,
         threshold=0.0,
         margin=DESCENT_MARGIN,
         deadline=started_at + options.time_limit_s,
+        start=best_fit_placement(problem),
     )
     return finish_plan(problem, placement, options, "descent-rebalance", started_at)
