@@ -14,7 +14,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from placement.codec import (
     dump_plan,
@@ -26,6 +26,9 @@ from placement.diagnostics import diagnose
 from placement.errors import InvalidInputError
 from placement.model import Problem
 from placement.plan import Plan, Status
+
+if TYPE_CHECKING:
+    from placement.solvers import SolveOptions
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -166,17 +169,33 @@ def _progress_printer(stream: TextIO) -> Any:
     return report
 
 
-def _cmd_solve(args: argparse.Namespace, out: TextIO) -> int:
-    from placement.check import check
+def add_solve_options(parser: argparse.ArgumentParser) -> None:
+    """The options every solving command takes (read back by `solve_options`)."""
+    parser.add_argument("--solver", default="cpsat", help="solver name (see `placement solvers`)")
+    parser.add_argument(
+        "--schedule",
+        default="list",
+        help="boot schedule after a baseline placement: list, all-at-once, serial:S, batch:N",
+    )
+    parser.add_argument("--time-limit", type=float, default=10.0, help="seconds (default 10)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--workers", type=int, default=2, help="solver threads (default 2)")
+    parser.add_argument(
+        "--deterministic", action="store_true", help="repeatable results (deterministic time)"
+    )
+
+
+def solve_options(args: argparse.Namespace, *, progress: bool) -> SolveOptions:
+    """The options of `add_solve_options`, checked before any solving starts (a bad value
+    is a `UsageError`, exit 2); `progress` prints progress on stderr when it is a terminal."""
     from placement.solvers import SolveOptions, UnknownSolverError, get_solver
 
     if args.time_limit <= 0:
         raise UsageError(f"--time-limit must be > 0, got {args.time_limit}")
     if args.workers < 1:
         raise UsageError(f"--workers must be >= 1, got {args.workers}")
-    problem = load_problem(args.problem)
     try:
-        solver = get_solver(args.solver)
+        get_solver(args.solver)
     except UnknownSolverError as error:
         raise UsageError(str(error.args[0])) from error
     if args.schedule != "list":
@@ -187,14 +206,23 @@ def _cmd_solve(args: argparse.Namespace, out: TextIO) -> int:
             parse_schedule(args.schedule)
         except ValueError as error:
             raise UsageError(f"--schedule: {error}") from error
-    options = SolveOptions(
+    return SolveOptions(
         time_limit_s=args.time_limit,
         seed=args.seed,
         workers=args.workers,
         deterministic=args.deterministic,
         schedule=args.schedule,
-        on_progress=_progress_printer(sys.stderr) if sys.stderr.isatty() else None,
+        on_progress=_progress_printer(sys.stderr) if progress and sys.stderr.isatty() else None,
     )
+
+
+def _cmd_solve(args: argparse.Namespace, out: TextIO) -> int:
+    from placement.check import check
+    from placement.solvers import get_solver
+
+    options = solve_options(args, progress=True)
+    problem = load_problem(args.problem)
+    solver = get_solver(args.solver)
     started = time.perf_counter()
     plan = solver.function(problem, options)
     elapsed = time.perf_counter() - started
@@ -277,18 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     solve = commands.add_parser("solve", help="compute a plan")
     solve.add_argument("problem", help="problem JSON file")
-    solve.add_argument("--solver", default="cpsat", help="solver name (see `placement solvers`)")
-    solve.add_argument(
-        "--schedule",
-        default="list",
-        help="boot schedule after a baseline placement: list, all-at-once, serial:S, batch:N",
-    )
-    solve.add_argument("--time-limit", type=float, default=10.0, help="seconds (default 10)")
-    solve.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    solve.add_argument("--workers", type=int, default=2, help="solver threads (default 2)")
-    solve.add_argument(
-        "--deterministic", action="store_true", help="repeatable results (deterministic time)"
-    )
+    add_solve_options(solve)
     solve.add_argument("-o", "--output", help="write the plan JSON here (atomically)")
     solve.add_argument("--json", action="store_true", help="print the plan JSON to stdout")
     solve.set_defaults(run=_cmd_solve)

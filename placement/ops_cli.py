@@ -18,7 +18,9 @@ from placement.cli import (
     EXIT_OK,
     SourcedError,
     UsageError,
+    add_solve_options,
     load_problem,
+    solve_options,
 )
 from placement.codec import dump_plan, dump_problem, load_plan_file, write_json_atomic
 from placement.errors import InvalidInputError
@@ -37,29 +39,6 @@ def _objective(text: str | None) -> list[str] | None:
     return [item.strip() for item in text.split(",") if item.strip()]
 
 
-def _options(args: argparse.Namespace) -> Any:
-    from placement.solvers import SolveOptions
-
-    if args.time_limit <= 0:
-        raise UsageError(f"--time-limit must be > 0, got {args.time_limit}")
-    if args.workers < 1:
-        raise UsageError(f"--workers must be >= 1, got {args.workers}")
-    if args.schedule != "list":
-        from placement.solvers.schedule import parse_schedule
-
-        try:
-            parse_schedule(args.schedule)
-        except ValueError as error:
-            raise UsageError(f"--schedule: {error}") from error
-    return SolveOptions(
-        time_limit_s=args.time_limit,
-        seed=args.seed,
-        workers=args.workers,
-        deterministic=args.deterministic,
-        schedule=args.schedule,
-    )
-
-
 def _run_scenario(
     args: argparse.Namespace,
     out: TextIO,
@@ -68,14 +47,9 @@ def _run_scenario(
 ) -> int:
     from placement.operations import ScenarioError, run_scenario, scenario_notes
     from placement.show import render_plan
-    from placement.solvers import UnknownSolverError, get_solver
 
     state = load_problem(args.state)
-    try:
-        get_solver(args.solver)
-    except UnknownSolverError as error:
-        raise UsageError(str(error.args[0])) from error
-    options = _options(args)
+    options = solve_options(args, progress=False)
     try:
         scenario = build(state)
         result = run_scenario(scenario, args.solver, options, min_improvement=min_improvement)
@@ -182,21 +156,10 @@ def _scenario_parser(
 ) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = commands.add_parser(name, help=help_text)
     parser.add_argument("state", help="cluster state: a problem file with current hosts and states")
-    parser.add_argument("--solver", default="cpsat", help="solver name (see `placement solvers`)")
+    add_solve_options(parser)
     parser.add_argument(
         "--objective",
         help="objective stages in order, comma-separated (default: the scenario's own)",
-    )
-    parser.add_argument(
-        "--schedule",
-        default="list",
-        help="boot schedule after a baseline placement: list, all-at-once, serial:S, batch:N",
-    )
-    parser.add_argument("--time-limit", type=float, default=10.0, help="seconds (default 10)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--workers", type=int, default=2, help="solver threads (default 2)")
-    parser.add_argument(
-        "--deterministic", action="store_true", help="repeatable results (deterministic time)"
     )
     parser.add_argument("-o", "--output", help="write the plan JSON here (atomically)")
     parser.add_argument(
