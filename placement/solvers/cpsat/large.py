@@ -31,7 +31,7 @@ from placement.bounds import StageBounds
 from placement.check import check
 from placement.indexing import HostIndex, units
 from placement.model import Guest, Problem
-from placement.plan import Plan, StageResult, Unplaced, relative_gap
+from placement.plan import Plan, Unplaced
 from placement.solvers import SolveOptions
 from placement.solvers.common import HostLoads, Unit, explain_unplaced
 
@@ -226,11 +226,7 @@ def _with_own_bounds(problem: Problem, plan: Plan, stage_bounds: StageBounds) ->
     for objective in problem.objective:
         bounds[objective.value] = stage_bounds(objective, held)
         held[objective.value] = float(values[objective.value])
-    stages = [
-        StageResult(name, value, bounds[name], relative_gap(value, bounds[name]))
-        for name, value in held.items()
-    ]
-    return with_checked_stages(problem, attrs.evolve(plan, stages=stages), bounds)
+    return with_checked_stages(problem, plan, bounds)
 
 
 def _reasons_on_original(
