@@ -128,75 +128,35 @@ def proxmox_rebalance_placement(
             problem.together_groups()[unit.guests[0].together]
         )
         placed = {hosts.get(n) for n in unit.names}
-        if whole and len(placed) == 1 and None not in placed:
+        if whole and len(placed) == 1 and None not in placed and not unit.clashing_classes:
             movable.append(unit)
     movable.sort(key=lambda unit: natural_key(unit.guests[0].name))
+    if not movable:
+        return Placement(hosts=hosts, reasons=start.reasons)
 
-    node = _Loads(problem, loads)
-    count = len(node.online)
-
-    def moved(assignment: Mapping[str, str | None]) -> int:
-        return sum(
-            1
-            for guest in problem.guests
-            if problem.runs_now(guest)
-            and assignment.get(guest.name) is not None
-            and assignment.get(guest.name) != guest.current_host
-        )
-
+    moves = _Moves(problem, loads, movable, hosts)
+    moved = sum(
+        1
+        for guest in problem.guests
+        if problem.runs_now(guest)
+        and hosts.get(guest.name) is not None
+        and hosts.get(guest.name) != guest.current_host
+    )
     while deadline is None or time.perf_counter() < deadline:
-        current = node.of(loads.used)
-        now = float(_imbalance(np.array(current.sum()), np.array((current**2).sum()), count))
+        now = moves.imbalance()
         if now <= threshold:
             break
-        best: tuple[float, int, Unit, int] | None = None  # (imbalance, order, unit, host)
-        used_moves = moved(hosts)
-        for order, unit in enumerate(movable):
-            source_name = hosts[unit.names[0]]
-            assert source_name is not None  # movable units are placed
-            at_origin = all(hosts[g.name] == g.current_host for g in unit.guests)
-            if budget is not None and at_origin and used_moves + len(unit.guests) > budget:
-                continue  # its move would exceed the migration budget
-            source = problem.host_position(source_name)
-            vector = loads.demand_vector(unit.demand)
-            loads.remove(unit, source_name)
-            targets = np.flatnonzero(loads.candidates(unit))
-            loads.add(unit, source_name)
-            # Candidates are online hosts (host_allows), so each has a load position.
-            targets = targets[targets != source]
-            if targets.size == 0:
-                continue
-            s = node.position[source]
-            positions = np.array([node.position[int(t)] for t in targets], dtype=np.int64)
-            added = node.added(positions, vector)
-            source_after = current[s] - node.added(np.array([s]), vector)[0]
-            total = current.sum() - current[s] + source_after + added  # target gains `added`
-            squares = (
-                (current**2).sum()
-                - current[s] ** 2
-                + source_after**2
-                - current[positions] ** 2
-                + (current[positions] + added) ** 2
-            )
-            scores = _imbalance(total, squares, count)
-            # Ties: the lowest imbalance, then the node name.
-            pick = min(
-                range(len(targets)),
-                key=lambda i: (round(float(scores[i]), 12), problem.hosts[int(targets[i])].name),
-            )
-            candidate = (round(float(scores[pick]), 12), order, unit, int(targets[pick]))
-            if best is None or candidate[:2] < best[:2]:
-                best = candidate
+        best = moves.best(None if budget is None else budget - moved)
         if best is None:
             break
-        value, _, unit, target = best
+        value, u, target = best
         if now - value < margin * now:
             break
-        target_name = problem.hosts[target].name
+        unit = movable[u]
         source_name = hosts[unit.names[0]]
-        assert source_name is not None
-        loads.remove(unit, source_name)
-        loads.add(unit, target_name)
+        assert source_name is not None  # movable units are placed
+        target_name = problem.hosts[target].name
+        moved += moves.move(u, target)
         hosts.update((name, target_name) for name in unit.names)
         logger.debug(
             "proxmox-rebalance: %s -> %s, imbalance %.4f -> %.4f",
@@ -206,6 +166,131 @@ def proxmox_rebalance_placement(
             value,
         )
     return Placement(hosts=hosts, reasons=start.reasons)
+
+
+class _Moves:
+    """Every single move of every movable unit, scored at once (units x online hosts).
+
+    Holds what the search changes (usage, anti-affinity counts, each unit's host) as
+    arrays; `best` scores all moves with the same sum-of-squares update Proxmox's
+    bruteforce method amounts to, and `move` applies one.
+    """
+
+    def __init__(
+        self,
+        problem: Problem,
+        loads: HostLoads,
+        movable: list[Unit],
+        hosts: Mapping[str, str | None],
+    ) -> None:
+        self.node = _Loads(problem, loads)
+        self.used = loads.used.copy()
+        self.usable = loads.usable
+        online = self.node.online
+        self.count = len(online)
+        self.demand = np.array([loads.demand_vector(u.demand) for u in movable], dtype=np.int64)
+        # Load a unit adds to each online host: demand over capacity, averaged (units x hosts).
+        share = np.where(self.node.has, 1.0 / self.node.capacity, 0.0) / self.node.count[:, None]
+        self.added: FloatArray = self.demand[:, self.node.columns].astype(float) @ share.T
+        self.allowed = np.array([loads.unit_allowed_mask(u)[online] for u in movable], dtype=bool)
+        self.asks = self.demand > 0
+        classes = sorted({c for unit in movable for c in unit.classes})
+        index = {c: i for i, c in enumerate(classes)}
+        # Members of each anti-affinity class per unit (a unit clashes if any is held).
+        self.member = np.zeros((len(movable), len(classes)), dtype=np.int64)
+        for u, unit in enumerate(movable):
+            for guest in unit.guests:
+                for c in guest.anti_affinity:
+                    self.member[u, index[c]] += 1
+        # Anti-affinity members per online host and class, from every placed guest.
+        self.holding = np.zeros((len(problem.hosts), len(classes)), dtype=np.int64)
+        for guest in problem.guests:
+            host = hosts.get(guest.name)
+            if host is not None:
+                for c in guest.anti_affinity:
+                    if c in index:
+                        self.holding[problem.host_position(host), index[c]] += 1
+        position = self.node.position
+        self.at = np.array(
+            [position[problem.host_position(hosts[u.names[0]] or "")] for u in movable],
+            dtype=np.int64,
+        )
+        # Each unit's online position when all its members run on one host now, else -1
+        # (such a unit is never "at home": its members came from different hosts).
+        self.home = np.array([self._home(problem, u) for u in movable], dtype=np.int64)
+        self.size = np.array([len(u.guests) for u in movable], dtype=np.int64)
+        self.units = np.arange(len(movable))
+        # Ties go to the lowest imbalance, then the unit order, then the node name.
+        names = [problem.hosts[int(h)].name for h in online]
+        self.name_rank = np.argsort(np.argsort(np.array(names, dtype=object)))
+
+    def _home(self, problem: Problem, unit: Unit) -> int:
+        homes = {g.current_host for g in unit.guests}
+        home = next(iter(homes))
+        if len(homes) != 1 or home is None:
+            return -1
+        return self.node.position.get(problem.host_position(home), -1)
+
+    def loads(self) -> FloatArray:
+        return self.node.of(self.used)
+
+    def imbalance(self) -> float:
+        current = self.loads()
+        return float(_imbalance(np.array(current.sum()), np.array((current**2).sum()), self.count))
+
+    def at_origin(self) -> npt.NDArray[np.bool_]:
+        """Units whose every member is on the host it runs on now."""
+        result: npt.NDArray[np.bool_] = self.at == self.home
+        return result
+
+    def best(self, moves_left: int | None) -> tuple[float, int, int] | None:
+        """(imbalance after, unit, target host position in the problem) of the best move
+        within `moves_left` more guests away from home (None: no limit), or None."""
+        current = self.loads()
+        online = self.node.online
+        used = self.used[online]
+        room = used[None, :, :] + self.demand[:, None, :] <= self.usable[online][None, :, :]
+        fits = np.all(room | ~self.asks[:, None, :], axis=2)
+        clash = (self.member @ (self.holding[online] > 0).T) > 0
+        # A unit clashes with its own source only through itself; the source is no target.
+        feasible = self.allowed & fits & ~clash
+        feasible[self.units, self.at] = False
+        if moves_left is not None:
+            too_many = self.at_origin() & (self.size > moves_left)
+            feasible[too_many] = False
+        if not feasible.any():
+            return None
+        own = self.added[self.units, self.at]  # what each unit adds where it is
+        source = current[self.at]
+        total = current.sum() - own[:, None] + self.added
+        squares = (
+            (current**2).sum()
+            - (source**2)[:, None]
+            + ((source - own) ** 2)[:, None]
+            - (current**2)[None, :]
+            + (current[None, :] + self.added) ** 2
+        )
+        scores = np.round(_imbalance(total, squares, self.count), 12)
+        scores[~feasible] = np.inf
+        lowest = scores.min()
+        units, targets = np.nonzero(scores == lowest)
+        first = units.min()
+        choices = targets[units == first]
+        target = choices[np.argmin(self.name_rank[choices])]
+        return float(lowest), int(first), int(online[target])
+
+    def move(self, u: int, target: int) -> int:
+        """Move unit `u` to host `target` (a problem position); returns the change in the
+        number of guests away from home."""
+        before = int(self.at[u] == self.home[u])
+        source = int(self.node.online[self.at[u]])
+        self.used[source] -= self.demand[u]
+        self.used[target] += self.demand[u]
+        self.holding[source] -= self.member[u]
+        self.holding[target] += self.member[u]
+        self.at[u] = self.node.position[target]
+        after = int(self.at[u] == self.home[u])
+        return int(self.size[u]) * (before - after)
 
 
 @register(
