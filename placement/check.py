@@ -23,7 +23,13 @@ from typing import Any
 import attrs
 
 from placement.errors import InputError, InvalidPlanError
-from placement.imbalance import host_load, host_load_steps, imbalance_of_loads, load_resources
+from placement.imbalance import (
+    host_load,
+    host_load_steps,
+    imbalance_of_loads,
+    load_resources,
+    spread_weights,
+)
 from placement.model import (
     BALANCE_STEPS,
     Guest,
@@ -942,11 +948,12 @@ def _objectives(
     consolidate = 0
     spread = 0
     load_names = load_resources(problem)
+    weights = spread_weights(problem)
     for host in problem.hosts:
         if not host.online:
             continue
         steps = host_load_steps(host, _final_use(held, host), load_names)
-        spread += steps * steps
+        spread += weights[host.name] * steps * steps
         occupancies = held.get(host.name, ())
         if any(o.end_s == _INF for o in occupancies):
             consolidate += 1

@@ -17,11 +17,14 @@ static-load scheduler:
 one of the two resources is loaded by the other alone.
 
 `spread_steps()` is the integer stand-in that an exact solver can minimise: the sum over
-online hosts of the squared load, each load rounded up to steps of 1/SPREAD_STEPS. With
-the set of placed guests fixed and hosts of equal size the summed load is a constant, so
-the sum of squares differs from `N * (variance + mean^2)` only by rounding and minimising
-it minimises the coefficient of variation; on hosts of different sizes the mean moves
-with the placement and the proxy is an approximation (the checker reports both).
+online hosts of the squared load, each load rounded up to steps of 1/SPREAD_STEPS and
+weighted by the host's size (`spread_weights`: hundredths of the largest online host).
+Why the weights: the demand a placement spreads is fixed, and a host of capacity c
+carrying usage u has load u / c; the sum of c * (u / c)^2 over hosts, under a fixed total
+usage, is smallest when every load is equal, which is what the imbalance asks. Unweighted,
+the optimum loads large hosts more than small ones (in proportion to their size), and on
+hosts of mixed sizes minimising it raised the imbalance. The imbalance itself (a ratio of
+a root of sums) is not what a linear solver can hold at a value; the checker reports both.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ from placement.plan import Plan
 
 # Load steps per unit of load (1.0 = a node full on both resources).
 SPREAD_STEPS = 10_000
+# A host's weight in `spread` is its size in this many parts of the largest online host.
+SPREAD_WEIGHT_PARTS = 100
 
 # Resource names that stand for Proxmox's CPUs and memory, tried in order; then any
 # resource whose name contains one of the fragments (as the Proxmox peer baseline does).
@@ -204,13 +209,34 @@ def host_load_steps(host: Host, used: Mapping[str, int], resources: Sequence[str
     return -(-SPREAD_STEPS * numerator // denominator)
 
 
+def spread_weights(problem: Problem) -> dict[str, int]:
+    """Online host -> its weight in `spread`: its size in hundredths of the largest online
+    host, at least 1. A host's size is the mean, over the load resources it has, of its
+    capacity over the largest online capacity of that resource (raw `capacity`, as the
+    loads)."""
+    resources = load_resources(problem)
+    online = [host for host in problem.hosts if host.online]
+    largest = {r: max((h.capacity.get(r, 0) for h in online), default=0) for r in resources}
+    weights: dict[str, int] = {}
+    for host in online:
+        shares = [
+            host.capacity.get(r, 0) / largest[r]
+            for r in resources
+            if host.capacity.get(r, 0) > 0 and largest[r] > 0
+        ]
+        size = sum(shares) / len(shares) if shares else 0.0
+        weights[host.name] = max(1, round(SPREAD_WEIGHT_PARTS * size))
+    return weights
+
+
 def spread_steps(
     problem: Problem, plan_or_hosts: Plan | Mapping[str, str | None] | None = None
 ) -> int:
-    """The `spread` proxy: the sum over online hosts of the squared load in steps."""
+    """The `spread` proxy: the sum over online hosts of weight x squared load in steps."""
     resources = load_resources(problem)
+    weights = spread_weights(problem)
     total = 0
     for name, used in _used(problem, final_hosts(problem, plan_or_hosts)).items():
         steps = host_load_steps(problem.host(name), used, resources)
-        total += steps * steps
+        total += weights[name] * steps * steps
     return total

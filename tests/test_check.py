@@ -855,8 +855,9 @@ def test_metrics_values() -> None:
         "makespan": 130,
         "balance": 0.7,  # h2; the maintenance host h3 does not count
         "consolidate": 2,
-        # RAM only: h1 at 0.4 and h2 at 0.7 of 1000 MiB, in steps of 0.01 %, squared.
-        "spread": 4000**2 + 7000**2,
+        # RAM only: h1 at 0.4 and h2 at 0.7 of 1000 MiB, in steps of 0.01 %, squared,
+        # each weighing 100 (hosts of the largest size).
+        "spread": 100 * (4000**2 + 7000**2),
     }
     # Proxmox's imbalance of loads 0.4 and 0.7: sd 0.15 over mean 0.55, sqrt(1) = 1.
     assert metrics["imbalance"] == pytest.approx(0.15 / 0.55)

@@ -18,7 +18,14 @@ from hypothesis import strategies as st
 
 from placement.check import check
 from placement.codec import load_problem, load_problem_file
-from placement.imbalance import SPREAD_STEPS, host_usage, imbalance, node_loads, spread_steps
+from placement.imbalance import (
+    SPREAD_STEPS,
+    host_usage,
+    imbalance,
+    node_loads,
+    spread_steps,
+    spread_weights,
+)
 from placement.model import (
     BootProfile,
     Guest,
@@ -95,11 +102,26 @@ def test_imbalance_of_hand_computed_loads() -> None:
     assert node_loads(problem) == {"n1": 0.75, "n2": 0.25, "n3": 0.0}
     expected = math.sqrt(7 / 72) / (1 / 3) / math.sqrt(2)
     assert imbalance(problem) == pytest.approx(expected)
-    assert spread_steps(problem) == (SPREAD_STEPS * 3 // 4) ** 2 + (SPREAD_STEPS // 4) ** 2
+    # Hosts of one size weigh 100 (hundredths of the largest) each.
+    assert spread_steps(problem) == 100 * ((SPREAD_STEPS * 3 // 4) ** 2 + (SPREAD_STEPS // 4) ** 2)
     # All on one node is the worst case (1.0), an even spread the best (0.0).
     assert imbalance(problem, {"a": "n1", "b": "n1"}) == pytest.approx(1.0)
     even = Problem(hosts[:2], [_running("a", "n1", 4096, 4), _running("b", "n2", 4096, 4)])
     assert imbalance(even) == 0.0
+
+
+def test_spread_weighs_hosts_by_size_so_even_loads_score_best() -> None:
+    """A host a third the size of the other: the even loads (both half full) must score
+    a lower `spread` than everything on the big host (0 and 2/3), as they score a lower
+    imbalance. Unweighted squares would rank them the other way round."""
+    hosts = [_host("small", 8192, 8), _host("big", 24576, 24)]
+    guests = [_running("a", "big", 4096, 4), *(_running(f"b{i}", "big", 4096, 4) for i in range(3))]
+    problem = Problem(hosts, guests)
+    assert spread_weights(problem) == {"small": 33, "big": 100}
+    even = {"a": "small", "b0": "big", "b1": "big", "b2": "big"}
+    assert imbalance(problem, even) < imbalance(problem)
+    assert spread_steps(problem, even) < spread_steps(problem)
+    assert spread_steps(problem) == 100 * 6667**2
 
 
 def test_imbalance_counts_frozen_copies_and_skips_offline_hosts() -> None:

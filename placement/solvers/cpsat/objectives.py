@@ -11,7 +11,7 @@ from collections import defaultdict
 
 from ortools.sat.python import cp_model
 
-from placement.imbalance import SPREAD_STEPS, load_resources
+from placement.imbalance import SPREAD_STEPS, load_resources, spread_weights
 from placement.model import BALANCE_STEPS, Objective
 from placement.solvers.cpsat.variables import Variables, load_terms
 from placement.solvers.cpsat.view import ProblemView
@@ -98,14 +98,15 @@ def _consolidate(view: ProblemView, variables: Variables) -> cp_model.LinearExpr
 
 
 def _spread(view: ProblemView, variables: Variables) -> cp_model.LinearExprT:
-    """The sum over online hosts of the squared load in steps (`placement.imbalance`):
+    """The sum over online hosts of weight x squared load in steps (`placement.imbalance`):
     a host's load is the mean of used/capacity over the load resources it has, rounded
     up to a step: `k * prod(c) * steps >= SPREAD_STEPS * sum(used_r * prod(c) / c_r)`."""
     model = variables.model
     problem = view.problem
     resources = load_resources(problem)
+    weights = spread_weights(problem)
     terms = load_terms(view, variables)
-    squares: list[cp_model.IntVar] = []
+    squares: list[cp_model.LinearExprT] = []
     fixed_total = 0
     for h in view.online_hosts:
         host = problem.hosts[h]
@@ -126,13 +127,14 @@ def _spread(view: ProblemView, variables: Variables) -> cp_model.LinearExprT:
                 pairs.append((weight * amount, var))
                 most += weight * amount
         lowest = -(-SPREAD_STEPS * fixed // denominator)
+        weight = weights[host.name]
         if not pairs:
-            fixed_total += lowest * lowest
+            fixed_total += weight * lowest * lowest
             continue
         highest = -(-SPREAD_STEPS * most // denominator)
         steps = model.new_int_var(lowest, highest, "")
         model.add(denominator * steps >= SPREAD_STEPS * (fixed + sum(w * var for w, var in pairs)))
         square = model.new_int_var(lowest * lowest, highest * highest, "")
         model.add_multiplication_equality(square, [steps, steps])
-        squares.append(square)
+        squares.append(weight * square)
     return sum(squares) + fixed_total
