@@ -14,8 +14,9 @@ at the values found (`held`), which decides which guests every plan must place.
 - balance: total demand over total usable; each forced guest's best host.
 - consolidate: hosts needed to cover the total demand per resource; the largest
   anti-affinity class.
-- spread: fixed loads stay, each forced unit adds its lightest load, poured where the
-  host's weight times its load is lowest (weighted water filling).
+- spread: fixed loads stay, each forced unit adds its lightest load, spread evenly over
+  the lightest hosts (water filling), each host's distance to the even load counted
+  less the one step its rounding may save.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from placement.graph import topological_order
-from placement.imbalance import SPREAD_STEPS, load_resources, spread_weights
+from placement.imbalance import SPREAD_STEPS, load_resources, spread_target
 from placement.indexing import HostIndex, IntArray
 from placement.indexing import units as indexing_units
 from placement.model import BALANCE_STEPS, Guest, Objective, Problem
@@ -395,31 +396,25 @@ def _spread_bound(
             continue
         need = index.vector(dict(unit.demand))[columns].astype(float)
         added += float(steps(np.tile(need, (len(online), 1)))[hosts].min())
-    by_name = spread_weights(problem)
-    weights = np.array([float(by_name[problem.hosts[h].name]) for h in online])
-    filled = _water_fill(base, weights, added)
-    return max(math.floor(float((weights * filled**2).sum()) * (1 - 1e-9)), 0)
-
-
-def _water_fill(
-    base: npt.NDArray[np.float64], weights: npt.NDArray[np.float64], added: float
-) -> npt.NDArray[np.float64]:
-    """The loads `s >= base` with `sum(s - base) = added` that minimise `sum(w * s^2)`:
-    `s = max(base, level / w)` for the level that uses `added` exactly (found by
-    bisection; the sum grows with the level)."""
-    if added <= 0:
-        return base
-
-    def used(level: float) -> float:
-        return float(np.maximum(base, level / weights).sum() - base.sum())
-
-    low, high = 0.0, float(((base.max() + added) * weights).max())
-    for _ in range(100):
-        middle = (low + high) / 2
-        if used(middle) < added:
-            low = middle
-        else:
-            high = middle
-    # The lower level, so the bound never exceeds the true minimum by rounding.
-    result: npt.NDArray[np.float64] = np.maximum(base, low / weights)
-    return result
+    # Water filling: raise the lightest hosts to a common level until `added` is used.
+    levels = np.sort(base)
+    remaining = added
+    level = float(levels[0])
+    for i in range(len(levels)):
+        following = float(levels[i + 1]) if i + 1 < len(levels) else math.inf
+        room = (following - level) * (i + 1)
+        if remaining <= room:
+            level += remaining / (i + 1)
+            break
+        remaining -= room
+        level = following
+    # A host's steps are its load rounded up: at or above the even load that only adds,
+    # below it the rounding may close the distance by up to one step. Hosts below the
+    # even load cost less when raised, so they are raised to it at no charge.
+    target = spread_target(problem)
+    # A host without load resources keeps load 0 whatever it holds.
+    loadable = has.any(axis=1)
+    filled = np.where(loadable, np.maximum(base, max(level, target - 1.0)), 0.0)
+    distance = np.where(filled >= target, filled - target, np.maximum(target - filled - 1.0, 0.0))
+    distance = np.where(loadable, distance, float(target))
+    return max(math.floor(float((distance**2).sum()) * (1 - 1e-9)), 0)

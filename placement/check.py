@@ -28,7 +28,7 @@ from placement.imbalance import (
     host_load_steps,
     imbalance_of_loads,
     load_resources,
-    spread_weights,
+    spread_target,
 )
 from placement.model import (
     BALANCE_STEPS,
@@ -948,12 +948,12 @@ def _objectives(
     consolidate = 0
     spread = 0
     load_names = load_resources(problem)
-    weights = spread_weights(problem)
+    target = spread_target(problem)
     for host in problem.hosts:
         if not host.online:
             continue
         steps = host_load_steps(host, _final_use(held, host), load_names)
-        spread += weights[host.name] * steps * steps
+        spread += (steps - target) ** 2
         occupancies = held.get(host.name, ())
         if any(o.end_s == _INF for o in occupancies):
             consolidate += 1

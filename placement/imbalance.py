@@ -17,14 +17,17 @@ static-load scheduler:
 one of the two resources is loaded by the other alone.
 
 `spread_steps()` is the integer stand-in that an exact solver can minimise: the sum over
-online hosts of the squared load, each load rounded up to steps of 1/SPREAD_STEPS and
-weighted by the host's size (`spread_weights`: hundredths of the largest online host).
-Why the weights: the demand a placement spreads is fixed, and a host of capacity c
-carrying usage u has load u / c; the sum of c * (u / c)^2 over hosts, under a fixed total
-usage, is smallest when every load is equal, which is what the imbalance asks. Unweighted,
-the optimum loads large hosts more than small ones (in proportion to their size), and on
-hosts of mixed sizes minimising it raised the imbalance. The imbalance itself (a ratio of
-a root of sums) is not what a linear solver can hold at a value; the checker reports both.
+online hosts of the squared distance between the host's load, rounded up to steps of
+1/SPREAD_STEPS, and the even load (`spread_target`: the load every host would carry if
+all the demand were spread in proportion to capacity, a constant of the problem). On
+hosts of one size, with the placed guests fixed, it ranks plans as the sum of squared
+loads and as the imbalance; on mixed sizes it is still smallest when every load is even,
+and it counts each host alike, as the imbalance does. (Tried and dropped: the plain sum
+of squares, whose optimum loads large hosts more than small ones, and a sum weighted by
+host size, which weighs the large hosts' deviations more; both raised the imbalance of
+a drifted 100-host cluster while lowering themselves.) The imbalance itself, a ratio of
+a root of sums, is not something a linear solver can hold at a value; the checker
+reports both.
 """
 
 from __future__ import annotations
@@ -37,8 +40,6 @@ from placement.plan import Plan
 
 # Load steps per unit of load (1.0 = a node full on both resources).
 SPREAD_STEPS = 10_000
-# A host's weight in `spread` is its size in this many parts of the largest online host.
-SPREAD_WEIGHT_PARTS = 100
 
 # Resource names that stand for Proxmox's CPUs and memory, tried in order; then any
 # resource whose name contains one of the fragments (as the Proxmox peer baseline does).
@@ -209,34 +210,36 @@ def host_load_steps(host: Host, used: Mapping[str, int], resources: Sequence[str
     return -(-SPREAD_STEPS * numerator // denominator)
 
 
-def spread_weights(problem: Problem) -> dict[str, int]:
-    """Online host -> its weight in `spread`: its size in hundredths of the largest online
-    host, at least 1. A host's size is the mean, over the load resources it has, of its
-    capacity over the largest online capacity of that resource (raw `capacity`, as the
-    loads)."""
-    resources = load_resources(problem)
+def spread_target(problem: Problem) -> int:
+    """The even load in steps: the mean over the load resources of (the demand of every
+    guest, plus the frozen copies on online hosts, over the online hosts' raw capacity),
+    rounded. Every guest counts, placed or not: it is a constant of the problem."""
     online = [host for host in problem.hosts if host.online]
-    largest = {r: max((h.capacity.get(r, 0) for h in online), default=0) for r in resources}
-    weights: dict[str, int] = {}
-    for host in online:
-        shares = [
-            host.capacity.get(r, 0) / largest[r]
-            for r in resources
-            if host.capacity.get(r, 0) > 0 and largest[r] > 0
-        ]
-        size = sum(shares) / len(shares) if shares else 0.0
-        weights[host.name] = max(1, round(SPREAD_WEIGHT_PARTS * size))
-    return weights
+    shares: list[float] = []
+    for resource in load_resources(problem):
+        capacity = sum(host.capacity.get(resource, 0) for host in online)
+        if capacity <= 0:
+            continue
+        demand = sum(guest.demand.get(resource, 0) for guest in problem.guests)
+        demand += sum(
+            guest.demand.get(resource, 0)
+            for guest in problem.guests
+            if guest.state is GuestState.FROZEN
+            and problem.holds_current_host(guest)
+            and problem.host(guest.current_host or "").online
+        )
+        shares.append(demand / capacity)
+    return round(SPREAD_STEPS * sum(shares) / len(shares)) if shares else 0
 
 
 def spread_steps(
     problem: Problem, plan_or_hosts: Plan | Mapping[str, str | None] | None = None
 ) -> int:
-    """The `spread` proxy: the sum over online hosts of weight x squared load in steps."""
+    """The `spread` proxy: the sum over online hosts of (load in steps - even load)^2."""
     resources = load_resources(problem)
-    weights = spread_weights(problem)
+    target = spread_target(problem)
     total = 0
     for name, used in _used(problem, final_hosts(problem, plan_or_hosts)).items():
         steps = host_load_steps(problem.host(name), used, resources)
-        total += weights[name] * steps * steps
+        total += (steps - target) ** 2
     return total

@@ -848,6 +848,9 @@ def test_metrics_values() -> None:
     assert metrics["hosts"]["h2"]["ram_mib"]["used"] == 700
     assert metrics["hosts"]["h3"]["ram_mib"]["used"] == 300  # the frozen copy
     objectives = metrics["objectives"]
+    # The even load: 1400 MiB of guests (the frozen copy is on a host not online) over
+    # 2000 MiB online, 7000 steps.
+    even = 7000
     assert objectives == {
         "placed": 2 + 3 + 1 + 1,
         "migrations": 5,
@@ -855,9 +858,9 @@ def test_metrics_values() -> None:
         "makespan": 130,
         "balance": 0.7,  # h2; the maintenance host h3 does not count
         "consolidate": 2,
-        # RAM only: h1 at 0.4 and h2 at 0.7 of 1000 MiB, in steps of 0.01 %, squared,
-        # each weighing 100 (hosts of the largest size).
-        "spread": 100 * (4000**2 + 7000**2),
+        # RAM only: h1 at 0.4 and h2 at 0.7 of 1000 MiB, in steps of 0.01 %, each one's
+        # distance from the even load squared.
+        "spread": (4000 - even) ** 2 + (7000 - even) ** 2,
     }
     # Proxmox's imbalance of loads 0.4 and 0.7: sd 0.15 over mean 0.55, sqrt(1) = 1.
     assert metrics["imbalance"] == pytest.approx(0.15 / 0.55)

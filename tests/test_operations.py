@@ -24,7 +24,7 @@ from placement.imbalance import (
     imbalance,
     node_loads,
     spread_steps,
-    spread_weights,
+    spread_target,
 )
 from placement.model import (
     BootProfile,
@@ -102,26 +102,29 @@ def test_imbalance_of_hand_computed_loads() -> None:
     assert node_loads(problem) == {"n1": 0.75, "n2": 0.25, "n3": 0.0}
     expected = math.sqrt(7 / 72) / (1 / 3) / math.sqrt(2)
     assert imbalance(problem) == pytest.approx(expected)
-    # Hosts of one size weigh 100 (hundredths of the largest) each.
-    assert spread_steps(problem) == 100 * ((SPREAD_STEPS * 3 // 4) ** 2 + (SPREAD_STEPS // 4) ** 2)
+    # The even load is a third (8 GiB and 8 vCPUs of 24), 3333 steps.
+    assert spread_target(problem) == 3333
+    assert spread_steps(problem) == (7500 - 3333) ** 2 + (2500 - 3333) ** 2 + 3333**2
+    assert SPREAD_STEPS == 10_000
     # All on one node is the worst case (1.0), an even spread the best (0.0).
     assert imbalance(problem, {"a": "n1", "b": "n1"}) == pytest.approx(1.0)
     even = Problem(hosts[:2], [_running("a", "n1", 4096, 4), _running("b", "n2", 4096, 4)])
     assert imbalance(even) == 0.0
 
 
-def test_spread_weighs_hosts_by_size_so_even_loads_score_best() -> None:
-    """A host a third the size of the other: the even loads (both half full) must score
-    a lower `spread` than everything on the big host (0 and 2/3), as they score a lower
-    imbalance. Unweighted squares would rank them the other way round."""
+def test_spread_is_smallest_at_even_loads_on_hosts_of_mixed_sizes() -> None:
+    """A host a third the size of the other: the even loads (both half full) score the
+    lowest `spread`, 0, as they score the lowest imbalance; everything on the big host
+    (loads 0 and 2/3) scores worse on both. The plain sum of squared loads would rank
+    them the other way round (0.5^2 + 0.5^2 > 0 + (2/3)^2)."""
     hosts = [_host("small", 8192, 8), _host("big", 24576, 24)]
     guests = [_running("a", "big", 4096, 4), *(_running(f"b{i}", "big", 4096, 4) for i in range(3))]
     problem = Problem(hosts, guests)
-    assert spread_weights(problem) == {"small": 33, "big": 100}
+    assert spread_target(problem) == 5000  # 16 of 32 GiB and vCPUs
     even = {"a": "small", "b0": "big", "b1": "big", "b2": "big"}
-    assert imbalance(problem, even) < imbalance(problem)
-    assert spread_steps(problem, even) < spread_steps(problem)
-    assert spread_steps(problem) == 100 * 6667**2
+    assert imbalance(problem, even) == 0.0 < imbalance(problem)
+    assert spread_steps(problem, even) == 0
+    assert spread_steps(problem) == (6667 - 5000) ** 2 + 5000**2
 
 
 def test_imbalance_counts_frozen_copies_and_skips_offline_hosts() -> None:

@@ -11,7 +11,7 @@ from collections import defaultdict
 
 from ortools.sat.python import cp_model
 
-from placement.imbalance import SPREAD_STEPS, load_resources, spread_weights
+from placement.imbalance import SPREAD_STEPS, load_resources, spread_target
 from placement.model import BALANCE_STEPS, Objective
 from placement.solvers.cpsat.variables import Variables, load_terms
 from placement.solvers.cpsat.view import ProblemView
@@ -98,13 +98,15 @@ def _consolidate(view: ProblemView, variables: Variables) -> cp_model.LinearExpr
 
 
 def _spread(view: ProblemView, variables: Variables) -> cp_model.LinearExprT:
-    """The sum over online hosts of weight x squared load in steps (`placement.imbalance`):
+    """The sum over online hosts of (load in steps - even load)^2 (`placement.imbalance`):
     a host's load is the mean of used/capacity over the load resources it has, rounded
-    up to a step: `k * prod(c) * steps >= SPREAD_STEPS * sum(used_r * prod(c) / c_r)`."""
+    up to a step: `k * prod(c) * steps >= SPREAD_STEPS * sum(used_r * prod(c) / c_r)`.
+    Minimising pushes each step count down to its ceiling only where the load is above
+    the even load; below it, `steps == ceiling` is stated outright."""
     model = variables.model
     problem = view.problem
     resources = load_resources(problem)
-    weights = spread_weights(problem)
+    target = spread_target(problem)
     terms = load_terms(view, variables)
     squares: list[cp_model.LinearExprT] = []
     fixed_total = 0
@@ -113,6 +115,7 @@ def _spread(view: ProblemView, variables: Variables) -> cp_model.LinearExprT:
         capacities = [(r, host.capacity.get(r, 0)) for r in resources]
         capacities = [(r, c) for r, c in capacities if c > 0]
         if not capacities:
+            fixed_total += target * target  # a host without load resources loads 0
             continue
         denominator = len(capacities) * math.prod(c for _, c in capacities)
         fixed = 0
@@ -127,14 +130,19 @@ def _spread(view: ProblemView, variables: Variables) -> cp_model.LinearExprT:
                 pairs.append((weight * amount, var))
                 most += weight * amount
         lowest = -(-SPREAD_STEPS * fixed // denominator)
-        weight = weights[host.name]
         if not pairs:
-            fixed_total += weight * lowest * lowest
+            fixed_total += (lowest - target) ** 2
             continue
         highest = -(-SPREAD_STEPS * most // denominator)
         steps = model.new_int_var(lowest, highest, "")
-        model.add(denominator * steps >= SPREAD_STEPS * (fixed + sum(w * var for w, var in pairs)))
-        square = model.new_int_var(lowest * lowest, highest * highest, "")
-        model.add_multiplication_equality(square, [steps, steps])
-        squares.append(weight * square)
+        load = SPREAD_STEPS * (fixed + sum(w * var for w, var in pairs))
+        # steps == ceil(load / denominator), exactly.
+        model.add(denominator * steps >= load)
+        model.add(denominator * steps <= load + denominator - 1)
+        low, high = lowest - target, highest - target
+        distance = model.new_int_var(low, high, "")
+        model.add(distance == steps - target)
+        square = model.new_int_var(0, max(low * low, high * high), "")
+        model.add_multiplication_equality(square, [distance, distance])
+        squares.append(square)
     return sum(squares) + fixed_total

@@ -448,8 +448,12 @@ def solve_lexicographic(problem: Problem, options: SolveOptions) -> Plan:
     structural = structural_reasons(problem)
     incumbent_plan = _greedy_incumbent(problem, options)
     first_plan_s = time.perf_counter() - started
+    from placement.solvers.cpsat import rebalance
     from placement.solvers.cpsat.large import MIN_ROUND_S, solve_large
 
+    if rebalance.applies(problem, incumbent_plan):
+        assert incumbent_plan is not None  # applies() checks it
+        return rebalance.solve_rebalance(problem, options, incumbent_plan, started, first_plan_s)
     if incumbent_plan is not None and pair_count(problem) > MAX_MODEL_PAIRS:
         return solve_large(problem, options, incumbent_plan, started, first_plan_s)
     plan = improve(problem, options, incumbent_plan, structural, started, first_plan_s)
