@@ -13,8 +13,12 @@ then `placement.operations.failover`, `evacuate` or `rebalance` on it.
   it goes to maintenance and every guest must leave by live migration, at most 2
   migrations per host and 4 in the cluster at once.
 - `rebalance-100`: a drifted 100-host cluster: 1,000 guests on the first 70 hosts (up to
-  80 % full), 30 hosts added since and nearly empty. At most 100 live migrations.
-
+  80 % full), 30 hosts added since and nearly empty. At most 100 live migrations. Its
+  imbalance (0.072) is under Proxmox's 0.3 threshold: its balancer leaves it as it is.
+- `rebalance-returned-0` ... `-11`: small clusters (3-6 hosts, 12 guests per host) after a
+  failover of 1 to 3 hosts by best fit, the failed hosts back and empty (imbalance
+  0.30-0.63, so Proxmox's balancer acts). The migration budget is the number of moves
+  Proxmox's balancer takes, so every solver is held to no more migrations than Proxmox.
 The SAN (`san_iops`) is sized as in `bench.scenarios`: starting every guest that must
 start at once asks it for 3-5 times its limit (in the evacuation and the rebalance, where
 nothing boots, it is sized for a restart of the first host's guests). Every builder is
@@ -23,6 +27,7 @@ deterministic.
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 from collections.abc import Callable, Sequence
@@ -177,12 +182,55 @@ def rebalance_100() -> Problem:
     return rebalance(_drifted_state(), max_moves=100)
 
 
+def _returned_state(scenario: Problem) -> Problem:
+    """The cluster after the failover `scenario` by best fit, every guest running where
+    it restarted (those it could not restart stay out), and the failed hosts online again
+    with nothing on them."""
+    from placement.solvers import SolveOptions, solve
+
+    plan = solve(scenario, "best-fit", SolveOptions(time_limit_s=5, deterministic=True))
+    final = {a.guest: a.host for a in plan.assignments}
+    guests = [
+        attrs.evolve(g, state=GuestState.RUNNING, current_host=final[g.name])
+        for g in scenario.guests
+        if final.get(g.name) is not None
+    ]
+    return attrs.evolve(_online(scenario), guests=guests)
+
+
+def _at_proxmox_budget(state: Problem) -> Problem:
+    """The rebalance of `state` with as many migrations as Proxmox's balancer takes."""
+    from placement.solvers.peers.proxmox_rebalance import proxmox_rebalance_placement
+
+    unlimited = rebalance(state)
+    moved = proxmox_rebalance_placement(unlimited).hosts
+    budget = sum(1 for g in state.guests if moved[g.name] != g.current_host)
+    return rebalance(state, max_moves=budget)
+
+
+#: The returned-host rebalances: seeds, all kept (none picked for its result).
+RETURNED_SEEDS = range(12)
+
+
+def rebalance_returned(seed: int) -> Problem:
+    """Seed `seed` of the returned-host family: 3-6 hosts, 1 failed (even seeds) or a
+    third of them (odd), guests restarted by best fit, then the failed hosts back."""
+    hosts = 3 + seed % 4
+    failing = 1 + (seed % 2) * (hosts // 3)
+    state, failed = _mixed_state(f"ha/returned-{seed}", hosts, 12 * hosts, failing, 0.45)
+    return _at_proxmox_budget(_returned_state(failover(state, failed)))
+
+
 BUILDERS: dict[str, tuple[str, Callable[[], Problem]]] = {
     "failover-1-of-3": ("recovery", failover_1_of_3),
     "failover-1-of-16": ("recovery", failover_1_of_16),
     "failover-10-of-100": ("recovery", failover_10_of_100),
     "evacuate-40": ("makespan", evacuate_40),
     "rebalance-100": ("balance", rebalance_100),
+    **{
+        f"rebalance-returned-{seed}": ("balance", functools.partial(rebalance_returned, seed))
+        for seed in RETURNED_SEEDS
+    },
 }
 
 

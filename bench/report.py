@@ -481,6 +481,46 @@ def ha_table(instances: Sequence[InstanceView]) -> list[str]:
     return _table(header, body)
 
 
+def rebalance_verdict(instances: Sequence[InstanceView], optimiser: str) -> list[str]:
+    """The optimiser against `proxmox-rebalance` on the rebalances held to Proxmox's own
+    migration count (`rebalance-returned-*`): lower, equal or higher final imbalance, and
+    whether it used more migrations."""
+    lower = equal = higher = more_moves = 0
+    gains: list[float] = []
+    for view in instances:
+        if not view.name.startswith("rebalance-returned-"):
+            continue
+        by_label = {label(r): r for r in view.rows if ran(r)}
+        ours, theirs = by_label.get(optimiser), by_label.get("proxmox-rebalance")
+        if ours is None or theirs is None:
+            continue
+        a = (ours.get("ha") or {}).get("imbalance")
+        b = (theirs.get("ha") or {}).get("imbalance")
+        if a is None or b is None:
+            continue
+        if a < b - 1e-9:
+            lower += 1
+            gains.append((b - a) / b if b else 0.0)
+        elif a > b + 1e-9:
+            higher += 1
+        else:
+            equal += 1
+        moves_a = (ours.get("ha") or {}).get("migrations") or 0
+        moves_b = (theirs.get("ha") or {}).get("migrations") or 0
+        more_moves += moves_a > moves_b
+    total = lower + equal + higher
+    if not total:
+        return []
+    text = (
+        f"At Proxmox's own migration count (the `rebalance-returned-*` instances), {optimiser}'s "
+        f"final imbalance was lower than proxmox-rebalance's on {lower} of {total}, equal on "
+        f"{equal}, higher on {higher}; it used more migrations on {more_moves}."
+    )
+    if gains:
+        text += f" Where lower, by {_pct(_mean(gains))} on average."
+    return [text]
+
+
 # --- the whole report --------------------------------------------------------------------
 
 
@@ -545,6 +585,9 @@ def render(rows: Iterable[Row], *, plots: Sequence[tuple[str, str]] = (), note: 
         if family == "ha":
             lines += ["", "HA figures:", ""]
             lines += ha_table(instances)
+            verdict = rebalance_verdict(instances, optimiser)
+            if verdict:
+                lines += ["", *verdict]
         table, worse = instance_table(instances, optimiser)
         if len(table) > 2:
             lines += ["", f"{optimiser} per instance:", ""]

@@ -27,6 +27,7 @@ from placement.imbalance import (
     host_load,
     host_load_steps,
     imbalance_of_loads,
+    imbalance_of_steps,
     load_resources,
     spread_target,
 )
@@ -949,11 +950,13 @@ def _objectives(
     spread = 0
     load_names = load_resources(problem)
     target = spread_target(problem)
+    all_steps: list[int] = []
     for host in problem.hosts:
         if not host.online:
             continue
         steps = host_load_steps(host, _final_use(held, host), load_names)
         spread += (steps - target) ** 2
+        all_steps.append(steps)
         occupancies = held.get(host.name, ())
         if any(o.end_s == _INF for o in occupancies):
             consolidate += 1
@@ -970,6 +973,7 @@ def _objectives(
         Objective.BALANCE.value: balance_steps / BALANCE_STEPS,
         Objective.CONSOLIDATE.value: float(consolidate),
         Objective.SPREAD.value: float(spread),
+        Objective.IMBALANCE.value: imbalance_of_steps(all_steps),
     }
 
 
@@ -1081,7 +1085,8 @@ def objective_values(problem: Problem, plan: Plan) -> dict[str, float]:
     migration cost, `recovery` the priority-weighted sum of ready times (s), `makespan` the
     last ready time (s), `balance` the highest final used/usable ratio on an online host,
     `consolidate` the number of online hosts holding anything, `spread` the sum over online
-    hosts of the squared load in steps (placement/imbalance.py). Computed as `check` does,
+    hosts of the squared distance of the load in steps from the even load, `imbalance`
+    Proxmox's imbalance of the loads in steps (placement/imbalance.py). Computed as `check` does,
     whether or not the plan is valid; raises `InvalidPlanError` for unknown names.
     """
     decisions, _ = _resolve(problem, plan)

@@ -28,6 +28,10 @@ host size, which weighs the large hosts' deviations more; both raised the imbala
 a drifted 100-host cluster while lowering themselves.) The imbalance itself, a ratio of
 a root of sums, is not something a linear solver can hold at a value; the checker
 reports both.
+
+`imbalance_steps()` is the `imbalance` objective: Proxmox's imbalance of the loads in
+those same steps, computed from exact integers (N * sum of squares - sum^2), so that
+solvers can prove it; it differs from `imbalance()` by the rounding of the loads alone.
 """
 
 from __future__ import annotations
@@ -243,3 +247,32 @@ def spread_steps(
         steps = host_load_steps(problem.host(name), used, resources)
         total += (steps - target) ** 2
     return total
+
+
+def imbalance_of_steps(steps: Sequence[int]) -> float:
+    """Proxmox's imbalance of integer loads: sqrt(N * sum(s^2) - sum(s)^2) / (sum(s) *
+    sqrt(N - 1)), the part under the root exact; 0.0 for fewer than two or no load."""
+    count = len(steps)
+    total = sum(steps)
+    if count < 2 or total <= 0:
+        return 0.0
+    spread = count * sum(s * s for s in steps) - total * total
+    return math.sqrt(max(spread, 0)) / total / math.sqrt(count - 1)
+
+
+def load_steps(
+    problem: Problem, plan_or_hosts: Plan | Mapping[str, str | None] | None = None
+) -> dict[str, int]:
+    """Online host -> its load in steps of 1/SPREAD_STEPS, rounded up."""
+    resources = load_resources(problem)
+    return {
+        name: host_load_steps(problem.host(name), used, resources)
+        for name, used in _used(problem, final_hosts(problem, plan_or_hosts)).items()
+    }
+
+
+def imbalance_steps(
+    problem: Problem, plan_or_hosts: Plan | Mapping[str, str | None] | None = None
+) -> float:
+    """The `imbalance` objective: Proxmox's imbalance of the loads in steps."""
+    return imbalance_of_steps(list(load_steps(problem, plan_or_hosts).values()))

@@ -53,9 +53,12 @@ class Objective(enum.Enum):
     MAKESPAN = "makespan"  # minimise the time until the last guest is ready
     BALANCE = "balance"  # minimise the highest normalised host utilisation
     CONSOLIDATE = "consolidate"  # minimise the number of hosts used
-    # Minimise the sum of squared host loads (CPU and memory ratios), the integer stand-in
-    # for Proxmox's imbalance; see placement/imbalance.py.
+    # Minimise the sum of squared distances of the host loads (CPU and memory ratios) from
+    # the even load: separable, so it scales; see placement/imbalance.py.
     SPREAD = "spread"
+    # Minimise Proxmox's imbalance (the coefficient of variation of the host loads over
+    # sqrt(N - 1)), the loads in steps as for `spread`; see placement/imbalance.py.
+    IMBALANCE = "imbalance"
 
     @property
     def maximise(self) -> bool:

@@ -83,7 +83,7 @@ EVACUATE_OBJECTIVE = (
 #: Cold start: start everything, soon, spread over the hosts.
 COLDSTART_OBJECTIVE = (Objective.PLACED, Objective.RECOVERY, Objective.BALANCE)
 #: Rebalance: the most even load, then the fewest moves to get there.
-REBALANCE_OBJECTIVE = (Objective.PLACED, Objective.SPREAD, Objective.MIGRATIONS)
+REBALANCE_OBJECTIVE = (Objective.PLACED, Objective.IMBALANCE, Objective.MIGRATIONS)
 
 #: Proxmox's default "minimum imbalance improvement" for a rebalancing migration.
 PROXMOX_MIN_IMPROVEMENT = 0.1

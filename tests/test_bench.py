@@ -24,7 +24,9 @@ from bench.scenarios import POOL, SIZES, describe, generate
 from bench.suites import SUITES, suite
 from placement.check import check
 from placement.model import GuestState, HostState
+from placement.operations import rebalance
 from placement.solvers import SolveOptions, UnknownSolverError, available_solvers, solve
+from placement.solvers.peers.proxmox_rebalance import proxmox_rebalance_placement
 
 # --- the generator -----------------------------------------------------------------------
 
@@ -132,12 +134,14 @@ def test_solver_specs_default_to_every_solver_with_its_kinds_schedule() -> None:
 
 def test_ha_scenarios_are_what_their_names_say() -> None:
     built = {i.name: i.build() for i in suite("ha")}
+    returned = {f"rebalance-returned-{seed}" for seed in range(12)}
     assert set(built) == {
         "failover-1-of-3",
         "failover-1-of-16",
         "failover-10-of-100",
         "evacuate-40",
         "rebalance-100",
+        *returned,
     }
     for name, hosts, failed in (
         ("failover-1-of-3", 3, 1),
@@ -155,6 +159,15 @@ def test_ha_scenarios_are_what_their_names_say() -> None:
     assert drifted.migration.max_moves == 100
     empty = {h.name for h in drifted.hosts} - {g.current_host for g in drifted.guests}
     assert len(empty) == 30
+    for name in returned:
+        # Failed hosts came back empty; the budget is what Proxmox's balancer takes.
+        problem = built[name]
+        assert all(h.online for h in problem.hosts)
+        empty = {h.name for h in problem.hosts} - {g.current_host for g in problem.guests}
+        assert empty
+        moved = proxmox_rebalance_placement(rebalance(problem)).hosts
+        taken = sum(moved[g.name] != g.current_host for g in problem.guests)
+        assert problem.migration.max_moves == taken
 
 
 def test_ha_figures_count_the_affected_guests_and_when_they_are_ready() -> None:

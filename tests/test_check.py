@@ -861,6 +861,8 @@ def test_metrics_values() -> None:
         # RAM only: h1 at 0.4 and h2 at 0.7 of 1000 MiB, in steps of 0.01 %, each one's
         # distance from the even load squared.
         "spread": (4000 - even) ** 2 + (7000 - even) ** 2,
+        # Loads 4000 and 7000 steps: sd 1500 over mean 5500, over sqrt(1).
+        "imbalance": pytest.approx(1500 / 5500),
     }
     # Proxmox's imbalance of loads 0.4 and 0.7: sd 0.15 over mean 0.55, sqrt(1) = 1.
     assert metrics["imbalance"] == pytest.approx(0.15 / 0.55)

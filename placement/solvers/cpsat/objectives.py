@@ -1,7 +1,8 @@
 """The objective stages as CP-SAT expressions, each equal to the checker's value.
 
 `balance` is in steps of 1 / BALANCE_STEPS (the checker rounds the ratio up to a step),
-every other stage is in the checker's own units (`spread` is an integer already).
+every other stage is in the checker's own units (`spread` is an integer already);
+`imbalance` is not linear and has its own module (imbalance_stage.py), on `host_steps`.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ def stage_expression(
         return _consolidate(view, variables)
     if objective is Objective.SPREAD:
         return _spread(view, variables)
+    # `imbalance` is a ratio: stages.improve minimises it by Dinkelbach's method.
     raise ValueError(f"unknown objective {objective}")  # pragma: no cover - enum is closed
 
 
@@ -97,25 +99,25 @@ def _consolidate(view: ProblemView, variables: Variables) -> cp_model.LinearExpr
     return sum(used_hosts) + sum(1 for h in view.online_hosts if h in always)
 
 
-def _spread(view: ProblemView, variables: Variables) -> cp_model.LinearExprT:
-    """The sum over online hosts of (load in steps - even load)^2 (`placement.imbalance`):
-    a host's load is the mean of used/capacity over the load resources it has, rounded
-    up to a step: `k * prod(c) * steps >= SPREAD_STEPS * sum(used_r * prod(c) / c_r)`.
-    Minimising pushes each step count down to its ceiling only where the load is above
-    the even load; below it, `steps == ceiling` is stated outright."""
+def host_steps(
+    view: ProblemView, variables: Variables
+) -> list[tuple[cp_model.LinearExprT, int, int]]:
+    """Each online host's load in steps (`placement.imbalance`), in `view.online_hosts`
+    order, with its bounds: a variable equal to the ceiling of the mean of used/capacity
+    over the load resources it has — `steps == ceil(SPREAD_STEPS * sum(used_r * prod(c) /
+    c_r) / (k * prod(c)))` — or an int where nothing can change it (0 for a host without
+    load resources)."""
     model = variables.model
     problem = view.problem
     resources = load_resources(problem)
-    target = spread_target(problem)
     terms = load_terms(view, variables)
-    squares: list[cp_model.LinearExprT] = []
-    fixed_total = 0
+    result: list[tuple[cp_model.LinearExprT, int, int]] = []
     for h in view.online_hosts:
         host = problem.hosts[h]
         capacities = [(r, host.capacity.get(r, 0)) for r in resources]
         capacities = [(r, c) for r, c in capacities if c > 0]
         if not capacities:
-            fixed_total += target * target  # a host without load resources loads 0
+            result.append((0, 0, 0))
             continue
         denominator = len(capacities) * math.prod(c for _, c in capacities)
         fixed = 0
@@ -131,15 +133,28 @@ def _spread(view: ProblemView, variables: Variables) -> cp_model.LinearExprT:
                 most += weight * amount
         lowest = -(-SPREAD_STEPS * fixed // denominator)
         if not pairs:
-            fixed_total += (lowest - target) ** 2
+            result.append((lowest, lowest, lowest))
             continue
         highest = -(-SPREAD_STEPS * most // denominator)
         steps = model.new_int_var(lowest, highest, "")
         load = SPREAD_STEPS * (fixed + sum(w * var for w, var in pairs))
-        # steps == ceil(load / denominator), exactly.
         model.add(denominator * steps >= load)
         model.add(denominator * steps <= load + denominator - 1)
+        result.append((steps, lowest, highest))
+    return result
+
+
+def _spread(view: ProblemView, variables: Variables) -> cp_model.LinearExprT:
+    """The sum over online hosts of (load in steps - even load)^2 (`placement.imbalance`)."""
+    model = variables.model
+    target = spread_target(view.problem)
+    squares: list[cp_model.LinearExprT] = []
+    fixed_total = 0
+    for steps, lowest, highest in host_steps(view, variables):
         low, high = lowest - target, highest - target
+        if low == high:
+            fixed_total += low * low
+            continue
         distance = model.new_int_var(low, high, "")
         model.add(distance == steps - target)
         square = model.new_int_var(0, max(low * low, high * high), "")

@@ -17,6 +17,7 @@ from ortools.sat.python import cp_model
 from placement.bounds import StageBounds
 from placement.check import check
 from placement.diagnostics import diagnose
+from placement.imbalance import imbalance_of_steps, load_steps, spread_target
 from placement.model import BALANCE_STEPS, Guest, Objective, Problem
 from placement.plan import (
     Action,
@@ -31,6 +32,12 @@ from placement.plan import (
 from placement.solvers import Progress, SolveOptions
 from placement.solvers.common import HostLoads, Unit, explain_unplaced
 from placement.solvers.cpsat.explain import blocking_families, reason_text
+from placement.solvers.cpsat.imbalance_stage import (
+    TARGET_DENOMINATOR,
+    add_distance_to_target,
+    ratio,
+    tangent_target,
+)
 from placement.solvers.cpsat.migration_rules import (
     add_capacity_over_time,
     add_migration_budget,
@@ -38,7 +45,7 @@ from placement.solvers.cpsat.migration_rules import (
     add_migration_load,
     possible_moves,
 )
-from placement.solvers.cpsat.objectives import stage_expression
+from placement.solvers.cpsat.objectives import host_steps, stage_expression
 from placement.solvers.cpsat.placement_rules import (
     add_anti_affinity,
     add_capacity,
@@ -484,9 +491,26 @@ def improve(
     held: dict[str, float] = {}  # the value each finished stage is held at
     stage_bounds = StageBounds(problem)
     stage_log: list[dict[str, object]] = []
+    # Solutions that end an `imbalance` stage: held in later stages by a rounded bound
+    # when the exact one does not fit in 64 bits, so they stay candidates themselves.
+    kept: list[_Solution] = []
     stalled = False  # a stage of a large model ended with no solution of CP-SAT's own
     stages = list(problem.objective)
     for position, objective in enumerate(stages):
+        if objective is Objective.IMBALANCE:
+            remaining = options.time_limit_s - (time.perf_counter() - started)
+            budget = max(remaining / (len(stages) - position), 0.05)
+            outcome = _imbalance_stage(view, variables, incumbent, structural, options, budget)
+            if outcome.solution is None:
+                break  # nothing to hold the later stages to; the greedy plan stands
+            incumbent = outcome.solution
+            kept.append(outcome.solution)
+            stage_log.append(outcome.log)
+            held[objective.value] = outcome.value
+            bounds[objective.value] = _tighter(
+                objective, outcome.bound, stage_bounds(objective, held)
+            )
+            continue
         expression = stage_expression(objective, view, variables)
         scale = BALANCE_STEPS if objective is Objective.BALANCE else 1
         ours = stage_bounds(objective, held)
@@ -565,6 +589,10 @@ def improve(
                 "BUG: the CP-SAT plan fails the checker (%s); returning the best verified plan",
                 "; ".join(v.message for v in report.violations[:3]),
             )
+    for solution in kept:
+        plan = plan_of_solution(view, solution, structural, Status.FEASIBLE, runtime_s)
+        if check(problem, plan).ok:
+            candidates.append(with_checked_stages(problem, plan, bounds))
     if incumbent_plan is not None:
         greedy = attrs.evolve(incumbent_plan, solver=SOLVER_NAME, runtime_s=runtime_s)
         candidates.append(with_checked_stages(problem, greedy, bounds))
@@ -585,6 +613,94 @@ def improve(
         "stalled": stalled,
     }
     return attrs.evolve(best, metrics=metrics)
+
+
+@attrs.frozen
+class _StageOutcome:
+    solution: _Solution | None
+    value: float
+    bound: float | None
+    log: dict[str, object]
+
+
+def _solution_steps(
+    view: ProblemView, solution: _Solution, structural: dict[str, str]
+) -> list[int]:
+    """The online hosts' loads in steps under `solution`, in `view.online_hosts` order."""
+    plan = plan_of_solution(view, solution, structural, Status.FEASIBLE, 0.0)
+    steps = load_steps(view.problem, plan)
+    return [steps[view.problem.hosts[h].name] for h in view.online_hosts]
+
+
+def _imbalance_stage(
+    view: ProblemView,
+    variables: Variables,
+    incumbent: _Solution | None,
+    structural: dict[str, str],
+    options: SolveOptions,
+    seconds: float,
+) -> _StageOutcome:
+    """Lower the imbalance within `seconds` from `incumbent` by the convex-concave
+    procedure (imbalance_stage.py), then hold it for the later stages."""
+    model = variables.model
+    steps = host_steps(view, variables)
+    deadline = time.perf_counter() + seconds
+    large = view.num_pairs > _LARGE_MODEL_PAIRS
+    iterations = 0
+    wall = 0.0
+    status_name = "UNKNOWN"
+    if incumbent is None:
+        # No plan yet: start from the even-load solution (`spread`'s target).
+        model.minimize(add_distance_to_target(model, steps, _even_target(view)))
+        solver = _parameters(options, seconds / 2, large)
+        status = solver.solve(model)
+        wall += solver.wall_time
+        status_name = solver.status_name(status)
+        if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            failed: dict[str, object] = {"stage": "imbalance", "cp_sat_status": status_name}
+            return _StageOutcome(None, 0.0, None, {**failed, "seconds": wall, "value": None})
+        incumbent = _solution_of_solver(view, variables, solver)
+    current = _solution_steps(view, incumbent, structural)
+    distance: cp_model.LinearExprT = 0
+    while (remaining := deadline - time.perf_counter()) > 0.01:
+        distance = add_distance_to_target(model, steps, tangent_target(current))
+        model.minimize(distance)
+        _add_hint(view, variables, incumbent)
+        solver = _parameters(options, remaining, large)
+        status = solver.solve(model)
+        iterations += 1
+        wall += solver.wall_time
+        status_name = solver.status_name(status)
+        if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            break
+        candidate = _solution_of_solver(view, variables, solver)
+        loads = _solution_steps(view, candidate, structural)
+        if not ratio(loads) < ratio(current):
+            break  # a fixed point of the procedure (or out of time)
+        incumbent, current = candidate, loads
+    # Later stages keep the last problem's objective at the incumbent's value, which
+    # keeps the ratio at or below the incumbent's (up to the target's rounding; the
+    # incumbent itself stays a candidate, see `kept`).
+    target = tangent_target(current)
+    model.add(add_distance_to_target(model, steps, target) <= _distance_at(current, target))
+    value = imbalance_of_steps(current)
+    log: dict[str, object] = {
+        "stage": "imbalance",
+        "cp_sat_status": status_name,
+        "seconds": round(wall, 3),
+        "value": value,
+        "cp_sat_bound": None,
+        "iterations": iterations,
+    }
+    return _StageOutcome(incumbent, value, None, log)
+
+
+def _even_target(view: ProblemView) -> int:
+    return spread_target(view.problem) * TARGET_DENOMINATOR
+
+
+def _distance_at(steps: list[int], target: int) -> int:
+    return sum((TARGET_DENOMINATOR * s - target) ** 2 for s in steps)
 
 
 def _hold(
