@@ -490,8 +490,9 @@ def rebalance_verdict(instances: Sequence[InstanceView], optimiser: str) -> list
     for view in instances:
         if not view.name.startswith("rebalance-returned-"):
             continue
-        by_label = {label(r): r for r in view.rows if ran(r)}
-        ours, theirs = by_label.get(optimiser), by_label.get("proxmox-rebalance")
+        by_solver = {label(r).split("@")[0]: r for r in view.rows if ran(r)}
+        ours = by_solver.get(optimiser.split("@")[0])
+        theirs = by_solver.get("proxmox-rebalance")
         if ours is None or theirs is None:
             continue
         a = (ours.get("ha") or {}).get("imbalance")

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from bench.__main__ import main as bench_main
-from bench.report import InstanceView, render
+from bench.report import InstanceView, rebalance_verdict, render
 from bench.run import (
     SolverSpec,
     default_solvers,
@@ -343,6 +343,33 @@ def test_gaps_count_only_where_they_mean_something() -> None:
     text = render([*rows, _row("S-0", "pacemaker-minimal", 10, 95)])
     assert "**worse**" in text
     assert "S-0 (behind pacemaker-minimal)" in text
+
+
+def test_rebalance_verdict_counts_against_proxmox_at_its_budget() -> None:
+    def row(instance: str, name: str, imbalance: float, moves: int) -> dict[str, Any]:
+        return _row(
+            instance,
+            name,
+            10,
+            0,
+            label=f"{name}@all-at-once" if name != "cpsat" else name,
+            ha={"imbalance": imbalance, "migrations": moves},
+        )
+
+    rows = [
+        row("rebalance-returned-0", "cpsat", 0.20, 3),
+        row("rebalance-returned-0", "proxmox-rebalance", 0.25, 3),
+        row("rebalance-returned-1", "cpsat", 0.30, 2),
+        row("rebalance-returned-1", "proxmox-rebalance", 0.30, 1),
+        row("rebalance-100", "cpsat", 0.01, 100),  # not held to Proxmox's budget: left out
+        row("rebalance-100", "proxmox-rebalance", 0.07, 0),
+    ]
+    views = [InstanceView(name, [r for r in rows if r["instance"] == name]) for name in
+             ("rebalance-returned-0", "rebalance-returned-1", "rebalance-100")]  # fmt: skip
+    (text,) = rebalance_verdict(views, "cpsat")
+    assert "lower than proxmox-rebalance's on 1 of 2, equal on 1, higher on 0" in text
+    assert "more migrations on 1" in text
+    assert "by 20.0 %" in text
 
 
 def test_cli_runs_and_writes_the_report_with_plots(
