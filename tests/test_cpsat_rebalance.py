@@ -199,3 +199,18 @@ def test_the_optimiser_lowers_proxmox_imbalance_at_its_own_budget() -> None:
     assert values["imbalance"] < theirs["imbalance"] - 0.01
     stage = next(s for s in ours.metrics["stages"] if s["stage"] == "imbalance")
     assert stage["iterations"] >= 1
+
+
+@pytest.mark.parametrize("budget", [1, 2, 3])
+def test_the_full_model_proves_the_imbalance_on_hosts_of_one_size(budget: int) -> None:
+    """Three equal hosts: every plan has nearly the same total load, so the bound from the
+    least sum of squares meets the optimum, which the enumeration confirms."""
+    problem = _skewed(budget)
+    plan = solve(problem, "cpsat", SolveOptions(time_limit_s=5, deterministic=True, seed=1))
+    assert check(problem, plan).ok
+    stage = plan.stage("imbalance")
+    assert stage is not None and stage.bound is not None
+    best = _best_by_enumeration(problem)
+    assert stage.value == pytest.approx(best[0])
+    assert stage.bound <= stage.value + 1e-12
+    assert stage.bound == pytest.approx(stage.value, rel=1e-3)

@@ -11,7 +11,9 @@ with t = (1 + r*) * S* / N: the `spread` objective with its target at t instead 
 even load, separable over hosts, which CP-SAT solves and proves fast. Its optimum is
 never above the incumbent in V - r* S^2, hence never a higher ratio; repeat from it
 until the ratio stops falling. This finds a local optimum of the ratio, not a proven
-global one: the stage reports no bound of its own.
+global one. The bound comes from two more solves: the least sum of squares Q and the
+largest total S any plan can have give r >= N * Q_min / S_max^2 - 1 (exact when every
+plan has the same total, as on hosts of one size; weak when totals vary a lot).
 
 t is a fraction: it is kept as p / TARGET_DENOMINATOR, so the objective is
 sum((TARGET_DENOMINATOR * s_h - p)^2), exact integers of modest size. Every candidate is
@@ -20,6 +22,7 @@ accepted on its exact ratio (`ratio`), so rounding t can cost a step but never a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from fractions import Fraction
 
@@ -71,3 +74,20 @@ def add_distance_to_target(
         squares.append(square)
     result: cp_model.LinearExpr = cp_model.LinearExpr.sum(squares) + constant
     return result
+
+
+def ratio_lower_bound(count: int, squares_low: float, total_high: float) -> Fraction:
+    """r = N * Q / S^2 - 1 >= N * Q_min / S_max^2 - 1 (and >= 0), from a lower bound on
+    Q = sum(s^2) and an upper bound on S = sum(s) over every plan."""
+    if count < 2 or total_high <= 0:
+        return Fraction(0)
+    bound = (
+        Fraction(count) * Fraction(math.floor(squares_low)) / Fraction(math.ceil(total_high)) ** 2
+        - 1
+    )
+    return max(bound, Fraction(0))
+
+
+def imbalance_of_ratio(count: int, value: Fraction) -> float:
+    """The imbalance whose squared variation is `value`: sqrt(r / (N - 1))."""
+    return math.sqrt(float(value) / (count - 1)) if count >= 2 else 0.0
