@@ -209,7 +209,8 @@ def test_the_full_model_proves_the_imbalance_on_hosts_of_one_size(budget: int) -
     plan = solve(problem, "cpsat", SolveOptions(time_limit_s=5, deterministic=True, seed=1))
     assert check(problem, plan).ok
     stage = plan.stage("imbalance")
-    assert stage is not None and stage.bound is not None
+    assert stage is not None
+    assert stage.bound is not None
     best = _best_by_enumeration(problem)
     assert stage.value == pytest.approx(best[0])
     assert stage.bound <= stage.value + 1e-12
