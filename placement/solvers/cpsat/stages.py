@@ -493,6 +493,15 @@ def improve(
     held: dict[str, float] = {}  # the value each finished stage is held at
     stage_bounds = StageBounds(problem)
     stage_log: list[dict[str, object]] = []
+    # The stages search until `search_s`: the rest of the limit assembles and checks the
+    # plan, and explains unplaced guests when the incumbent has some (probes, explain.py).
+    explain_s = min(2.0, options.time_limit_s / 10)
+    reserve_s = 0.03 * options.time_limit_s + 0.05
+    if incumbent_plan is not None and incumbent_plan.unplaced:
+        reserve_s += explain_s
+    search_s = max(options.time_limit_s - reserve_s, 0.5 * options.time_limit_s)
+    # Stages CP-SAT left unproven, for a second pass with the time the later stages saved.
+    unproven: list[tuple[Objective, cp_model.LinearExprT, int, dict[str, object]]] = []
     # Solutions that end an `imbalance` stage: held in later stages by a rounded bound
     # when the exact one does not fit in 64 bits, so they stay candidates themselves.
     kept: list[_Solution] = []
@@ -500,7 +509,7 @@ def improve(
     stages = list(problem.objective)
     for position, objective in enumerate(stages):
         if objective is Objective.IMBALANCE:
-            remaining = options.time_limit_s - (time.perf_counter() - started)
+            remaining = search_s - (time.perf_counter() - started)
             budget = max(remaining / (len(stages) - position), 0.05)
             outcome = _imbalance_stage(view, variables, incumbent, structural, options, budget)
             if outcome.solution is None:
@@ -540,7 +549,7 @@ def improve(
             variables.model.minimize(expression)
         if incumbent is not None:
             _add_hint(view, variables, incumbent)
-        remaining = options.time_limit_s - (time.perf_counter() - started)
+        remaining = search_s - (time.perf_counter() - started)
         budget = max(remaining / (len(stages) - position), 0.05)
         solver = _parameters(options, budget, large=view.num_pairs > _LARGE_MODEL_PAIRS)
         callback = (
@@ -576,12 +585,20 @@ def improve(
         held[objective.value] = value / scale
         bounds[objective.value] = _tighter(objective, cp_bound, ours)
         _hold(variables, objective, expression, value)
+        if status == cp_model.FEASIBLE and bounds[objective.value] != value / scale:
+            # (A stage with no solution of CP-SAT's own is not retried: the model is too
+            # big for the time, and the neighbourhood search takes over when it stalls.)
+            unproven.append((objective, expression, value, stage_log[-1]))
+
+    if unproven and incumbent is not None:
+        incumbent = _second_pass(
+            view, variables, options, incumbent, unproven, bounds, started + search_s
+        )
 
     runtime_s = round(time.perf_counter() - started, 6)
     candidates: list[Plan] = []
     if incumbent is not None:
         # Probes explain vague unplaced reasons within a tenth of the limit (at most 2 s).
-        explain_s = min(2.0, options.time_limit_s / 10)
         plan = plan_of_solution(view, incumbent, structural, Status.FEASIBLE, runtime_s, explain_s)
         report = check(problem, plan)
         if report.ok:
@@ -615,6 +632,48 @@ def improve(
         "stalled": stalled,
     }
     return attrs.evolve(best, metrics=metrics)
+
+
+def _second_pass(
+    view: ProblemView,
+    variables: Variables,
+    options: SolveOptions,
+    incumbent: _Solution,
+    unproven: list[tuple[Objective, cp_model.LinearExprT, int, dict[str, object]]],
+    bounds: dict[str, float | None],
+    search_end: float,
+) -> _Solution:
+    """Search the first unproven stage again with the time the later stages left (they
+    were proven fast or met their bounds). Every stage stays held, the later ones at the
+    values found after it, so a better value here is a lexicographically better plan;
+    the later stages' bounds stay valid (they assumed this stage no better than before).
+    Returns the incumbent, improved or not; updates the stage's log entry and bound."""
+    remaining = search_end - time.perf_counter()
+    if remaining < 0.5:
+        return incumbent
+    objective, expression, found, log = unproven[0]
+    scale = BALANCE_STEPS if objective is Objective.BALANCE else 1
+    if objective.maximise:
+        variables.model.maximize(expression)
+    else:
+        variables.model.minimize(expression)
+    _add_hint(view, variables, incumbent)
+    solver = _parameters(options, remaining, large=view.num_pairs > _LARGE_MODEL_PAIRS)
+    status = solver.solve(variables.model)
+    log["second_pass_seconds"] = round(solver.wall_time, 3)
+    log["second_pass_status"] = solver.status_name(status)
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return incumbent
+    value = round(solver.objective_value)
+    if value > found if objective.maximise else value < found:
+        incumbent = _solution_of_solver(view, variables, solver)
+        log["value"] = value / scale
+        _hold(variables, objective, expression, value)
+    cp_bound = value / scale if status == cp_model.OPTIMAL else None
+    if status == cp_model.FEASIBLE and abs(solver.best_objective_bound) < 1e15:
+        cp_bound = solver.best_objective_bound / scale
+    bounds[objective.value] = _tighter(objective, cp_bound, bounds[objective.value])
+    return incumbent
 
 
 @attrs.frozen
