@@ -41,6 +41,7 @@ FAMILY_TITLES = {
     "j60": "PSPLIB j60 (boot schedule = RCPSP makespan)",
     "vbp": "Vector bin packing (placement = fewest hosts)",
     "alibaba": "Alibaba GPU trace 2023 (pods alive at an instant, fewest nodes)",
+    "pack": "Placement-only packs of M and L: every guest placed, then balance or fewest hosts",
 }
 
 

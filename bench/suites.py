@@ -83,6 +83,23 @@ def scenario_instances(size: str, seeds: Iterable[int]) -> list[Instance]:
     return [Instance(f"{size}-{seed}", size, "recovery", builder(seed)) for seed in seeds]
 
 
+def pack_instances(sizes: Sequence[str] = ("M", "L")) -> list[Instance]:
+    """Placement-only packs at scale: seed 0's cluster of each size cold-started
+    (`placement.operations.coldstart`: every guest to place, online hosts empty) with the
+    objective `placed` then `balance` (`pack-{size}-balance`) or `consolidate`."""
+    from bench.scenarios import generate
+    from placement.operations import coldstart
+
+    def builder(size: str, stage: str) -> Callable[[], Problem]:
+        return lambda: coldstart(generate(size, 0), objective=("placed", stage))
+
+    return [
+        Instance(f"pack-{size}-{stage}", "pack", stage, builder(size, stage))
+        for size in sizes
+        for stage in ("balance", "consolidate")
+    ]
+
+
 def psplib_instances(set_name: str) -> list[Instance]:
     """Every committed PSPLIB instance of `j30` or `j60`, in natural name order."""
     folder = DATA / "psplib"
@@ -208,6 +225,10 @@ SUITES: dict[str, tuple[str, Callable[[], list[Instance]]]] = {
     "j60": ("PSPLIB j60, all 480 instances", lambda: psplib_instances("j60")),
     "vbp": ("vector packing, 450 Panigrahy + 150 triplet instances", vbp_instances),
     "alibaba": ("Alibaba GPU trace 2023, pods alive at 8 instants", alibaba_instances),
+    "pack": (
+        "placement-only packs of M and L (1,000 / 10,000 guests): balance, consolidate",
+        lambda: pack_instances(),
+    ),
 }
 
 

@@ -30,7 +30,7 @@ import numpy as np
 from placement.bounds import StageBounds
 from placement.check import check
 from placement.indexing import HostIndex, units
-from placement.model import Guest, Problem
+from placement.model import Guest, Objective, Problem
 from placement.plan import Plan, Unplaced
 from placement.solvers import SolveOptions
 from placement.solvers.common import HostLoads, Unit, explain_unplaced
@@ -51,14 +51,16 @@ def solve_large(
     incumbent: Plan,
     started: float,
     first_plan_s: float,
+    known_bounds: dict[str, float] | None = None,
 ) -> Plan:
     """Improve the verified `incumbent` by solving restricted problems until the deadline;
-    returns the best verified plan with stages bounded on the original problem."""
+    returns the best verified plan with stages bounded on the original problem (by
+    `placement.bounds`, and by `known_bounds`, proven elsewhere on the whole problem)."""
     from placement.solvers.cpsat.stages import better, improve, structural_reasons
 
     deadline = started + options.time_limit_s
     structural = structural_reasons(problem)
-    stage_bounds = StageBounds(problem)
+    stage_bounds = _Bounds(problem, known_bounds or {})
     best = _with_own_bounds(problem, incumbent, stage_bounds)
     rng = random.Random(options.seed)
     rounds: list[dict[str, Any]] = []
@@ -216,7 +218,25 @@ def _summed(members: tuple[Guest, ...]) -> dict[str, int]:
     return total
 
 
-def _with_own_bounds(problem: Problem, plan: Plan, stage_bounds: StageBounds) -> Plan:
+class _Bounds:
+    """`placement.bounds` per stage, tightened by bounds proven elsewhere on the whole
+    problem (the type-count model's, when no guest was held out of it)."""
+
+    def __init__(self, problem: Problem, known: dict[str, float]) -> None:
+        self._own = StageBounds(problem)
+        self._known = known
+
+    def __call__(self, objective: Objective, held: dict[str, float]) -> float | None:
+        own = self._own(objective, held)
+        known = self._known.get(objective.value)
+        if known is None:
+            return own
+        if own is None:
+            return known
+        return min(own, known) if objective.maximise else max(own, known)
+
+
+def _with_own_bounds(problem: Problem, plan: Plan, stage_bounds: StageBounds | _Bounds) -> Plan:
     """`plan` with its stages valued by the checker and bounded by `placement.bounds`."""
     from placement.solvers.cpsat.stages import with_checked_stages
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 import attrs
 from ortools.sat.python import cp_model
@@ -464,7 +465,27 @@ def solve_lexicographic(problem: Problem, options: SolveOptions) -> Plan:
         assert incumbent_plan is not None  # applies() checks it
         return rebalance.solve_rebalance(problem, options, incumbent_plan, started, first_plan_s)
     if incumbent_plan is not None and pair_count(problem) > MAX_MODEL_PAIRS:
-        return solve_large(problem, options, incumbent_plan, started, first_plan_s)
+        from placement.solvers.cpsat import aggregate
+
+        known: dict[str, float] = {}
+        counted: dict[str, Any] | None = None
+        leading = aggregate.leading_stages(problem)
+        if leading:
+            # The placement stages on type counts: all the time there is when they are the
+            # whole objective, else 40 % of it (the rest goes to the neighbourhoods).
+            share = 0.85 if len(leading) == len(problem.objective) else 0.4
+            remaining = options.time_limit_s - (time.perf_counter() - started)
+            deadline = time.perf_counter() + share * remaining
+            incumbent_plan, counted = aggregate.improve_placement(
+                problem, options, incumbent_plan, deadline
+            )
+            known = counted.get("bounds") or {}
+        plan = solve_large(
+            problem, options, incumbent_plan, started, first_plan_s, known_bounds=known
+        )
+        if counted is not None:
+            plan = attrs.evolve(plan, metrics={**plan.metrics, "type_counts": counted})
+        return plan
     plan = improve(problem, options, incumbent_plan, structural, started, first_plan_s)
     remaining = options.time_limit_s - (time.perf_counter() - started)
     if plan.metrics.get("stalled") and plan.assignments and remaining >= MIN_ROUND_S:
