@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from placement.check import check
-from placement.model import Guest, GuestState, Host, Problem
+from placement.model import Guest, GuestState, Host, Problem, Schedule
 from placement.plan import Plan
 from placement.solvers import SolveOptions, solve
 from placement.solvers.cpsat import aggregate, stages
@@ -140,3 +140,37 @@ def test_type_count_plans_pass_the_checker_and_never_get_worse(problem: Problem)
             assert bound >= values[name]
         else:
             assert bound <= values[name] + 1e-9
+
+
+def test_bounds_after_a_stage_the_schedule_cuts_short_are_dropped() -> None:
+    """The counts know no boot schedule: with one start at a time and a 60 s horizon only
+    one 60 s boot fits, so the counts' `placed` (4) is out of reach and their `balance`
+    bound under it (0.4) would exceed the real optimum (0.2): it must not be reported."""
+    hosts = [Host(f"h{i}", {"cpu": 10}) for i in range(2)]
+    guests = [Guest(f"g{i}", {"cpu": 2}) for i in range(4)]
+    problem = Problem(
+        hosts,
+        guests,
+        schedule=Schedule(max_starts=1, horizon_s=60),
+        objective=("placed", "balance"),
+    )
+    incumbent = solve(problem, "first-fit", OPTIONS)
+    plan, metrics = _improve(problem, incumbent)
+    assert check(problem, plan).ok
+    bounds = metrics["bounds"]
+    assert isinstance(bounds, dict)
+    assert bounds["placed"] >= 1  # a relaxation: still an upper bound
+    assert bounds.get("balance", 0.0) <= 0.2 + 1e-9
+
+
+def test_a_frozen_guest_is_not_the_same_type_as_a_stopped_one() -> None:
+    """h0 holds the frozen copy of f0, whose replacement may not start there; s (same
+    shape, stopped) may. One type for both would give both f0's hosts or s's."""
+    hosts = [Host("h0", {"cpu": 10}), Host("h1", {"cpu": 2})]
+    frozen = Guest("f0", {"cpu": 2}, current_host="h0", state=GuestState.FROZEN)
+    problem = Problem(hosts, [frozen, Guest("s", {"cpu": 2})], objective=("placed", "balance"))
+    incumbent = solve(problem, "best-fit", OPTIONS)
+    plan, metrics = _improve(problem, incumbent)
+    assert metrics["types"] == 2
+    assert check(problem, plan).ok
+    assert metrics["bounds"]["placed"] >= check(problem, plan).metrics["objectives"]["placed"]  # type: ignore[index]

@@ -32,7 +32,7 @@ from ortools.sat.python import cp_model
 
 from placement.check import check
 from placement.indexing import HostIndex, units
-from placement.model import BALANCE_STEPS, Guest, Objective, Problem
+from placement.model import BALANCE_STEPS, Guest, GuestState, Objective, Problem
 from placement.plan import Plan
 from placement.solvers import SolveOptions
 from placement.solvers.common import Placement, finish_plan
@@ -65,7 +65,10 @@ class _Type:
     hosts: tuple[int, ...]  # allowed hosts with room for one unit alone
 
 
-def _key(problem: Problem, members: tuple[Guest, ...]) -> tuple[Any, ...]:
+def _key(problem: Problem, members: tuple[Guest, ...], needed: set[str]) -> tuple[Any, ...]:
+    """What makes units interchangeable: summed demand, weight, class memberships, host
+    filters (a frozen guest may not use its own host), and dependencies; a guest others
+    start after is a type of its own (which unit of a type stays out must not matter)."""
     demand: dict[str, int] = defaultdict(int)
     classes: dict[str, int] = defaultdict(int)
     filters = []
@@ -74,7 +77,10 @@ def _key(problem: Problem, members: tuple[Guest, ...]) -> tuple[Any, ...]:
             demand[resource] += amount
         for name in guest.anti_affinity:
             classes[name] += 1
-        filters.append((guest.hosts, guest.avoid_hosts, guest.labels))
+        frozen_on = guest.current_host if guest.state is GuestState.FROZEN else None
+        after = tuple(sorted(guest.boot.after))
+        own = guest.name if guest.name in needed else None
+        filters.append((guest.hosts, guest.avoid_hosts, guest.labels, frozen_on, after, own))
     return (
         tuple(sorted(demand.items())),
         sum(g.weight for g in members),
@@ -85,8 +91,9 @@ def _key(problem: Problem, members: tuple[Guest, ...]) -> tuple[Any, ...]:
 
 def _types(problem: Problem, index: HostIndex, free: Sequence[tuple[Guest, ...]]) -> list[_Type]:
     grouped: dict[tuple[Any, ...], list[tuple[Guest, ...]]] = defaultdict(list)
+    needed = {name for guest in problem.guests for name in guest.boot.after}
     for members in free:
-        grouped[_key(problem, members)].append(members)
+        grouped[_key(problem, members, needed)].append(members)
     result = []
     for (demand_items, weight, classes, _filters), group in grouped.items():
         demand = dict(demand_items)
@@ -127,6 +134,12 @@ def improve_placement(
     for members in units(problem):
         (pinned if any(problem.runs_now(g) for g in members) else free).append(members)
     fixed = index.fixed.copy()
+    # Hosts holding something whatever the counts: frozen copies and pinned guests.
+    occupied = {
+        index.position[g.current_host or ""]
+        for g in problem.guests
+        if g.state is GuestState.FROZEN and problem.holds_current_host(g)
+    }
     held_class: dict[tuple[str, int], int] = defaultdict(int)
     for members in pinned:
         for guest in members:
@@ -134,6 +147,7 @@ def improve_placement(
             if host is None:
                 continue
             h = index.position[host]
+            occupied.add(h)
             fixed[h] += index.vector(dict(guest.demand))
             for name in guest.anti_affinity:
                 held_class[name, h] += 1
@@ -195,12 +209,15 @@ def improve_placement(
         model.add_hint(var, incumbent_count.get(key, 0))
 
     exact = not pinned
-    bounds: dict[str, float] = {}
+    # stage -> (CP-SAT's bound, the value held for the later stages); the counts relax
+    # the boot schedule, so a bound holds for the original only while every earlier
+    # stage's held value is reached by a real plan (checked below).
+    proposed: dict[str, tuple[float, float]] = {}
     solved: dict[tuple[int, int], int] | None = None
     searched = [s for s in stages if s is not Objective.MIGRATIONS]
     for position, objective in enumerate(searched):
         expression, scale = _expression(
-            objective, model, types, upper, count, on_host, index, fixed
+            objective, model, types, upper, count, on_host, index, fixed, occupied
         )
         if objective.maximise:
             model.maximize(expression)
@@ -227,7 +244,7 @@ def improve_placement(
         log["value"] = value / scale
         if exact:
             bound = value if status == cp_model.OPTIMAL else solver.best_objective_bound
-            bounds[objective.value] = bound / scale
+            proposed[objective.value] = (bound / scale, value / scale)
         if objective.maximise:
             model.add(expression >= value)
         else:
@@ -238,7 +255,6 @@ def improve_placement(
             model.add_hint(var, solved[key])
     if solved is None:
         return incumbent, metrics
-    metrics["bounds"] = bounds
     hosts = _disaggregate(problem, index, types, solved, assigned)
     for members in pinned:
         for guest in members:
@@ -255,10 +271,32 @@ def improve_placement(
             "; ".join(v.message for v in report.violations[:3]),
         )
         return incumbent, metrics
+    metrics["bounds"] = _valid_bounds(problem, proposed, report.metrics["objectives"])
     if better(problem, candidate, incumbent):
         metrics["improved"] = True
         return candidate, metrics
     return incumbent, metrics
+
+
+def _valid_bounds(
+    problem: Problem, proposed: dict[str, tuple[float, float]], reached: dict[str, float]
+) -> dict[str, float]:
+    """The type model's bounds that hold for the original: the first stage's always (the
+    counts relax the original), a later one's only while the checked plan reaches every
+    earlier stage's held value (then that value is the original's optimum too)."""
+    valid: dict[str, float] = {}
+    for objective in problem.objective:
+        if objective is Objective.MIGRATIONS and proposed:
+            # Only computed when no guest runs now (no pins): nothing can migrate.
+            valid[objective.value] = 0.0
+            continue
+        if objective.value not in proposed:
+            break
+        bound, held = proposed[objective.value]
+        valid[objective.value] = bound
+        if abs(reached[objective.value] - held) > 1e-9:
+            break
+    return valid
 
 
 def _expression(
@@ -270,6 +308,7 @@ def _expression(
     on_host: dict[int, list[tuple[int, cp_model.IntVar]]],
     index: HostIndex,
     fixed: np.ndarray[Any, np.dtype[np.int64]],
+    occupied: set[int],
 ) -> tuple[cp_model.LinearExprT, int]:
     """A stage over the counts, in the checker's units (balance in steps), and its scale."""
     if objective is Objective.PLACED:
@@ -300,7 +339,7 @@ def _expression(
             model.add(steps * usable >= BALANCE_STEPS * (held + sum(a * v for a, v in terms)))
         return steps, BALANCE_STEPS
     # CONSOLIDATE: hosts holding anything (fixed loads count as always there).
-    always = {h for h in online if fixed[h].any()}
+    always = {h for h in online if h in occupied}
     used = []
     for h in online:
         if h in always or not on_host.get(h):
