@@ -344,6 +344,7 @@ def test_the_second_pass_improves_an_unproven_stage_within_the_later_holds() -> 
         [(Objective.RECOVERY, expression, found, log)],
         bounds,
         time.perf_counter() + 3,
+        bound_holds=True,  # recovery is the last stage held here
     )
     plan = stages.plan_of_solution(view, better, {}, Status.FEASIBLE, 0.0)
     report = check(scenario, plan)
@@ -353,3 +354,43 @@ def test_the_second_pass_improves_an_unproven_stage_within_the_later_holds() -> 
     assert log["second_pass_status"] in ("OPTIMAL", "FEASIBLE")
     assert bounds["recovery"] is not None
     assert bounds["recovery"] <= report.metrics["objectives"]["recovery"]
+
+
+def test_the_second_pass_keeps_no_bound_while_a_later_stage_is_held() -> None:
+    """Re-solving `placed` with `migrations` held at 0 proves 1 on that restriction, but
+    moving r makes room for both guests: 1 must not become the bound of `placed`."""
+    import time
+
+    from placement.solvers.cpsat import stages
+    from placement.solvers.cpsat.objectives import stage_expression
+    from placement.solvers.cpsat.view import build_view
+
+    hosts = [Host("h0", {"cpu": 10}), Host("h1", {"cpu": 10})]
+    guests = [
+        Guest("r", {"cpu": 6}, current_host="h0", state=GuestState.RUNNING),
+        Guest("s", {"cpu": 6}, hosts=["h0"]),
+    ]
+    scenario = Problem(hosts, guests, objective=("placed", "migrations"))
+    view = build_view(scenario)
+    variables = stages.build_model(view)
+    start = solve(scenario, "first-fit", SolveOptions())
+    incumbent = stages.solution_of_plan(view, start)
+    placed = stage_expression(Objective.PLACED, view, variables)
+    moves = stage_expression(Objective.MIGRATIONS, view, variables)
+    found = round(check(scenario, start).metrics["objectives"]["placed"])
+    variables.model.add(placed >= found)
+    variables.model.add(moves <= 0)
+    bounds: dict[str, float | None] = {"placed": 2 * found + 10.0}
+    stages._second_pass(
+        view,
+        variables,
+        SolveOptions(time_limit_s=2, deterministic=True),
+        incumbent,
+        [(Objective.PLACED, placed, found, {"stage": "placed", "value": float(found)})],
+        bounds,
+        time.perf_counter() + 2,
+        bound_holds=False,
+    )
+    best = solve(scenario, "cpsat", SolveOptions(time_limit_s=2, deterministic=True))
+    assert bounds["placed"] is not None
+    assert bounds["placed"] >= check(scenario, best).metrics["objectives"]["placed"]

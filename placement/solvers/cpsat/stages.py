@@ -613,7 +613,15 @@ def improve(
 
     if unproven and incumbent is not None:
         incumbent = _second_pass(
-            view, variables, options, incumbent, unproven, bounds, started + search_s
+            view,
+            variables,
+            options,
+            incumbent,
+            unproven,
+            bounds,
+            started + search_s,
+            # CP-SAT's bound is the lexicographic one only when no later stage is held.
+            bound_holds=unproven[0][0] is stages[-1],
         )
 
     runtime_s = round(time.perf_counter() - started, 6)
@@ -663,12 +671,16 @@ def _second_pass(
     unproven: list[tuple[Objective, cp_model.LinearExprT, int, dict[str, object]]],
     bounds: dict[str, float | None],
     search_end: float,
+    *,
+    bound_holds: bool,
 ) -> _Solution:
     """Search the first unproven stage again with the time the later stages left (they
     were proven fast or met their bounds). Every stage stays held, the later ones at the
     values found after it, so a better value here is a lexicographically better plan;
     the later stages' bounds stay valid (they assumed this stage no better than before).
-    Returns the incumbent, improved or not; updates the stage's log entry and bound."""
+    CP-SAT's bound here is on plans that also keep the later stages' values, which bounds
+    the stage itself only when it is the last one (`bound_holds`). Returns the incumbent,
+    improved or not; updates the stage's log entry and, when it holds, its bound."""
     remaining = search_end - time.perf_counter()
     if remaining < 0.5:
         return incumbent
@@ -690,6 +702,8 @@ def _second_pass(
         incumbent = _solution_of_solver(view, variables, solver)
         log["value"] = value / scale
         _hold(variables, objective, expression, value)
+    if not bound_holds:
+        return incumbent
     cp_bound = value / scale if status == cp_model.OPTIMAL else None
     if status == cp_model.FEASIBLE and abs(solver.best_objective_bound) < 1e15:
         cp_bound = solver.best_objective_bound / scale
