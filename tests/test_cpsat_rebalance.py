@@ -215,3 +215,24 @@ def test_the_full_model_proves_the_imbalance_on_hosts_of_one_size(budget: int) -
     assert stage.value == pytest.approx(best[0])
     assert stage.bound <= stage.value + 1e-12
     assert stage.bound == pytest.approx(stage.value, rel=1e-3)
+
+
+def test_a_group_running_split_is_charged_per_member() -> None:
+    """a (h0) and b (h1) form a together group running split; the start gathers them (one
+    migration). Each member away from where it runs counts: the search may not believe
+    the group free to move on, and nothing may be stopped to keep the budget."""
+    hosts = [Host(f"h{i}", {"ram_mib": 102400}) for i in range(5)]
+    guests = [
+        _running("a", "h0", 20 * 1024, together="ab"),
+        _running("b", "h1", 20 * 1024, together="ab"),
+        _running("c", "h0", 30 * 1024),
+        _running("d", "h0", 30 * 1024),
+    ]
+    problem = rebalance(Problem(hosts, guests), max_moves=2)
+    incumbent = solve(problem, "descent-rebalance", OPTIONS)
+    assert check(problem, incumbent).ok
+    plan = _search(problem, incumbent)
+    report = check(problem, plan)
+    assert report.ok, report.violations
+    assert all(a.action is not Action.STOP for a in plan.assignments)
+    assert _moves(problem, plan) <= 2

@@ -170,3 +170,29 @@ def test_descent_respects_the_budget_and_its_deadline() -> None:
         unbudgeted, threshold=0.0, margin=1e-6, deadline=time.perf_counter() - 1
     )
     assert _moves(unbudgeted, dict(placement.hosts)) == []  # past its deadline: no move
+
+
+@pytest.mark.parametrize("solver", ["descent-rebalance", "cpsat"])
+def test_a_group_running_split_counts_each_member_against_the_budget(solver: str) -> None:
+    """a (on n1) and b (on n2) form a together group that runs split now; the start
+    gathers them on one host. Moving the group on to n3 takes both members away from
+    where they run: two migrations, over a budget of one. Nothing may be stopped for it."""
+    guests = [
+        _running("a", "n1", together="ab"),
+        _running("b", "n2", together="ab"),
+        _running("c", "n1"),
+        _running("d", "n2", movable=False),
+    ]
+    problem = attrs.evolve(
+        Problem(
+            [_host("n1"), _host("n2"), _host("n3")],
+            guests,
+            objective=("placed", "imbalance", "migrations"),
+        ),
+        migration=MigrationSettings(max_moves=1),
+    )
+    plan = solve(problem, solver, SolveOptions(time_limit_s=2, deterministic=True))
+    report = check(problem, plan)
+    assert report.ok, report.violations
+    assert all(a.action is not Action.STOP for a in plan.assignments)
+    assert sum(a.action is Action.MIGRATE for a in plan.assignments) <= 1

@@ -35,7 +35,7 @@ from ortools.sat.python import cp_model
 from placement.bounds import StageBounds
 from placement.check import check
 from placement.imbalance import SPREAD_STEPS, load_resources, spread_target
-from placement.model import Objective, Problem
+from placement.model import Guest, Objective, Problem
 from placement.plan import Action, Plan
 from placement.solvers import SolveOptions
 from placement.solvers.common import HostLoads, Placement, Unit, finish_plan, units_of
@@ -76,6 +76,10 @@ def applies(problem: Problem, incumbent: Plan | None) -> bool:
         return False
     if not set(problem.objective) <= STAGES:
         return False
+    order = list(problem.objective)
+    goal = next(o for o in order if o in GOALS)
+    if Objective.MIGRATIONS in order and order.index(Objective.MIGRATIONS) < order.index(goal):
+        return False  # fewest migrations first: the full model's business
     if any(a.action is Action.START for a in incumbent.assignments):
         return False
     return pair_count(problem) >= MIN_PAIRS
@@ -110,21 +114,45 @@ class _State:
                 self.units.append(unit)
         self.loads = loads
         self.at = np.array([self.position[hosts[u.names[0]] or ""] for u in self.units])
-        # A unit is home when every member is on the host it runs on now.
-        self.home = np.array([self._home(u) for u in self.units], dtype=np.int64)
+        # Where each unit's members run now: on host h, a unit has size - at_home[u][h]
+        # guests away from home, costing total_cost - home_cost[u][h] (the checker's
+        # `migrations`); a together group may run split over several hosts now.
+        self.at_home: list[dict[int, int]] = []
+        self.home_cost: list[dict[int, int]] = []
+        for unit in self.units:
+            members_at: dict[int, int] = {}
+            cost_at: dict[int, int] = {}
+            for guest in unit.guests:
+                where = self.position[guest.current_host or ""]
+                members_at[where] = members_at.get(where, 0) + 1
+                cost_at[where] = cost_at.get(where, 0) + guest.migration_cost
+            self.at_home.append(members_at)
+            self.home_cost.append(cost_at)
+        self.total_cost = [sum(g.migration_cost for g in u.guests) for u in self.units]
         self.size = np.array([len(u.guests) for u in self.units], dtype=np.int64)
         self.demand = np.array([loads.demand_vector(u.demand) for u in self.units], dtype=np.int64)
         self.allowed = np.array([loads.unit_allowed_mask(u) for u in self.units], dtype=bool)
         self.online = np.flatnonzero(loads.online)
+        self.online_set = {int(h) for h in self.online}
         self.budget = problem.migration.max_moves
-        # Moves of guests outside the movable units (stopped, immovable) count too.
-        self.other_moves = sum(
-            1
+        # Moves of guests outside the movable units (immovable, partly placed) count too.
+        in_units = {name for unit in self.units for name in unit.names}
+        away = [
+            guest
             for guest in problem.guests
-            if problem.runs_now(guest)
+            if guest.name not in in_units
+            and problem.runs_now(guest)
             and hosts.get(guest.name) is not None
             and hosts.get(guest.name) != guest.current_host
-        ) - int(self.size[self.at != self.home].sum())
+        ]
+        self.other_moves = len(away)
+        self.other_cost = sum(guest.migration_cost for guest in away)
+        # Where the guests outside the units end (for anti-affinity counts).
+        self.outside = {
+            guest.name: hosts.get(guest.name)
+            for guest in problem.guests
+            if guest.name not in in_units
+        }
         # Load steps: host h's load is sum_r used_r * scale[h, r] / denominator[h], so the
         # steps are the ceiling of SPREAD_STEPS * that, in integers as the checker.
         resources = load_resources(problem)
@@ -146,14 +174,19 @@ class _State:
                 if c > 0:
                     self.scale[h, i] = denominator // (len(present) * c)
 
-    def _home(self, unit: Unit) -> int:
-        """The host all of `unit` runs on now, or -1 (members on different hosts)."""
-        homes = {g.current_host for g in unit.guests}
-        home = next(iter(homes))
-        return self.position[home] if len(homes) == 1 and home is not None else -1
+    def moves_of(self, u: int, h: int) -> int:
+        """Guests of unit `u` away from where they run now if it ends on host `h`."""
+        return int(self.size[u]) - self.at_home[u].get(h, 0)
+
+    def cost_of(self, u: int, h: int) -> int:
+        """The migration cost of unit `u` ending on host `h`."""
+        return self.total_cost[u] - self.home_cost[u].get(h, 0)
 
     def moves(self) -> int:
-        return self.other_moves + int(self.size[self.at != self.home].sum())
+        return self.other_moves + sum(self.moves_of(u, int(h)) for u, h in enumerate(self.at))
+
+    def cost(self) -> int:
+        return self.other_cost + sum(self.cost_of(u, int(h)) for u, h in enumerate(self.at))
 
     def steps(self, h: int, used: IntArray) -> int:
         numerator = int((used[self.columns] * self.scale[h]).sum())
@@ -169,10 +202,11 @@ class _State:
 
     def measure(self, hosts: list[int]) -> tuple[Fraction | int, int]:
         """What a round must lower, lexicographically: the goal stage (its part on
-        `hosts` for `spread`, the exact squared variation for `imbalance`), then moves."""
+        `hosts` for `spread`, the exact squared variation for `imbalance`), then the
+        migration cost (the `migrations` stage)."""
         if self.goal is Objective.SPREAD:
-            return self.spread_of(hosts), self.moves()
-        return ratio(self.all_steps()), self.moves()
+            return self.spread_of(hosts), self.cost()
+        return ratio(self.all_steps()), self.cost()
 
     def goal_target(self) -> int:
         """The neighbourhood's target load, in 1/TARGET_DENOMINATOR steps: the even load
@@ -200,7 +234,7 @@ def _pick_hosts(state: _State, rng: random.Random, count: int) -> list[int]:
         return online
     order = [online[i] for i in np.argsort(state.load(), kind="stable")]
     quarter = max(len(order) // 4, 1)
-    away = state.at != state.home
+    away = [u for u, h in enumerate(state.at) if state.moves_of(u, int(h)) > 0]
     chosen: list[int] = []
 
     def add(h: int) -> None:
@@ -213,11 +247,12 @@ def _pick_hosts(state: _State, rng: random.Random, count: int) -> list[int]:
         add(rng.choice(pools[turn % 3]))
         turn += 1
         last = chosen[-1]
-        linked = [int(state.home[u]) for u in np.flatnonzero(away & (state.at == last))]
-        linked += [int(state.at[u]) for u in np.flatnonzero(away & (state.home == last))]
+        # Homes of the guests moved onto `last`, and where the guests of `last` went.
+        linked = [h for u in away if state.at[u] == last for h in state.at_home[u]]
+        linked += [int(state.at[u]) for u in away if last in state.at_home[u]]
         rng.shuffle(linked)
         for h in linked[:2]:
-            if h >= 0:
+            if h != last and h in state.online_set:
                 add(h)
     return sorted(chosen)
 
@@ -236,14 +271,22 @@ def _solve_neighbourhood(
     for u in freed:
         kept[int(state.at[u])] -= state.demand[u]
     classes: dict[str, dict[int, int]] = {}  # class -> host -> members kept there
-    freed_names = {name for u in freed for name in state.units[u].names}
+    freed_set = set(freed)
+
+    def hold(guest: Guest, h: int) -> None:
+        if h in on:
+            for name in guest.anti_affinity:
+                counts = classes.setdefault(name, {})
+                counts[h] = counts.get(h, 0) + 1
+
+    for u, unit in enumerate(state.units):
+        if u not in freed_set:
+            for guest in unit.guests:
+                hold(guest, int(state.at[u]))
     for guest in state.problem.guests:
-        host = state.hosts.get(guest.name)
-        if host is None or guest.name in freed_names or state.position[host] not in on:
-            continue
-        for name in guest.anti_affinity:
-            counts = classes.setdefault(name, {})
-            counts[state.position[host]] = counts.get(state.position[host], 0) + 1
+        host = state.outside.get(guest.name)
+        if host is not None:
+            hold(guest, state.position[host])
 
     model = cp_model.CpModel()
     x: dict[tuple[int, int], cp_model.IntVar] = {}
@@ -271,18 +314,18 @@ def _solve_neighbourhood(
             vars_h = [x[u, h] for u in units_in if (u, h) in x]
             if vars_h:
                 model.add(sum(vars_h) <= max(0, 1 - held))
-    # Moves: a unit away from home costs its size; the rest of the plan keeps its own.
-    away = [
-        (int(state.size[u]), x[u, h])
-        for u in freed
-        for h in hosts
-        if (u, h) in x and h != state.home[u]
-    ]
-    moved_here = sum(size * var for size, var in away)
+    # Moves: each member away from where it runs now counts against the budget, and its
+    # migration cost is the tie-break; the rest of the plan keeps its own.
+    moved_here = cp_model.LinearExpr.weighted_sum(
+        [x[u, h] for u in freed for h in hosts if (u, h) in x],
+        [state.moves_of(u, h) for u in freed for h in hosts if (u, h) in x],
+    )
+    cost_here = cp_model.LinearExpr.weighted_sum(
+        [x[u, h] for u in freed for h in hosts if (u, h) in x],
+        [state.cost_of(u, h) for u in freed for h in hosts if (u, h) in x],
+    )
     if state.budget is not None:
-        outside = state.moves() - int(
-            sum(state.size[u] for u in freed if state.at[u] != state.home[u])
-        )
+        outside = state.moves() - sum(state.moves_of(u, int(state.at[u])) for u in freed)
         model.add(moved_here <= state.budget - outside)
     target = state.goal_target()
     host_loads: list[tuple[cp_model.LinearExprT, int, int]] = []
@@ -308,10 +351,10 @@ def _solve_neighbourhood(
             [v for _, v in pairs], [a for a, _ in pairs]
         )
         host_loads.append((steps, fixed, fixed + sum(a for a, _ in pairs)))
-    # Lexicographic in one objective: the distance to the target first, then the moves.
+    # Lexicographic in one objective: the distance to the target first, then the cost.
     distance = add_distance_to_target(model, host_loads, target)
-    most_moves = int(sum(state.size[u] for u in freed)) + 1
-    model.minimize(cp_model.LinearExpr.sum([distance * most_moves, moved_here]))
+    most_cost = sum(max(state.cost_of(u, h) for h in hosts) for u in freed) + 1
+    model.minimize(cp_model.LinearExpr.sum([distance * most_cost, cost_here]))
 
     solver = cp_model.CpSolver()
     solver.parameters.num_workers = max(1, options.workers)

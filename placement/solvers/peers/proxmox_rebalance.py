@@ -215,21 +215,20 @@ class _Moves:
             [position[problem.host_position(hosts[u.names[0]] or "")] for u in movable],
             dtype=np.int64,
         )
-        # Each unit's online position when all its members run on one host now, else -1
-        # (such a unit is never "at home": its members came from different hosts).
-        self.home = np.array([self._home(problem, u) for u in movable], dtype=np.int64)
+        # Members of each unit that run now on each online host: a unit on host h has
+        # size - at_home[u, h] guests away from where they run (a together group may run
+        # split over several hosts now).
+        self.at_home = np.zeros((len(movable), len(online)), dtype=np.int64)
+        for u, unit in enumerate(movable):
+            for guest in unit.guests:
+                h = problem.host_position(guest.current_host or "")
+                if guest.current_host is not None and h in position:
+                    self.at_home[u, position[h]] += 1
         self.size = np.array([len(u.guests) for u in movable], dtype=np.int64)
         self.units = np.arange(len(movable))
         # Ties go to the lowest imbalance, then the unit order, then the node name.
         names = [problem.hosts[int(h)].name for h in online]
         self.name_rank = np.argsort(np.argsort(np.array(names, dtype=object)))
-
-    def _home(self, problem: Problem, unit: Unit) -> int:
-        homes = {g.current_host for g in unit.guests}
-        home = next(iter(homes))
-        if len(homes) != 1 or home is None:
-            return -1
-        return self.node.position.get(problem.host_position(home), -1)
 
     def loads(self) -> FloatArray:
         return self.node.of(self.used)
@@ -237,11 +236,6 @@ class _Moves:
     def imbalance(self) -> float:
         current = self.loads()
         return float(_imbalance(np.array(current.sum()), np.array((current**2).sum()), self.count))
-
-    def at_origin(self) -> npt.NDArray[np.bool_]:
-        """Units whose every member is on the host it runs on now."""
-        result: npt.NDArray[np.bool_] = self.at == self.home
-        return result
 
     def best(self, moves_left: int | None) -> tuple[float, int, int] | None:
         """(imbalance after, unit, target host position in the problem) of the best move
@@ -256,8 +250,9 @@ class _Moves:
         feasible = self.allowed & fits & ~clash
         feasible[self.units, self.at] = False
         if moves_left is not None:
-            too_many = self.at_origin() & (self.size > moves_left)
-            feasible[too_many] = False
+            # A move changes the guests away from home by at_home[u, here] - at_home[u, h].
+            here = self.at_home[self.units, self.at]
+            feasible &= here[:, None] - self.at_home <= moves_left
         if not feasible.any():
             return None
         own = self.added[self.units, self.at]  # what each unit adds where it is
@@ -282,15 +277,14 @@ class _Moves:
     def move(self, u: int, target: int) -> int:
         """Move unit `u` to host `target` (a problem position); returns the change in the
         number of guests away from home."""
-        before = int(self.at[u] == self.home[u])
         source = int(self.node.online[self.at[u]])
+        before = int(self.at_home[u, self.at[u]])
         self.used[source] -= self.demand[u]
         self.used[target] += self.demand[u]
         self.holding[source] -= self.member[u]
         self.holding[target] += self.member[u]
         self.at[u] = self.node.position[target]
-        after = int(self.at[u] == self.home[u])
-        return int(self.size[u]) * (before - after)
+        return before - int(self.at_home[u, self.at[u]])
 
 
 @register(
