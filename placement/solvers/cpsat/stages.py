@@ -380,9 +380,22 @@ def _reordered_schedules(problem: Problem, plan: Plan) -> list[Plan]:
             share = max(share, 1 / problem.schedule.max_starts)
         return share
 
+    # The longest chain of boots from a guest's start to the end of the `after` graph:
+    # the classic latest-finish priority for the makespan (RCPSP's strongest simple rule).
+    followers: dict[str, list[Guest]] = {g.name: [] for g in problem.guests}
+    for guest in problem.guests:
+        for name in guest.boot.after:
+            if name in followers:
+                followers[name].append(guest)
+    tail: dict[str, int] = {}
+    for guest in reversed(_topological(problem)):
+        after = max((tail[f.name] for f in followers[guest.name]), default=0)
+        tail[guest.name] = guest.boot.duration_s + after
+
     orders: list[Callable[[Guest], float]] = [
         lambda g: g.weight / (g.boot.duration_s + 1),
         lambda g: g.weight / ((g.boot.duration_s + 1) * max(bottleneck(g), 1e-3)),
+        lambda g: tail[g.name],
     ]
     hosts = {a.guest: a.host for a in plan.assignments}
     # Boots still wait for the room the plan's migrations free (timed as baselines do).
@@ -412,6 +425,39 @@ def _reordered_schedules(problem: Problem, plan: Plan) -> list[Plan]:
         stages = [StageResult(o.value, float(values[o.value])) for o in problem.objective]
         variants.append(attrs.evolve(variant, stages=stages))
     return variants
+
+
+def _topological(problem: Problem) -> list[Guest]:
+    """The guests, each after every guest it starts `after` (ties in problem order; an
+    edge that would close a cycle is ignored, though the codec refuses cycles)."""
+    placed: set[str] = set()
+    visiting: set[str] = set()  # on the current path (guards against a cycle anyway)
+    order: list[Guest] = []
+    by_name = {g.name: g for g in problem.guests}
+
+    def visit(guest: Guest) -> None:
+        stack = [(guest, iter(guest.boot.after))]
+        visiting.add(guest.name)
+        while stack:
+            current, pending = stack[-1]
+            name = next(
+                (n for n in pending if n in by_name and n not in placed and n not in visiting),
+                None,
+            )
+            if name is not None:
+                visiting.add(name)
+                stack.append((by_name[name], iter(by_name[name].boot.after)))
+                continue
+            stack.pop()
+            visiting.discard(current.name)
+            if current.name not in placed:
+                placed.add(current.name)
+                order.append(current)
+
+    for guest in problem.guests:
+        if guest.name not in placed:
+            visit(guest)
+    return order
 
 
 def _parameters(options: SolveOptions, seconds: float, large: bool) -> cp_model.CpSolver:
