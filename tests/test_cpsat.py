@@ -394,3 +394,22 @@ def test_the_second_pass_keeps_no_bound_while_a_later_stage_is_held() -> None:
     best = solve(scenario, "cpsat", SolveOptions(time_limit_s=2, deterministic=True))
     assert bounds["placed"] is not None
     assert bounds["placed"] >= check(scenario, best).metrics["objectives"]["placed"]
+
+
+def test_topological_order_puts_every_guest_after_what_it_waits_for() -> None:
+    from placement.solvers.cpsat import stages
+
+    guests = [
+        Guest("c", {"cpu": 1}, boot=BootProfile(after=["b"])),
+        Guest("d", {"cpu": 1}, boot=BootProfile(after=["a", "c"])),
+        Guest("b", {"cpu": 1}, boot=BootProfile(after=["a"])),
+        Guest("a", {"cpu": 1}),
+        Guest("e", {"cpu": 1}),
+    ]
+    problem = Problem([Host("h", {"cpu": 10})], guests)
+    order = [g.name for g in stages._topological(problem)]
+    assert sorted(order) == ["a", "b", "c", "d", "e"]
+    position = {name: i for i, name in enumerate(order)}
+    for guest in guests:
+        for name in guest.boot.after:
+            assert position[name] < position[guest.name]
