@@ -39,6 +39,8 @@ from placement.solvers.common import Placement, finish_plan
 
 logger = logging.getLogger(__name__)
 
+#: Above this many (type, host) pairs the counts are not searched (see improve_placement).
+MAX_TYPE_PAIRS = 100_000
 #: Stages the counts express; the model solves the objective's leading run of them.
 #: (`migrations` is a constant here: guests that run now keep the incumbent's host.)
 STAGES = (Objective.PLACED, Objective.MIGRATIONS, Objective.BALANCE, Objective.CONSOLIDATE)
@@ -65,10 +67,12 @@ class _Type:
     hosts: tuple[int, ...]  # allowed hosts with room for one unit alone
 
 
-def _key(problem: Problem, members: tuple[Guest, ...], needed: set[str]) -> tuple[Any, ...]:
-    """What makes units interchangeable: summed demand, weight, class memberships, host
-    filters (a frozen guest may not use its own host), and dependencies; a guest others
-    start after is a type of its own (which unit of a type stays out must not matter)."""
+def _key(problem: Problem, members: tuple[Guest, ...]) -> tuple[Any, ...]:
+    """What makes units interchangeable for placement: summed demand, weight, class
+    memberships and host filters (a frozen guest may not use its own host). Boot
+    dependencies are not part of it (they split 10,000 guests into half again as many
+    types); which units of a type stay out is chosen when the counts are turned back
+    into guests (`_disaggregate`)."""
     demand: dict[str, int] = defaultdict(int)
     classes: dict[str, int] = defaultdict(int)
     filters = []
@@ -78,9 +82,7 @@ def _key(problem: Problem, members: tuple[Guest, ...], needed: set[str]) -> tupl
         for name in guest.anti_affinity:
             classes[name] += 1
         frozen_on = guest.current_host if guest.state is GuestState.FROZEN else None
-        after = tuple(sorted(guest.boot.after))
-        own = guest.name if guest.name in needed else None
-        filters.append((guest.hosts, guest.avoid_hosts, guest.labels, frozen_on, after, own))
+        filters.append((guest.hosts, guest.avoid_hosts, guest.labels, frozen_on))
     return (
         tuple(sorted(demand.items())),
         sum(g.weight for g in members),
@@ -91,9 +93,8 @@ def _key(problem: Problem, members: tuple[Guest, ...], needed: set[str]) -> tupl
 
 def _types(problem: Problem, index: HostIndex, free: Sequence[tuple[Guest, ...]]) -> list[_Type]:
     grouped: dict[tuple[Any, ...], list[tuple[Guest, ...]]] = defaultdict(list)
-    needed = {name for guest in problem.guests for name in guest.boot.after}
     for members in free:
-        grouped[_key(problem, members, needed)].append(members)
+        grouped[_key(problem, members)].append(members)
     result = []
     for (demand_items, weight, classes, _filters), group in grouped.items():
         demand = dict(demand_items)
@@ -123,7 +124,7 @@ def improve_placement(
     """The leading placement stages solved on type counts until `deadline`, from the
     verified `incumbent`; returns the better verified plan of the two and what happened
     (`metrics`), including CP-SAT's stage bounds when they hold for the original."""
-    from placement.solvers.cpsat.stages import better
+    from placement.solvers.cpsat.stages import _LARGE_MODEL_PAIRS, _parameters, better
 
     started = time.perf_counter()
     stages = leading_stages(problem)
@@ -160,6 +161,11 @@ def improve_placement(
         "stages": [],
     }
     if not types or not stages:
+        return incumbent, metrics
+    if metrics["pairs"] > MAX_TYPE_PAIRS:
+        # Too diverse to pay: 10,000 generated guests make 458 types and 444,760 pairs,
+        # on which CP-SAT found no better count in 30 s; the neighbourhoods get the time.
+        metrics["skipped"] = "too many (type, host) pairs"
         return incumbent, metrics
 
     model = cp_model.CpModel()
@@ -224,13 +230,8 @@ def improve_placement(
         else:
             model.minimize(expression)
         seconds = (deadline - time.perf_counter()) / (len(searched) - position)
-        solver = cp_model.CpSolver()
-        solver.parameters.num_workers = max(1, options.workers)
-        solver.parameters.random_seed = options.seed
-        if options.deterministic:
-            solver.parameters.max_deterministic_time = max(seconds, 0.05)
-        else:
-            solver.parameters.max_time_in_seconds = max(seconds, 0.05)
+        # The optimiser's own settings: a light presolve on big models, from the hint.
+        solver = _parameters(options, seconds, large=len(count) > _LARGE_MODEL_PAIRS)
         status = solver.solve(model)
         log: dict[str, Any] = {
             "stage": objective.value,
@@ -359,8 +360,18 @@ def _disaggregate(
     assigned: dict[str, str | None],
 ) -> dict[str, str | None]:
     """Guests onto hosts by the counts: a unit keeps its incumbent host while that host
-    still has room in its type's count, the rest fill the remaining counts in order."""
+    still has room in its type's count, the rest fill the remaining counts; when a type
+    has fewer slots than units, those that other guests start after, then those without
+    dependencies of their own, come first (a unit left out takes its dependants along)."""
     hosts: dict[str, str | None] = {}
+    needed = {name for guest in problem.guests for name in guest.boot.after}
+
+    def urgency(members: tuple[Guest, ...]) -> tuple[bool, bool]:
+        return (
+            not any(g.name in needed for g in members),
+            any(g.boot.after for g in members),
+        )
+
     for t, kind in enumerate(types):
         left = {h: n for (tt, h), n in solved.items() if tt == t and n > 0}
         waiting = []
@@ -373,6 +384,7 @@ def _disaggregate(
             else:
                 waiting.append(members)
         slots = [h for h, n in sorted(left.items()) for _ in range(n)]
+        waiting.sort(key=urgency)
         for members, h in zip(waiting, slots, strict=False):
             hosts.update((g.name, index.names[h]) for g in members)
         for members in waiting[len(slots) :]:
