@@ -226,9 +226,9 @@ BUILDERS: dict[str, tuple[str, Callable[[], Problem]]] = {
     "failover-1-of-16": ("recovery", failover_1_of_16),
     "failover-10-of-100": ("recovery", failover_10_of_100),
     "evacuate-40": ("makespan", evacuate_40),
-    "rebalance-100": ("balance", rebalance_100),
+    "rebalance-100": ("imbalance", rebalance_100),
     **{
-        f"rebalance-returned-{seed}": ("balance", functools.partial(rebalance_returned, seed))
+        f"rebalance-returned-{seed}": ("imbalance", functools.partial(rebalance_returned, seed))
         for seed in RETURNED_SEEDS
     },
 }
