@@ -647,14 +647,19 @@ def main_report(args: Any) -> int:
 
 def _page_header(rows: Sequence[Row], files: Sequence[str], target: str) -> str:
     """Title and provenance of a written report page."""
-    suites = sorted({str(r.get("suite")) for r in rows if r.get("suite")})
-    limits = sorted({r.get("time_limit_s") for r in rows}, key=str)
-    jobs = sorted({r.get("jobs") for r in rows if r.get("jobs")}, key=str)
-    commands = [
-        f"python -m bench run --suite {suite} --time-limit {limits[0] if limits else 10:g}"
-        + (f" --jobs {jobs[0]}" if jobs else "")
-        for suite in suites
-    ]
+    # One command per suite, with that suite's own settings (solvers, limit, jobs, match).
+    commands = []
+    for suite in sorted({str(r.get("suite")) for r in rows if r.get("suite")}):
+        mine = [r for r in rows if r.get("suite") == suite]
+        limits = sorted({float(r.get("time_limit_s") or 10) for r in mine})
+        jobs = sorted({int(r.get("jobs") or 1) for r in mine})
+        labels = sorted({label(r) for r in mine})
+        command = f"python -m bench run --suite {suite} --time-limit {limits[0]:g} --jobs {jobs[0]}"
+        if all(r.get("kind") == "optimiser" for r in mine):
+            command += f" --solvers {labels[0]}" if len(labels) == 1 else ""
+        elif len(labels) <= 6:
+            command += f" --solvers {','.join(labels)}"
+        commands.append(command)
     commands.append(f"python -m bench report {' '.join(files)} --write {target}")
     return (
         "# Benchmark results\n\n"
