@@ -240,13 +240,8 @@ def spread_steps(
     problem: Problem, plan_or_hosts: Plan | Mapping[str, str | None] | None = None
 ) -> int:
     """The `spread` proxy: the sum over online hosts of (load in steps - even load)^2."""
-    resources = load_resources(problem)
     target = spread_target(problem)
-    total = 0
-    for name, used in _used(problem, final_hosts(problem, plan_or_hosts)).items():
-        steps = host_load_steps(problem.host(name), used, resources)
-        total += (steps - target) ** 2
-    return total
+    return sum((steps - target) ** 2 for steps in load_steps(problem, plan_or_hosts).values())
 
 
 def imbalance_of_steps(steps: Sequence[int]) -> float:

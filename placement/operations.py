@@ -113,6 +113,17 @@ def _host_names(problem: Problem, names: Iterable[str], option: str) -> list[str
     return wanted
 
 
+def _online_hosts(problem: Problem, names: Iterable[str], option: str, action: str) -> list[str]:
+    """`names` checked by `_host_names`, each also online (else "only an online host can
+    {action}")."""
+    checked = _host_names(problem, names, option)
+    down = [n for n in checked if problem.host(n).state is not HostState.ONLINE]
+    if down:
+        states = ", ".join(f"{n} is {problem.host(n).state.value}" for n in down)
+        raise ScenarioError(f"{option}: only an online host can {action} ({states})")
+    return checked
+
+
 def _objective(
     given: Sequence[Objective | str] | None, default: tuple[Objective, ...]
 ) -> tuple[Objective, ...]:
@@ -160,11 +171,7 @@ def failover(
     running guest it need not move, then minimises the priority-weighted recovery time.
     Raises `ScenarioError` for an unknown host or one that is not online.
     """
-    names = _host_names(problem, failed, "--failed")
-    down = [n for n in names if problem.host(n).state is not HostState.ONLINE]
-    if down:
-        states = ", ".join(f"{n} is {problem.host(n).state.value}" for n in down)
-        raise ScenarioError(f"--failed: only an online host can fail ({states})")
+    names = _online_hosts(problem, failed, "--failed", "fail")
     hosts = [
         attrs.evolve(host, state=HostState.FAILED) if host.name in names else host
         for host in problem.hosts
@@ -189,11 +196,7 @@ def evacuate(
 
     Raises `ScenarioError` for an unknown host or one that is not online.
     """
-    names = _host_names(problem, hosts, "--host")
-    down = [n for n in names if problem.host(n).state is not HostState.ONLINE]
-    if down:
-        states = ", ".join(f"{n} is {problem.host(n).state.value}" for n in down)
-        raise ScenarioError(f"--host: only an online host can be evacuated ({states})")
+    names = _online_hosts(problem, hosts, "--host", "be evacuated")
     if all(host.name in names or not host.online for host in problem.hosts):
         raise ScenarioError("--host: evacuating these hosts leaves no online host")
     new_hosts = [

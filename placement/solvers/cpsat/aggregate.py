@@ -67,7 +67,7 @@ class _Type:
     hosts: tuple[int, ...]  # allowed hosts with room for one unit alone
 
 
-def _key(problem: Problem, members: tuple[Guest, ...]) -> tuple[Any, ...]:
+def _key(members: tuple[Guest, ...]) -> tuple[Any, ...]:
     """What makes units interchangeable for placement: summed demand, weight, class
     memberships and host filters (a frozen guest may not use its own host). Boot
     dependencies are not part of it (they split 10,000 guests into half again as many
@@ -91,10 +91,10 @@ def _key(problem: Problem, members: tuple[Guest, ...]) -> tuple[Any, ...]:
     )
 
 
-def _types(problem: Problem, index: HostIndex, free: Sequence[tuple[Guest, ...]]) -> list[_Type]:
+def _types(index: HostIndex, free: Sequence[tuple[Guest, ...]]) -> list[_Type]:
     grouped: dict[tuple[Any, ...], list[tuple[Guest, ...]]] = defaultdict(list)
     for members in free:
-        grouped[_key(problem, members)].append(members)
+        grouped[_key(members)].append(members)
     result = []
     for (demand_items, weight, classes, _filters), group in grouped.items():
         demand = dict(demand_items)
@@ -152,7 +152,7 @@ def improve_placement(
             fixed[h] += index.vector(dict(guest.demand))
             for name in guest.anti_affinity:
                 held_class[name, h] += 1
-    types = _types(problem, index, free)
+    types = _types(index, free)
     metrics: dict[str, Any] = {
         "types": len(types),
         "units": len(free),

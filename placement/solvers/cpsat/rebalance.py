@@ -34,7 +34,7 @@ from ortools.sat.python import cp_model
 
 from placement.bounds import StageBounds
 from placement.check import check
-from placement.imbalance import SPREAD_STEPS, load_resources, spread_target
+from placement.imbalance import SPREAD_STEPS, host_load_steps, load_resources, spread_target
 from placement.model import Guest, Objective, Problem
 from placement.plan import Action, Plan
 from placement.solvers import SolveOptions
@@ -155,8 +155,8 @@ class _State:
         }
         # Load steps: host h's load is sum_r used_r * scale[h, r] / denominator[h], so the
         # steps are the ceiling of SPREAD_STEPS * that, in integers as the checker.
-        resources = load_resources(problem)
-        self.columns = [loads.resources.index(r) for r in resources if r in loads.resources]
+        self.load_names = load_resources(problem)
+        self.columns = [loads.resources.index(r) for r in self.load_names if r in loads.resources]
         count = len(problem.hosts)
         self.target = spread_target(problem)
         self.goal = next(o for o in problem.objective if o in GOALS)
@@ -174,6 +174,13 @@ class _State:
                 if c > 0:
                     self.scale[h, i] = denominator // (len(present) * c)
 
+    def place(self, where: dict[int, int]) -> None:
+        """Put each unit `u` of `where` on host `where[u]`, moving its usage along."""
+        for u, h in where.items():
+            self.loads.used[int(self.at[u])] -= self.demand[u]
+            self.loads.used[h] += self.demand[u]
+            self.at[u] = h
+
     def moves_of(self, u: int, h: int) -> int:
         """Guests of unit `u` away from where they run now if it ends on host `h`."""
         return int(self.size[u]) - self.at_home[u].get(h, 0)
@@ -189,8 +196,9 @@ class _State:
         return self.other_cost + sum(self.cost_of(u, int(h)) for u, h in enumerate(self.at))
 
     def steps(self, h: int, used: IntArray) -> int:
-        numerator = int((used[self.columns] * self.scale[h]).sum())
-        return -(-SPREAD_STEPS * numerator // int(self.denominator[h]))
+        """Host `h`'s load in steps at usage `used`, rounded as the checker rounds it."""
+        amounts = dict(zip(self.loads.resources, used.tolist(), strict=True))
+        return host_load_steps(self.problem.hosts[h], amounts, self.load_names)
 
     def spread_of(self, hosts: list[int]) -> int:
         """The part of `spread` on `hosts`, as the checker counts it."""
@@ -376,16 +384,10 @@ def _apply(state: _State, chosen: dict[int, int], hosts: list[int]) -> bool:
     (if not, nothing changed)."""
     before = state.measure(hosts)
     old = {u: int(state.at[u]) for u in chosen}
-    for u, h in chosen.items():
-        state.loads.used[old[u]] -= state.demand[u]
-        state.loads.used[h] += state.demand[u]
-        state.at[u] = h
+    state.place(chosen)
     if state.measure(hosts) < before:
         return True
-    for u, h in old.items():  # not better: undo
-        state.loads.used[int(state.at[u])] -= state.demand[u]
-        state.loads.used[h] += state.demand[u]
-        state.at[u] = h
+    state.place(old)  # not better: undo
     return False
 
 
