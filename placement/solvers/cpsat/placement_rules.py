@@ -6,6 +6,7 @@ are already in the variables: only allowed pairs exist and a together group is o
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 
 from ortools.sat.python import cp_model
@@ -51,3 +52,24 @@ def add_dependencies_placed(view: ProblemView, variables: Variables) -> None:
             u = view.unit_of[dependency]
             if u != boot.unit:
                 variables.model.add_implication(variables.placed[boot.unit], variables.placed[u])
+
+
+def add_host_symmetry(view: ProblemView, variables: Variables) -> None:
+    """One labelling per plan of interchangeable hosts (`HostClass`): the hosts of a
+    class are used in order, and its p-th unit, largest first, uses one of its first
+    p + 1 hosts. Every plan has such a labelling (number the hosts in the order the units
+    first use them: `canonical_hosts`), so no value is lost; without it CP-SAT explores
+    every permutation of identical empty hosts, which on bin packing costs it the last
+    host or two."""
+    model = variables.model
+    for host_class in view.host_classes:
+        for p, u in enumerate(host_class.units):
+            for h in host_class.hosts[p + 1 :]:
+                model.add(variables.x[u, h] == 0)
+        used = []
+        for h in host_class.hosts:
+            on_host = [variables.x[u, h] for u in host_class.units]
+            used.append(model.new_bool_var(""))
+            model.add_max_equality(used[-1], on_host)
+        for earlier, later in itertools.pairwise(used):
+            model.add_implication(later, earlier)

@@ -54,6 +54,7 @@ from placement.solvers.cpsat.placement_rules import (
     add_anti_affinity,
     add_capacity,
     add_dependencies_placed,
+    add_host_symmetry,
 )
 from placement.solvers.cpsat.schedule_rules import (
     add_after,
@@ -63,7 +64,7 @@ from placement.solvers.cpsat.schedule_rules import (
     add_stagger,
 )
 from placement.solvers.cpsat.variables import Variables, create_variables
-from placement.solvers.cpsat.view import ProblemView, build_view
+from placement.solvers.cpsat.view import ProblemView, build_view, canonical_hosts
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +115,8 @@ def build_model(view: ProblemView, without: frozenset[str] = frozenset()) -> Var
     for name, add_rules in RULE_FAMILIES.items():
         if name not in without:
             add_rules(view, variables)
+    # Not a rule family: it removes no plan's values, so it never explains anything.
+    add_host_symmetry(view, variables)
     return variables
 
 
@@ -140,7 +143,7 @@ def solution_of_plan(view: ProblemView, plan: Plan) -> _Solution:
     for move in possible_moves(view):
         found = by_guest.get(move.guest.name)
         move_start.append(found.start_s if found is not None and found.start_s is not None else 0)
-    return _Solution(tuple(unit_host), tuple(slot_start), tuple(move_start))
+    return _Solution(canonical_hosts(view, tuple(unit_host)), tuple(slot_start), tuple(move_start))
 
 
 def _solution_of_solver(

@@ -15,7 +15,7 @@ import numpy as np
 
 from placement.indexing import HostIndex
 from placement.indexing import units as together_units
-from placement.model import Guest, GuestState, Problem
+from placement.model import Guest, GuestState, Host, Problem
 
 
 @attrs.frozen
@@ -58,6 +58,20 @@ class Slot:
 
 
 @attrs.frozen
+class HostClass:
+    """Hosts no rule tells apart: the same definition but the name, nothing on them now,
+    and the same units may use them. Relabelling these hosts in a plan keeps it valid and
+    keeps every objective value, so the model asks for one labelling of each plan only.
+
+    `units`: the units that may use them, largest first (the order the symmetry-breaking
+    rule and `canonical_hosts` follow).
+    """
+
+    hosts: tuple[int, ...]
+    units: tuple[int, ...]
+
+
+@attrs.frozen
 class ProblemView:
     problem: Problem
     units: tuple[UnitView, ...]
@@ -69,6 +83,7 @@ class ProblemView:
     frozen_hosts: frozenset[int]  # hosts holding a frozen copy (they count as used)
     online_hosts: tuple[int, ...]
     resources: tuple[str, ...]
+    host_classes: tuple[HostClass, ...] = ()
 
     @property
     def num_pairs(self) -> int:
@@ -167,4 +182,77 @@ def build_view(problem: Problem) -> ProblemView:
         frozen_hosts=frozenset(frozen_hosts),
         online_hosts=tuple(h for h, host in enumerate(hosts) if host.online),
         resources=resources,
+        host_classes=_host_classes(problem, units, frozen_hosts | {h for h, _ in fixed}),
     )
+
+
+# Finding interchangeable hosts costs one pass over the pairs (a few seconds at
+# 10,000 x 1,000); beyond this the neighbourhood search holds most hosts anyway.
+SYMMETRY_MAX_PAIRS = 400_000
+
+
+def _definition(host: Host) -> tuple[object, ...]:
+    """Everything about a host that a rule reads, but its name."""
+    return (
+        tuple(sorted(host.capacity.items())),
+        tuple(sorted(host.overcommit.items())),
+        tuple(sorted(host.reserved.items())),
+        host.state,
+        host.domain,
+        host.labels,
+        host.boot,
+    )
+
+
+def _host_classes(
+    problem: Problem, units: list[UnitView], held_hosts: set[int]
+) -> tuple[HostClass, ...]:
+    """Classes of two or more interchangeable hosts (see `HostClass`).
+
+    A host some guest is on now (running, stopped or frozen) is told apart by the
+    migrations and the frozen copies, so it joins no class."""
+    if sum(len(unit.candidates) for unit in units) > SYMMETRY_MAX_PAIRS:
+        return ()
+    occupied = {g.current_host for g in problem.guests if g.current_host is not None}
+    users: dict[int, list[int]] = defaultdict(list)
+    for unit in units:
+        for h in unit.candidates:
+            users[h].append(unit.index)
+    groups: dict[tuple[tuple[object, ...], tuple[int, ...]], list[int]] = defaultdict(list)
+    for h, host in enumerate(problem.hosts):
+        if h in users and h not in held_hosts and host.name not in occupied:
+            groups[_definition(host), tuple(users[h])].append(h)
+    classes = []
+    for (_, members), group in groups.items():
+        if len(group) < 2:
+            continue
+        host = problem.hosts[group[0]]
+
+        def largest_first(u: int, host: Host = host) -> tuple[float, float, int]:
+            ratios = [
+                amount / host.usable(resource)
+                for resource, amount in units[u].demand.items()
+                if amount > 0 and host.usable(resource) > 0
+            ]
+            return (-max(ratios, default=0.0), -sum(ratios), u)
+
+        classes.append(HostClass(tuple(group), tuple(sorted(members, key=largest_first))))
+    return tuple(classes)
+
+
+def canonical_hosts(view: ProblemView, unit_host: tuple[int | None, ...]) -> tuple[int | None, ...]:
+    """The same plan with each class's hosts relabelled in the order the class's units
+    first use them: the labelling the symmetry-breaking rule keeps (hints must obey it)."""
+    hosts = list(unit_host)
+    for host_class in view.host_classes:
+        members = set(host_class.hosts)
+        relabel: dict[int, int] = {}
+        for u in host_class.units:
+            h = hosts[u]
+            if h is not None and h in members and h not in relabel:
+                relabel[h] = host_class.hosts[len(relabel)]
+        for u in host_class.units:
+            h = hosts[u]
+            if h is not None and h in relabel:
+                hosts[u] = relabel[h]
+    return tuple(hosts)
