@@ -413,3 +413,15 @@ def test_topological_order_puts_every_guest_after_what_it_waits_for() -> None:
     for guest in guests:
         for name in guest.boot.after:
             assert position[name] < position[guest.name]
+
+
+@pytest.mark.parametrize(("workers", "subsolvers"), [(1, []), (2, ["pseudo_costs"]), (4, [])])
+def test_two_workers_run_the_lp_pseudo_cost_search(workers: int, subsolvers: list[str]) -> None:
+    """With two workers CP-SAT runs one full search: ours is pseudo-cost branching on the
+    LP (it bounds recovery stages far better, see `_parameters`); with one worker or
+    several, CP-SAT's own choice stands."""
+    from placement.solvers.cpsat.stages import _parameters
+
+    solver = _parameters(SolveOptions(workers=workers), 1.0, large=False)
+    assert list(solver.parameters.subsolvers) == subsolvers
+    assert solver.parameters.num_workers == workers
