@@ -25,7 +25,7 @@ from placement.model import (
     Problem,
     Schedule,
 )
-from placement.plan import Action, Plan, Status
+from placement.plan import Action, Assignment, Plan, Status, Unplaced
 from placement.solvers import SolveOptions, solve
 from tests.strategies import problems
 
@@ -425,3 +425,59 @@ def test_two_workers_run_the_lp_pseudo_cost_search(workers: int, subsolvers: lis
     solver = _parameters(SolveOptions(workers=workers), 1.0, large=False)
     assert list(solver.parameters.subsolvers) == subsolvers
     assert solver.parameters.num_workers == workers
+
+
+def _spread_plan_with_one_left_out(problem: Problem) -> Plan:
+    """g0..g3 spread over the three hosts, `huge` (fits nowhere) left out."""
+    hosts = ["a", "b", "c", "a"]
+    return Plan(
+        status=Status.FEASIBLE,
+        solver="test",
+        runtime_s=0.0,
+        assignments=(
+            *(
+                Assignment(f"g{i}", host, Action.START, start_s=0, ready_s=60)
+                for i, host in enumerate(hosts)
+            ),
+            Assignment("huge", None, Action.NONE),
+        ),
+        unplaced=(Unplaced("huge", "too large for every host"),),
+    )
+
+
+def test_the_placed_guests_of_a_seed_are_packed_again_onto_fewer_hosts() -> None:
+    """Worst fit may place the most by spreading; its guests packed again by first fit
+    keep `placed` and need fewer hosts, the guest it left out stays out."""
+    from placement.solvers.cpsat.stages import _repacked
+
+    problem = Problem(
+        hosts=[host(name, ram_gib=12) for name in "abc"],
+        guests=[*(guest(f"g{i}", ram_gib=3) for i in range(4)), guest("huge", ram_gib=13)],
+        objective=["placed", "consolidate"],
+    )
+    spread = _spread_plan_with_one_left_out(problem)
+    assert check(problem, spread).metrics["objectives"]["consolidate"] == 3
+    variants = _repacked(problem, spread, SolveOptions(time_limit_s=2.0))
+    assert variants
+    for variant in variants:
+        report = check(problem, variant)
+        assert report.ok
+        assert report.metrics["objectives"]["consolidate"] == 1
+        assert {a.guest for a in variant.assignments if a.host} == {f"g{i}" for i in range(4)}
+        assert [u.guest for u in variant.unplaced] == ["huge"]
+        assert variant.stage("consolidate").value == 1
+
+
+def test_no_repacking_when_a_kept_guest_waits_for_one_left_out() -> None:
+    from placement.solvers.cpsat.stages import _repacked
+
+    problem = Problem(
+        hosts=[host(name, ram_gib=12) for name in "abc"],
+        guests=[
+            *(guest(f"g{i}", ram_gib=3) for i in range(3)),
+            guest("g3", ram_gib=3, boot=BootProfile(after=("huge",))),
+            guest("huge", ram_gib=13),
+        ],
+        objective=["placed", "consolidate"],
+    )
+    assert _repacked(problem, _spread_plan_with_one_left_out(problem), SolveOptions()) == []

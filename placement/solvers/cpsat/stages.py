@@ -396,11 +396,51 @@ def _greedy_incumbent(problem: Problem, options: SolveOptions) -> Plan | None:
             continue
         if best is None or better(problem, plan, best):
             best = plan
+    if best is not None and best.unplaced:
+        budget_left = budget - (time.perf_counter() - started)
+        if budget_left > 2 * (first_s or 0.0):
+            for variant in _repacked(problem, best, seed_options):
+                if better(problem, variant, best):
+                    best = variant
     if best is not None and len(problem.guests) <= 5_000:
         for variant in _reordered_schedules(problem, best):
             if check(problem, variant).ok and better(problem, variant, best):
                 best = variant
     return best
+
+
+def _repacked(problem: Problem, plan: Plan, options: SolveOptions) -> list[Plan]:
+    """The guests `plan` places, packed again by the tighter packers (checked plans only).
+
+    The seed that places the most often spreads to do it (worst fit: on a cold pack of
+    10,000 guests it placed 2 more than first fit, on 980 hosts instead of 355); packing
+    exactly its guests with first or best fit keeps `placed` and may need far fewer hosts.
+    The guests it leaves out stay out with their reasons (whatever waits for them is out
+    too, so no kept guest depends on one)."""
+    from placement.solvers import get_solver
+
+    left_out = {u.guest for u in plan.unplaced}
+    kept = [g for g in problem.guests if g.name not in left_out]
+    if len(kept) == len(problem.guests) or any(
+        dependency in left_out for g in kept for dependency in g.boot.after
+    ):
+        return []
+    smaller = attrs.evolve(problem, guests=kept)
+    outside = [a for a in plan.assignments if a.guest in left_out]
+    variants: list[Plan] = []
+    for name in ("first-fit", "best-fit"):
+        packed = get_solver(name).function(smaller, options)
+        if packed.unplaced:
+            continue  # it leaves out more than the plan did
+        variant = attrs.evolve(
+            packed, assignments=(*packed.assignments, *outside), unplaced=plan.unplaced
+        )
+        report = check(problem, variant)
+        if report.ok:
+            values = report.metrics["objectives"]
+            stages = [StageResult(o.value, float(values[o.value])) for o in problem.objective]
+            variants.append(attrs.evolve(variant, stages=stages))
+    return variants
 
 
 def _reordered_schedules(problem: Problem, plan: Plan) -> list[Plan]:
