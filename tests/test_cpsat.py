@@ -415,16 +415,54 @@ def test_topological_order_puts_every_guest_after_what_it_waits_for() -> None:
             assert position[name] < position[guest.name]
 
 
-@pytest.mark.parametrize(("workers", "subsolvers"), [(1, []), (2, ["pseudo_costs"]), (4, [])])
-def test_two_workers_run_the_lp_pseudo_cost_search(workers: int, subsolvers: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("workers", "deterministic", "subsolvers"),
+    [
+        (1, False, []),
+        (2, False, ["pseudo_costs", "default_lp"]),
+        (2, True, []),
+        (4, False, []),
+    ],
+)
+def test_two_workers_run_the_lp_pseudo_cost_search(
+    workers: int, deterministic: bool, subsolvers: list[str]
+) -> None:
     """With two workers CP-SAT runs one full search: ours is pseudo-cost branching on the
-    LP (it bounds recovery stages far better, see `_parameters`); with one worker or
-    several, CP-SAT's own choice stands."""
+    LP (it bounds recovery stages far better, see `_parameters`), `default_lp` when there
+    is no objective; with one worker, several, or in deterministic mode (CP-SAT then
+    interleaves all its full searches), CP-SAT's own choice stands."""
     from placement.solvers.cpsat.stages import _parameters
 
-    solver = _parameters(SolveOptions(workers=workers), 1.0, large=False)
+    options = SolveOptions(workers=workers, deterministic=deterministic)
+    solver = _parameters(options, 1.0, large=False)
     assert list(solver.parameters.subsolvers) == subsolvers
     assert solver.parameters.num_workers == workers
+
+
+@pytest.mark.parametrize(("costly", "search"), [(False, "default_lp"), (True, "pseudo_costs")])
+def test_the_two_worker_search_falls_back_when_there_is_no_objective(
+    costly: bool, search: str
+) -> None:
+    """CP-SAT drops the pseudo-cost search when presolve leaves nothing to minimise; the
+    complete search that runs then is `default_lp`, not none."""
+    from ortools.sat.python import cp_model
+
+    from placement.solvers.cpsat.stages import _parameters
+
+    model = cp_model.CpModel()  # an assignment problem, costs (i * j) % 5 or none
+    x = {(i, j): model.new_bool_var("") for i in range(5) for j in range(5)}
+    for k in range(5):
+        model.add_exactly_one(x[k, j] for j in range(5))
+        model.add_exactly_one(x[i, k] for i in range(5))
+    model.minimize(sum((i * j) % 5 * int(costly) * v for (i, j), v in x.items()))
+    solver = _parameters(SolveOptions(workers=2), 5.0, large=False)
+    solver.parameters.log_search_progress = True
+    solver.parameters.log_to_stdout = False
+    lines: list[str] = []
+    solver.log_callback = lines.append
+    assert solver.solve(model) == cp_model.OPTIMAL
+    (full,) = [line for line in lines if "full problem subsolver" in line]
+    assert f"[{search}]" in full
 
 
 def _spread_plan_with_one_left_out(problem: Problem) -> Plan:

@@ -543,7 +543,7 @@ def _topological(problem: Problem) -> list[Guest]:
 
 
 TWO_WORKERS = 2
-SECOND_WORKER = "pseudo_costs"
+TWO_WORKER_SEARCHES = ("pseudo_costs", "default_lp")  # the first that applies runs
 
 
 def _parameters(options: SolveOptions, seconds: float, large: bool) -> cp_model.CpSolver:
@@ -558,13 +558,15 @@ def _parameters(options: SolveOptions, seconds: float, large: bool) -> cp_model.
         parameters.find_big_linear_overlap = False
     parameters.num_workers = max(1, options.workers)
     parameters.random_seed = options.seed
-    if parameters.num_workers == TWO_WORKERS:
+    if parameters.num_workers == TWO_WORKERS and not options.deterministic:
         # Two workers run one full search beside the interleaved neighbourhoods; CP-SAT's
         # default one (`default_lp`) bounds recovery stages poorly. Pseudo-cost branching
         # on the LP proves much more on failovers at equal plan values (S-0..S-9 at 10 s:
         # recovery gaps 16-33 % -> 11-14 %, S-0's balance proven) and is level on
-        # PSPLIB's hard j60 sets and vector packing (docs/optimiser.md, session 4).
-        parameters.subsolvers.append(SECOND_WORKER)
+        # PSPLIB's hard j60 sets and vector packing (docs/optimiser.md). CP-SAT drops it
+        # when presolve leaves no objective: `default_lp` then stays the complete search.
+        # (Deterministic runs interleave CP-SAT's eight full searches: left alone.)
+        parameters.subsolvers.extend(TWO_WORKER_SEARCHES)
     if options.deterministic:
         # Deterministic time and interleaved workers make runs repeatable.
         parameters.max_deterministic_time = max(seconds, 0.01)
