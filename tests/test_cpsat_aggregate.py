@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from placement.check import check
-from placement.model import Guest, GuestState, Host, Problem, Schedule
+from placement.model import Guest, GuestState, Host, Objective, Problem, Schedule
 from placement.plan import Plan
 from placement.solvers import SolveOptions, solve
 from placement.solvers.cpsat import aggregate, stages
@@ -96,6 +96,8 @@ def test_the_optimiser_takes_the_type_counts_beyond_the_pair_model(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(stages, "MAX_MODEL_PAIRS", 0)
+    # The greedy plan already meets our bound here: search the counts all the same.
+    monkeypatch.setattr(stages, "_meets_bounds", lambda *args: False)
     problem = _pack(("placed", "consolidate"))
     plan = solve(problem, "cpsat", OPTIONS)
     assert check(problem, plan).ok
@@ -103,6 +105,21 @@ def test_the_optimiser_takes_the_type_counts_beyond_the_pair_model(
     consolidate = plan.stage("consolidate")
     assert consolidate is not None
     assert consolidate.bound is not None
+
+
+def test_no_type_counts_when_the_incumbent_meets_our_bounds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Everyone placed on the fewest hosts our bound allows: nothing to count for."""
+    monkeypatch.setattr(stages, "MAX_MODEL_PAIRS", 0)
+    problem = _pack(("placed", "consolidate"))
+    incumbent = stages._greedy_incumbent(problem, OPTIONS)
+    assert incumbent is not None
+    assert stages._meets_bounds(problem, incumbent, [Objective.PLACED, Objective.CONSOLIDATE])
+    plan = solve(problem, "cpsat", OPTIONS)
+    assert check(problem, plan).ok
+    assert "skipped" in plan.metrics["type_counts"]
+    assert plan.stage("consolidate").value == plan.stage("consolidate").bound
 
 
 @st.composite
