@@ -429,9 +429,19 @@ def _greedy_incumbent(problem: Problem, options: SolveOptions) -> Plan | None:
                     best = variant
     if best is not None and len(problem.guests) <= 5_000:
         for variant in _reordered_schedules(problem, best):
-            if check(problem, variant).ok and better(problem, variant, best):
+            if better(problem, variant, best):
                 best = variant
     return best
+
+
+def _checked_variant(problem: Problem, plan: Plan) -> Plan | None:
+    """`plan` with the checker's stage values, or None if it breaks a rule (one check)."""
+    report = check(problem, plan)
+    if not report.ok:
+        return None
+    values = report.metrics["objectives"]
+    stages = [StageResult(o.value, float(values[o.value])) for o in problem.objective]
+    return attrs.evolve(plan, stages=stages)
 
 
 def _repacked(problem: Problem, plan: Plan, options: SolveOptions) -> list[Plan]:
@@ -457,19 +467,19 @@ def _repacked(problem: Problem, plan: Plan, options: SolveOptions) -> list[Plan]
         packed = get_solver(name).function(smaller, options)
         if packed.unplaced:
             continue  # it leaves out more than the plan did
-        variant = attrs.evolve(
-            packed, assignments=(*packed.assignments, *outside), unplaced=plan.unplaced
+        variant = _checked_variant(
+            problem,
+            attrs.evolve(
+                packed, assignments=(*packed.assignments, *outside), unplaced=plan.unplaced
+            ),
         )
-        report = check(problem, variant)
-        if report.ok:
-            values = report.metrics["objectives"]
-            stages = [StageResult(o.value, float(values[o.value])) for o in problem.objective]
-            variants.append(attrs.evolve(variant, stages=stages))
+        if variant is not None:
+            variants.append(variant)
     return variants
 
 
 def _reordered_schedules(problem: Problem, plan: Plan) -> list[Plan]:
-    """The same placement, list-scheduled in other orders.
+    """The same placement, list-scheduled in other orders (checked plans only).
 
     The list schedule starts guests in priority order; for the weighted sum of ready
     times, weighted-shortest-first orders (by boot time, or by the share of the scarcest
@@ -527,10 +537,9 @@ def _reordered_schedules(problem: Problem, plan: Plan) -> list[Plan]:
             else a
             for a in plan.assignments
         ]
-        variant = attrs.evolve(plan, assignments=assignments)
-        values = check(problem, variant).metrics["objectives"]
-        stages = [StageResult(o.value, float(values[o.value])) for o in problem.objective]
-        variants.append(attrs.evolve(variant, stages=stages))
+        variant = _checked_variant(problem, attrs.evolve(plan, assignments=assignments))
+        if variant is not None:
+            variants.append(variant)
     return variants
 
 

@@ -227,17 +227,19 @@ def _host_classes(
         if len(group) < 2:
             continue
         host = problem.hosts[group[0]]
-
-        def largest_first(u: int, host: Host = host) -> tuple[float, float, int]:
-            ratios = [
-                amount / host.usable(resource)
-                for resource, amount in units[u].demand.items()
-                if amount > 0 and host.usable(resource) > 0
-            ]
-            return (-max(ratios, default=0.0), -sum(ratios), u)
-
-        classes.append(HostClass(tuple(group), tuple(sorted(members, key=largest_first))))
+        rank = {u: _largest_first(units[u].demand, host, u) for u in members}
+        classes.append(HostClass(tuple(group), tuple(sorted(members, key=rank.__getitem__))))
     return tuple(classes)
+
+
+def _largest_first(demand: dict[str, int], host: Host, u: int) -> tuple[float, float, int]:
+    """Sort key: the unit's largest share of the host, then its summed shares."""
+    shares = [
+        amount / host.usable(resource)
+        for resource, amount in demand.items()
+        if amount > 0 and host.usable(resource) > 0
+    ]
+    return (-max(shares, default=0.0), -sum(shares), u)
 
 
 def canonical_hosts(view: ProblemView, unit_host: tuple[int | None, ...]) -> tuple[int | None, ...]:
