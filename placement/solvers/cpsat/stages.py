@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -33,6 +34,7 @@ from placement.plan import (
 )
 from placement.solvers import Progress, SolveOptions
 from placement.solvers.common import HostLoads, Unit, explain_unplaced
+from placement.solvers.cpsat import consolidate
 from placement.solvers.cpsat.explain import blocking_families, reason_text
 from placement.solvers.cpsat.imbalance_stage import (
     TARGET_DENOMINATOR,
@@ -83,6 +85,9 @@ _LARGE_MODEL_PAIRS = 20_000
 # Beyond this many (guest, host) pairs the full pair model does not fit a 2-core budget:
 # such problems are solved on neighbourhoods of the incumbent (see `large`).
 MAX_MODEL_PAIRS = 400_000
+# The part of a `consolidate` stage's time CP-SAT's whole-model search gets before the
+# host-emptying neighbourhoods (`consolidate`) take the rest.
+_CONSOLIDATE_CP_SAT_SHARE = 0.4
 
 
 @attrs.frozen
@@ -115,14 +120,18 @@ RULE_FAMILIES: dict[str, RuleFamily] = {
 }
 
 
-def build_model(view: ProblemView, without: frozenset[str] = frozenset()) -> Variables:
-    """The CP-SAT model of every rule the checker knows (but the families in `without`)."""
+def build_model(
+    view: ProblemView, without: frozenset[str] = frozenset(), *, symmetry: bool = True
+) -> Variables:
+    """The CP-SAT model of every rule the checker knows (but the families in `without`),
+    with one labelling of interchangeable hosts unless `symmetry` is false."""
     variables = create_variables(view)
     for name, add_rules in RULE_FAMILIES.items():
         if name not in without:
             add_rules(view, variables)
-    # Not a rule family: it removes no plan's values, so it never explains anything.
-    add_host_symmetry(view, variables)
+    if symmetry:
+        # Not a rule family: it removes no plan's values, so it never explains anything.
+        add_host_symmetry(view, variables)
     return variables
 
 
@@ -692,6 +701,7 @@ def improve(
 
     bounds: dict[str, float | None] = {}
     held: dict[str, float] = {}  # the value each finished stage is held at
+    holds: list[tuple[Objective, int]] = []  # the same in model units, for other models
     stage_bounds = StageBounds(problem)
     stage_log: list[dict[str, object]] = []
     # The stages search until `search_s`: the rest of the limit assembles and checks the
@@ -746,6 +756,7 @@ def improve(
                     }
                 )
                 _hold(variables, objective, expression, value)
+                holds.append((objective, value))
                 continue
         if objective.maximise:
             variables.model.maximize(expression)
@@ -753,9 +764,14 @@ def improve(
             variables.model.minimize(expression)
         if incumbent is not None:
             _add_hint(view, variables, incumbent)
-        remaining = search_s - (time.perf_counter() - started)
+        stage_started = time.perf_counter()
+        remaining = search_s - (stage_started - started)
         budget = max(remaining / (len(stages) - position), 0.05)
-        solver = _parameters(options, budget, large=view.num_pairs > _LARGE_MODEL_PAIRS)
+        # Consolidation: CP-SAT first (it proves the easy packings and the bound), then
+        # the host-emptying neighbourhoods with the rest of the stage's time.
+        emptying = objective is Objective.CONSOLIDATE and consolidate.applies(view, stages)
+        cp_budget = budget * _CONSOLIDATE_CP_SAT_SHARE if emptying else budget
+        solver = _parameters(options, cp_budget, large=view.num_pairs > _LARGE_MODEL_PAIRS)
         callback = (
             _ProgressCallback(options.on_progress, objective.value, started)
             if options.on_progress is not None
@@ -786,9 +802,22 @@ def improve(
                 "cp_sat_bound": cp_bound,
             }
         )
+        bound = _tighter(objective, cp_bound, ours)
+        if emptying and incumbent is not None and (bound is None or value > bound):
+            if options.deterministic:
+                left = budget - solver.deterministic_time
+            else:
+                left = budget - (time.perf_counter() - stage_started)
+            incumbent, searched = consolidate.empty_hosts(
+                view, holds, incumbent, options, left, math.ceil(bound or 0)
+            )
+            value = min(value, searched["hosts_after"])
+            stage_log[-1]["value"] = value
+            stage_log[-1]["neighbourhoods"] = searched
         held[objective.value] = value / scale
-        bounds[objective.value] = _tighter(objective, cp_bound, ours)
+        bounds[objective.value] = bound
         _hold(variables, objective, expression, value)
+        holds.append((objective, value))
         if status == cp_model.FEASIBLE and bounds[objective.value] != value / scale:
             # (A stage with no solution of CP-SAT's own is not retried: the model is too
             # big for the time, and the neighbourhood search takes over when it stalls.)
