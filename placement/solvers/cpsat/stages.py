@@ -803,16 +803,18 @@ def improve(
             }
         )
         bound = _tighter(objective, cp_bound, ours)
-        if emptying and incumbent is not None and (bound is None or value > bound):
+        searchable = status != cp_model.INFEASIBLE and incumbent is not None
+        if emptying and searchable and (bound is None or value > bound):
             if options.deterministic:
                 left = budget - solver.deterministic_time
             else:
                 left = budget - (time.perf_counter() - stage_started)
+            assert incumbent is not None  # (searchable)
             incumbent, searched = consolidate.empty_hosts(
                 view, holds, incumbent, options, left, math.ceil(bound or 0)
             )
             value = min(value, searched["hosts_after"])
-            stage_log[-1]["value"] = value
+            stage_log[-1]["value"] = value / scale
             stage_log[-1]["neighbourhoods"] = searched
         held[objective.value] = value / scale
         bounds[objective.value] = bound
