@@ -178,8 +178,8 @@ def test_no_time_means_no_round() -> None:
 
 
 def test_the_consolidate_stage_hands_over_to_the_neighbourhoods(monkeypatch) -> None:
-    """With CP-SAT's share cut to almost nothing, the stage's value comes from the
-    neighbourhoods, and it is what the returned (checked) plan uses."""
+    """From a spread plan, with CP-SAT's share cut to almost nothing, the stage's value
+    comes from the neighbourhoods, and it is what the returned (checked) plan uses."""
     from bench.vbp import parse_vbp, to_problem
 
     # 3 dimensions, 24 items of ragged sizes in [100, 400] (the start of class1_40_3_0).
@@ -194,6 +194,9 @@ def test_the_consolidate_stage_hands_over_to_the_neighbourhoods(monkeypatch) -> 
     text = "3\n1000 1000 1000\n24\n" + "\n".join(f"{a} {b} {c} 1" for a, b, c in sizes)
     problem = to_problem(parse_vbp(text, "ragged24"))
     monkeypatch.setattr(stages, "_CONSOLIDATE_CP_SAT_SHARE", 0.001)
+    # Start from worst fit's spread plan alone (the portfolio seeds pack it well already).
+    spread = solve(problem, "worst-fit", SolveOptions(schedule="list"))
+    monkeypatch.setattr(stages, "_greedy_incumbent", lambda *_: spread)
     plan = solve(problem, "cpsat", SolveOptions(time_limit_s=2.0, deterministic=True))
     report = check(problem, plan)
     assert report.ok

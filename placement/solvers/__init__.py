@@ -21,6 +21,7 @@ from placement.plan import Plan
 # is skipped, so the registry grows as the package does.
 _BUILTIN_MODULES = (
     "placement.solvers.greedy",
+    "placement.solvers.vector_packing",
     "placement.solvers.peers.proxmox",
     "placement.solvers.peers.proxmox_rebalance",
     "placement.solvers.peers.pacemaker",

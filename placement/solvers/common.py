@@ -32,7 +32,7 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
-from placement.model import Guest, GuestState, Host, Problem
+from placement.model import Guest, GuestState, Host, Objective, Problem
 from placement.plan import (
     Action,
     Assignment,
@@ -49,6 +49,7 @@ logger = logging.getLogger(__name__)
 
 BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
 
 
 def _frozen_map(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -623,3 +624,20 @@ def objective_values(problem: Problem, plan: Plan) -> dict[str, float]:
     from placement.check import objective_values as checked_values
 
     return checked_values(problem, plan)
+
+
+def better(problem: Problem, a: Plan, b: Plan) -> bool:
+    """Whether plan `a` is lexicographically better than `b` on the problem's stages (by
+    the values in their `stages`)."""
+    for stage in problem.objective:
+        value_a = stage_value(a, stage)
+        value_b = stage_value(b, stage)
+        if abs(value_a - value_b) > 1e-9:
+            return value_a > value_b if stage.maximise else value_a < value_b
+    return False
+
+
+def stage_value(plan: Plan, stage: Objective) -> float:
+    """The plan's value of `stage` (0 when the plan does not carry it)."""
+    result = plan.stage(stage.value)
+    return result.value if result is not None else 0.0

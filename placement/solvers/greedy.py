@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -48,12 +48,21 @@ logger = logging.getLogger(__name__)
 Chooser = Callable[[HostLoads, Unit, BoolArray], int]
 
 
-def _pack(problem: Problem, make_chooser: Callable[[HostLoads], Chooser]) -> Placement:
+# Puts the units to place in the order a packer takes them.
+Order = Callable[[Problem, Sequence[Unit]], list[Unit]]
+
+
+def pack(
+    problem: Problem, make_chooser: Callable[[HostLoads], Chooser], order: Order = packing_order
+) -> Placement:
+    """Keep running guests where they stay, then take the units to place in `order`
+    (default: decreasing priority, then size), each on the host its chooser picks among
+    those every placement rule admits; a unit no host admits is unplaced with its reason."""
     loads, split = initial_loads(problem)
     choose = make_chooser(loads)
     hosts: dict[str, str | None] = dict(split.stay)
     reasons: dict[str, str] = {}
-    for unit in packing_order(problem, units_of(problem, split.place)):
+    for unit in order(problem, units_of(problem, split.place)):
         mask = loads.candidates(unit)
         if not mask.any():
             reason = explain_unplaced(problem, loads, unit.guests)
@@ -68,14 +77,18 @@ def _pack(problem: Problem, make_chooser: Callable[[HostLoads], Chooser]) -> Pla
     return Placement(hosts=hosts, reasons=reasons)
 
 
-def _first(_loads: HostLoads) -> Chooser:
+def first_chooser(_loads: HostLoads) -> Chooser:
+    """The first admitting host in problem order."""
+
     def choose(_loads: HostLoads, _unit: Unit, mask: BoolArray) -> int:
         return int(np.argmax(mask))
 
     return choose
 
 
-def _best(loads: HostLoads) -> Chooser:
+def best_chooser(loads: HostLoads) -> Chooser:
+    """The admitting host left with the least room (each resource over its largest
+    usable amount, summed)."""
     scale = np.maximum(loads.usable.max(axis=0, initial=0), 1).astype(float)
 
     def choose(loads: HostLoads, unit: Unit, mask: BoolArray) -> int:
@@ -129,22 +142,22 @@ def _round_robin(loads: HostLoads) -> Chooser:
 
 def first_fit_placement(problem: Problem) -> Placement:
     """First fit: each unit on the first admitting host in problem order."""
-    return _pack(problem, _first)
+    return pack(problem, first_chooser)
 
 
 def best_fit_placement(problem: Problem) -> Placement:
     """Best fit: each unit on the admitting host left with the least normalised room."""
-    return _pack(problem, _best)
+    return pack(problem, best_chooser)
 
 
 def worst_fit_placement(problem: Problem) -> Placement:
     """Worst fit (spread): each unit where its host's highest utilisation stays lowest."""
-    return _pack(problem, _worst)
+    return pack(problem, _worst)
 
 
 def round_robin_placement(problem: Problem) -> Placement:
     """Round robin over hosts sorted by free RAM, skipping hosts that cannot take a unit."""
-    return _pack(problem, _round_robin)
+    return pack(problem, _round_robin)
 
 
 def _solve(

@@ -124,7 +124,8 @@ def improve_placement(
     """The leading placement stages solved on type counts until `deadline`, from the
     verified `incumbent`; returns the better verified plan of the two and what happened
     (`metrics`), including CP-SAT's stage bounds when they hold for the original."""
-    from placement.solvers.cpsat.stages import _LARGE_MODEL_PAIRS, _parameters, better
+    from placement.solvers.common import better
+    from placement.solvers.cpsat.stages import _LARGE_MODEL_PAIRS, _parameters
 
     started = time.perf_counter()
     stages = leading_stages(problem)

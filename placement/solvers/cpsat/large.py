@@ -33,7 +33,7 @@ from placement.indexing import HostIndex, units
 from placement.model import Guest, Objective, Problem
 from placement.plan import Plan, Unplaced
 from placement.solvers import SolveOptions
-from placement.solvers.common import HostLoads, Unit, explain_unplaced
+from placement.solvers.common import HostLoads, Unit, better, explain_unplaced
 
 # Pairs a round's restricted model aims at: a model of this size is built in a few
 # seconds and searched usefully within tens of seconds on 2 cores.
@@ -56,12 +56,7 @@ def solve_large(
     """Improve the verified `incumbent` by solving restricted problems until the deadline;
     returns the best verified plan with stages bounded on the original problem (by
     `placement.bounds`, and by `known_bounds`, proven elsewhere on the whole problem)."""
-    from placement.solvers.cpsat.stages import (
-        better,
-        check_estimate_s,
-        improve,
-        structural_reasons,
-    )
+    from placement.solvers.cpsat.stages import check_estimate_s, improve, structural_reasons
 
     deadline = started + options.time_limit_s
     structural = structural_reasons(problem)

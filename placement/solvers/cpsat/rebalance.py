@@ -396,8 +396,8 @@ def solve_rebalance(
 ) -> Plan:
     """Improve the verified `incumbent` of a rebalance by neighbourhoods until the
     deadline; returns the best verified plan with stages bounded by `placement.bounds`."""
+    from placement.solvers.common import better
     from placement.solvers.cpsat.large import _with_own_bounds
-    from placement.solvers.cpsat.stages import better
 
     deadline = started + options.time_limit_s
     state = _State(problem, incumbent)
