@@ -119,21 +119,34 @@ def bin_centric_placement(problem: Problem, score: str) -> Placement:
     weight = sizes.weight if score.startswith("weighted-") else np.ones(len(sizes.weight))
     scale = np.maximum(loads.usable[loads.online].max(axis=0, initial=1), 1).astype(float)
     hosts: dict[str, str | None] = dict(split.stay)
-    left = np.ones(len(units), dtype=bool)
+    # Every rule as arrays, so that one step scores only the units the host admits:
+    # allowed hosts (state, filters, labels, frozen copy) per unit, and anti-affinity
+    # as units x classes against the classes a host holds. `fits` still has the last word.
+    allowed = np.array([loads.unit_allowed_mask(unit) for unit in units], dtype=bool).reshape(
+        len(units), len(problem.hosts)
+    )
+    classes = sorted({name for unit in units for name in unit.classes})
+    member = np.array(
+        [[name in unit.classes for name in classes] for unit in units], dtype=bool
+    ).reshape(len(units), len(classes))
+    # Units still to place; one whose own members clash fits no host and stays out.
+    left = np.array([not unit.clashing_classes for unit in units], dtype=bool)
+    placed = np.zeros(len(units), dtype=bool)
     for h, host in enumerate(problem.hosts):
         if not host.online:
             continue
-        while left.any():
+        admitted = left & allowed[:, h]
+        while admitted.any():
             room = (loads.usable[h] - loads.used[h]) / scale
-            fits = left & np.all(sizes.demand <= room + 1e-12, axis=1)
+            held = np.array([loads.holds_class(host.name, name) for name in classes], dtype=bool)
+            room_enough = (sizes.demand == 0) | (sizes.demand <= room + 1e-12)
+            fits = admitted & room_enough.all(axis=1) & ~(member & held).any(axis=1)
             if not fits.any():
                 break
             if score.endswith("dot"):
                 value = (sizes.demand * room * weight).sum(axis=1)
             else:
                 value = -(((room - sizes.demand) * weight) ** 2).sum(axis=1)
-            # Best score first; the other rules (allowed hosts, labels, anti-affinity)
-            # are checked on the way down.
             chosen = None
             for i in np.flatnonzero(fits)[np.argsort(-value[fits], kind="stable")]:
                 if loads.fits(units[i], host.name):
@@ -142,11 +155,12 @@ def bin_centric_placement(problem: Problem, score: str) -> Placement:
             if chosen is None:
                 break
             loads.add(units[chosen], host.name)
-            left[chosen] = False
+            left[chosen] = admitted[chosen] = False
+            placed[chosen] = True
             for name in units[chosen].names:
                 hosts[name] = host.name
     reasons: dict[str, str] = {}
-    for i in np.flatnonzero(left):
+    for i in np.flatnonzero(~placed):
         reason = explain_unplaced(problem, loads, units[i].guests)
         for name in units[i].names:
             hosts[name] = None
@@ -184,10 +198,12 @@ def solve_vector_pack(problem: Problem, options: SolveOptions) -> Plan:
     best: Plan | None = None
     best_variant = ""
     seen: set[tuple[tuple[str, str | None], ...]] = set()
+    run = 0
     for name, place in variants():
         if best is not None and time.perf_counter() - started_at > options.time_limit_s:
             break
         placement = place(problem)
+        run += 1
         key = tuple(sorted(placement.hosts.items()))
         if key in seen:
             continue  # the same placement as an earlier variant: the same plan
@@ -200,5 +216,5 @@ def solve_vector_pack(problem: Problem, options: SolveOptions) -> Plan:
     return attrs.evolve(
         best,
         runtime_s=runtime_s,
-        metrics={"variant": best_variant, "variants_tried": len(seen)},
+        metrics={"variant": best_variant, "variants_run": run, "placements": len(seen)},
     )
