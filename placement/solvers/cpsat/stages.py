@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -32,7 +33,7 @@ from placement.plan import (
     expected_action,
     relative_gap,
 )
-from placement.solvers import Progress, SolveOptions
+from placement.solvers import Progress, SolveFunction, SolveOptions, vector_packing
 from placement.solvers.common import HostLoads, Unit, better, explain_unplaced, stage_value
 from placement.solvers.cpsat import consolidate
 from placement.solvers.cpsat.explain import blocking_families, reason_text
@@ -80,16 +81,16 @@ _SEED_COST = {
     "pacemaker-utilization": 8.0,
     "pacemaker-balanced": 12.0,
     "descent-rebalance": 15.0,
-    # Fourteen packings, each scheduled unless an earlier variant placed the same way.
-    "vector-pack": 14.0,
 }
 _LARGE_MODEL_PAIRS = 20_000
 # Beyond this many (guest, host) pairs the full pair model does not fit a 2-core budget:
 # such problems are solved on neighbourhoods of the incumbent (see `large`).
 MAX_MODEL_PAIRS = 400_000
-# The part of a `consolidate` stage's time CP-SAT's whole-model search gets before the
-# host-emptying neighbourhoods (`consolidate`) take the rest.
+# The part of a `consolidate` stage's time CP-SAT's whole-model search gets (at least,
+# outside deterministic mode) before the host-emptying neighbourhoods take the rest...
 _CONSOLIDATE_CP_SAT_SHARE = 0.4
+# ... at the earliest, and once it has not improved for this part of the stage's time.
+_CONSOLIDATE_STALL_SHARE = 0.2
 
 
 @attrs.frozen
@@ -347,13 +348,25 @@ def with_checked_stages(problem: Problem, plan: Plan, bounds: dict[str, float | 
 
 
 class _ProgressCallback(cp_model.CpSolverSolutionCallback):
-    def __init__(self, report: Callable[[Progress], None], stage: str, started: float) -> None:
+    """Reports each solution CP-SAT finds (when `report` is given) and notes when it last
+    improved on its first one (for `_StallWatch`)."""
+
+    def __init__(
+        self, report: Callable[[Progress], None] | None, stage: str, started: float
+    ) -> None:
         super().__init__()
         self._report = report
         self._stage = stage
         self._started = started
+        self.solutions = 0
+        self.improved_at: float | None = None  # perf_counter() of the latest improvement
 
     def on_solution_callback(self) -> None:
+        self.solutions += 1
+        if self.solutions > 1:  # (CP-SAT reports only better solutions)
+            self.improved_at = time.perf_counter()
+        if self._report is None:
+            return
         value = self.objective_value
         bound = self.best_objective_bound
         self._report(
@@ -365,6 +378,52 @@ class _ProgressCallback(cp_model.CpSolverSolutionCallback):
                 gap=relative_gap(value, bound),
             )
         )
+
+
+class _StallWatch:
+    """Stops a CP-SAT search once it has improved on its first solution but not for
+    `stall_s`, and not before `earliest_s` (wall time from `start`), from a thread
+    beside the search. A search that never improves runs on: on big heterogeneous models
+    CP-SAT may find its first better plan late and then improve fast (two Alibaba
+    instants: 6 nodes with the whole stage, 17 when the neighbourhoods took over at 40 %
+    of it on one worker)."""
+
+    _POLL_S = 0.05
+
+    def __init__(
+        self,
+        solver: cp_model.CpSolver,
+        callback: _ProgressCallback,
+        earliest_s: float,
+        stall_s: float,
+    ) -> None:
+        self._solver = solver
+        self._callback = callback
+        self._earliest = time.perf_counter() + earliest_s
+        self._stall_s = stall_s
+        self._done = threading.Event()
+        self.stopped = False
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._done.wait(self._POLL_S):
+            improved_at = self._callback.improved_at
+            now = time.perf_counter()
+            stalled = improved_at is not None and now - improved_at >= self._stall_s
+            if stalled and now >= self._earliest:
+                self.stopped = True
+                self._solver.stop_search()
+                return
+
+    def finish(self) -> None:
+        """End the watch (call once the search has returned)."""
+        self._done.set()
+        self._thread.join()
+
+
+def _seed_cost(name: str) -> float:
+    return _SEED_COST.get(name, 1.0)
 
 
 def _greedy_incumbent(problem: Problem, options: SolveOptions) -> Plan | None:
@@ -384,18 +443,26 @@ def _greedy_incumbent(problem: Problem, options: SolveOptions) -> Plan | None:
     others = [
         info.name
         for info in available_solvers()
-        if info.kind != "optimiser" and info.name not in _GREEDY_SEEDS
+        if info.kind != "optimiser"
+        and info.name not in (*_GREEDY_SEEDS, vector_packing.SOLVER_NAME)
     ]
-    # Cheap ones first: the greedy packers, then the others, the slowest peers last.
-    order = [*_GREEDY_SEEDS, *sorted(others, key=lambda n: _SEED_COST.get(n, 1.0))]
+    # Cheap ones first: the greedy packers, then the vector-packing heuristics one by one
+    # (as one baseline they take 14 packers' time, which 10,000 guests do not leave, and
+    # one of them may place more: first fit by the largest share on the L cold pack),
+    # then the others, the slowest peers last.
+    seeds: list[tuple[str, SolveFunction]] = [
+        *((name, get_solver(name).function) for name in _GREEDY_SEEDS),
+        *vector_packing.seed_functions(),
+        *((name, get_solver(name).function) for name in sorted(others, key=_seed_cost)),
+    ]
     started = time.perf_counter()
     budget = options.time_limit_s / 4
     first_s: float | None = None  # how long the first seed took: the scale of the others
-    for name in order:
+    for name, function in seeds:
         elapsed = time.perf_counter() - started
         # Start a seed only if it should end within the budget (on 10,000 guests the
         # Pacemaker re-creations take 8-12 times as long as best fit).
-        expected = _SEED_COST.get(name, 1.0) * (first_s or 0.0)
+        expected = _seed_cost(name) * (first_s or 0.0)
         if best is not None and first_s is not None and elapsed + expected > budget:
             continue
         seed_started = time.perf_counter()
@@ -403,12 +470,12 @@ def _greedy_incumbent(problem: Problem, options: SolveOptions) -> Plan | None:
         # after its own check (about a seed's time); it took 17 s on the 10,000-guest
         # failover when given the whole quarter, and overruns its limit a little.
         left_s = max(0.8 * (budget - elapsed - (first_s or 0.0)), 0.05)
-        plan = get_solver(name).function(problem, attrs.evolve(seed_options, time_limit_s=left_s))
+        plan = function(problem, attrs.evolve(seed_options, time_limit_s=left_s))
         report = check(problem, plan)
         if first_s is None:
             first_s = time.perf_counter() - seed_started
         if not report.ok:
-            if name in _GREEDY_SEEDS:
+            if name in _GREEDY_SEEDS or name.startswith(vector_packing.SOLVER_NAME):
                 logger.error(
                     "BUG: baseline %s produced a plan that fails the checker: %s",
                     name,
@@ -755,16 +822,31 @@ def improve(
         remaining = search_s - (stage_started - started)
         budget = max(remaining / (len(stages) - position), 0.05)
         # Consolidation: CP-SAT first (it proves the easy packings and the bound), then
-        # the host-emptying neighbourhoods with the rest of the stage's time.
+        # the host-emptying neighbourhoods with the rest of the stage's time. CP-SAT
+        # hands over after its share once it has improved on its start and stalled
+        # (a fixed share in deterministic mode, where wall time must not decide).
         emptying = objective is Objective.CONSOLIDATE and consolidate.applies(view, stages)
-        cp_budget = budget * _CONSOLIDATE_CP_SAT_SHARE if emptying else budget
+        watched = emptying and not options.deterministic
+        cp_budget = budget * _CONSOLIDATE_CP_SAT_SHARE if emptying and not watched else budget
         solver = _parameters(options, cp_budget, large=view.num_pairs > _LARGE_MODEL_PAIRS)
         callback = (
             _ProgressCallback(options.on_progress, objective.value, started)
-            if options.on_progress is not None
+            if options.on_progress is not None or watched
+            else None
+        )
+        watch = (
+            _StallWatch(
+                solver,
+                callback,
+                budget * _CONSOLIDATE_CP_SAT_SHARE,
+                budget * _CONSOLIDATE_STALL_SHARE,
+            )
+            if watched and callback is not None
             else None
         )
         status = solver.solve(variables.model, callback)
+        if watch is not None:
+            watch.finish()
         if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE, cp_model.INFEASIBLE):
             stalled = view.num_pairs > _LARGE_MODEL_PAIRS
         if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
@@ -791,6 +873,8 @@ def improve(
         )
         bound = _tighter(objective, cp_bound, ours)
         searchable = status != cp_model.INFEASIBLE and incumbent is not None
+        if watch is not None:
+            stage_log[-1]["cp_sat_stopped_stalled"] = watch.stopped
         if emptying and searchable and (bound is None or value > bound):
             if options.deterministic:
                 left = budget - solver.deterministic_time
