@@ -4,6 +4,8 @@ a solution its symmetry rule accepts."""
 
 from __future__ import annotations
 
+import time
+
 import attrs
 from hypothesis import HealthCheck, given, settings
 
@@ -207,3 +209,46 @@ def test_the_consolidate_stage_hands_over_to_the_neighbourhoods(monkeypatch) -> 
     assert searched["hosts_after"] < searched["hosts_before"]
     assert stage["value"] == searched["hosts_after"]
     assert report.metrics["objectives"]["consolidate"] == plan.stages[-1].value == stage["value"]
+
+
+class _FakeSolver:
+    def __init__(self) -> None:
+        self.stopped = 0
+
+    def stop_search(self) -> None:
+        self.stopped += 1
+
+
+class _FakeCallback:
+    def __init__(self, improved_at: float | None) -> None:
+        self.improved_at = improved_at
+
+
+def test_the_stall_watch_stops_a_search_that_improved_and_then_stalled() -> None:
+    solver = _FakeSolver()
+    watch = stages._StallWatch(solver, _FakeCallback(time.perf_counter()), 0.0, 0.05)  # type: ignore[arg-type]
+    deadline = time.perf_counter() + 5.0
+    while not watch.stopped and time.perf_counter() < deadline:
+        time.sleep(0.01)
+    watch.finish()
+    assert watch.stopped
+    assert solver.stopped == 1
+
+
+def test_the_stall_watch_lets_a_search_without_improvement_run() -> None:
+    """CP-SAT has not improved on its start yet (a big model still early in its search):
+    the watch never stops it, however long it stalls."""
+    solver = _FakeSolver()
+    watch = stages._StallWatch(solver, _FakeCallback(None), 0.0, 0.0)  # type: ignore[arg-type]
+    time.sleep(0.3)
+    watch.finish()
+    assert not watch.stopped
+    assert solver.stopped == 0
+
+
+def test_the_stall_watch_waits_for_the_earliest_hand_over() -> None:
+    solver = _FakeSolver()
+    watch = stages._StallWatch(solver, _FakeCallback(0.0), 60.0, 0.0)  # type: ignore[arg-type]
+    time.sleep(0.3)
+    watch.finish()
+    assert not watch.stopped

@@ -10,7 +10,7 @@ from placement.model import Guest, Host, Problem
 from placement.plan import Plan
 from placement.solvers import SolveOptions, get_solver, solve
 from placement.solvers.common import better, finish_plan
-from placement.solvers.vector_packing import bin_centric_placement, variants
+from placement.solvers.vector_packing import bin_centric_placement, seed_functions, variants
 from tests.strategies import problems
 
 LIST = SolveOptions(schedule="list")
@@ -128,3 +128,20 @@ def test_never_worse_than_first_or_best_fit_and_always_valid(random: Problem) ->
         assert report.ok, [v.message for v in report.violations]
         for name in ("first-fit", "best-fit"):
             assert not better(problem, solve(problem, name, LIST), plan)
+
+
+def test_seed_functions_are_every_variant_but_the_greedy_baselines() -> None:
+    """The optimiser runs these one by one after first fit and best fit, which are the
+    two variants by the summed size."""
+    names = [name for name, _ in seed_functions()]
+    assert len(names) == len(set(names)) == len(variants()) - 2
+    expected = {f"vector-pack/{name}" for name, _ in variants()} - {
+        "vector-pack/first-fit-decreasing-sum",
+        "vector-pack/best-fit-decreasing-sum",
+    }
+    assert set(names) == expected
+    problem = five_items()
+    by_name = dict(seed_functions())
+    plan = by_name["vector-pack/first-fit-decreasing-max"](problem, LIST)
+    assert check(problem, plan).ok
+    assert hosts_used(plan) == 2
