@@ -228,6 +228,8 @@ def seed_functions() -> list[tuple[str, SolveFunction]]:
     summary="best of first/best fit decreasing by five size measures and bin-centric packing",
 )
 def solve_vector_pack(problem: Problem, options: SolveOptions) -> Plan:
+    """The best plan of the portfolio's heuristics under the problem's objective order
+    (see the module docstring); `metrics.variant` names the heuristic that produced it."""
     started_at = time.perf_counter()
     best: Plan | None = None
     best_variant = ""

@@ -853,9 +853,11 @@ def improve(
             if watched and callback is not None
             else None
         )
-        status = solver.solve(variables.model, callback)
-        if watch is not None:
-            watch.finish()
+        try:
+            status = solver.solve(variables.model, callback)
+        finally:
+            if watch is not None:
+                watch.finish()
         if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE, cp_model.INFEASIBLE):
             stalled = view.num_pairs > _LARGE_MODEL_PAIRS
         if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
