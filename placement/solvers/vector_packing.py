@@ -59,11 +59,12 @@ BIN_SCORES = ("dot", "room", "weighted-dot", "weighted-room")
 
 @attrs.frozen
 class _Sizes:
-    """Each unit's demand per resource, normalised (`demand`, units x resources), and each
-    resource's scarcity (`weight`: its total demand over its total usable amount)."""
+    """Each unit's demand per resource over `scale` (`demand`, units x resources), and
+    each resource's scarcity (`weight`: its total demand over its total usable amount)."""
 
     demand: FloatArray
     weight: FloatArray
+    scale: FloatArray
 
 
 def _sizes(loads: HostLoads, units: Sequence[Unit], *, per_host: bool) -> _Sizes:
@@ -79,7 +80,7 @@ def _sizes(loads: HostLoads, units: Sequence[Unit], *, per_host: bool) -> _Sizes
     demand = np.array(vectors, dtype=float).reshape(len(units), len(loads.resources))
     scarcity = demand.sum(axis=0) / total
     weight = scarcity / scarcity.sum() if scarcity.sum() > 0 else np.ones(len(total))
-    return _Sizes(demand / scale, weight)
+    return _Sizes(demand / scale, weight, scale)
 
 
 def _measure(sizes: _Sizes, name: str) -> FloatArray:
@@ -101,8 +102,8 @@ def _order_by(measure: str) -> Order:
         return packing_order
 
     def order(problem: Problem, units: Sequence[Unit]) -> list[Unit]:
-        loads, _ = initial_loads(problem)
-        size = _measure(_sizes(loads, units, per_host=False), measure)
+        # Only the usable amounts matter here, not who stays: no `initial_loads` again.
+        size = _measure(_sizes(HostLoads(problem), units, per_host=False), measure)
         ranked = sorted(range(len(units)), key=lambda i: (-units[i].priority, -size[i], i))
         return [units[i] for i in ranked]
 
@@ -117,27 +118,26 @@ def bin_centric_placement(problem: Problem, score: str) -> Placement:
     units = units_of(problem, split.place)
     sizes = _sizes(loads, units, per_host=True)
     weight = sizes.weight if score.startswith("weighted-") else np.ones(len(sizes.weight))
-    scale = np.maximum(loads.usable[loads.online].max(axis=0, initial=1), 1).astype(float)
     hosts: dict[str, str | None] = dict(split.stay)
     # Every rule as arrays, so that one step scores only the units the host admits:
     # allowed hosts (state, filters, labels, frozen copy) per unit, and anti-affinity
     # as units x classes against the classes a host holds. `fits` still has the last word.
-    allowed = np.array([loads.unit_allowed_mask(unit) for unit in units], dtype=bool).reshape(
-        len(units), len(problem.hosts)
-    )
+    # A unit whose own members clash fits no host and stays out.
+    allowed = np.array(
+        [loads.unit_allowed_mask(unit) & (not unit.clashing_classes) for unit in units],
+        dtype=bool,
+    ).reshape(len(units), len(problem.hosts))
     classes = sorted({name for unit in units for name in unit.classes})
     member = np.array(
         [[name in unit.classes for name in classes] for unit in units], dtype=bool
     ).reshape(len(units), len(classes))
-    # Units still to place; one whose own members clash fits no host and stays out.
-    left = np.array([not unit.clashing_classes for unit in units], dtype=bool)
-    placed = np.zeros(len(units), dtype=bool)
+    left = np.ones(len(units), dtype=bool)  # units still to place
     for h, host in enumerate(problem.hosts):
         if not host.online:
             continue
         admitted = left & allowed[:, h]
         while admitted.any():
-            room = (loads.usable[h] - loads.used[h]) / scale
+            room = (loads.usable[h] - loads.used[h]) / sizes.scale
             held = np.array([loads.holds_class(host.name, name) for name in classes], dtype=bool)
             room_enough = (sizes.demand == 0) | (sizes.demand <= room + 1e-12)
             fits = admitted & room_enough.all(axis=1) & ~(member & held).any(axis=1)
@@ -156,11 +156,10 @@ def bin_centric_placement(problem: Problem, score: str) -> Placement:
                 break
             loads.add(units[chosen], host.name)
             left[chosen] = admitted[chosen] = False
-            placed[chosen] = True
             for name in units[chosen].names:
                 hosts[name] = host.name
     reasons: dict[str, str] = {}
-    for i in np.flatnonzero(~placed):
+    for i in np.flatnonzero(left):
         reason = explain_unplaced(problem, loads, units[i].guests)
         for name in units[i].names:
             hosts[name] = None

@@ -388,8 +388,8 @@ class _ProgressCallback(cp_model.CpSolverSolutionCallback):
 
 class _StallWatch:
     """Stops a CP-SAT search once it has improved on its first solution but not for
-    `stall_s`, and not before `earliest_s` (wall time from `start`), from a thread
-    beside the search. A search that never improves runs on: on big heterogeneous models
+    `stall_s`, and not before `earliest_s` after the watch starts, from a thread beside
+    the search. A search that never improves runs on: on big heterogeneous models
     CP-SAT may find its first better plan late and then improve fast (two Alibaba
     instants: 6 nodes with the whole stage, 17 when the neighbourhoods took over at 40 %
     of it on one worker)."""
