@@ -323,6 +323,88 @@ class MigrationSettings:
         return self.setup_s + -(-memory_mib // self.bandwidth_mib_s)
 
 
+class Contention(enum.Enum):
+    """How an overloaded boot pool or host boot CPU serves the boots that load it.
+
+    `share`: processor sharing; the resource delivers its capacity, split in proportion
+    to the demand. `thrash`: past saturation it delivers less than its capacity (the
+    latency collapse of an overloaded array), see `SimulationSettings`.
+    """
+
+    SHARE = "share"
+    THRASH = "thrash"
+
+
+def _check_unit_interval(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"'{attribute.name}' must be a number (got {value!r})")
+    if not 0 <= value <= 1:
+        raise ValueError(f"'{attribute.name}' must be between 0 and 1 (got {value})")
+
+
+def _check_number_at_least(low: float, high: float) -> Any:
+    def check(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"'{attribute.name}' must be a number (got {value!r})")
+        if not math.isfinite(value) or not low <= value <= high:
+            raise ValueError(f"'{attribute.name}' must be between {low} and {high} (got {value})")
+
+    return check
+
+
+@attrs.frozen
+class HostFailure:
+    """A host that fails during the recovery, `at_s` seconds after instant 0."""
+
+    host: str = attrs.field(validator=_check_name)
+    at_s: float = attrs.field(validator=_check_number_at_least(0.0, 1e9))
+
+
+def _failure_tuple(value: Iterable[HostFailure]) -> tuple[HostFailure, ...]:
+    return tuple(value)
+
+
+@attrs.frozen
+class SimulationSettings:
+    """The physics a plan is run against by `placement.simulate` (docs/simulation.md).
+
+    Boots are work: a boot needs `duration_s` seconds at full speed. An overloaded pool or
+    host boot CPU slows every boot that loads it (`contention`); with `thrash` it delivers
+    `capacity * max(thrash_floor, 1 - thrash_slope * (demand / capacity - 1))` past
+    saturation. `sigma`: the lognormal spread of each guest's duration multiplier (median
+    1); `duration_factors`: a fixed multiplier per guest on top of it. `start_return_s`:
+    the start command returns this long after it was issued (or when the guest is ready,
+    if sooner) while the boot goes on: what tools that count *started* actions see.
+    `start_failure_probability`: the chance that one start attempt fails part-way; a
+    failed start is retried `max_retries` times, `retry_delay_s` after it failed.
+    `fencing`: a host whose boot pressure (its boot CPU demand over its limit, or the
+    demand over capacity of a pool its booting guests load) stays above `fence_ratio`
+    for longer than `fence_grace_s` is fenced, and every guest on it is lost.
+    `host_failures`: hosts that fail at given instants; `random_host_failure_probability`:
+    the chance per run that one more host, drawn among those receiving guests, fails at
+    an instant drawn uniformly within the plan's makespan.
+    """
+
+    sigma: float = attrs.field(default=0.0, validator=_check_number_at_least(0.0, 3.0))
+    contention: Contention = attrs.field(default=Contention.SHARE, converter=Contention)
+    thrash_slope: float = attrs.field(default=0.5, validator=_check_number_at_least(0.0, 100.0))
+    thrash_floor: float = attrs.field(default=0.25, validator=_check_unit_interval)
+    start_return_s: int = attrs.field(default=5, validator=_check_count)
+    start_failure_probability: float = attrs.field(default=0.0, validator=_check_unit_interval)
+    retry_delay_s: int = attrs.field(default=30, validator=_check_count)
+    max_retries: int = attrs.field(default=1, validator=_check_count)
+    fencing: bool = attrs.field(default=False, validator=_check_bool)
+    fence_ratio: float = attrs.field(default=1.5, validator=_check_number_at_least(1.0, 1e6))
+    fence_grace_s: int = attrs.field(default=60, validator=_check_count)
+    host_failures: tuple[HostFailure, ...] = attrs.field(default=(), converter=_failure_tuple)
+    random_host_failure_probability: float = attrs.field(
+        default=0.0, validator=_check_unit_interval
+    )
+    duration_factors: Mapping[str, float] = attrs.field(
+        factory=dict, converter=_frozen_map, validator=_check_ratios
+    )
+
+
 def _host_tuple(value: Iterable[Host]) -> tuple[Host, ...]:
     return tuple(value)
 
@@ -356,6 +438,7 @@ class Problem:
         default=DEFAULT_OBJECTIVES, converter=_objective_tuple
     )
     migration: MigrationSettings = attrs.field(factory=MigrationSettings)
+    simulation: SimulationSettings = attrs.field(factory=SimulationSettings)
     _host_index: Mapping[str, int] = attrs.field(init=False, repr=False, eq=False)
     _guest_index: Mapping[str, int] = attrs.field(init=False, repr=False, eq=False)
     _resources: tuple[str, ...] = attrs.field(init=False, repr=False, eq=False)
@@ -605,6 +688,23 @@ def reference_errors(document: Mapping[str, Any]) -> list[InputError]:
             if pool not in pools:
                 errors.append(InputError(f"migration.load.{pool}", f"unknown boot pool '{pool}'"))
 
+    simulation = document.get("simulation")
+    if isinstance(simulation, Mapping):
+        failures = simulation.get("host_failures")
+        for position, failure in enumerate(failures if isinstance(failures, list) else ()):
+            failing = failure.get("host") if isinstance(failure, Mapping) else None
+            if hosts_whole and isinstance(failing, str) and failing and failing not in host_names:
+                errors.append(
+                    InputError(
+                        f"simulation.host_failures[{position}].host", f"unknown host '{failing}'"
+                    )
+                )
+        for name in _keys(simulation.get("duration_factors")):
+            if guests_whole and name not in guest_names:
+                errors.append(
+                    InputError(f"simulation.duration_factors.{name}", f"unknown guest '{name}'")
+                )
+
     # Imported here: graph.py imports this module for its types.
     from placement.graph import cycles
 
@@ -650,4 +750,8 @@ def _reference_view(problem: Problem) -> dict[str, Any]:
         ],
         "boot_pools": problem.boot_pools,
         "migration": {"load": problem.migration.load},
+        "simulation": {
+            "host_failures": [{"host": f.host} for f in problem.simulation.host_failures],
+            "duration_factors": problem.simulation.duration_factors,
+        },
     }

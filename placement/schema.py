@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from placement.model import SCHEMA_VERSION, GuestState, HostState, Objective
+from placement.model import SCHEMA_VERSION, Contention, GuestState, HostState, Objective
 from placement.plan import Action, Status
 
 JsonSchema = dict[str, Any]
@@ -142,6 +142,75 @@ _MIGRATION = _object(
     }
 )
 
+_RATIO: JsonSchema = {"type": "number", "minimum": 0, "maximum": 1}
+
+_SIMULATION = _described(
+    _object(
+        {
+            "sigma": _described(
+                {"type": "number", "minimum": 0, "maximum": 3},
+                "Lognormal spread of each guest's boot-duration multiplier (median 1; "
+                "default 0: boots take duration_s).",
+            ),
+            "contention": _described(
+                {"enum": [mode.value for mode in Contention], "default": "share"},
+                "share: an overloaded pool splits its capacity among the boots; thrash: "
+                "it also delivers less past saturation.",
+            ),
+            "thrash_slope": _described(
+                {"type": "number", "minimum": 0, "maximum": 100},
+                "Throughput lost per unit of overload (default 0.5).",
+            ),
+            "thrash_floor": _described(
+                _RATIO, "Least share of its capacity a thrashing resource keeps (0.25)."
+            ),
+            "start_return_s": _described(
+                _COUNT, "Seconds until a start command returns while the boot goes on (5)."
+            ),
+            "start_failure_probability": _described(
+                _RATIO, "Chance that one start attempt fails part-way (0)."
+            ),
+            "retry_delay_s": _described(_COUNT, "Seconds from a failed start to its retry (30)."),
+            "max_retries": _described(_COUNT, "Retries after a failed start (1)."),
+            "fencing": _described(
+                {"type": "boolean", "default": False},
+                "Fence a host whose boot pressure stays above fence_ratio for fence_grace_s.",
+            ),
+            "fence_ratio": _described(
+                {"type": "number", "minimum": 1, "maximum": 1e6},
+                "Demand over capacity that counts as overload for fencing (1.5).",
+            ),
+            "fence_grace_s": _described(
+                _COUNT, "Seconds of continuous overload before a host is fenced (60)."
+            ),
+            "host_failures": _described(
+                {
+                    "type": "array",
+                    "items": _object(
+                        {
+                            "host": _NAME,
+                            "at_s": {"type": "number", "minimum": 0, "maximum": 1e9},
+                        },
+                        ("host", "at_s"),
+                    ),
+                },
+                "Hosts that fail during the recovery, and when.",
+            ),
+            "random_host_failure_probability": _described(
+                _RATIO,
+                "Chance per run that one host receiving guests fails at a random instant.",
+            ),
+            "duration_factors": {
+                "type": "object",
+                "description": "Fixed boot-duration multiplier per guest name.",
+                "propertyNames": {"minLength": 1},
+                "additionalProperties": {"type": "number", "exclusiveMinimum": 0},
+            },
+        }
+    ),
+    "How `placement simulate` runs a plan: boot-time noise, contention, failures.",
+)
+
 PROBLEM_SCHEMA: JsonSchema = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "$id": "https://placement.invalid/schema/problem-v1.json",
@@ -154,6 +223,7 @@ PROBLEM_SCHEMA: JsonSchema = {
             "boot_pools": _amounts("Cluster-wide limit on the summed boot load per pool."),
             "schedule": _SCHEDULE,
             "migration": _MIGRATION,
+            "simulation": _SIMULATION,
             "objective": {
                 "type": "array",
                 "items": {"enum": [objective.value for objective in Objective]},

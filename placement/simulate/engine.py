@@ -1,0 +1,626 @@
+"""The physics of a recovery: boots as work under contention, failures, fencing.
+
+A discrete-event simulation over *rate changes*. Between two events every boot
+progresses at a constant rate, so time jumps from event to event: a boot that finishes
+or fails, a start command that returns, a retry, a host that fails or is fenced, or a
+policy's wake-up. Boots that load the same resources (the same pools, the same host's
+boot CPU) always progress at the same rate, so they share one *group* with a virtual
+clock: a boot's finish is a mark on its group's clock and a heap per group finds the
+next one. An event then costs O(groups + log boots), not O(boots).
+
+Rates (processor sharing): a resource whose demand exceeds its capacity serves every
+boot that loads it at `delivered / demand` of full speed; a boot runs at the smallest
+such factor over what it loads. `delivered` is the capacity (`share`) or, past
+saturation, `capacity * max(floor, 1 - slope * (demand / capacity - 1))` (`thrash`).
+Demand is the summed boot load of every boot in progress, slowed or not: a slow boot
+keeps its I/O queue full. With a valid plan and no noise nothing is ever over capacity,
+so every guest is ready exactly when the plan says (a property test holds it to that).
+
+The engine decides nothing: a policy (placement.simulate.policies) says which guest to
+start where, from what it can see (`World`: who is booting, ready, failed; the declared
+boot load against the limits), exactly as an HA tool would.
+"""
+
+from __future__ import annotations
+
+import enum
+import heapq
+import math
+from collections.abc import Sequence
+from typing import NamedTuple, Protocol
+
+import attrs
+
+from placement.model import Contention, Problem, SimulationSettings
+from placement.plan import Action, Plan
+from placement.simulate.draws import ATTEMPTS, RunDraws
+
+_EPS = 1e-9
+
+
+class GuestStatus(enum.IntEnum):
+    """Where a guest is in the recovery, as the engine (and a policy) sees it."""
+
+    WAITING = 0  # to be started (or migrated), not yet
+    BOOTING = 1  # started, not ready (a migration in progress counts here too)
+    READY = 2  # booted (or migrated) and ready
+    RETRY_WAIT = 3  # a start attempt failed; the retry is due
+    GAVE_UP = 4  # every attempt failed
+    LOST = 5  # its host failed or was fenced: it must be started again somewhere
+    RUNNING = 6  # ran before the recovery and keeps running (stay)
+    NOT_PLACED = 7  # the plan gives it no host
+    STOPPED = 8  # the plan stops it
+
+
+#: Guests that occupy their host (lost when it goes down).
+_ON_HOST = (GuestStatus.BOOTING, GuestStatus.READY, GuestStatus.RETRY_WAIT, GuestStatus.RUNNING)
+
+
+class EventKind(enum.Enum):
+    """What a policy is told about between two of its decisions."""
+
+    RETURNED = "returned"  # the start command came back (the boot goes on)
+    READY = "ready"
+    FAILED = "failed"  # an attempt failed; a retry follows if any is left
+    GAVE_UP = "gave_up"  # the last attempt failed
+    LOST = "lost"  # the guest's host went down under it
+    HOST_DOWN = "host_down"  # a host failed or was fenced
+
+
+@attrs.frozen
+class Event:
+    """One thing that happened: `guest` and `host` are indices into the problem."""
+
+    kind: EventKind
+    time_s: float
+    guest: int | None = None
+    host: int | None = None
+
+
+class Decision(NamedTuple):
+    """A policy's answer: `(guest, host)` index pairs to start now, and when to be asked
+    again even if nothing happens (None: only on the next event)."""
+
+    starts: Sequence[tuple[int, int]] = ()
+    wake_at_s: float | None = None
+
+
+class Controller(Protocol):
+    """One run of a policy: asked at instant 0, after every batch of events and at the
+    wake-up instants it asks for."""
+
+    def decide(self, world: World, events: Sequence[Event]) -> Decision: ...
+
+
+# Timer kinds, ordered so that at one instant host failures come first (a guest cannot
+# become ready on a host that died at that very instant), then returns and retries.
+_T_HOST_FAILURE = 0
+_T_FENCE = 1
+_T_RETURN = 2
+_T_RETRY = 3
+_T_WAKE = 4
+
+
+class World:
+    """The state of a recovery during one simulated run, read by policies.
+
+    Indices follow the problem: guest `g` is `problem.guests[g]`, host `h` is
+    `problem.hosts[h]`, pool `p` is the p-th name of `pools`. "Declared" loads are what
+    a manager can know without measuring: the boot profiles of the guests it has started
+    and that are not ready yet.
+    """
+
+    def __init__(
+        self,
+        problem: Problem,
+        plan: Plan,
+        settings: SimulationSettings,
+        draws: RunDraws,
+    ) -> None:
+        self.problem = problem
+        self.settings = settings
+        self.draws = draws
+        self.now = 0.0
+        guests = problem.guests
+        hosts = problem.hosts
+        self.pools: tuple[str, ...] = tuple(problem.boot_pools)
+        pool_index = {name: p for p, name in enumerate(self.pools)}
+        num_pools = len(self.pools)
+        # Resources: the pools first, then one per host with a boot-CPU limit.
+        capacity = [float(problem.boot_pools[name]) for name in self.pools]
+        self._cpu_resource: list[int | None] = []
+        for host in hosts:
+            if host.boot.cpu is None:
+                self._cpu_resource.append(None)
+            else:
+                self._cpu_resource.append(len(capacity))
+                capacity.append(float(host.boot.cpu))
+        self.capacity = capacity
+        self.demand = [0.0] * len(capacity)
+        self.peak_demand = [0.0] * len(capacity)
+        self._factor = [1.0] * len(capacity)
+        self._num_over = 0
+        self.seconds_over_capacity = 0.0
+        self.num_pools = num_pools
+
+        # What a boot (or a migration) of each guest loads: (resource, amount) pairs.
+        self._boot_loads: list[list[tuple[int, float]]] = []
+        self._migrate_loads = [
+            (pool_index[name], float(amount))
+            for name, amount in problem.migration.load.items()
+            if amount > 0 and name in pool_index
+        ]
+        for guest in guests:
+            loads = [
+                (pool_index[name], float(amount))
+                for name, amount in guest.boot.load.items()
+                if amount > 0 and name in pool_index
+            ]
+            self._boot_loads.append(loads)
+
+        by_guest = plan.by_guest()
+        self.planned: list[tuple[Action, int | None, float | None, float | None]] = []
+        self.status: list[GuestStatus] = []
+        self.host_of: list[int | None] = []
+        self.to_recover = [False] * len(guests)
+        self.lost_once = [False] * len(guests)
+        for guest in guests:
+            found = by_guest.get(guest.name)
+            runs = problem.runs_now(guest) and guest.current_host is not None
+            current = problem.host_position(guest.current_host or "") if runs else None
+            if found is None:
+                action = Action.STAY if runs else Action.NONE
+                target = current
+                start = ready = None
+            else:
+                action = found.action
+                target = problem.host_position(found.host) if found.host is not None else None
+                start = None if found.start_s is None else float(found.start_s)
+                ready = None if found.ready_s is None else float(found.ready_s)
+            self.planned.append((action, target, start, ready))
+            if action in (Action.START, Action.MIGRATE):
+                self.to_recover[len(self.status)] = True
+            if action is Action.START:
+                self.status.append(GuestStatus.WAITING)
+                self.host_of.append(None)
+            elif action is Action.MIGRATE:
+                self.status.append(GuestStatus.WAITING)
+                self.host_of.append(current)
+            elif action is Action.STAY:
+                self.status.append(GuestStatus.RUNNING)
+                self.host_of.append(current)
+            elif action is Action.STOP:
+                self.status.append(GuestStatus.STOPPED)
+                self.host_of.append(None)
+            else:
+                self.status.append(GuestStatus.NOT_PLACED)
+                self.host_of.append(None)
+
+        self.online = [host.online for host in hosts]
+        self.returned = [False] * len(guests)
+        self.ready_at: list[float | None] = [None] * len(guests)
+        self.attempts = [0] * len(guests)
+        self._retries_used = [0] * len(guests)
+        self.declared_pool = [0.0] * num_pools
+        self.declared_cpu = [0.0] * len(hosts)
+        self.booting_on_host = [0] * len(hosts)
+        self.booting_total = 0
+        self.in_flight = 0  # started and the start command has not returned
+        self.in_flight_on_host = [0] * len(hosts)
+        self.last_start_s: float | None = None
+        self.last_start_group: str | None = None
+        self.starts_issued = 0
+        self.retries = 0
+        self.fenced: list[int] = []
+        self.failed_hosts: list[int] = []
+
+        # Jobs (boot attempts and migrations) and their groups.
+        self._job_guest: list[int] = []
+        self._job_group: list[int] = []
+        self._job_alive: list[bool] = []
+        self._job_fails: list[bool] = []
+        self._job_loads: list[list[tuple[int, float]]] = []
+        self._job_host: list[int] = []
+        self._job_of_guest: list[int | None] = [None] * len(guests)
+        self._group_of_signature: dict[tuple[int, ...], int] = {}
+        self._group_signature: list[tuple[int, ...]] = []
+        self._group_clock: list[float] = []
+        self._group_rate: list[float] = []
+        self._group_heap: list[list[tuple[float, int]]] = []
+        self._group_live: list[int] = []
+        self._active_groups: set[int] = set()
+        self._host_pool_jobs = [[0] * num_pools for _ in hosts]
+
+        self._timers: list[tuple[float, int, int, int, int]] = []
+        self._timer_seq = 0
+        self._wake_version = 0
+        self._fence_version = [0] * len(hosts)
+        self._fence_due: list[float | None] = [None] * len(hosts)
+        self._events: list[Event] = []
+
+        for failure in settings.host_failures:
+            self._add_timer(failure.at_s, _T_HOST_FAILURE, problem.host_position(failure.host))
+        if draws.host_failure is not None:
+            failing, at_s = draws.host_failure
+            self._add_timer(at_s, _T_HOST_FAILURE, failing)
+
+    # --- what a policy reads ------------------------------------------------------------
+
+    def fits(self, guest: int, host: int) -> bool:
+        """Whether starting `guest` on `host` now keeps every declared boot load within its
+        limit: each pool, the host's boot CPU and start count, the cluster's batch limit."""
+        for resource, amount in self._boot_loads[guest]:
+            if self.declared_pool[resource] + amount > self.capacity[resource] + _EPS:
+                return False
+        host_boot = self.problem.hosts[host].boot
+        cpu = self.problem.guests[guest].boot.cpu
+        if host_boot.cpu is not None and cpu > 0 and self.declared_cpu[host] + cpu > host_boot.cpu:
+            return False
+        if host_boot.max_starts is not None and self.booting_on_host[host] >= host_boot.max_starts:
+            return False
+        limit = self.problem.schedule.max_starts
+        return limit is None or self.booting_total < limit
+
+    def pool_loads(self, guest: int) -> list[tuple[int, float]]:
+        """The (pool index, load) pairs a boot of `guest` adds."""
+        return self._boot_loads[guest]
+
+    def cpu_resource(self, host: int) -> int | None:
+        """The resource index of `host`'s boot CPU (None: the host sets no limit)."""
+        return self._cpu_resource[host]
+
+    def host_pressure(self, host: int) -> float:
+        """The host's boot pressure: its boot-CPU demand over its limit, or the demand
+        over capacity of a pool its booting guests load, whichever is higher."""
+        pressure = 0.0
+        resource = self._cpu_resource[host]
+        if resource is not None and self.demand[resource] > 0:
+            capacity = self.capacity[resource]
+            pressure = self.demand[resource] / capacity if capacity > 0 else math.inf
+        counts = self._host_pool_jobs[host]
+        for pool in range(self.num_pools):
+            if counts[pool]:
+                capacity = self.capacity[pool]
+                ratio = self.demand[pool] / capacity if capacity > 0 else math.inf
+                pressure = max(pressure, ratio)
+        return pressure
+
+    # --- timers -------------------------------------------------------------------------
+
+    def _add_timer(self, at_s: float, kind: int, subject: int, version: int = 0) -> None:
+        self._timer_seq += 1
+        heapq.heappush(self._timers, (at_s, kind, self._timer_seq, subject, version))
+
+    def _set_wake(self, at_s: float | None) -> None:
+        self._wake_version += 1
+        # A wake-up at or before now would only ask the same question again.
+        if at_s is not None and at_s > self.now + _EPS:
+            self._add_timer(at_s, _T_WAKE, 0, self._wake_version)
+
+    # --- rates --------------------------------------------------------------------------
+
+    def _delivered_factor(self, resource: int) -> float:
+        demand = self.demand[resource]
+        capacity = self.capacity[resource]
+        if demand <= capacity + _EPS:
+            return 1.0
+        if capacity <= 0:
+            return 0.0
+        overload = demand / capacity
+        if self.settings.contention is Contention.THRASH:
+            settings = self.settings
+            delivered = capacity * max(
+                settings.thrash_floor, 1.0 - settings.thrash_slope * (overload - 1.0)
+            )
+        else:
+            delivered = capacity
+        return delivered / demand
+
+    def _change_demand(self, loads: list[tuple[int, float]], sign: float) -> None:
+        for resource, amount in loads:
+            before = self.demand[resource] > self.capacity[resource] + _EPS
+            self.demand[resource] += sign * amount
+            if self.demand[resource] < _EPS:
+                self.demand[resource] = 0.0
+            after = self.demand[resource] > self.capacity[resource] + _EPS
+            self._num_over += int(after) - int(before)
+            if self.demand[resource] > self.peak_demand[resource]:
+                self.peak_demand[resource] = self.demand[resource]
+            self._factor[resource] = self._delivered_factor(resource)
+
+    def _refresh_rates(self) -> None:
+        factor = self._factor
+        for group in self._active_groups:
+            rate = 1.0
+            for resource in self._group_signature[group]:
+                if factor[resource] < rate:
+                    rate = factor[resource]
+            self._group_rate[group] = rate
+
+    def _advance(self, to_s: float) -> None:
+        elapsed = to_s - self.now
+        if elapsed <= 0:
+            return
+        if self._num_over:
+            self.seconds_over_capacity += elapsed
+        clock, rate = self._group_clock, self._group_rate
+        for group in self._active_groups:
+            clock[group] += rate[group] * elapsed
+        self.now = to_s
+
+    def _next_completion(self) -> tuple[float, int]:
+        best, best_group = math.inf, -1
+        for group in self._active_groups:
+            heap = self._group_heap[group]
+            while heap and not self._job_alive[heap[0][1]]:
+                heapq.heappop(heap)
+            if not heap:
+                continue
+            rate = self._group_rate[group]
+            if rate <= 0:
+                continue
+            at = self.now + max(heap[0][0] - self._group_clock[group], 0.0) / rate
+            if at < best:
+                best, best_group = at, group
+        return best, best_group
+
+    # --- jobs ---------------------------------------------------------------------------
+
+    def _group(self, signature: tuple[int, ...]) -> int:
+        group = self._group_of_signature.get(signature)
+        if group is None:
+            group = len(self._group_signature)
+            self._group_of_signature[signature] = group
+            self._group_signature.append(signature)
+            self._group_clock.append(0.0)
+            self._group_rate.append(1.0)
+            self._group_heap.append([])
+            self._group_live.append(0)
+        return group
+
+    def _launch(self, guest: int, host: int, migrate: bool) -> None:
+        """Start a boot attempt (or a migration) of `guest` on `host` now."""
+        problem_guest = self.problem.guests[guest]
+        if migrate:
+            loads = list(self._migrate_loads)
+            work = float(self.problem.migration_duration(problem_guest))
+        else:
+            loads = list(self._boot_loads[guest])
+            cpu_resource = self._cpu_resource[host]
+            if cpu_resource is not None and problem_guest.boot.cpu > 0:
+                loads.append((cpu_resource, float(problem_guest.boot.cpu)))
+            work = float(problem_guest.boot.duration_s)
+        attempt = min(self.attempts[guest], ATTEMPTS - 1)
+        self.attempts[guest] += 1
+        work *= float(self.draws.duration_factor[guest])
+        fails = bool(self.draws.fails[guest, attempt]) and not migrate
+        if fails:
+            work *= float(self.draws.fail_point[guest, attempt])
+        signature = tuple(sorted({resource for resource, _ in loads}))
+        group = self._group(signature)
+        job = len(self._job_guest)
+        self._job_guest.append(guest)
+        self._job_group.append(group)
+        self._job_alive.append(True)
+        self._job_fails.append(fails)
+        self._job_loads.append(loads)
+        self._job_host.append(host)
+        self._job_of_guest[guest] = job
+        heapq.heappush(self._group_heap[group], (self._group_clock[group] + work, job))
+        self._group_live[group] += 1
+        self._active_groups.add(group)
+        self._change_demand(loads, +1.0)
+        for resource, _ in loads:
+            if resource < self.num_pools:
+                self._host_pool_jobs[host][resource] += 1
+        # The declared view: what the policy started and is not ready yet.
+        for resource, amount in self._boot_loads[guest] if not migrate else self._migrate_loads:
+            self.declared_pool[resource] += amount
+        if not migrate:
+            self.declared_cpu[host] += problem_guest.boot.cpu
+            self.booting_on_host[host] += 1
+            self.booting_total += 1
+        self.status[guest] = GuestStatus.BOOTING
+        self.host_of[guest] = host
+        self.returned[guest] = False
+        self.in_flight += 1
+        self.in_flight_on_host[host] += 1
+        self._add_timer(self.now + self.settings.start_return_s, _T_RETURN, guest, job)
+
+    def _end_job(self, job: int) -> None:
+        """Take a finished, failed or killed job out of the physics and the declared view."""
+        self._job_alive[job] = False
+        group = self._job_group[job]
+        self._group_live[group] -= 1
+        if self._group_live[group] == 0:
+            self._active_groups.discard(group)
+            self._group_heap[group].clear()
+        loads = self._job_loads[job]
+        self._change_demand(loads, -1.0)
+        host = self._job_host[job]
+        for resource, _ in loads:
+            if resource < self.num_pools:
+                self._host_pool_jobs[host][resource] -= 1
+        guest = self._job_guest[job]
+        migrate = self.planned[guest][0] is Action.MIGRATE
+        for resource, amount in self._boot_loads[guest] if not migrate else self._migrate_loads:
+            self.declared_pool[resource] = max(self.declared_pool[resource] - amount, 0.0)
+        if not migrate:
+            self.declared_cpu[host] -= self.problem.guests[guest].boot.cpu
+            self.booting_on_host[host] -= 1
+            self.booting_total -= 1
+        self._job_of_guest[guest] = None
+        self._mark_returned(guest)
+
+    def _mark_returned(self, guest: int) -> None:
+        if not self.returned[guest]:
+            self.returned[guest] = True
+            host = self.host_of[guest]
+            self.in_flight -= 1
+            if host is not None:
+                self.in_flight_on_host[host] -= 1
+
+    # --- what happens -------------------------------------------------------------------
+
+    def start(self, guest: int, host: int) -> bool:
+        """Carry out a policy's start (or the planned migration) of `guest` on `host`.
+
+        Only a guest that waits or was lost can start; on a host that is down the start
+        fails at once and the guest counts as lost. Returns whether it started.
+        """
+        status = self.status[guest]
+        if status not in (GuestStatus.WAITING, GuestStatus.LOST):
+            return False
+        if not self.online[host]:
+            if status is GuestStatus.WAITING:
+                self.status[guest] = GuestStatus.LOST
+                self.to_recover[guest] = True
+                self.lost_once[guest] = True
+                self._events.append(Event(EventKind.LOST, self.now, guest, host))
+            return False
+        migrate = status is GuestStatus.WAITING and self.planned[guest][0] is Action.MIGRATE
+        self.starts_issued += 1
+        group = self.problem.guests[guest].boot.group
+        self.last_start_s = self.now
+        self.last_start_group = group
+        self._launch(guest, host, migrate)
+        return True
+
+    def _complete(self, job: int) -> None:
+        guest = self._job_guest[job]
+        fails = self._job_fails[job]
+        self._end_job(job)
+        if not fails:
+            self.status[guest] = GuestStatus.READY
+            self.ready_at[guest] = self.now
+            self._events.append(Event(EventKind.READY, self.now, guest, self.host_of[guest]))
+            return
+        if self._retries_used[guest] < self.settings.max_retries:
+            self._retries_used[guest] += 1
+            self.retries += 1
+            self.status[guest] = GuestStatus.RETRY_WAIT
+            self._events.append(Event(EventKind.FAILED, self.now, guest, self.host_of[guest]))
+            self._add_timer(self.now + self.settings.retry_delay_s, _T_RETRY, guest)
+        else:
+            self.status[guest] = GuestStatus.GAVE_UP
+            self._events.append(Event(EventKind.GAVE_UP, self.now, guest, self.host_of[guest]))
+
+    def _host_down(self, host: int, fenced: bool) -> None:
+        if not self.online[host]:
+            return
+        self.online[host] = False
+        (self.fenced if fenced else self.failed_hosts).append(host)
+        self._fence_version[host] += 1
+        self._fence_due[host] = None
+        self._events.append(Event(EventKind.HOST_DOWN, self.now, None, host))
+        for guest, where in enumerate(self.host_of):
+            if where != host or self.status[guest] not in _ON_HOST:
+                continue
+            job = self._job_of_guest[guest]
+            if job is not None:
+                self._end_job(job)
+            self.status[guest] = GuestStatus.LOST
+            self.ready_at[guest] = None
+            self.to_recover[guest] = True
+            self.lost_once[guest] = True
+            self._events.append(Event(EventKind.LOST, self.now, guest, host))
+
+    def _fire_timer(self, kind: int, subject: int, version: int) -> bool:
+        """Act on a due timer; False for a stale one (nothing happened)."""
+        if kind == _T_HOST_FAILURE:
+            self._host_down(subject, fenced=False)
+        elif kind == _T_FENCE:
+            if version != self._fence_version[subject]:
+                return False
+            self._host_down(subject, fenced=True)
+        elif kind == _T_RETURN:
+            if self._job_of_guest[subject] != version or self.returned[subject]:
+                return False
+            self._mark_returned(subject)
+            self._events.append(Event(EventKind.RETURNED, self.now, subject, self.host_of[subject]))
+        elif kind == _T_RETRY:
+            if self.status[subject] is not GuestStatus.RETRY_WAIT:
+                return False
+            host = self.host_of[subject]
+            assert host is not None
+            if not self.online[host]:
+                self.status[subject] = GuestStatus.LOST
+                self._events.append(Event(EventKind.LOST, self.now, subject, host))
+                return True
+            self.starts_issued += 1
+            self._launch(subject, host, migrate=False)
+        elif kind == _T_WAKE:
+            return version == self._wake_version
+        return True
+
+    def _check_fencing(self) -> None:
+        ratio = self.settings.fence_ratio
+        for host, online in enumerate(self.online):
+            if not online:
+                continue
+            over = self.host_pressure(host) > ratio + _EPS
+            due = self._fence_due[host]
+            if over and due is None:
+                self._fence_version[host] += 1
+                self._fence_due[host] = self.now + self.settings.fence_grace_s
+                self._add_timer(
+                    self._fence_due[host] or 0.0, _T_FENCE, host, self._fence_version[host]
+                )
+            elif not over and due is not None:
+                self._fence_version[host] += 1
+                self._fence_due[host] = None
+
+    # --- the loop -----------------------------------------------------------------------
+
+    def run(self, controller: Controller, until_s: float) -> None:
+        """Run to the end: nothing booting, no timer left, or `until_s` reached."""
+        events: list[Event] = []
+        ask = True
+        while True:
+            if ask:
+                decision = controller.decide(self, events)
+                for guest, host in decision.starts:
+                    self.start(guest, host)
+                self._set_wake(decision.wake_at_s)
+                if self.settings.fencing:
+                    self._check_fencing()
+                self._refresh_rates()
+                # Starts on a host that is down produce events of their own.
+                events = self._events
+                self._events = []
+                if events:
+                    continue
+            completion_at, _ = self._next_completion()
+            timer_at = self._timers[0][0] if self._timers else math.inf
+            next_at = min(completion_at, timer_at)
+            if next_at == math.inf:
+                break  # nothing left to happen (a boot on a resource delivering 0 never ends)
+            if next_at > until_s:
+                self._advance(until_s)
+                break
+            self._advance(next_at)
+            ask = False
+            # Timers first at one instant (a host failure beats a readiness at the same
+            # second), then every boot whose work is done.
+            while self._timers and self._timers[0][0] <= self.now + _EPS:
+                _, kind, _, subject, version = heapq.heappop(self._timers)
+                if self._fire_timer(kind, subject, version):
+                    ask = True
+            for group in list(self._active_groups):
+                heap = self._group_heap[group]
+                clock = self._group_clock[group]
+                rate = self._group_rate[group]
+                # A boot finishing within a microsecond of now counts as now.
+                slack = _EPS + 1e-6 * rate
+                while heap and (not self._job_alive[heap[0][1]] or heap[0][0] <= clock + slack):
+                    _, job = heapq.heappop(heap)
+                    if self._job_alive[job]:
+                        self._complete(job)
+                        ask = True
+                    if not self._active_groups or group not in self._active_groups:
+                        break
+            if self.settings.fencing:
+                self._check_fencing()
+            self._refresh_rates()
+            events = self._events
+            self._events = []

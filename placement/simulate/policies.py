@@ -1,0 +1,683 @@
+"""Policies: who starts when, decided from what a manager can see during a recovery.
+
+A policy runs a plan's placement (which guest goes to which host) in its own way. The
+same plan can be run open-loop (the script of its start times), readiness-gated (its
+order as a partial order), or the way a peer tool would run it (all at once, a serial
+loop with a delay, Pacemaker's batch limit counting started actions, Proxmox HA's four
+workers per node, vSphere's priority groups waiting for readiness). Each policy is a
+small object: `controller(problem, plan)` gives one run's `Controller`, which the engine
+asks at instant 0, after every batch of events and at the wake-up instants it asks for.
+The executor (placement.execute) runs the same controllers against real tools.
+
+What a policy sees is what a manager knows: which guests it started, which start
+commands returned, which guests are ready, failed or lost, which hosts are down, and the
+*declared* boot loads of the guests still booting (their boot profiles) against the
+limits. It never sees the physical demand on the SAN.
+
+docs/simulation.md describes each policy and the source it is re-created from.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from collections.abc import Callable, Sequence
+
+import attrs
+
+from placement.model import Problem
+from placement.plan import Action, Plan
+from placement.simulate.engine import Controller, Decision, Event, EventKind, GuestStatus, World
+
+#: Statuses after which a guest no longer holds up the guests ordered after it.
+_SETTLED = (GuestStatus.READY, GuestStatus.GAVE_UP, GuestStatus.LOST)
+
+
+@attrs.frozen
+class Unit:
+    """Guests that start at one instant (a start group's members, or one guest), with
+    their planned hosts and times; `after`: guest indices in the recovery that every
+    member waits for."""
+
+    index: int
+    guests: tuple[int, ...]
+    hosts: tuple[int, ...]
+    start_s: float
+    ready_s: float
+    priority: int
+    group: str | None
+    after: tuple[int, ...]
+
+
+def plan_units(problem: Problem, plan: Plan) -> list[Unit]:
+    """The plan's starts and migrations as units, in the plan's order (planned start, then
+    planned ready, then higher priority first, then problem order)."""
+    members: dict[object, list[tuple[int, int, float, float]]] = {}
+    for assignment in plan.assignments:
+        if assignment.action not in (Action.START, Action.MIGRATE) or assignment.host is None:
+            continue
+        guest_index = problem.guest_position(assignment.guest)
+        guest = problem.guests[guest_index]
+        start = float(assignment.start_s or 0)
+        ready = float(assignment.ready_s if assignment.ready_s is not None else start)
+        key: object = (
+            ("group", guest.boot.group)
+            if guest.boot.group is not None and assignment.action is Action.START
+            else ("guest", guest_index)
+        )
+        members.setdefault(key, []).append(
+            (guest_index, problem.host_position(assignment.host), start, ready)
+        )
+    recovering = {g for items in members.values() for g, _, _, _ in items}
+    units = []
+    for items in members.values():
+        guests = tuple(g for g, _, _, _ in items)
+        after = sorted(
+            {
+                problem.guest_position(name)
+                for g in guests
+                for name in problem.guests[g].boot.after
+                if problem.has_guest(name) and problem.guest_position(name) in recovering
+            }
+            - set(guests)
+        )
+        units.append(
+            Unit(
+                index=0,
+                guests=guests,
+                hosts=tuple(h for _, h, _, _ in items),
+                start_s=min(s for _, _, s, _ in items),
+                ready_s=max(r for _, _, _, r in items),
+                priority=max(problem.guests[g].priority for g in guests),
+                group=problem.guests[guests[0]].boot.group if len(guests) > 1 else None,
+                after=tuple(after),
+            )
+        )
+    units.sort(key=lambda u: (u.start_s, u.ready_s, -u.priority, u.guests[0]))
+    return [attrs.evolve(unit, index=position) for position, unit in enumerate(units)]
+
+
+class Policy(abc.ABC):
+    """A way to run a plan. `name` is what `placement simulate --policy` takes."""
+
+    name: str = ""
+
+    @abc.abstractmethod
+    def controller(self, problem: Problem, plan: Plan) -> Controller:
+        """A fresh controller for one run of `plan`."""
+
+
+def _deps_met(world: World, unit: Unit, need_ready: bool) -> bool:
+    """Whether every guest the unit starts after is ready (or, for tools that order on
+    the start action, whose start returned). A dependency that will never be ready
+    (gave up, lost) no longer holds the unit back."""
+    for dependency in unit.after:
+        status = world.status[dependency]
+        if status in _SETTLED:
+            continue
+        if need_ready or not (status is GuestStatus.BOOTING and world.returned[dependency]):
+            return False
+    return True
+
+
+class _ListController:
+    """The frame most policies share: units wait in order; at each decision the pending
+    units are scanned and those the policy's gate admits start now."""
+
+    def __init__(self, units: Sequence[Unit], need_ready: bool) -> None:
+        self.pending: list[Unit] = list(units)
+        self.need_ready = need_ready
+
+    def gate(self, world: World, unit: Unit) -> bool | None:
+        """True: start now; False: not now, look at later units; None: not now, and
+        no later unit either (the policy's order is strict)."""
+        raise NotImplementedError
+
+    def wake(self, world: World) -> float | None:
+        return None
+
+    def decide(self, world: World, events: Sequence[Event]) -> Decision:
+        starts: list[tuple[int, int]] = []
+        kept: list[Unit] = []
+        stop = False
+        for position, unit in enumerate(self.pending):
+            if stop:
+                kept.extend(self.pending[position:])
+                break
+            if not _deps_met(world, unit, self.need_ready):
+                kept.append(unit)
+                continue
+            verdict = self.gate(world, unit)
+            if verdict:
+                for guest, host in zip(unit.guests, unit.hosts, strict=True):
+                    world.start(guest, host)
+                    starts.append((guest, host))
+                self.started(world, unit)
+            else:
+                kept.append(unit)
+                stop = verdict is None
+        self.pending = kept
+        # The starts were carried out above, so that each gate saw the ones before it.
+        return Decision((), self.wake(world) if self.pending else None)
+
+    def started(self, world: World, unit: Unit) -> None:
+        """Hook: the unit has just started."""
+
+
+# --- our plan's own ways -----------------------------------------------------------------
+
+
+class _OpenLoop(_ListController):
+    def gate(self, world: World, unit: Unit) -> bool | None:
+        return world.now + 1e-9 >= unit.start_s
+
+    def wake(self, world: World) -> float | None:
+        return min(unit.start_s for unit in self.pending)
+
+
+@attrs.frozen
+class OpenLoop(Policy):
+    """The plan's start times as given: a script of starts and sleeps. It never waits for
+    a guest to be ready and never reacts to what happens."""
+
+    name: str = "open-loop"
+
+    def controller(self, problem: Problem, plan: Plan) -> Controller:
+        units = plan_units(problem, plan)
+        controller = _OpenLoop(units, need_ready=True)
+        # Open loop follows the clock alone: its dependencies are in the times already.
+        controller.pending = [attrs.evolve(unit, after=()) for unit in units]
+        return controller
+
+
+def _predecessors(problem: Problem, units: Sequence[Unit]) -> list[tuple[int, ...]]:
+    """For each unit, the units it must wait for: those the plan has ready by its start
+    that compete with it for something (a pool both load, the boot CPU or start slots of
+    one host, the cluster's batch limit), plus its `after` dependencies' units."""
+    limit = problem.schedule.max_starts
+    unit_of_guest = {g: unit.index for unit in units for g in unit.guests}
+    keys: list[set[tuple[str, object]]] = []
+    for unit in units:
+        key: set[tuple[str, object]] = set()
+        for guest_index, host_index in zip(unit.guests, unit.hosts, strict=True):
+            guest = problem.guests[guest_index]
+            host = problem.hosts[host_index]
+            key.update(("pool", name) for name, load in guest.boot.load.items() if load > 0)
+            if host.boot.max_starts is not None or (host.boot.cpu is not None and guest.boot.cpu):
+                key.add(("host", host_index))
+        if limit is not None:
+            key.add(("batch", None))
+        keys.append(key)
+    by_ready = sorted(units, key=lambda u: u.ready_s)
+    result = []
+    for unit in units:
+        before = {
+            other.index
+            for other in by_ready
+            if other.ready_s <= unit.start_s + 1e-9
+            and other.index != unit.index
+            and keys[other.index] & keys[unit.index]
+        }
+        before.update(unit_of_guest[g] for g in unit.after)
+        result.append(tuple(sorted(before)))
+    return result
+
+
+class _ReadinessGated(_ListController):
+    def __init__(
+        self,
+        units: Sequence[Unit],
+        predecessors: Sequence[tuple[int, ...]],
+        stagger_s: int,
+        problem: Problem,
+    ) -> None:
+        super().__init__(units, need_ready=True)
+        self.units = list(units)
+        self.waiting_on = [len(p) for p in predecessors]
+        self.successors: list[list[int]] = [[] for _ in units]
+        for index, before in enumerate(predecessors):
+            for other in before:
+                self.successors[other].append(index)
+        self.unsettled = [len(unit.guests) for unit in units]
+        self.unit_of_guest = {g: unit.index for unit in units for g in unit.guests}
+        self.stagger_s = stagger_s
+        self.problem = problem
+        self.blocked: set[tuple[str, int]] = set()
+        self.settled: set[int] = set()
+        self.stagger_wake: float | None = None
+
+    def _settle(self, guest: int) -> None:
+        index = self.unit_of_guest.get(guest)
+        if index is None:
+            return
+        self.unsettled[index] -= 1
+        if self.unsettled[index] == 0:
+            for successor in self.successors[index]:
+                self.waiting_on[successor] -= 1
+
+    def decide(self, world: World, events: Sequence[Event]) -> Decision:
+        for event in events:
+            settles = event.kind in (EventKind.READY, EventKind.GAVE_UP, EventKind.LOST)
+            # A guest settles once: lost after it was ready changes nothing here.
+            if settles and event.guest is not None and event.guest not in self.settled:
+                self.settled.add(event.guest)
+                self._settle(event.guest)
+        self.blocked = set()
+        self.stagger_wake = None
+        return super().decide(world, events)
+
+    def _resources(self, world: World, unit: Unit) -> set[tuple[str, int]]:
+        found = {("pool", pool) for g in unit.guests for pool, _ in world.pool_loads(g)}
+        found.update(("host", h) for h in unit.hosts)
+        return found
+
+    def gate(self, world: World, unit: Unit) -> bool | None:
+        if self.waiting_on[unit.index] > 0:
+            return False
+        resources = self._resources(world, unit)
+        if resources & self.blocked:
+            return False
+        last = world.last_start_s
+        if (
+            last is not None
+            and (unit.group is None or unit.group != world.last_start_group)
+            and world.now + 1e-9 < last + self.stagger_s
+        ):
+            # Every later unit waits for the same gap: ask again when it has passed.
+            self.stagger_wake = last + self.stagger_s
+            return None
+        if not self._fits(world, unit):
+            # Later units that need what this one waits for do not overtake it.
+            self.blocked.update(resources)
+            return False
+        return True
+
+    def _fits(self, world: World, unit: Unit) -> bool:
+        if len(unit.guests) == 1:
+            guest, host = unit.guests[0], unit.hosts[0]
+            # A boot larger than a limit on its own may start when nothing else loads it.
+            return world.fits(guest, host) or _alone(world, guest, host)
+        pools = [0.0] * world.num_pools
+        for guest in unit.guests:
+            for pool, load in world.pool_loads(guest):
+                pools[pool] += load
+        for pool, load in enumerate(pools):
+            busy = world.declared_pool[pool] > 0
+            if load and busy and world.declared_pool[pool] + load > world.capacity[pool] + 1e-9:
+                return False
+        limit = self.problem.schedule.max_starts
+        if (
+            limit is not None
+            and world.booting_total
+            and world.booting_total + len(unit.guests) > limit
+        ):
+            return False
+        per_host: dict[int, list[int]] = {}
+        for guest, host in zip(unit.guests, unit.hosts, strict=True):
+            per_host.setdefault(host, []).append(guest)
+        for host, guests in per_host.items():
+            boot = self.problem.hosts[host].boot
+            cpu = sum(self.problem.guests[g].boot.cpu for g in guests)
+            busy = world.booting_on_host[host] > 0
+            if busy and boot.cpu is not None and world.declared_cpu[host] + cpu > boot.cpu:
+                return False
+            starts = world.booting_on_host[host] + len(guests)
+            if busy and boot.max_starts is not None and starts > boot.max_starts:
+                return False
+        return True
+
+    def wake(self, world: World) -> float | None:
+        return self.stagger_wake
+
+
+def _alone(world: World, guest: int, host: int) -> bool:
+    """Whether nothing else loads what `guest` would load on `host` (so a guest too big
+    for a limit on its own may start rather than wait forever)."""
+    if any(world.declared_pool[pool] > 0 for pool, _ in world.pool_loads(guest)):
+        return False
+    if world.booting_on_host[host] > 0:
+        return False
+    return world.problem.schedule.max_starts is None or world.booting_total == 0
+
+
+@attrs.frozen
+class ReadinessGated(Policy):
+    """The plan as a partial order: a guest starts once the guests the plan has ready by
+    its start, and that compete with it for a pool or a host's boot limits, are ready,
+    its dependencies are ready, the stagger gap has passed and the declared boot loads
+    leave room for it. It starts no later than that, so short boots pull the schedule
+    in and long ones push it out, and the limits hold whatever the boots do."""
+
+    name: str = "readiness-gated"
+
+    def controller(self, problem: Problem, plan: Plan) -> Controller:
+        units = plan_units(problem, plan)
+        return _ReadinessGated(
+            units, _predecessors(problem, units), problem.schedule.stagger_s, problem
+        )
+
+
+# --- the peers' ways ---------------------------------------------------------------------
+
+
+def _peer_order(problem: Problem, plan: Plan) -> list[Unit]:
+    """Units in the order a tool without a schedule takes them: highest priority first,
+    then the plan's order."""
+    units = plan_units(problem, plan)
+    return sorted(units, key=lambda u: (-u.priority, u.start_s, u.index))
+
+
+class _AllAtOnce(_ListController):
+    def gate(self, world: World, unit: Unit) -> bool | None:
+        return True
+
+
+@attrs.frozen
+class AllAtOnce(Policy):
+    """Every guest starts at once; a dependant starts when its dependency's start action
+    has returned (ordering on the action, as Pacemaker orders `start` operations)."""
+
+    name: str = "all-at-once"
+
+    def controller(self, problem: Problem, plan: Plan) -> Controller:
+        return _AllAtOnce(_peer_order(problem, plan), need_ready=False)
+
+
+class _Serial(_ListController):
+    def __init__(self, units: Sequence[Unit], delay_s: int) -> None:
+        super().__init__(units, need_ready=False)
+        self.delay_s = delay_s
+        self.next_s = 0.0
+        self.waiting_for: int | None = None  # the guest whose start command runs
+
+    def decide(self, world: World, events: Sequence[Event]) -> Decision:
+        if self.waiting_for is not None:
+            if (
+                world.status[self.waiting_for] is GuestStatus.BOOTING
+                and not world.returned[self.waiting_for]
+            ):
+                return Decision((), None)
+            # The command returned (or the attempt ended): sleep, then the next one.
+            self.next_s = world.now + self.delay_s
+            self.waiting_for = None
+        return super().decide(world, events)
+
+    def gate(self, world: World, unit: Unit) -> bool | None:
+        if self.waiting_for is not None or world.now + 1e-9 < self.next_s:
+            return None
+        return True
+
+    def started(self, world: World, unit: Unit) -> None:
+        self.waiting_for = unit.guests[-1]
+
+    def wake(self, world: World) -> float | None:
+        return self.next_s if self.waiting_for is None else None
+
+
+@attrs.frozen
+class Serial(Policy):
+    """`for g in ...; do start g; sleep DELAY; done`: one start at a time, the next one
+    `delay_s` after the previous start command returned, highest priority first."""
+
+    delay_s: int = 45
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return f"serial:{self.delay_s}"
+
+    def controller(self, problem: Problem, plan: Plan) -> Controller:
+        return _Serial(_peer_order(problem, plan), self.delay_s)
+
+
+class _Batch(_ListController):
+    def __init__(self, units: Sequence[Unit], limit: int, count_ready: bool) -> None:
+        super().__init__(units, need_ready=count_ready)
+        self.limit = limit
+        self.count_ready = count_ready
+
+    def gate(self, world: World, unit: Unit) -> bool | None:
+        busy = world.booting_total if self.count_ready else world.in_flight
+        return True if busy == 0 or busy + len(unit.guests) <= self.limit else None
+
+
+@attrs.frozen
+class Batch(Policy):
+    """At most `limit` starts in progress. `count="started"`: a start counts until its
+    command returns (Pacemaker's `batch-limit` counts actions in flight, and an agent's
+    start returns long before the guest is up); `count="ready"`: until the guest is ready
+    (what a batch limit is meant to do)."""
+
+    limit: int = 4
+    count: str = attrs.field(default="started")
+
+    @count.validator
+    def _check_count(self, _attribute: attrs.Attribute[str], value: str) -> None:
+        if value not in ("started", "ready"):
+            raise ValueError(f"count must be 'started' or 'ready' (got {value!r})")
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return f"batch:{self.limit}" if self.count == "started" else f"batch-ready:{self.limit}"
+
+    def controller(self, problem: Problem, plan: Plan) -> Controller:
+        return _Batch(_peer_order(problem, plan), self.limit, self.count == "ready")
+
+
+class _PerHostWorkers(_ListController):
+    """Per host at most `workers(world, host)` start commands running at once."""
+
+    def __init__(self, units: Sequence[Unit], workers: Callable[[World, int], int]) -> None:
+        super().__init__(units, need_ready=False)
+        self.workers = workers
+
+    def gate(self, world: World, unit: Unit) -> bool | None:
+        for host in set(unit.hosts):
+            wanted = unit.hosts.count(host)
+            running = world.in_flight_on_host[host]
+            if running and running + wanted > self.workers(world, host):
+                return False
+        return True
+
+
+class _Proxmox(_PerHostWorkers):
+    def __init__(self, units: Sequence[Unit], max_workers: int, round_s: float, window_s: float):
+        super().__init__(units, lambda _world, _host: max_workers)
+        self.round_s = round_s
+        self.window_s = window_s
+
+    def gate(self, world: World, unit: Unit) -> bool | None:
+        # Workers are forked only while the LRM round runs its workers.
+        if world.now % self.round_s > self.window_s + 1e-9:
+            return None
+        return super().gate(world, unit)
+
+    def wake(self, world: World) -> float | None:
+        return (math.floor(world.now / self.round_s + 1e-9) + 1) * self.round_s
+
+
+@attrs.frozen
+class Proxmox(Policy):
+    """Proxmox HA's local resource manager: a round every `round_s` (10 s), in which it
+    forks start workers for `window_s` (8 s), at most `max_workers` (datacenter.cfg
+    `max_workers`, 4) at a time per node, in service-id order (no priorities). A worker
+    ends when `qm start` returns, once the QEMU process runs, long before the guest has
+    booted (pve-ha-manager LRM.pm `run_workers`, Resources/PVEVM.pm `start`)."""
+
+    max_workers: int = 4
+    round_s: float = 10.0
+    window_s: float = 8.0
+    name: str = "proxmox"
+
+    def controller(self, problem: Problem, plan: Plan) -> Controller:
+        units = sorted(plan_units(problem, plan), key=lambda u: problem.guests[u.guests[0]].name)
+        return _Proxmox(units, self.max_workers, self.round_s, self.window_s)
+
+
+def _host_cores(problem: Problem, host: int) -> int:
+    capacity = problem.hosts[host].capacity
+    for name in ("cores", "cpus", "vcpus", "cpu"):
+        if capacity.get(name):
+            return int(capacity[name])
+    return 4
+
+
+class _Pacemaker(_PerHostWorkers):
+    def __init__(
+        self, units: Sequence[Unit], problem: Problem, threshold: float, sample_s: float
+    ) -> None:
+        super().__init__(units, self._node_limit)
+        self.problem = problem
+        self.threshold = threshold
+        self.sample_s = sample_s
+        self.modes = [0] * len(problem.hosts)  # 0 none, 1 low, 2 medium, 3 high
+        self.sampled_s = -math.inf
+
+    def _sample(self, world: World) -> None:
+        """Every node measures its load every `sample_s` and picks a throttle mode:
+        low, medium and high past 1.2, 1.6 and 2.0 times load-threshold per core (the
+        load-average rule of controld_throttle.c; boot pressure stands for load)."""
+        if world.now < self.sampled_s + self.sample_s - 1e-9:
+            return
+        self.sampled_s = world.now
+        for host in range(len(self.problem.hosts)):
+            load = world.host_pressure(host)
+            mode = 0
+            for level, factor in enumerate((1.2, 1.6, 2.0), start=1):
+                if load > factor * self.threshold:
+                    mode = level
+            self.modes[host] = mode
+
+    def _node_limit(self, world: World, host: int) -> int:
+        most = 2 * _host_cores(self.problem, host)  # node-action-limit: twice the cores
+        return (most, max(most // 2, 1), max(most // 4, 1), 1)[self.modes[host]]
+
+    def decide(self, world: World, events: Sequence[Event]) -> Decision:
+        self._sample(world)
+        return super().decide(world, events)
+
+    def gate(self, world: World, unit: Unit) -> bool | None:
+        if any(mode == 3 for mode in self.modes):
+            # batch-limit 0 becomes half the nodes while any node is highly loaded.
+            online = sum(world.online)
+            if world.in_flight and world.in_flight + len(unit.guests) > max(online // 2, 1):
+                return None
+        return super().gate(world, unit)
+
+    def wake(self, world: World) -> float | None:
+        return self.sampled_s + self.sample_s
+
+
+@attrs.frozen
+class Pacemaker(Policy):
+    """Pacemaker with its defaults: `batch-limit` 0 (no cluster-wide cap until a node is
+    highly loaded, then half the nodes), each node at most `node-action-limit` (twice its
+    cores) actions at once, cut to a half, a quarter and one as its load passes 1.2, 1.6
+    and 2.0 times `load-threshold` (80 %) per core, measured every 30 s
+    (controld_throttle.c). An action ends when the agent's start returns (VirtualDomain
+    returns once libvirt reports the domain running); ordering constraints wait for the
+    start action, not for readiness."""
+
+    load_threshold: float = 0.8
+    sample_s: float = 30.0
+    name: str = "pacemaker"
+
+    def controller(self, problem: Problem, plan: Plan) -> Controller:
+        return _Pacemaker(_peer_order(problem, plan), problem, self.load_threshold, self.sample_s)
+
+
+class _PriorityGroups(_ListController):
+    def __init__(self, units: Sequence[Unit], timeout_s: float, post_ready_delay_s: float) -> None:
+        super().__init__(units, need_ready=False)
+        levels = sorted({unit.priority for unit in units}, reverse=True)
+        self.levels = levels
+        self.level = 0
+        self.level_started_s = 0.0
+        self.open_from_s = 0.0
+        self.timeout_s = timeout_s
+        self.post_ready_delay_s = post_ready_delay_s
+        self.members = {
+            level: [g for unit in units if unit.priority == level for g in unit.guests]
+            for level in levels
+        }
+
+    def decide(self, world: World, events: Sequence[Event]) -> Decision:
+        while self.level < len(self.levels) - 1:
+            members = self.members[self.levels[self.level]]
+            done = all(world.status[g] in _SETTLED for g in members)
+            timed_out = world.now + 1e-9 >= self.level_started_s + self.timeout_s
+            if not (done or timed_out) or world.now + 1e-9 < self.open_from_s:
+                break
+            if done and self.open_from_s <= self.level_started_s:
+                # The group is ready: the next one opens after the post-ready delay.
+                self.open_from_s = world.now + self.post_ready_delay_s
+                if self.post_ready_delay_s > 0:
+                    break
+            self.level += 1
+            self.level_started_s = world.now
+        return super().decide(world, events)
+
+    def gate(self, world: World, unit: Unit) -> bool | None:
+        return self.levels.index(unit.priority) <= self.level
+
+    def wake(self, world: World) -> float | None:
+        candidates = [self.level_started_s + self.timeout_s]
+        if self.open_from_s > world.now:
+            candidates.append(self.open_from_s)
+        return min(candidates)
+
+
+@attrs.frozen
+class PriorityGroups(Policy):
+    """vSphere HA restart priorities: guests start in groups of equal priority, highest
+    first, all of a group at once; the next group starts when every guest of the one
+    before is ready (the readiness condition, e.g. guest heartbeats), `post_ready_delay_s`
+    later, or after `timeout_s` whatever its state."""
+
+    timeout_s: float = 600.0
+    post_ready_delay_s: float = 0.0
+    name: str = "priority-groups"
+
+    def controller(self, problem: Problem, plan: Plan) -> Controller:
+        return _PriorityGroups(_peer_order(problem, plan), self.timeout_s, self.post_ready_delay_s)
+
+
+# --- by name -----------------------------------------------------------------------------
+
+
+POLICY_NAMES = (
+    "open-loop",
+    "readiness-gated",
+    "all-at-once",
+    "serial:SECONDS",
+    "batch:N",
+    "batch-ready:N",
+    "proxmox",
+    "pacemaker",
+    "priority-groups",
+)
+
+
+def policy_by_name(spec: str) -> Policy:
+    """The policy a name stands for (`serial:45`, `batch:4`, ...); ValueError if none."""
+    name, _, argument = spec.partition(":")
+    simple: dict[str, Callable[[], Policy]] = {
+        "open-loop": OpenLoop,
+        "readiness-gated": ReadinessGated,
+        "all-at-once": AllAtOnce,
+        "proxmox": Proxmox,
+        "pacemaker": Pacemaker,
+        "priority-groups": PriorityGroups,
+    }
+    if name in simple and not argument:
+        return simple[name]()
+    if name in ("serial", "batch", "batch-ready"):
+        try:
+            value = int(argument) if argument else (45 if name == "serial" else 4)
+        except ValueError:
+            value = -1
+        if value < (0 if name == "serial" else 1):
+            raise ValueError(f"policy '{spec}': expected {name}:N with a whole number N")
+        if name == "serial":
+            return Serial(value)
+        return Batch(value, "started" if name == "batch" else "ready")
+    raise ValueError(f"unknown policy '{spec}' (expected one of: {', '.join(POLICY_NAMES)})")
