@@ -360,8 +360,9 @@ class HostFailure:
     at_s: float = attrs.field(validator=_check_number_at_least(0.0, 1e9))
 
 
-def _failure_tuple(value: Iterable[HostFailure]) -> tuple[HostFailure, ...]:
-    return tuple(value)
+def _failure_tuple(value: Iterable[HostFailure | Mapping[str, Any]]) -> tuple[HostFailure, ...]:
+    # Plain mappings are accepted too, so `simulate(..., host_failures=[{...}])` works.
+    return tuple(item if isinstance(item, HostFailure) else HostFailure(**item) for item in value)
 
 
 @attrs.frozen

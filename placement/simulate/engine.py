@@ -396,6 +396,8 @@ class World:
         fails = bool(self.draws.fails[guest, attempt]) and not migrate
         if fails:
             work *= float(self.draws.fail_point[guest, attempt])
+        if work <= _EPS:
+            loads = []  # a boot of no duration is over at once and loads nothing
         signature = tuple(sorted({resource for resource, _ in loads}))
         group = self._group(signature)
         job = len(self._job_guest)

@@ -20,6 +20,7 @@ docs/simulation.md describes each policy and the source it is re-created from.
 from __future__ import annotations
 
 import abc
+import heapq
 import math
 from collections.abc import Callable, Sequence
 
@@ -69,13 +70,18 @@ def plan_units(problem: Problem, plan: Plan) -> list[Unit]:
             (guest_index, problem.host_position(assignment.host), start, ready)
         )
     recovering = {g for items in members.values() for g, _, _, _ in items}
+    starting = {
+        problem.guest_position(a.guest) for a in plan.assignments if a.action is Action.START
+    }
     units = []
     for items in members.values():
         guests = tuple(g for g, _, _, _ in items)
+        # `after` orders boots; a migration waits for nothing.
         after = sorted(
             {
                 problem.guest_position(name)
                 for g in guests
+                if g in starting
                 for name in problem.guests[g].boot.after
                 if problem.has_guest(name) and problem.guest_position(name) in recovering
             }
@@ -93,8 +99,35 @@ def plan_units(problem: Problem, plan: Plan) -> list[Unit]:
                 after=tuple(after),
             )
         )
-    units.sort(key=lambda u: (u.start_s, u.ready_s, -u.priority, u.guests[0]))
-    return [attrs.evolve(unit, index=position) for position, unit in enumerate(units)]
+    return [attrs.evolve(unit, index=position) for position, unit in enumerate(_ordered(units))]
+
+
+def _ordered(units: list[Unit]) -> list[Unit]:
+    """Units by planned start, then ready, higher priority, problem order, but never a
+    unit before one it starts after (boots of no duration tie on every time)."""
+    unit_of_guest = {g: position for position, unit in enumerate(units) for g in unit.guests}
+    blocking = [0] * len(units)
+    unblocks: list[list[int]] = [[] for _ in units]
+    for position, unit in enumerate(units):
+        for dependency in {unit_of_guest[g] for g in unit.after}:
+            blocking[position] += 1
+            unblocks[dependency].append(position)
+
+    def key(position: int) -> tuple[float, float, int, int, int]:
+        unit = units[position]
+        return (unit.start_s, unit.ready_s, -unit.priority, unit.guests[0], position)
+
+    heap = [key(p) for p, count in enumerate(blocking) if count == 0]
+    heapq.heapify(heap)
+    order = []
+    while heap:
+        position = heapq.heappop(heap)[-1]
+        order.append(units[position])
+        for later in unblocks[position]:
+            blocking[later] -= 1
+            if blocking[later] == 0:
+                heapq.heappush(heap, key(later))
+    return order
 
 
 class Policy(abc.ABC):
@@ -215,7 +248,9 @@ def _predecessors(problem: Problem, units: Sequence[Unit]) -> list[tuple[int, ..
             other.index
             for other in by_ready
             if other.ready_s <= unit.start_s + 1e-9
-            and other.index != unit.index
+            # Earlier in the plan's order only: boots of no duration would wait for each
+            # other otherwise.
+            and other.index < unit.index
             and keys[other.index] & keys[unit.index]
         }
         before.update(unit_of_guest[g] for g in unit.after)
