@@ -142,7 +142,15 @@ def _cmd_simulate(args: argparse.Namespace, out: TextIO) -> int:
     try:
         for name in _policies(args.policy):
             results.append(
-                simulate(problem, plan, name, runs=args.runs, seed=args.seed, **overrides)
+                simulate(
+                    problem,
+                    plan,
+                    name,
+                    runs=args.runs,
+                    seed=args.seed,
+                    jobs=args.jobs,
+                    **overrides,
+                )
             )
     except ValueError as error:
         raise UsageError(str(error)) from error
@@ -177,6 +185,9 @@ def add_commands(commands: Any) -> None:
     )
     parser.add_argument("--runs", type=int, default=1, help="Monte Carlo runs (default 1)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the draws (default 0)")
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="worker processes for the runs (same results)"
+    )
     parser.add_argument("--sigma", type=float, help="log-spread of boot durations (e.g. 0.3)")
     parser.add_argument("--contention", choices=("share", "thrash"), help="overload model")
     parser.add_argument(

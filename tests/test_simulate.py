@@ -434,3 +434,11 @@ def test_simulate_command_refuses_bad_options_in_one_line(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
     assert message in err[0]
+
+
+def test_worker_processes_give_the_same_outcomes_as_one() -> None:
+    problem = load_problem_file(EXAMPLES / "single-host-restart.json")
+    plan = solve(problem, "first-fit", SolveOptions(schedule="list"))
+    alone = simulate(problem, plan, "readiness-gated", runs=6, seed=3, sigma=0.3)
+    shared = simulate(problem, plan, "readiness-gated", runs=6, seed=3, sigma=0.3, jobs=2)
+    assert [o.to_dict() for o in alone.outcomes] == [o.to_dict() for o in shared.outcomes]

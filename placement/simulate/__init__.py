@@ -136,6 +136,7 @@ def simulate(
     runs: int = 1,
     seed: int = 0,
     settings: SimulationSettings | None = None,
+    jobs: int = 1,
     **overrides: Any,
 ) -> SimulationResult:
     """Run `plan` `runs` times under `policy` and summarise.
@@ -143,8 +144,9 @@ def simulate(
     `settings` defaults to the problem's `simulation` object; keyword `overrides` replace
     single fields of it (`sigma=0.3`, `contention="thrash"`, `fencing=True`, ...). The
     draws depend on `seed` and the run number only, so every policy and every plan of
-    the same problem sees the same ones. Raises ValueError for an unknown policy or
-    setting.
+    the same problem sees the same ones, and `jobs` worker processes (runs split into
+    contiguous blocks) give the same outcomes as one. Raises ValueError for an unknown
+    policy or setting.
     """
     if runs < 1:
         raise ValueError(f"runs must be >= 1 (got {runs})")
@@ -154,11 +156,13 @@ def simulate(
         final = attrs.evolve(base, **overrides) if overrides else base
     except TypeError as error:
         raise ValueError(f"unknown simulation setting: {error}") from error
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1 (got {jobs})")
     began = time.perf_counter()
-    outcomes = [
-        run_once(problem, plan, chosen.controller(problem, plan), draws, final)
-        for draws in draw_runs(problem, plan, final, runs, seed)
-    ]
+    if jobs == 1 or runs < 2 * jobs:
+        outcomes = _run_range(problem, plan, chosen, final, seed, 0, runs)
+    else:
+        outcomes = _run_in_processes(problem, plan, chosen, final, seed, runs, jobs)
     planned = _planned(problem, plan)
     return SimulationResult(
         policy=chosen.name,
@@ -170,6 +174,63 @@ def simulate(
         planned_makespan_s=planned_makespan_s(plan),
         runtime_s=time.perf_counter() - began,
     )
+
+
+def _run_range(
+    problem: Problem,
+    plan: Plan,
+    policy: Policy,
+    settings: SimulationSettings,
+    seed: int,
+    first: int,
+    count: int,
+) -> list[RunOutcome]:
+    return [
+        run_once(problem, plan, policy.controller(problem, plan), draws, settings)
+        for draws in draw_runs(problem, plan, settings, count, seed, first)
+    ]
+
+
+def _run_block(
+    problem_document: dict[str, Any],
+    plan_document: dict[str, Any],
+    policy: Policy,
+    seed: int,
+    first: int,
+    count: int,
+) -> list[RunOutcome]:
+    """A worker process's share: the problem and plan travel as JSON documents (the
+    model's read-only mappings do not pickle), the settings inside the problem."""
+    from placement.codec import load_plan, load_problem
+
+    problem = load_problem(problem_document)
+    plan = load_plan(plan_document)
+    return _run_range(problem, plan, policy, problem.simulation, seed, first, count)
+
+
+def _run_in_processes(
+    problem: Problem,
+    plan: Plan,
+    policy: Policy,
+    settings: SimulationSettings,
+    seed: int,
+    runs: int,
+    jobs: int,
+) -> list[RunOutcome]:
+    from concurrent.futures import ProcessPoolExecutor
+
+    from placement.codec import dump_plan, dump_problem
+
+    problem_document = dump_problem(attrs.evolve(problem, simulation=settings))
+    plan_document = dump_plan(plan)
+    size = -(-runs // jobs)
+    blocks = [(first, min(size, runs - first)) for first in range(0, runs, size)]
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        futures = [
+            pool.submit(_run_block, problem_document, plan_document, policy, seed, first, count)
+            for first, count in blocks
+        ]
+        return [outcome for future in futures for outcome in future.result()]
 
 
 def _planned(problem: Problem, plan: Plan) -> float:

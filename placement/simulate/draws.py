@@ -52,9 +52,15 @@ def planned_makespan_s(plan: Plan) -> float:
 
 
 def draw_runs(
-    problem: Problem, plan: Plan, settings: SimulationSettings, runs: int, seed: int
+    problem: Problem,
+    plan: Plan,
+    settings: SimulationSettings,
+    runs: int,
+    seed: int,
+    first: int = 0,
 ) -> list[RunDraws]:
-    """`runs` sets of draws from `seed`: the same for every policy given the same seed.
+    """The draws of runs `first` .. `first + runs - 1` from `seed`: the same for every
+    policy given the same seed, whichever process makes them.
 
     Boot durations: lognormal multipliers with median 1 and log-spread `settings.sigma`
     (exactly 1 when sigma is 0), times the guest's fixed `duration_factors` entry.
@@ -66,7 +72,7 @@ def draw_runs(
     receiving = _receiving_hosts(problem, plan)
     horizon = max(planned_makespan_s(plan), 1.0)
     draws = []
-    for run in range(runs):
+    for run in range(first, first + runs):
         # One generator per run, seeded by (seed, run): run k is the same whatever the
         # number of runs, and runs may be computed in any order or process.
         rng = np.random.default_rng([seed, run])

@@ -87,7 +87,13 @@ class Decision(NamedTuple):
 
 class Controller(Protocol):
     """One run of a policy: asked at instant 0, after every batch of events and at the
-    wake-up instants it asks for."""
+    wake-up instants it asks for.
+
+    A controller may carry `watches_events = False` (asked only at instant 0 and at its
+    wake-ups: a script that follows the clock) and `watches_returns = False` (it never
+    reads `World.returned` or the in-flight counts, so start commands need not be
+    followed); both default to True. They only save work.
+    """
 
     def decide(self, world: World, events: Sequence[Event]) -> Decision: ...
 
@@ -222,13 +228,20 @@ class World:
         self._job_loads: list[list[tuple[int, float]]] = []
         self._job_host: list[int] = []
         self._job_of_guest: list[int | None] = [None] * len(guests)
+        # A group's virtual clock is kept lazily: clock(t) = base + rate * (t - since), so
+        # an event touches only the groups whose rate it changes.
         self._group_of_signature: dict[tuple[int, ...], int] = {}
         self._group_signature: list[tuple[int, ...]] = []
-        self._group_clock: list[float] = []
+        self._group_base: list[float] = []
+        self._group_since: list[float] = []
         self._group_rate: list[float] = []
+        self._group_version: list[int] = []
         self._group_heap: list[list[tuple[float, int]]] = []
         self._group_live: list[int] = []
-        self._active_groups: set[int] = set()
+        self._groups_of_resource: list[list[int]] = [[] for _ in capacity]
+        self._changed_resources: set[int] = set()
+        # Predicted finishes of each group's first job: (instant, seq, group, version, job).
+        self._finishes: list[tuple[float, int, int, int, int]] = []
         self._host_pool_jobs = [[0] * num_pools for _ in hosts]
 
         self._timers: list[tuple[float, int, int, int, int]] = []
@@ -237,6 +250,7 @@ class World:
         self._fence_version = [0] * len(hosts)
         self._fence_due: list[float | None] = [None] * len(hosts)
         self._events: list[Event] = []
+        self._follow_returns = True
 
         for failure in settings.host_failures:
             self._add_timer(failure.at_s, _T_HOST_FAILURE, problem.host_position(failure.host))
@@ -326,16 +340,50 @@ class World:
             self._num_over += int(after) - int(before)
             if self.demand[resource] > self.peak_demand[resource]:
                 self.peak_demand[resource] = self.demand[resource]
-            self._factor[resource] = self._delivered_factor(resource)
+            factor = self._delivered_factor(resource)
+            if factor != self._factor[resource]:
+                self._factor[resource] = factor
+                self._changed_resources.add(resource)
+
+    def _clock(self, group: int) -> float:
+        return self._group_base[group] + self._group_rate[group] * (
+            self.now - self._group_since[group]
+        )
+
+    def _predict(self, group: int) -> None:
+        """Queue the instant the group's first job finishes at its current rate."""
+        heap = self._group_heap[group]
+        while heap and not self._job_alive[heap[0][1]]:
+            heapq.heappop(heap)
+        rate = self._group_rate[group]
+        if not heap or rate <= 0:
+            return
+        at = self.now + max(heap[0][0] - self._clock(group), 0.0) / rate
+        self._timer_seq += 1
+        heapq.heappush(
+            self._finishes, (at, self._timer_seq, group, self._group_version[group], heap[0][1])
+        )
 
     def _refresh_rates(self) -> None:
+        """New rates for the groups that load a resource whose factor changed."""
+        if not self._changed_resources:
+            return
+        groups = {g for r in self._changed_resources for g in self._groups_of_resource[r]}
+        self._changed_resources.clear()
         factor = self._factor
-        for group in self._active_groups:
+        for group in groups:
             rate = 1.0
             for resource in self._group_signature[group]:
                 if factor[resource] < rate:
                     rate = factor[resource]
+            if rate == self._group_rate[group]:
+                continue
+            self._group_base[group] = self._clock(group)
+            self._group_since[group] = self.now
             self._group_rate[group] = rate
+            self._group_version[group] += 1
+            if self._group_live[group]:
+                self._predict(group)
 
     def _advance(self, to_s: float) -> None:
         elapsed = to_s - self.now
@@ -343,28 +391,21 @@ class World:
             return
         if self._num_over:
             self.seconds_over_capacity += elapsed
-        clock, rate = self._group_clock, self._group_rate
-        for group in self._active_groups:
-            clock[group] += rate[group] * elapsed
         self.now = to_s
 
-    def _next_completion(self) -> tuple[float, int]:
-        best, best_group = math.inf, -1
-        for group in self._active_groups:
-            heap = self._group_heap[group]
-            while heap and not self._job_alive[heap[0][1]]:
-                heapq.heappop(heap)
-            if not heap:
-                continue
-            rate = self._group_rate[group]
-            if rate <= 0:
-                continue
-            at = self.now + max(heap[0][0] - self._group_clock[group], 0.0) / rate
-            if at < best:
-                best, best_group = at, group
-        return best, best_group
+    def _next_completion(self) -> float:
+        finishes = self._finishes
+        while finishes:
+            _, _, group, version, job = finishes[0]
+            if version == self._group_version[group] and self._job_alive[job]:
+                return finishes[0][0]
+            heapq.heappop(finishes)
+        return math.inf
 
     # --- jobs ---------------------------------------------------------------------------
+
+    def _rate_of(self, signature: tuple[int, ...]) -> float:
+        return min((self._factor[resource] for resource in signature), default=1.0)
 
     def _group(self, signature: tuple[int, ...]) -> int:
         group = self._group_of_signature.get(signature)
@@ -372,10 +413,14 @@ class World:
             group = len(self._group_signature)
             self._group_of_signature[signature] = group
             self._group_signature.append(signature)
-            self._group_clock.append(0.0)
-            self._group_rate.append(1.0)
+            self._group_base.append(0.0)
+            self._group_since.append(self.now)
+            self._group_rate.append(self._rate_of(signature))
+            self._group_version.append(0)
             self._group_heap.append([])
             self._group_live.append(0)
+            for resource in signature:
+                self._groups_of_resource[resource].append(group)
         return group
 
     def _launch(self, guest: int, host: int, migrate: bool) -> None:
@@ -408,9 +453,13 @@ class World:
         self._job_loads.append(loads)
         self._job_host.append(host)
         self._job_of_guest[guest] = job
-        heapq.heappush(self._group_heap[group], (self._group_clock[group] + work, job))
+        heap = self._group_heap[group]
+        mark = self._clock(group) + work
+        first = not heap or mark < heap[0][0]
+        heapq.heappush(heap, (mark, job))
         self._group_live[group] += 1
-        self._active_groups.add(group)
+        if first:
+            self._predict(group)
         self._change_demand(loads, +1.0)
         for resource, _ in loads:
             if resource < self.num_pools:
@@ -427,7 +476,8 @@ class World:
         self.returned[guest] = False
         self.in_flight += 1
         self.in_flight_on_host[host] += 1
-        self._add_timer(self.now + self.settings.start_return_s, _T_RETURN, guest, job)
+        if self._follow_returns:
+            self._add_timer(self.now + self.settings.start_return_s, _T_RETURN, guest, job)
 
     def _end_job(self, job: int) -> None:
         """Take a finished, failed or killed job out of the physics and the declared view."""
@@ -435,8 +485,9 @@ class World:
         group = self._job_group[job]
         self._group_live[group] -= 1
         if self._group_live[group] == 0:
-            self._active_groups.discard(group)
             self._group_heap[group].clear()
+        else:
+            self._predict(group)  # the group's next job (a no-op duplicate is harmless)
         loads = self._job_loads[job]
         self._change_demand(loads, -1.0)
         host = self._job_host[job]
@@ -577,6 +628,8 @@ class World:
     def run(self, controller: Controller, until_s: float) -> None:
         """Run to the end: nothing booting, no timer left, or `until_s` reached."""
         events: list[Event] = []
+        watches_events = getattr(controller, "watches_events", True)
+        self._follow_returns = getattr(controller, "watches_returns", True)
         ask = True
         while True:
             if ask:
@@ -590,9 +643,9 @@ class World:
                 # Starts on a host that is down produce events of their own.
                 events = self._events
                 self._events = []
-                if events:
+                if events and watches_events:
                     continue
-            completion_at, _ = self._next_completion()
+            completion_at = self._next_completion()
             timer_at = self._timers[0][0] if self._timers else math.inf
             next_at = min(completion_at, timer_at)
             if next_at == math.inf:
@@ -606,21 +659,15 @@ class World:
             # second), then every boot whose work is done.
             while self._timers and self._timers[0][0] <= self.now + _EPS:
                 _, kind, _, subject, version = heapq.heappop(self._timers)
-                if self._fire_timer(kind, subject, version):
+                if self._fire_timer(kind, subject, version) and (watches_events or kind == _T_WAKE):
                     ask = True
-            for group in list(self._active_groups):
-                heap = self._group_heap[group]
-                clock = self._group_clock[group]
-                rate = self._group_rate[group]
-                # A boot finishing within a microsecond of now counts as now.
-                slack = _EPS + 1e-6 * rate
-                while heap and (not self._job_alive[heap[0][1]] or heap[0][0] <= clock + slack):
-                    _, job = heapq.heappop(heap)
-                    if self._job_alive[job]:
-                        self._complete(job)
-                        ask = True
-                    if not self._active_groups or group not in self._active_groups:
-                        break
+            finishes = self._finishes
+            while finishes and finishes[0][0] <= self.now + 1e-6:
+                _, _, group, version, job = heapq.heappop(finishes)
+                if version != self._group_version[group] or not self._job_alive[job]:
+                    continue
+                self._complete(job)
+                ask = ask or watches_events
             if self.settings.fencing:
                 self._check_fencing()
             self._refresh_rates()

@@ -50,9 +50,34 @@ class Unit:
     after: tuple[int, ...]
 
 
+# The last few (problem, plan) pairs' units: a Monte Carlo study builds one controller
+# per run of the same plan, and working out the units is most of a small run's cost.
+# Keyed by identity, holding the objects so that the ids stay theirs.
+_UNIT_CACHE: dict[tuple[int, int], tuple[Problem, Plan, list[Unit], _PartialOrder]] = {}
+_UNIT_CACHE_SIZE = 8
+
+
+def _cached(problem: Problem, plan: Plan) -> tuple[list[Unit], _PartialOrder]:
+    key = (id(problem), id(plan))
+    found = _UNIT_CACHE.get(key)
+    if found is None or found[0] is not problem or found[1] is not plan:
+        units = _plan_units(problem, plan)
+        order = _PartialOrder.of(problem, units, _predecessors(problem, units))
+        found = (problem, plan, units, order)
+        while len(_UNIT_CACHE) >= _UNIT_CACHE_SIZE:
+            _UNIT_CACHE.pop(next(iter(_UNIT_CACHE)))
+        _UNIT_CACHE[key] = found
+    return found[2], found[3]
+
+
 def plan_units(problem: Problem, plan: Plan) -> list[Unit]:
     """The plan's starts and migrations as units, in the plan's order (planned start, then
-    planned ready, then higher priority first, then problem order)."""
+    planned ready, then higher priority first, then problem order, never before a unit
+    it starts after)."""
+    return list(_cached(problem, plan)[0])
+
+
+def _plan_units(problem: Problem, plan: Plan) -> list[Unit]:
     members: dict[object, list[tuple[int, int, float, float]]] = {}
     for assignment in plan.assignments:
         if assignment.action not in (Action.START, Action.MIGRATE) or assignment.host is None:
@@ -200,12 +225,25 @@ class _ListController:
 # --- our plan's own ways -----------------------------------------------------------------
 
 
-class _OpenLoop(_ListController):
-    def gate(self, world: World, unit: Unit) -> bool | None:
-        return world.now + 1e-9 >= unit.start_s
+class _OpenLoop:
+    """Starts each unit at its planned instant: a pointer into the units by start time,
+    woken at the next one; events change nothing."""
 
-    def wake(self, world: World) -> float | None:
-        return min(unit.start_s for unit in self.pending)
+    watches_events = False
+    watches_returns = False
+
+    def __init__(self, units: Sequence[Unit]) -> None:
+        self.units = sorted(units, key=lambda u: (u.start_s, u.index))
+        self.next = 0
+
+    def decide(self, world: World, events: Sequence[Event]) -> Decision:
+        units = self.units
+        while self.next < len(units) and units[self.next].start_s <= world.now + 1e-9:
+            unit = units[self.next]
+            for guest, host in zip(unit.guests, unit.hosts, strict=True):
+                world.start(guest, host)
+            self.next += 1
+        return Decision((), units[self.next].start_s if self.next < len(units) else None)
 
 
 @attrs.frozen
@@ -216,11 +254,8 @@ class OpenLoop(Policy):
     name: str = "open-loop"
 
     def controller(self, problem: Problem, plan: Plan) -> Controller:
-        units = plan_units(problem, plan)
-        controller = _OpenLoop(units, need_ready=True)
         # Open loop follows the clock alone: its dependencies are in the times already.
-        controller.pending = [attrs.evolve(unit, after=()) for unit in units]
-        return controller
+        return _OpenLoop(plan_units(problem, plan))
 
 
 def _predecessors(problem: Problem, units: Sequence[Unit]) -> list[tuple[int, ...]]:
@@ -258,23 +293,59 @@ def _predecessors(problem: Problem, units: Sequence[Unit]) -> list[tuple[int, ..
     return result
 
 
-class _ReadinessGated(_ListController):
-    def __init__(
-        self,
-        units: Sequence[Unit],
-        predecessors: Sequence[tuple[int, ...]],
-        stagger_s: int,
-        problem: Problem,
-    ) -> None:
-        super().__init__(units, need_ready=True)
-        self.units = list(units)
-        self.waiting_on = [len(p) for p in predecessors]
-        self.successors: list[list[int]] = [[] for _ in units]
+@attrs.frozen
+class _PartialOrder:
+    """The plan as a partial order, worked out once per plan: per unit how many units it
+    waits for and which units wait for it, and the pools every unit loads."""
+
+    waiting_on: tuple[int, ...]
+    successors: tuple[tuple[int, ...], ...]
+    unit_of_guest: dict[int, int]
+    shared_pools: frozenset[int]
+
+    @classmethod
+    def of(
+        cls, problem: Problem, units: Sequence[Unit], predecessors: Sequence[tuple[int, ...]]
+    ) -> _PartialOrder:
+        successors: list[list[int]] = [[] for _ in units]
         for index, before in enumerate(predecessors):
             for other in before:
-                self.successors[other].append(index)
+                successors[other].append(index)
+        pool_names = list(problem.boot_pools)
+        loads = [
+            {
+                pool_names.index(name)
+                for g in unit.guests
+                for name, load in problem.guests[g].boot.load.items()
+                if load > 0 and name in problem.boot_pools
+            }
+            for unit in units
+        ]
+        shared = frozenset.intersection(*map(frozenset, loads)) if loads else frozenset()
+        return cls(
+            waiting_on=tuple(len(p) for p in predecessors),
+            successors=tuple(tuple(s) for s in successors),
+            unit_of_guest={g: unit.index for unit in units for g in unit.guests},
+            shared_pools=shared,
+        )
+
+
+class _ReadinessGated:
+    """Units become *eligible* when every unit they wait for has settled; each decision
+    scans the eligible ones in the plan's order, so a decision costs what is eligible,
+    not what is pending."""
+
+    watches_returns = False
+
+    def __init__(
+        self, units: Sequence[Unit], order: _PartialOrder, stagger_s: int, problem: Problem
+    ) -> None:
+        self.units = units
+        self.order = order
+        self.waiting_on = list(order.waiting_on)
         self.unsettled = [len(unit.guests) for unit in units]
-        self.unit_of_guest = {g: unit.index for unit in units for g in unit.guests}
+        self.eligible = [unit.index for unit in units if self.waiting_on[unit.index] == 0]
+        heapq.heapify(self.eligible)
         self.stagger_s = stagger_s
         self.problem = problem
         self.blocked: set[tuple[str, int]] = set()
@@ -282,13 +353,15 @@ class _ReadinessGated(_ListController):
         self.stagger_wake: float | None = None
 
     def _settle(self, guest: int) -> None:
-        index = self.unit_of_guest.get(guest)
+        index = self.order.unit_of_guest.get(guest)
         if index is None:
             return
         self.unsettled[index] -= 1
         if self.unsettled[index] == 0:
-            for successor in self.successors[index]:
+            for successor in self.order.successors[index]:
                 self.waiting_on[successor] -= 1
+                if self.waiting_on[successor] == 0:
+                    heapq.heappush(self.eligible, successor)
 
     def decide(self, world: World, events: Sequence[Event]) -> Decision:
         for event in events:
@@ -299,7 +372,22 @@ class _ReadinessGated(_ListController):
                 self._settle(event.guest)
         self.blocked = set()
         self.stagger_wake = None
-        return super().decide(world, events)
+        kept: list[int] = []
+        while self.eligible:
+            index = heapq.heappop(self.eligible)
+            verdict = self.gate(world, self.units[index])
+            if verdict:
+                unit = self.units[index]
+                for guest, host in zip(unit.guests, unit.hosts, strict=True):
+                    world.start(guest, host)
+                continue
+            kept.append(index)
+            if verdict is None or any(("pool", p) in self.blocked for p in self.order.shared_pools):
+                # Nothing later can start now: every unit loads a pool that is full.
+                break
+        for index in kept:
+            heapq.heappush(self.eligible, index)
+        return Decision((), self.stagger_wake)
 
     def _resources(self, world: World, unit: Unit) -> set[tuple[str, int]]:
         found = {("pool", pool) for g in unit.guests for pool, _ in world.pool_loads(g)}
@@ -307,8 +395,6 @@ class _ReadinessGated(_ListController):
         return found
 
     def gate(self, world: World, unit: Unit) -> bool | None:
-        if self.waiting_on[unit.index] > 0:
-            return False
         resources = self._resources(world, unit)
         if resources & self.blocked:
             return False
@@ -361,9 +447,6 @@ class _ReadinessGated(_ListController):
                 return False
         return True
 
-    def wake(self, world: World) -> float | None:
-        return self.stagger_wake
-
 
 def _alone(world: World, guest: int, host: int) -> bool:
     """Whether nothing else loads what `guest` would load on `host` (so a guest too big
@@ -386,10 +469,8 @@ class ReadinessGated(Policy):
     name: str = "readiness-gated"
 
     def controller(self, problem: Problem, plan: Plan) -> Controller:
-        units = plan_units(problem, plan)
-        return _ReadinessGated(
-            units, _predecessors(problem, units), problem.schedule.stagger_s, problem
-        )
+        units, order = _cached(problem, plan)
+        return _ReadinessGated(units, order, problem.schedule.stagger_s, problem)
 
 
 # --- the peers' ways ---------------------------------------------------------------------
