@@ -3,6 +3,8 @@
 python -m bench run --suite quick --jobs 2 --out results/quick.jsonl
 python -m bench report results/quick.jsonl --write docs/benchmark-results.md
 python -m bench suites
+python -m bench sim --runs 40 --out results/sim.jsonl
+python -m bench sim-report results/sim.jsonl --write docs/simulation-results.md
 """
 
 from __future__ import annotations
@@ -68,6 +70,19 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("--note", default="", help="a line for the environment section")
 
     commands.add_parser("suites", help="list the suites")
+
+    sim = commands.add_parser(
+        "sim", help="the sim suite: every strategy through the simulator (bench/sim.py)"
+    )
+    sim.add_argument("--runs", type=int, default=40, help="Monte Carlo runs with noise (40)")
+    sim.add_argument("--time-limit", type=float, default=10.0, help="seconds per solve (10)")
+    sim.add_argument("--seed", type=int, default=0, help="seed of the draws (0)")
+    sim.add_argument("--instance", action="append", default=[], help="only these instances")
+    sim.add_argument("--out", default="results/sim.jsonl", help="results file, appended to")
+
+    sim_report = commands.add_parser("sim-report", help="markdown tables of a sim results file")
+    sim_report.add_argument("file", help="results file written by `sim`")
+    sim_report.add_argument("--write", default=None, metavar="MARKDOWN", help="write it here")
     return top
 
 
@@ -79,6 +94,33 @@ def main(argv: list[str] | None = None) -> int:
         if args.out is None:
             args.out = f"results/{args.suite}.jsonl"
         return main_run(args)
+    if args.command == "sim":
+        from pathlib import Path
+
+        from bench.sim import run
+
+        run(
+            args.instance,
+            args.runs,
+            args.time_limit,
+            Path(args.out),
+            args.seed,
+            log=lambda message: print(message, file=sys.stderr),
+        )
+        return 0
+    if args.command == "sim-report":
+        from pathlib import Path
+
+        from bench.sim import read, report
+
+        text = report(read(Path(args.file)))
+        if args.write:
+            from placement.codec import write_text_atomic
+
+            write_text_atomic(args.write, text)
+        else:
+            print(text)
+        return 0
     if args.command == "suites":
         from bench.suites import SUITES
 
