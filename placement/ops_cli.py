@@ -141,8 +141,18 @@ def _cmd_plot(args: argparse.Namespace, out: TextIO) -> int:
     from placement.plot import PlotUnavailableError, write_plot
 
     problem, plan = _load_pair(args)
+    simulation = None
+    if args.simulate:
+        from placement.simulate import simulate
+
+        try:
+            simulation = simulate(
+                problem, plan, args.simulate, runs=args.runs, sigma=args.sigma, trace=True
+            )
+        except ValueError as error:
+            raise UsageError(str(error)) from error
     try:
-        write_plot(problem, plan, args.output)
+        write_plot(problem, plan, args.output, simulation)
     except PlotUnavailableError as error:
         raise UsageError(str(error)) from error
     except ValueError as error:
@@ -227,4 +237,11 @@ def add_commands(commands: Any) -> None:
     plot.add_argument("problem", help="problem JSON file (for a scenario: its --problem-out)")
     plot.add_argument("plan", help="plan JSON file")
     plot.add_argument("-o", "--output", required=True, help="image file: .png, .svg or .pdf")
+    plot.add_argument(
+        "--simulate",
+        metavar="POLICY",
+        help="add the pool demand simulated under POLICY (e.g. readiness-gated) beside the plan",
+    )
+    plot.add_argument("--runs", type=int, default=40, help="simulated runs (40)")
+    plot.add_argument("--sigma", type=float, default=0.3, help="boot-time noise (0.3)")
     plot.set_defaults(run=_cmd_plot)

@@ -12,12 +12,15 @@ import io
 import os
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from placement.codec import write_bytes_atomic
 from placement.imbalance import host_usage, imbalance
 from placement.model import Problem
 from placement.plan import Action, Plan
+
+if TYPE_CHECKING:
+    from placement.simulate import SimulationResult
 
 FORMATS = ("png", "svg", "pdf")
 # Guest names are written on the bars up to this many timed actions; beyond, they clutter.
@@ -176,34 +179,202 @@ def _utilisation(axes: Any, problem: Problem, plan: Plan) -> None:
     axes.legend(fontsize=8, ncol=max(len(resources), 1))
 
 
-def render_plot(problem: Problem, plan: Plan, image_format: str = "png") -> bytes:
-    """The three panels as an image in `image_format` (png, svg or pdf)."""
+def _planned_pool(problem: Problem, plan: Plan, pool: str) -> tuple[list[int], list[int]]:
+    intervals = []
+    for assignment in plan.by_guest().values():
+        if assignment.start_s is None or assignment.ready_s is None:
+            continue
+        if assignment.action is Action.START:
+            amount = problem.guest(assignment.guest).boot.load.get(pool, 0)
+        elif assignment.action is Action.MIGRATE:
+            amount = problem.migration.load.get(pool, 0)
+        else:
+            continue
+        intervals.append((assignment.start_s, assignment.ready_s, amount))
+    return _step_series(intervals)
+
+
+def simulated_pool(
+    axes: Any,
+    problem: Problem,
+    plan: Plan,
+    result: SimulationResult,
+    pool: str | None = None,
+    color: str = "C0",
+    title: str | None = None,
+    end_s: float | None = None,
+    show_plan: bool = True,
+) -> None:
+    """Draw one pool's simulated demand into `axes`: the median over runs, the band
+    from the 5th to the 95th percentile (and, paler, min to max), the planned demand as
+    a black step line (unless `show_plan` is false: a policy that ignores the plan's
+    times) and the limit as a dashed red line. `result` must come from
+    `simulate(..., trace=True)`; `pool` defaults to the problem's first pool; `end_s`
+    fixes the time axis (default: the last run's end)."""
+    import numpy as np
+
+    names = list(problem.boot_pools)
+    if not names:
+        axes.text(0.5, 0.5, "no boot pools", transform=axes.transAxes, ha="center")
+        axes.set_axis_off()
+        return
+    pool = pool or names[0]
+    traces = [o.pool_trace[pool] for o in result.outcomes if pool in o.pool_trace]
+    if not traces:
+        raise ValueError("the simulation was run without trace=True: nothing to draw")
+    end = end_s or max(times[-1] for times, _ in traces) or 1.0
+    grid = np.linspace(0.0, end, 600)
+    curves = []
+    for times, levels in traces:
+        index = np.searchsorted(np.asarray(times), grid, side="right") - 1
+        curves.append(np.asarray(levels)[np.clip(index, 0, len(levels) - 1)])
+    stacked = np.vstack(curves)
+    low, high = np.percentile(stacked, [5, 95], axis=0)
+    axes.fill_between(
+        grid,
+        stacked.min(axis=0),
+        stacked.max(axis=0),
+        color=color,
+        alpha=0.15,
+        step="post",
+        linewidth=0,
+    )
+    axes.fill_between(
+        grid,
+        low,
+        high,
+        color=color,
+        alpha=0.35,
+        step="post",
+        linewidth=0,
+        label=f"simulated p5-p95 ({len(traces)} runs)",
+    )
+    axes.step(
+        grid,
+        np.median(stacked, axis=0),
+        where="post",
+        color=color,
+        linewidth=1.2,
+        label="simulated median",
+    )
+    if show_plan:
+        planned_times, planned_levels = _planned_pool(problem, plan, pool)
+        axes.step(
+            [*planned_times, end],
+            [*planned_levels, planned_levels[-1]],
+            where="post",
+            color="black",
+            linewidth=1,
+            label="planned",
+        )
+    limit = problem.boot_pools.get(pool)
+    if limit is not None:
+        axes.axhline(limit, color="red", linestyle="--", linewidth=1, label=f"limit {limit:,}")
+    axes.set_xlim(0, end)
+    axes.set_ylim(bottom=0)
+    axes.set_ylabel(pool)
+    summary = result.summary
+    axes.set_title(
+        title
+        or f"{result.policy}: recovery p95 {summary.recovery.p95:,.0f}, peak "
+        f"{summary.peak_pool_ratio.get(pool, 0.0):.2f}x, fenced in "
+        f"{summary.runs_with_fencing}/{summary.runs} runs",
+        fontsize=9,
+    )
+    axes.legend(fontsize=7, loc="upper right")
+
+
+def render_plot(
+    problem: Problem,
+    plan: Plan,
+    image_format: str = "png",
+    simulation: SimulationResult | None = None,
+) -> bytes:
+    """The three panels as an image in `image_format` (png, svg or pdf), and a fourth
+    with the simulated pool demand when `simulation` (traced) is given."""
     if image_format not in FORMATS:
         raise ValueError(f"unknown image format '{image_format}' (known: {', '.join(FORMATS)})")
     figure_class, canvas_class = _matplotlib()
     height = 3.0 + 0.35 * len(problem.hosts)
-    figure = figure_class(figsize=(11, height + 7), layout="constrained")
+    ratios = [height, 3.5, 3.5] + ([3.5] if simulation is not None else [])
+    figure = figure_class(figsize=(11, sum(ratios)), layout="constrained")
     canvas_class(figure)
-    top, middle, bottom = figure.subplots(3, 1, gridspec_kw={"height_ratios": [height, 3.5, 3.5]})
-    _gantt(top, problem, plan)
-    _pools(middle, problem, plan)
-    _utilisation(bottom, problem, plan)
+    panels = figure.subplots(len(ratios), 1, gridspec_kw={"height_ratios": ratios})
+    _gantt(panels[0], problem, plan)
+    _pools(panels[1], problem, plan)
+    _utilisation(panels[2], problem, plan)
+    if simulation is not None:
+        simulated_pool(panels[3], problem, plan, simulation)
+        panels[3].set_xlabel("time (s)")
     figure.suptitle(f"{plan.solver}: {plan.status.value}")
     buffer = io.BytesIO()
     figure.savefig(buffer, format=image_format, dpi=110)
     return buffer.getvalue()
 
 
-def write_plot(problem: Problem, plan: Plan, path: str | os.PathLike[str]) -> None:
-    """Draw the plan to `path`; the format comes from its suffix (.png, .svg, .pdf).
+def render_comparison(
+    problem: Problem,
+    runs: list[tuple[Plan, SimulationResult]],
+    image_format: str = "png",
+    pool: str | None = None,
+) -> bytes:
+    """Simulated pool demand of several strategies, one panel each, on shared axes (the
+    same time and demand scales), one colour per strategy."""
+    if image_format not in FORMATS:
+        raise ValueError(f"unknown image format '{image_format}' (known: {', '.join(FORMATS)})")
+    figure_class, canvas_class = _matplotlib()
+    figure = figure_class(figsize=(11, 2.6 * len(runs) + 0.6), layout="constrained")
+    canvas_class(figure)
+    panels = figure.subplots(len(runs), 1, sharex=True, sharey=True, squeeze=False)[:, 0]
+    name = pool or next(iter(problem.boot_pools), "")
+    traces = [o.pool_trace[name] for _, r in runs for o in r.outcomes if name in o.pool_trace]
+    end = max((times[-1] for times, _ in traces), default=1.0)
+    top = max([max(levels) for _, levels in traces] + [problem.boot_pools.get(name, 0)])
+    for index, (axes, (plan, result)) in enumerate(zip(panels, runs, strict=True)):
+        simulated_pool(
+            axes,
+            problem,
+            plan,
+            result,
+            pool,
+            color=f"C{index % 10}",
+            end_s=end,
+            # Only these two follow the plan's times; the peers' ways ignore them.
+            show_plan=result.policy in ("open-loop", "readiness-gated"),
+        )
+    panels[0].set_ylim(0, 1.05 * top if top > 0 else 1.0)
+    panels[-1].set_xlabel("time (s)")
+    settings = runs[0][1].settings
+    figure.suptitle(
+        f"Simulated boot-pool demand, sigma {settings.sigma}, {settings.contention.value}, "
+        f"fencing {'on' if settings.fencing else 'off'}"
+    )
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format=image_format, dpi=110)
+    return buffer.getvalue()
 
-    Written whole or not at all (a temporary file renamed over the target). Raises
-    `PlotUnavailableError` without matplotlib and ValueError for an unknown suffix.
-    """
+
+def image_format_of(path: str | os.PathLike[str]) -> str:
+    """The image format a file name asks for; ValueError for an unknown suffix."""
     target = Path(path)
     image_format = target.suffix.lower().lstrip(".")
     if image_format not in FORMATS:
         raise ValueError(
             f"{target}: the file name must end in {', '.join('.' + f for f in FORMATS)}"
         )
-    write_bytes_atomic(target, render_plot(problem, plan, image_format))
+    return image_format
+
+
+def write_plot(
+    problem: Problem,
+    plan: Plan,
+    path: str | os.PathLike[str],
+    simulation: SimulationResult | None = None,
+) -> None:
+    """Draw the plan to `path`; the format comes from its suffix (.png, .svg, .pdf).
+
+    Written whole or not at all (a temporary file renamed over the target). Raises
+    `PlotUnavailableError` without matplotlib and ValueError for an unknown suffix.
+    """
+    image_format = image_format_of(path)
+    write_bytes_atomic(path, render_plot(problem, plan, image_format, simulation))

@@ -138,6 +138,13 @@ def _cmd_simulate(args: argparse.Namespace, out: TextIO) -> int:
     if args.runs < 1:
         raise UsageError(f"--runs must be >= 1 (got {args.runs})")
     overrides = _overrides(args, problem)
+    if args.plot:
+        from placement.plot import image_format_of
+
+        try:
+            image_format = image_format_of(args.plot)
+        except ValueError as error:
+            raise UsageError(str(error)) from error
     results = []
     try:
         for name in _policies(args.policy):
@@ -149,11 +156,21 @@ def _cmd_simulate(args: argparse.Namespace, out: TextIO) -> int:
                     runs=args.runs,
                     seed=args.seed,
                     jobs=args.jobs,
+                    trace=bool(args.plot),
                     **overrides,
                 )
             )
     except ValueError as error:
         raise UsageError(str(error)) from error
+    if args.plot:
+        from placement.codec import write_bytes_atomic
+        from placement.plot import PlotUnavailableError, render_comparison
+
+        try:
+            image = render_comparison(problem, [(plan, r) for r in results], image_format)
+        except PlotUnavailableError as error:
+            raise UsageError(str(error)) from error
+        write_bytes_atomic(args.plot, image)
     documents = [result.to_dict(runs=True) for result in results]
     document: Any = documents[0] if len(documents) == 1 else {"results": documents}
     if args.output:
@@ -215,6 +232,11 @@ def add_commands(commands: Any) -> None:
         type=float,
         metavar="P",
         help="chance per run that a host receiving guests fails at a random instant",
+    )
+    parser.add_argument(
+        "--plot",
+        metavar="IMAGE",
+        help="draw each policy's simulated pool demand on shared axes (.png, .svg, .pdf)",
     )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("-o", "--output", help="write the result JSON here (atomically)")

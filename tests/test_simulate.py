@@ -442,3 +442,33 @@ def test_worker_processes_give_the_same_outcomes_as_one() -> None:
     alone = simulate(problem, plan, "readiness-gated", runs=6, seed=3, sigma=0.3)
     shared = simulate(problem, plan, "readiness-gated", runs=6, seed=3, sigma=0.3, jobs=2)
     assert [o.to_dict() for o in alone.outcomes] == [o.to_dict() for o in shared.outcomes]
+
+
+def test_simulate_plot_and_plan_plot_draw_the_simulated_demand(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    problem_path = EXAMPLES / "single-host-restart.json"
+    problem = load_problem_file(problem_path)
+    plan_path = tmp_path / "plan.json"
+    plan_path.write_text(
+        json.dumps(dump_plan(solve(problem, "first-fit", SolveOptions(schedule="list"))))
+    )
+    image = tmp_path / "compare.png"
+    options = ["--policy", "open-loop,serial:45", "--runs", "3", "--sigma", "0.3"]
+    code = main(["simulate", str(problem_path), str(plan_path), *options, "--plot", str(image)])
+    assert code == 0
+    assert image.read_bytes().startswith(b"\x89PNG")
+    drawn = tmp_path / "plan.png"
+    args = ["plot", str(problem_path), str(plan_path), "-o", str(drawn)]
+    assert main([*args, "--simulate", "readiness-gated", "--runs", "3"]) == 0
+    assert drawn.read_bytes().startswith(b"\x89PNG")
+    assert main(["simulate", str(problem_path), str(plan_path), "--plot", "x.gif"]) == 2
+
+
+def test_a_traced_run_records_the_pool_demand_it_reports_as_peak() -> None:
+    problem = two_boots_on_one_pool()
+    plan = _plan({"a": ("h0", 0, 100), "b": ("h0", 50, 150)})
+    outcome = simulate(problem, plan, trace=True).outcomes[0]
+    times, levels = outcome.pool_trace["san"]
+    assert max(levels) == pytest.approx(outcome.peak_pool_ratio["san"] * 100)
+    assert times[0] == 0
+    assert levels[-1] == 0

@@ -118,11 +118,15 @@ def run_once(
     controller: Controller,
     draws: RunDraws,
     settings: SimulationSettings | None = None,
+    trace: bool = False,
 ) -> RunOutcome:
     """One run of `plan` under `controller` with `draws`; the building block of
-    `simulate` and of the executor's simulated driver."""
+    `simulate` and of the executor's simulated driver. `trace`: keep the pool demand
+    over time in `RunOutcome.pool_trace` (for plots)."""
     settings = settings if settings is not None else problem.simulation
     world = World(problem, plan, settings, draws)
+    if trace:
+        world.trace = []
     until = _UNTIL_HORIZONS * max(float(problem.schedule.horizon_s), planned_makespan_s(plan), 1.0)
     world.run(controller, until)
     return RunOutcome.of(world, problem, draws.run)
@@ -137,6 +141,7 @@ def simulate(
     seed: int = 0,
     settings: SimulationSettings | None = None,
     jobs: int = 1,
+    trace: bool = False,
     **overrides: Any,
 ) -> SimulationResult:
     """Run `plan` `runs` times under `policy` and summarise.
@@ -145,8 +150,9 @@ def simulate(
     single fields of it (`sigma=0.3`, `contention="thrash"`, `fencing=True`, ...). The
     draws depend on `seed` and the run number only, so every policy and every plan of
     the same problem sees the same ones, and `jobs` worker processes (runs split into
-    contiguous blocks) give the same outcomes as one. Raises ValueError for an unknown
-    policy or setting.
+    contiguous blocks) give the same outcomes as one. `trace`: keep each run's pool
+    demand over time (`RunOutcome.pool_trace`, what `placement.plot` draws). Raises
+    ValueError for an unknown policy or setting.
     """
     if runs < 1:
         raise ValueError(f"runs must be >= 1 (got {runs})")
@@ -160,9 +166,9 @@ def simulate(
         raise ValueError(f"jobs must be >= 1 (got {jobs})")
     began = time.perf_counter()
     if jobs == 1 or runs < 2 * jobs:
-        outcomes = _run_range(problem, plan, chosen, final, seed, 0, runs)
+        outcomes = _run_range(problem, plan, chosen, final, seed, 0, runs, trace)
     else:
-        outcomes = _run_in_processes(problem, plan, chosen, final, seed, runs, jobs)
+        outcomes = _run_in_processes(problem, plan, chosen, final, seed, runs, jobs, trace)
     planned = _planned(problem, plan)
     return SimulationResult(
         policy=chosen.name,
@@ -184,9 +190,10 @@ def _run_range(
     seed: int,
     first: int,
     count: int,
+    trace: bool = False,
 ) -> list[RunOutcome]:
     return [
-        run_once(problem, plan, policy.controller(problem, plan), draws, settings)
+        run_once(problem, plan, policy.controller(problem, plan), draws, settings, trace)
         for draws in draw_runs(problem, plan, settings, count, seed, first)
     ]
 
@@ -198,6 +205,7 @@ def _run_block(
     seed: int,
     first: int,
     count: int,
+    trace: bool,
 ) -> list[RunOutcome]:
     """A worker process's share: the problem and plan travel as JSON documents (the
     model's read-only mappings do not pickle), the settings inside the problem."""
@@ -205,7 +213,7 @@ def _run_block(
 
     problem = load_problem(problem_document)
     plan = load_plan(plan_document)
-    return _run_range(problem, plan, policy, problem.simulation, seed, first, count)
+    return _run_range(problem, plan, policy, problem.simulation, seed, first, count, trace)
 
 
 def _run_in_processes(
@@ -216,6 +224,7 @@ def _run_in_processes(
     seed: int,
     runs: int,
     jobs: int,
+    trace: bool,
 ) -> list[RunOutcome]:
     from concurrent.futures import ProcessPoolExecutor
 
@@ -227,7 +236,9 @@ def _run_in_processes(
     blocks = [(first, min(size, runs - first)) for first in range(0, runs, size)]
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         futures = [
-            pool.submit(_run_block, problem_document, plan_document, policy, seed, first, count)
+            pool.submit(
+                _run_block, problem_document, plan_document, policy, seed, first, count, trace
+            )
             for first, count in blocks
         ]
         return [outcome for future in futures for outcome in future.result()]

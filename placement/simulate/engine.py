@@ -251,6 +251,8 @@ class World:
         self._fence_due: list[float | None] = [None] * len(hosts)
         self._events: list[Event] = []
         self._follow_returns = True
+        # (instant, demand per pool) after every change, when asked for (plots).
+        self.trace: list[tuple[float, tuple[float, ...]]] | None = None
 
         for failure in settings.host_failures:
             self._add_timer(failure.at_s, _T_HOST_FAILURE, problem.host_position(failure.host))
@@ -623,6 +625,14 @@ class World:
                 self._fence_version[host] += 1
                 self._fence_due[host] = None
 
+    def _record(self) -> None:
+        assert self.trace is not None
+        demand = tuple(self.demand[: self.num_pools])
+        if self.trace and self.trace[-1][0] == self.now:
+            self.trace[-1] = (self.now, demand)
+        elif not self.trace or self.trace[-1][1] != demand:
+            self.trace.append((self.now, demand))
+
     # --- the loop -----------------------------------------------------------------------
 
     def run(self, controller: Controller, until_s: float) -> None:
@@ -640,6 +650,8 @@ class World:
                 if self.settings.fencing:
                     self._check_fencing()
                 self._refresh_rates()
+                if self.trace is not None:
+                    self._record()
                 # Starts on a host that is down produce events of their own.
                 events = self._events
                 self._events = []
@@ -673,3 +685,5 @@ class World:
             self._refresh_rates()
             events = self._events
             self._events = []
+            if self.trace is not None:
+                self._record()

@@ -42,6 +42,9 @@ class RunOutcome:
     starts: int
     retries: int
     end_s: float
+    pool_trace: Mapping[str, tuple[tuple[float, ...], tuple[float, ...]]] = attrs.field(
+        factory=dict, converter=_frozen
+    )
 
     @classmethod
     def of(cls, world: World, problem: Problem, run: int) -> RunOutcome:
@@ -88,6 +91,7 @@ class RunOutcome:
             starts=world.starts_issued,
             retries=world.retries,
             end_s=world.now,
+            pool_trace=_traces(world),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -106,6 +110,17 @@ class RunOutcome:
             "retries": self.retries,
             "ready_s": dict(self.ready_s),
         }
+
+
+def _traces(world: World) -> dict[str, tuple[tuple[float, ...], tuple[float, ...]]]:
+    """Pool -> (instants, demand from each instant on), when the run was traced."""
+    if world.trace is None:
+        return {}
+    times = (*(t for t, _ in world.trace), world.now)
+    return {
+        name: (times, (*(levels[p] for _, levels in world.trace), 0.0))
+        for p, name in enumerate(world.pools)
+    }
 
 
 def _ratio(demand: float, capacity: float) -> float:
