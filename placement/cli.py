@@ -1,7 +1,9 @@
 """The `placement` command line. It owns output, progress and exit codes.
 
 Exit codes: 0 success; 1 no plan, or a plan that violates a rule; 2 invalid input (one
-line per problem on stderr, naming the file and the JSON path, never a traceback).
+line per problem on stderr, naming the file and the JSON path, never a traceback); 130
+interrupted (Ctrl-C: the best plan so far is still checked and written, see
+`placement.interrupt`).
 """
 
 from __future__ import annotations
@@ -24,8 +26,15 @@ from placement.codec import (
 )
 from placement.diagnostics import diagnose
 from placement.errors import InvalidInputError
+from placement.interrupt import (
+    EXIT_INTERRUPTED,
+    call_stoppably,
+    interrupted_note,
+    sigint_stops,
+)
 from placement.model import Problem
 from placement.plan import Plan, Status
+from placement.progress import ProgressPrinter, reporting
 
 if TYPE_CHECKING:
     from placement.solvers import SolveOptions
@@ -153,22 +162,6 @@ def _cmd_solvers(args: argparse.Namespace, out: TextIO) -> int:
 # --- solve ---------------------------------------------------------------------------------
 
 
-def _progress_printer(stream: TextIO) -> Any:
-    from placement.solvers import Progress
-
-    def report(progress: Progress) -> None:
-        parts = [f"{progress.elapsed_s:7.1f} s", progress.stage]
-        if progress.objective is not None:
-            parts.append(f"best {_number(progress.objective)}")
-        if progress.bound is not None:
-            parts.append(f"bound {_number(progress.bound)}")
-        if progress.gap is not None:
-            parts.append(f"gap {progress.gap:.2%}")
-        print("  ".join(parts), file=stream, flush=True)
-
-    return report
-
-
 def add_solve_options(parser: argparse.ArgumentParser) -> None:
     """The options every solving command takes (read back by `solve_options`)."""
     parser.add_argument("--solver", default="cpsat", help="solver name (see `placement solvers`)")
@@ -183,12 +176,22 @@ def add_solve_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--deterministic", action="store_true", help="repeatable results (deterministic time)"
     )
+    shown = parser.add_mutually_exclusive_group()
+    shown.add_argument(
+        "--progress",
+        action="store_true",
+        default=None,
+        help="progress lines on stderr: stage, best value, bound, elapsed time, at least "
+        "every 5 s (default: on when stderr is a terminal)",
+    )
+    shown.add_argument("--quiet", dest="progress", action="store_false", help="no progress lines")
 
 
-def solve_options(args: argparse.Namespace, *, progress: bool) -> SolveOptions:
+def solve_options(args: argparse.Namespace) -> SolveOptions:
     """The options of `add_solve_options`, checked before any solving starts (a bad value
-    is a `UsageError`, exit 2); `progress` prints progress on stderr when it is a terminal."""
-    from placement.solvers import SolveOptions, UnknownSolverError, get_solver
+    is a `UsageError`, exit 2), with a `StopToken` for Ctrl-C and, per `--progress` /
+    `--quiet` (default: whether stderr is a terminal), a `ProgressPrinter` on stderr."""
+    from placement.solvers import SolveOptions, StopToken, UnknownSolverError, get_solver
 
     if args.time_limit <= 0:
         raise UsageError(f"--time-limit must be > 0, got {args.time_limit}")
@@ -212,20 +215,34 @@ def solve_options(args: argparse.Namespace, *, progress: bool) -> SolveOptions:
         workers=args.workers,
         deterministic=args.deterministic,
         schedule=args.schedule,
-        on_progress=_progress_printer(sys.stderr) if progress and sys.stderr.isatty() else None,
+        on_progress=_progress(args),
+        stop=StopToken(),  # Ctrl-C stops it (`placement.interrupt`)
     )
+
+
+def _progress(args: argparse.Namespace) -> ProgressPrinter | None:
+    terminal = sys.stderr.isatty()
+    wanted = terminal if args.progress is None else args.progress
+    return ProgressPrinter(sys.stderr, every_report=terminal) if wanted else None
 
 
 def _cmd_solve(args: argparse.Namespace, out: TextIO) -> int:
     from placement.check import check
-    from placement.solvers import get_solver
+    from placement.solvers import solve
 
-    options = solve_options(args, progress=True)
+    options = solve_options(args)
     problem = load_problem(args.problem)
-    solver = get_solver(args.solver)
-    started = time.perf_counter()
-    plan = solver.function(problem, options)
+    solving = f"solving with {args.solver}, limit {args.time_limit:g} s"
+    # (A second Ctrl-C after the solve, while writing, is a KeyboardInterrupt: exit 130.)
+    with sigint_stops(options.stop), reporting(options.on_progress, solving):
+        started = time.perf_counter()
+        plan = call_stoppably(lambda: solve(problem, args.solver, options))
     elapsed = time.perf_counter() - started
+    has_plan = plan.status in (Status.OPTIMAL, Status.FEASIBLE)
+    stop = options.stop if options.stop is not None and options.stop.stopped else None
+    if stop is not None and not has_plan:
+        print(interrupted_note(stop, started, proven=False, has_plan=False), file=sys.stderr)
+        return EXIT_INTERRUPTED
     report = check(problem, plan)
     if args.output:
         write_json_atomic(args.output, dump_plan(plan))
@@ -236,7 +253,10 @@ def _cmd_solve(args: argparse.Namespace, out: TextIO) -> int:
         _print_report(report, out)
         if args.output:
             print(f"plan written to {args.output}", file=out)
-    has_plan = plan.status in (Status.OPTIMAL, Status.FEASIBLE)
+    if stop is not None:
+        proven = plan.status is Status.OPTIMAL
+        print(interrupted_note(stop, started, proven=proven, has_plan=True), file=sys.stderr)
+        return EXIT_INTERRUPTED
     return EXIT_OK if has_plan and report.ok else EXIT_FAILED
 
 
@@ -335,6 +355,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as error:
         print(f"placement: error: {error}", file=sys.stderr)
         return EXIT_INVALID
+    except KeyboardInterrupt:
+        # Ctrl-C outside a solve (loading, checking, writing): files are written whole.
+        print("placement: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (`placement solve ... | head`): nothing left to say.
         with contextlib.suppress(OSError):

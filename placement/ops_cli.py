@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
@@ -24,8 +26,10 @@ from placement.cli import (
 )
 from placement.codec import dump_plan, dump_problem, load_plan_file, write_json_atomic
 from placement.errors import InvalidInputError
+from placement.interrupt import EXIT_INTERRUPTED, call_stoppably, interrupted_note, sigint_stops
 from placement.model import Problem
 from placement.plan import Plan, Status
+from placement.progress import reporting
 
 
 def _hosts(values: list[str] | None) -> list[str]:
@@ -45,16 +49,41 @@ def _run_scenario(
     build: Callable[[Problem], Problem],
     min_improvement: float | None = None,
 ) -> int:
-    from placement.operations import ScenarioError, run_scenario, scenario_notes
-    from placement.show import render_plan
+    from placement.operations import ScenarioError, run_scenario
 
     state = load_problem(args.state)
-    options = solve_options(args, progress=False)
+    options = solve_options(args)
     try:
         scenario = build(state)
-        result = run_scenario(scenario, args.solver, options, min_improvement=min_improvement)
+        solving = f"{args.command} with {args.solver}, limit {args.time_limit:g} s"
+        with sigint_stops(options.stop), reporting(options.on_progress, solving):
+            started = time.perf_counter()
+            result = call_stoppably(
+                lambda: run_scenario(
+                    scenario, args.solver, options, min_improvement=min_improvement
+                )
+            )
     except ScenarioError as error:
         raise UsageError(str(error)) from error
+    stop = options.stop if options.stop is not None and options.stop.stopped else None
+    has_plan = result.plan.status in (Status.OPTIMAL, Status.FEASIBLE)
+    if stop is not None and not has_plan:
+        print(interrupted_note(stop, started, proven=False, has_plan=False), file=sys.stderr)
+        return EXIT_INTERRUPTED
+    code = _write_scenario(args, out, state, scenario, result)
+    if stop is not None:
+        proven = result.plan.status is Status.OPTIMAL
+        print(interrupted_note(stop, started, proven=proven, has_plan=True), file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return code
+
+
+def _write_scenario(
+    args: argparse.Namespace, out: TextIO, state: Problem, scenario: Problem, result: Any
+) -> int:
+    from placement.operations import scenario_notes
+    from placement.show import render_plan
+
     if args.problem_out:
         write_json_atomic(args.problem_out, dump_problem(scenario))
     if args.output:

@@ -215,6 +215,7 @@ def _command_section(
 def cli_reference_markdown() -> str:
     """The Markdown of the command-line reference page, from the real parser."""
     from placement import cli
+    from placement.interrupt import EXIT_INTERRUPTED
 
     parser = cli.build_parser()
     lines = [
@@ -232,6 +233,22 @@ def cli_reference_markdown() -> str:
         f"| {cli.EXIT_FAILED} | no plan, or a plan that violates a rule |",
         f"| {cli.EXIT_INVALID} | invalid input or usage: one line per problem on stderr, naming"
         " the file and the JSON path; never a traceback |",
+        f"| {EXIT_INTERRUPTED} | interrupted (Ctrl-C): see below |",
+        "",
+        "## Interrupting a run",
+        "",
+        "The first Ctrl-C (SIGINT) during `solve`, `failover`, `evacuate`, `rebalance`,",
+        "`coldstart` or `python -m bench run` stops the search at once. The best plan found",
+        "so far still goes through the checker and is written whole to `-o` (or printed),",
+        "stderr says so in one line (`interrupted after 3.1 s: best plan so far, not",
+        "proven`) and the exit code is 130. The plan's `metrics.interrupted` is `true`.",
+        "A second Ctrl-C exits at once with 130, without a traceback; a file written",
+        "earlier stays as it was, since plan files are replaced whole or not at all.",
+        "`python -m bench run` keeps the rows of the runs it cut short, with status",
+        "`interrupted`; reports leave them out and the next `run` repeats them.",
+        "",
+        "From the library, pass a `StopToken` in `SolveOptions(stop=...)` and call",
+        "`token.stop()` from another thread: `solve` returns its best verified plan so far.",
         "",
         "## Commands",
         "",

@@ -66,8 +66,10 @@ from placement.solvers.cpsat.schedule_rules import (
     add_host_boot_limits,
     add_stagger,
 )
+from placement.solvers.cpsat.search import run_search
 from placement.solvers.cpsat.variables import Variables, create_variables
 from placement.solvers.cpsat.view import ProblemView, build_view, canonical_hosts
+from placement.solvers.stop import is_stopped
 
 logger = logging.getLogger(__name__)
 
@@ -468,6 +470,8 @@ def _greedy_incumbent(problem: Problem, options: SolveOptions) -> Plan | None:
     budget = 0.22 * options.time_limit_s
     first_s: float | None = None  # how long the first seed took: the scale of the others
     for name, function in seeds:
+        if best is not None and is_stopped(options.stop):
+            break  # interrupted: the best seed so far is the plan
         elapsed = time.perf_counter() - started
         # Start a seed only if it should end within the budget (on 10,000 guests the
         # Pacemaker re-creations take 8-12 times as long as best fit).
@@ -493,6 +497,8 @@ def _greedy_incumbent(problem: Problem, options: SolveOptions) -> Plan | None:
             continue
         if best is None or better(problem, plan, best):
             best = plan
+    if best is not None and is_stopped(options.stop):
+        return best
     if best is not None and best.unplaced:
         budget_left = budget - (time.perf_counter() - started)
         if budget_left > 2 * (first_s or 0.0):
@@ -706,7 +712,14 @@ def solve_lexicographic(problem: Problem, options: SolveOptions) -> Plan:
     incumbent_plan = _greedy_incumbent(problem, options)
     first_plan_s = time.perf_counter() - started
     from placement.solvers.cpsat import rebalance
-    from placement.solvers.cpsat.large import MIN_ROUND_S, solve_large
+    from placement.solvers.cpsat.large import MIN_ROUND_S, _with_own_bounds, solve_large
+
+    if incumbent_plan is not None and is_stopped(options.stop):
+        # Interrupted while seeding: the best seed, with our bounds, without building a model.
+        plan = _with_own_bounds(problem, incumbent_plan, StageBounds(problem))
+        runtime_s = round(time.perf_counter() - started, 6)
+        metrics = {"first_plan_s": round(first_plan_s, 3), "returned": "greedy"}
+        return attrs.evolve(plan, solver=SOLVER_NAME, runtime_s=runtime_s, metrics=metrics)
 
     if rebalance.applies(problem, incumbent_plan):
         assert incumbent_plan is not None  # applies() checks it
@@ -740,7 +753,12 @@ def solve_lexicographic(problem: Problem, options: SolveOptions) -> Plan:
         return plan
     plan = improve(problem, options, incumbent_plan, structural, started, first_plan_s)
     remaining = options.time_limit_s - (time.perf_counter() - started)
-    if plan.metrics.get("stalled") and plan.assignments and remaining >= MIN_ROUND_S:
+    if (
+        plan.metrics.get("stalled")
+        and plan.assignments
+        and remaining >= MIN_ROUND_S
+        and not is_stopped(options.stop)
+    ):
         # The full model found nothing in a stage (a big model with live migrations can
         # spend its whole share on presolve): search neighbourhoods of the best plan.
         return solve_large(problem, options, plan, started, first_plan_s)
@@ -854,7 +872,7 @@ def improve(
             else None
         )
         try:
-            status = solver.solve(variables.model, callback)
+            status = run_search(solver, variables.model, options.stop, callback)
         finally:
             if watch is not None:
                 watch.finish()
@@ -922,6 +940,8 @@ def improve(
 
     runtime_s = round(time.perf_counter() - started, 6)
     candidates: list[Plan] = []
+    if is_stopped(options.stop):
+        explain_s = 0.0  # interrupted: the plan now, with the reasons known without probes
     if incumbent is not None:
         # Probes explain vague unplaced reasons within a tenth of the limit (at most 2 s).
         plan = plan_of_solution(view, incumbent, structural, Status.FEASIBLE, runtime_s, explain_s)
@@ -988,7 +1008,7 @@ def _second_pass(
         variables.model.minimize(expression)
     _add_hint(view, variables, incumbent)
     solver = _parameters(options, remaining, large=view.num_pairs > _LARGE_MODEL_PAIRS)
-    status = solver.solve(variables.model)
+    status = run_search(solver, variables.model, options.stop)
     log["second_pass_seconds"] = round(solver.wall_time, 3)
     log["second_pass_status"] = solver.status_name(status)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
@@ -1053,7 +1073,7 @@ def _imbalance_stage(
         # No plan yet: start from the even-load solution (`spread`'s target).
         model.minimize(add_distance_to_target(model, steps, _even_target(view)))
         solver = _parameters(options, seconds / 2, large)
-        status = solver.solve(model)
+        status = run_search(solver, model, options.stop)
         wall += solver.wall_time
         status_name = solver.status_name(status)
         if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
@@ -1068,7 +1088,7 @@ def _imbalance_stage(
         model.minimize(distance)
         _add_hint(view, variables, incumbent)
         solver = _parameters(options, remaining, large)
-        status = solver.solve(model)
+        status = run_search(solver, model, options.stop)
         iterations += 1
         wall += solver.wall_time
         status_name = solver.status_name(status)
@@ -1115,13 +1135,13 @@ def _imbalance_bound(
     model.clear_hints()  # type: ignore[no-untyped-call]  # untyped in ortools
     model.minimize(add_distance_to_target(model, steps, 0))  # (q * s)^2 summed
     solver = _parameters(options, seconds, large)
-    status = solver.solve(model)
+    status = run_search(solver, model, options.stop)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return 0.0
     squares_low = solver.best_objective_bound / (q * q)
     model.maximize(cp_model.LinearExpr.sum([expression for expression, _, _ in steps]))
     solver = _parameters(options, max(deadline - time.perf_counter(), 0.05), large)
-    status = solver.solve(model)
+    status = run_search(solver, model, options.stop)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return 0.0
     count = len(steps)
