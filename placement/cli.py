@@ -1,9 +1,11 @@
 """The `placement` command line. It owns output, progress and exit codes.
 
-Exit codes: 0 success; 1 no plan, or a plan that violates a rule; 2 invalid input (one
-line per problem on stderr, naming the file and the JSON path, never a traceback); 130
-interrupted (Ctrl-C: the best plan so far is still checked and written, see
-`placement.interrupt`).
+Exit codes, the same for every command that computes or reads a plan (so that an HA
+tool can branch on them): 0 a valid plan that places every guest; 3 a valid plan that
+leaves some guests unplaced (each with its reason); 1 no plan, or a plan that violates a
+rule; 2 invalid input or usage (one line per problem on stderr, naming the file and the
+JSON path, never a traceback); 130 interrupted (Ctrl-C: the best plan so far is still
+checked and written, see `placement.interrupt`).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_INVALID = 2
+EXIT_UNPLACED = 3
 
 # Modules that add subcommands of their own (see `build_parser`).
 COMMAND_MODULES: tuple[str, ...] = ("placement.ops_cli", "placement.adapters.cli")
@@ -94,6 +97,16 @@ def _cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
 # --- check ---------------------------------------------------------------------------------
 
 
+def plan_exit_code(report: Any, plan: Plan | None = None) -> int:
+    """The exit code of a checked plan: 1 when it breaks a rule (or, given the solver's
+    `plan`, when the solver found none), else 3 when some guest has no host, else 0."""
+    if not report.ok:
+        return EXIT_FAILED
+    if plan is not None and plan.status not in (Status.OPTIMAL, Status.FEASIBLE):
+        return EXIT_FAILED
+    return EXIT_UNPLACED if report.metrics["unplaced"] else EXIT_OK
+
+
 def _cmd_check(args: argparse.Namespace, out: TextIO) -> int:
     from placement.check import check, report_to_dict
 
@@ -107,7 +120,7 @@ def _cmd_check(args: argparse.Namespace, out: TextIO) -> int:
         print(json.dumps(report_to_dict(report), indent=2), file=out)
     else:
         _print_report(report, out)
-    return EXIT_OK if report.ok else EXIT_FAILED
+    return plan_exit_code(report)
 
 
 def _print_report(report: Any, out: TextIO) -> None:
@@ -257,7 +270,7 @@ def _cmd_solve(args: argparse.Namespace, out: TextIO) -> int:
         proven = plan.status is Status.OPTIMAL
         print(interrupted_note(stop, started, proven=proven, has_plan=True), file=sys.stderr)
         return EXIT_INTERRUPTED
-    return EXIT_OK if has_plan and report.ok else EXIT_FAILED
+    return plan_exit_code(report, plan)
 
 
 def _print_plan_summary(problem: Problem, plan: Plan, elapsed_s: float, out: TextIO) -> None:

@@ -16,12 +16,12 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from placement.cli import (
-    EXIT_FAILED,
     EXIT_OK,
     SourcedError,
     UsageError,
     add_solve_options,
     load_problem,
+    plan_exit_code,
     solve_options,
 )
 from placement.codec import dump_plan, dump_problem, load_plan_file, write_json_atomic
@@ -102,8 +102,7 @@ def _write_scenario(
                 print(f"verify it: placement check {args.problem_out} {args.output}", file=out)
             else:
                 print("(the plan is for the scenario: add --problem-out to check it)", file=out)
-    has_plan = result.plan.status in (Status.OPTIMAL, Status.FEASIBLE)
-    return EXIT_OK if has_plan and result.report.ok else EXIT_FAILED
+    return plan_exit_code(result.report, result.plan)
 
 
 def _cmd_failover(args: argparse.Namespace, out: TextIO) -> int:
@@ -163,7 +162,7 @@ def _cmd_show(args: argparse.Namespace, out: TextIO) -> int:
     problem, plan = _load_pair(args)
     report = check(problem, plan)
     print(render_plan(problem, plan, report), file=out, end="")
-    return EXIT_OK if report.ok else EXIT_FAILED
+    return plan_exit_code(report)
 
 
 def _cmd_plot(args: argparse.Namespace, out: TextIO) -> int:

@@ -229,11 +229,21 @@ def cli_reference_markdown() -> str:
         "",
         "| code | meaning |",
         "|---|---|",
-        f"| {cli.EXIT_OK} | success: the file is valid, the plan respects every rule |",
+        f"| {cli.EXIT_OK} | success: the file is valid; the plan respects every rule and places"
+        " every guest |",
+        f"| {cli.EXIT_UNPLACED} | a valid plan that leaves some guests unplaced (each with its"
+        " reason in the plan's `unplaced`) |",
         f"| {cli.EXIT_FAILED} | no plan, or a plan that violates a rule |",
         f"| {cli.EXIT_INVALID} | invalid input or usage: one line per problem on stderr, naming"
         " the file and the JSON path; never a traceback |",
         f"| {EXIT_INTERRUPTED} | interrupted (Ctrl-C): see below |",
+        "",
+        "Per command: `solve`, `failover`, `evacuate`, `rebalance` and `coldstart` use every",
+        "code; `check` and `show` 0, 3, 1 or 2 for the plan they read; `validate` 0 for a",
+        "valid file (its warnings name guests no plan can place) or 2; `import` 0, 1 with",
+        "`--strict` when something could not be mapped, or 2; `export` 0, 1 for a plan that",
+        "breaks a rule (not exported), or 2; `plot`, `schema` and `solvers` 0 or 2. Any",
+        "command stopped by Ctrl-C exits 130.",
         "",
         "## Interrupting a run",
         "",
