@@ -34,6 +34,7 @@ from placement.interrupt import (
     interrupted_note,
     sigint_stops,
 )
+from placement.limits import printable
 from placement.model import Problem
 from placement.plan import Plan, Status
 from placement.progress import ProgressPrinter, reporting
@@ -57,7 +58,7 @@ class UsageError(Exception):
 def _print_input_errors(source: str, error: InvalidInputError, stream: TextIO) -> None:
     for item in error.errors:
         where = source if not item.path or item.path == source else f"{source}: {item.path}"
-        print(f"{where}: {item.message}", file=stream)
+        print(printable(f"{where}: {item.message}"), file=stream)
 
 
 def load_problem(path: str) -> Problem:
@@ -366,7 +367,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _print_input_errors(getattr(args, "problem", "input"), error, sys.stderr)
         return EXIT_INVALID
     except UsageError as error:
-        print(f"placement: error: {error}", file=sys.stderr)
+        print(printable(f"placement: error: {error}"), file=sys.stderr)
         return EXIT_INVALID
     except KeyboardInterrupt:
         # Ctrl-C outside a solve (loading, checking, writing): files are written whole.

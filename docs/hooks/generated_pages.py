@@ -66,7 +66,9 @@ def _limits(schema: dict[str, Any]) -> str:
     if "exclusiveMinimum" in schema:
         limits.append(f" > {schema['exclusiveMinimum']}")
     if "maximum" in schema:
-        limits.append(f" ≤ {schema['maximum']}")
+        most = schema["maximum"]
+        power = isinstance(most, int) and most >= 10**6 and str(most).rstrip("0") == "1"
+        limits.append(f" ≤ 10^{len(str(most)) - 1}" if power else f" ≤ {most}")
     return ",".join(limits)
 
 
@@ -76,8 +78,10 @@ def _notes(schema: dict[str, Any]) -> str:
         notes.append("no duplicates")
     if schema.get("minLength"):
         notes.append("not empty")
+    if "not" in schema:
+        notes.append("no control characters")
     if isinstance(schema.get("items"), dict) and schema["items"].get("minLength"):
-        notes.append("names not empty")
+        notes.append("names not empty, no control characters")
     if "default" in schema:
         notes.append(f"default `{json.dumps(schema['default'])}`")
     return "; ".join(notes)
@@ -244,6 +248,10 @@ def cli_reference_markdown() -> str:
         "`--strict` when something could not be mapped, or 2; `export` 0, 1 for a plan that",
         "breaks a rule (not exported), or 2; `plot`, `schema` and `solvers` 0 or 2. Any",
         "command stopped by Ctrl-C exits 130.",
+        "",
+        "Invalid input (exit 2) includes a number outside its range, a key given twice in",
+        "one object and a name holding a control character; the ranges are listed in",
+        "[the JSON formats](format.md#ranges-names-and-what-is-refused).",
         "",
         "## Interrupting a run",
         "",

@@ -52,7 +52,11 @@ from placement.solvers.cpsat.migration_rules import (
     add_migration_load,
     possible_moves,
 )
-from placement.solvers.cpsat.objectives import host_steps, stage_expression
+from placement.solvers.cpsat.objectives import (
+    ExactModelTooLargeError,
+    host_steps,
+    stage_expression,
+)
 from placement.solvers.cpsat.placement_rules import (
     add_anti_affinity,
     add_capacity,
@@ -806,7 +810,11 @@ def improve(
         if objective is Objective.IMBALANCE:
             remaining = search_s - (time.perf_counter() - started)
             budget = max(remaining / (len(stages) - position), 0.05)
-            outcome = _imbalance_stage(view, variables, incumbent, options, budget)
+            try:
+                outcome = _imbalance_stage(view, variables, incumbent, options, budget)
+            except ExactModelTooLargeError as error:
+                stage_log.append(_too_large(objective, error))
+                break  # the plan so far stands, valued by the checker
             if outcome.solution is None:
                 break  # nothing to hold the later stages to; the greedy plan stands
             incumbent = outcome.solution
@@ -817,7 +825,11 @@ def improve(
                 objective, outcome.bound, stage_bounds(objective, held)
             )
             continue
-        expression = stage_expression(objective, view, variables)
+        try:
+            expression = stage_expression(objective, view, variables)
+        except ExactModelTooLargeError as error:
+            stage_log.append(_too_large(objective, error))
+            break  # the plan so far stands, valued by the checker
         scale = BALANCE_STEPS if objective is Objective.BALANCE else 1
         ours = stage_bounds(objective, held)
         if incumbent is not None and ours is not None:
@@ -977,6 +989,17 @@ def improve(
         "stalled": stalled,
     }
     return attrs.evolve(best, metrics=metrics)
+
+
+def _too_large(objective: Objective, error: ExactModelTooLargeError) -> dict[str, object]:
+    logger.warning("%s stage not searched: %s", objective.value, error)
+    return {
+        "stage": objective.value,
+        "cp_sat_status": f"SKIPPED ({error})",
+        "seconds": 0.0,
+        "value": None,
+        "cp_sat_bound": None,
+    }
 
 
 def _second_pass(
