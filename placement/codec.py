@@ -124,9 +124,9 @@ def _messages(error: jsonschema.ValidationError) -> Iterator[InputError]:
         yield InputError(json_path(path), f"must be {wanted}, got {_shown(value)}")
         return
     if kind == "minimum":
-        yield InputError(
-            json_path(path), f"must be >= {error.validator_value}, got {_shown(value)}"
-        )
+        minimum = error.validator_value
+        shown = f"-{_limit(-minimum)}" if isinstance(minimum, int) and minimum < 0 else minimum
+        yield InputError(json_path(path), f"must be >= {shown}, got {_shown(value)}")
         return
     if kind == "exclusiveMinimum":
         minimum = error.validator_value

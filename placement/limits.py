@@ -31,6 +31,12 @@ MAX_COUNT = 10**6
 MAX_RATIO = 1000.0
 #: The `recovery` objective's largest value: (priority + 1) x horizon_s summed over guests.
 MAX_WEIGHTED_SECONDS = 10**18
+#: `start_s` and `ready_s` in a plan file (a plan may break the horizon: that is a
+#: violation, not bad input).
+MAX_PLAN_SECONDS = 10**15
+#: `runtime_s` and a stage's `value`, `bound` and `gap` in a plan file (a `recovery`
+#: value reaches 10^18).
+MAX_PLAN_FIGURE = 10**21
 #: How deeply a JSON document may nest (the formats need 6 levels).
 MAX_DEPTH = 64
 

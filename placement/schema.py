@@ -14,6 +14,8 @@ from placement.limits import (
     BAD_NAME_PATTERN,
     MAX_AMOUNT,
     MAX_COUNT,
+    MAX_PLAN_FIGURE,
+    MAX_PLAN_SECONDS,
     MAX_PRIORITY,
     MAX_RATIO,
     MAX_SECONDS,
@@ -35,7 +37,8 @@ _PRIORITY: JsonSchema = {"type": "integer", "minimum": 0, "maximum": MAX_PRIORIT
 _DURATION: JsonSchema = {"type": "integer", "minimum": 0, "maximum": MAX_SECONDS}
 _OPTIONAL_COUNT: JsonSchema = {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_COUNT}
 _OPTIONAL_LIMIT: JsonSchema = {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_COUNT}
-_SECONDS: JsonSchema = {"type": ["integer", "null"], "minimum": 0}
+_SECONDS: JsonSchema = {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_PLAN_SECONDS}
+_FIGURE: JsonSchema = {"minimum": -MAX_PLAN_FIGURE, "maximum": MAX_PLAN_FIGURE}
 
 
 def _amounts(description: str) -> JsonSchema:
@@ -181,9 +184,9 @@ PROBLEM_SCHEMA: JsonSchema = {
 _STAGE = _object(
     {
         "name": _NAME,
-        "value": {"type": "number"},
-        "bound": {"type": ["number", "null"]},
-        "gap": {"type": ["number", "null"], "minimum": 0},
+        "value": {"type": "number", **_FIGURE},
+        "bound": {"type": ["number", "null"], **_FIGURE},
+        "gap": {"type": ["number", "null"], "minimum": 0, "maximum": MAX_PLAN_FIGURE},
     },
     required=("name", "value"),
 )
@@ -208,7 +211,7 @@ PLAN_SCHEMA: JsonSchema = {
             "schema_version": {"const": SCHEMA_VERSION},
             "status": {"enum": [status.value for status in Status]},
             "solver": {"type": "string"},
-            "runtime_s": {"type": "number", "minimum": 0},
+            "runtime_s": {"type": "number", "minimum": 0, "maximum": MAX_PLAN_FIGURE},
             "stages": {"type": "array", "items": _STAGE},
             "assignments": {"type": "array", "items": _ASSIGNMENT},
             "unplaced": {

@@ -238,3 +238,44 @@ def test_the_format_page_states_the_ranges_of_limits_py() -> None:
     assert f"1 … {power(limits.MAX_COUNT)}" in page
     assert f"≤ {limits.MAX_RATIO:g}" in page
     assert f"≤ {limits.MAX_DEPTH} levels" in page
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        (("assignments", 0, "start_s"), 10**400, "assignments[0].start_s: must be <= 10^15"),
+        (("runtime_s",), 10**400, "runtime_s: must be <= 10^21"),
+        (("stages", 0, "bound"), -(10**400), "stages[0].bound: must be >= -10^21"),
+    ],
+)
+def test_a_plan_file_number_out_of_range_is_one_line_and_exit_2(
+    field: tuple[Any, ...],
+    value: Any,
+    message: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    problem = tmp_path / "p.json"
+    problem.write_text(json.dumps(_base()))
+    plan = tmp_path / "plan.json"
+    assert main(["solve", str(problem), "--solver", "best-fit", "-o", str(plan)]) == 0
+    document = json.loads(plan.read_text())
+    target: Any = document
+    for key in field[:-1]:
+        target = target[key]
+    target[field[-1]] = value
+    plan.write_text(json.dumps(document))
+    capsys.readouterr()
+    for command in ("check", "show"):
+        assert main([command, str(problem), str(plan)]) == 2
+        (line,) = capsys.readouterr().err.splitlines()
+        assert line.startswith(f"{plan}: {message}, got ")
+
+
+def test_every_number_of_the_plan_schema_has_a_range() -> None:
+    from placement.schema import PLAN_SCHEMA
+
+    numbers = _numbers(PLAN_SCHEMA)
+    assert len(numbers) >= 6
+    for path, schema in numbers:
+        assert "maximum" in schema, path
