@@ -11,7 +11,8 @@ flushed the moment a run ends, so a killed benchmark keeps every finished row; t
 (`--rerun` repeats them; rows of failed or killed runs are always retried).
 
 A row holds what ran (suite, family, instance, solver, schedule, seed, time limit, CP-SAT
-workers), how it went (status, error, runtime_s as the plan says, wall_s as measured,
+workers), how it went (status, error, runtime_s as the plan says (the solve call's wall
+time), wall_s as measured around it,
 first_solution_s, peak_rss_mib), every stage's value, bound and gap, the summarised stage
 (`stage`, its checker value, the solver's bound), the published reference and the gap to
 it, what the checker says (violations per rule, every objective, placed guests, peak load

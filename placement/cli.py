@@ -18,6 +18,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from placement.codec import (
@@ -137,11 +138,9 @@ def _print_report(report: Any, out: TextIO) -> None:
         text = ", ".join(f"{name} {_number(value)}" for name, value in objectives.items())
         print(f"objectives: {text}", file=out)
     for pool, figures in metrics.get("pools", {}).items():
-        print(
-            f"pool {pool}: peak {figures['peak']} of {figures['limit']} "
-            f"at t={figures['peak_at_s']} s",
-            file=out,
-        )
+        at = figures["peak_at_s"]  # (None: nothing loads the pool; as `show` prints it)
+        when = f" at t={at} s" if at is not None else ""
+        print(f"pool {pool}: peak {figures['peak']} of {figures['limit']}{when}", file=out)
 
 
 def _number(value: Any) -> str:
@@ -234,6 +233,17 @@ def solve_options(args: argparse.Namespace) -> SolveOptions:
     )
 
 
+def check_output_path(path: str | None, option: str = "-o") -> None:
+    """Refuse an output path that cannot be written, before any solving starts."""
+    if path is None:
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise UsageError(f"{option} {path}: is a directory")
+    if not (target.parent if str(target.parent) else Path(".")).is_dir():
+        raise UsageError(f"{option} {path}: no such directory: {target.parent}")
+
+
 def _progress(args: argparse.Namespace) -> ProgressPrinter | None:
     terminal = sys.stderr.isatty()
     wanted = terminal if args.progress is None else args.progress
@@ -245,13 +255,13 @@ def _cmd_solve(args: argparse.Namespace, out: TextIO) -> int:
     from placement.solvers import solve
 
     options = solve_options(args)
+    check_output_path(args.output)
     problem = load_problem(args.problem)
     solving = f"solving with {args.solver}, limit {args.time_limit:g} s"
     # (A second Ctrl-C after the solve, while writing, is a KeyboardInterrupt: exit 130.)
     with sigint_stops(options.stop), reporting(options.on_progress, solving):
         started = time.perf_counter()
         plan = call_stoppably(lambda: solve(problem, args.solver, options))
-    elapsed = time.perf_counter() - started
     has_plan = plan.status in (Status.OPTIMAL, Status.FEASIBLE)
     stop = options.stop if options.stop is not None and options.stop.stopped else None
     if stop is not None and not has_plan:
@@ -263,7 +273,7 @@ def _cmd_solve(args: argparse.Namespace, out: TextIO) -> int:
     if args.json:
         print(json.dumps(dump_plan(plan), indent=2), file=out)
     else:
-        _print_plan_summary(problem, plan, elapsed, out)
+        _print_plan_summary(problem, plan, out)
         _print_report(report, out)
         if args.output:
             print(f"plan written to {args.output}", file=out)
@@ -274,10 +284,10 @@ def _cmd_solve(args: argparse.Namespace, out: TextIO) -> int:
     return plan_exit_code(report, plan)
 
 
-def _print_plan_summary(problem: Problem, plan: Plan, elapsed_s: float, out: TextIO) -> None:
+def _print_plan_summary(problem: Problem, plan: Plan, out: TextIO) -> None:
     placed = sum(1 for a in plan.assignments if a.host is not None)
     print(
-        f"{plan.solver}: {plan.status.value} in {elapsed_s:.2f} s; "
+        f"{plan.solver}: {plan.status.value} in {plan.runtime_s:.2f} s; "
         f"{placed} of {len(problem.guests)} guests placed",
         file=out,
     )

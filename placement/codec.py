@@ -10,6 +10,7 @@ its references. Dumping omits fields at their defaults, so files stay short; a r
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
@@ -397,20 +398,54 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
 
 
+def _new_file_mode(target: Path) -> int:
+    """The mode `open(target, "w")` would leave: the file's own when it exists, else
+    0666 less the umask (read from /proc where there is one: setting it to read it is
+    not thread-safe)."""
+    with contextlib.suppress(OSError):
+        return target.stat().st_mode & 0o7777
+    umask: int | None = None
+    with contextlib.suppress(OSError, ValueError), open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("Umask:"):
+                umask = int(line.split()[1], 8)
+    if umask is None:
+        umask = os.umask(0o022)
+        os.umask(umask)
+    return 0o666 & ~umask
+
+
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
     """Write `data` to `path` whole or not at all: a temporary file in the same folder,
-    flushed to disk, then renamed over the target."""
+    flushed to disk, then renamed over the target, with the mode a plain `open` would
+    give. An error names `path`, never the temporary file."""
     target = Path(path)
-    handle, temporary = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or "."
-    )
+    if target.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a directory", str(path))
     try:
+        handle, temporary = tempfile.mkstemp(
+            prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or "."
+        )
+    except OSError as error:
+        raise type(error)(error.errno, _folder_problem(error, target), str(path)) from error
+    try:
+        os.fchmod(handle, _new_file_mode(target))
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, target)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise type(error)(error.errno, error.strerror, str(path)) from error
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
+
+
+def _folder_problem(error: OSError, target: Path) -> str:
+    if isinstance(error, FileNotFoundError):
+        return f"no such directory: {target.parent}"
+    return error.strerror or str(error)

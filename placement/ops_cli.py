@@ -20,6 +20,7 @@ from placement.cli import (
     SourcedError,
     UsageError,
     add_solve_options,
+    check_output_path,
     load_problem,
     plan_exit_code,
     solve_options,
@@ -53,6 +54,8 @@ def _run_scenario(
 
     state = load_problem(args.state)
     options = solve_options(args)
+    check_output_path(args.output)
+    check_output_path(args.problem_out, "--problem-out")
     try:
         scenario = build(state)
         solving = f"{args.command} with {args.solver}, limit {args.time_limit:g} s"
