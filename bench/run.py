@@ -577,12 +577,14 @@ def run_suite(
     memory_limit_gib: float | None = None,
     log: Callable[[str], None] | None = None,
     stop: StopToken | None = None,
+    on_total: Callable[[int], None] | None = None,
 ) -> Iterator[Row]:
     """Run every instance x solver x seed, appending each row to `out` as soon as it is
     done (finishing order); yields the rows. Runs already in `out` are skipped unless
     `rerun`; failed, killed and interrupted ones are retried. Once `stop` is stopped, the
     running solves end with their best plans (rows marked `interrupted`) and no other
-    run starts."""
+    run starts. `on_total` is told how many runs there are to do, before the first;
+    each run's `log` line starts with its place (`[3/40]`)."""
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     _drop_partial_line(path)
@@ -602,6 +604,9 @@ def run_suite(
     if log is not None:
         skipped = len(instances) * len(seed_list) * len(solvers) - len(todo)
         log(f"{len(todo)} run(s) to do" + (f", {skipped} already in {path}" if skipped else ""))
+    if on_total is not None:
+        on_total(len(todo))
+    finished = 0
 
     def base(instance: Instance, spec: SolverSpec, seed: int) -> Row:
         reference = instance.reference
@@ -630,10 +635,13 @@ def run_suite(
             "env": env,
         }
         append_row(path, row)
+        nonlocal finished
+        finished += 1
         if log is not None:
             value = row.get("value")
             log(
-                f"{instance.name} {spec.label} seed {seed}: {row.get('status')}"
+                f"[{finished}/{len(todo)}] {instance.name} {spec.label} seed {seed}: "
+                f"{row.get('status')}"
                 + (f", {row['stage']} {value:g}" if value is not None else "")
                 + f", {row.get('violations', '-')} violation(s), {row.get('wall_s', '-')} s"
                 + (f" ({row['error']})" if row.get("error") else "")
@@ -664,9 +672,7 @@ def main_run(args: Any) -> int:
     from bench.suites import UnknownSuiteError, suite
     from placement.solvers import UnknownSolverError
 
-    def log(message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
-
+    progress = SuiteProgress(args.suite, sys.stderr, bar=not args.quiet)
     if args.quiet or not getattr(args, "verbose", False):
         # The library's warnings (a peer falling back to another scheduler, ...) are the
         # solvers' business; the rows say how each run went.
@@ -694,19 +700,23 @@ def main_run(args: Any) -> int:
         rerun=args.rerun,
         isolate=not args.in_process,
         memory_limit_gib=args.memory_limit_gib,
-        log=None if args.quiet else log,
+        log=None if args.quiet else progress.line,
+        on_total=progress.start,
     )
     started = time.perf_counter()
     failures = written = cut = 0
     try:
         with _first_sigint_stops(stop):
             for row in rows:
+                progress.advance()
                 written += 1
                 failures += row.get("status") in ("error", "killed")
                 cut += row.get("status") == "interrupted"
     except KeyboardInterrupt:  # the second Ctrl-C: running children are killed
+        progress.close()
         print(f"interrupted again: {written} row(s) written to {args.out}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    progress.close()
     if stop.stopped:
         after_s = (stop.stopped_at or started) - started
         print(
@@ -716,6 +726,46 @@ def main_run(args: Any) -> int:
         )
         return EXIT_INTERRUPTED
     return 1 if failures else 0
+
+
+class SuiteProgress:
+    """The progress of one suite's runs on stderr: on a terminal a bar with the runs
+    done and an ETA (tqdm, from the `bench` extra) under the per-run lines; elsewhere, or
+    without tqdm, the per-run lines alone (they carry their `[k/N]`)."""
+
+    def __init__(self, suite_name: str, stream: Any, *, bar: bool) -> None:
+        self._suite = suite_name
+        self._stream = stream
+        self._wanted = bar and stream.isatty()
+        self._bar: Any = None
+
+    def start(self, total: int) -> None:
+        """Open the bar for `total` runs (on a terminal, with tqdm installed)."""
+        if not self._wanted or total == 0:
+            return
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            return
+        self._bar = tqdm(
+            total=total, desc=self._suite, unit="run", file=self._stream, dynamic_ncols=True
+        )
+
+    def line(self, message: str) -> None:
+        """A log line, above the bar when there is one."""
+        if self._bar is not None:
+            self._bar.write(message, file=self._stream)
+        else:
+            print(message, file=self._stream, flush=True)
+
+    def advance(self) -> None:
+        if self._bar is not None:
+            self._bar.update(1)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
 
 @contextlib.contextmanager
