@@ -200,10 +200,11 @@ def add_solve_options(parser: argparse.ArgumentParser) -> None:
     shown.add_argument("--quiet", dest="progress", action="store_false", help="no progress lines")
 
 
-def solve_options(args: argparse.Namespace) -> SolveOptions:
+def solve_options(args: argparse.Namespace, *, progress: bool = True) -> SolveOptions:
     """The options of `add_solve_options`, checked before any solving starts (a bad value
-    is a `UsageError`, exit 2), with a `StopToken` for Ctrl-C and, per `--progress` /
-    `--quiet` (default: whether stderr is a terminal), a `ProgressPrinter` on stderr."""
+    is a `UsageError`, exit 2), with a `StopToken` for Ctrl-C and, unless `progress` is
+    false, a `ProgressPrinter` on stderr per `--progress` / `--quiet` (default: whether
+    stderr is a terminal)."""
     from placement.solvers import SolveOptions, StopToken, UnknownSolverError, get_solver
 
     if args.time_limit <= 0:
@@ -228,7 +229,7 @@ def solve_options(args: argparse.Namespace) -> SolveOptions:
         workers=args.workers,
         deterministic=args.deterministic,
         schedule=args.schedule,
-        on_progress=_progress(args),
+        on_progress=_progress(args) if progress else None,
         stop=StopToken(),  # Ctrl-C stops it (`placement.interrupt`)
     )
 
@@ -246,7 +247,8 @@ def check_output_path(path: str | None, option: str = "-o") -> None:
 
 def _progress(args: argparse.Namespace) -> ProgressPrinter | None:
     terminal = sys.stderr.isatty()
-    wanted = terminal if args.progress is None else args.progress
+    chosen = getattr(args, "progress", None)
+    wanted = terminal if chosen is None else chosen
     return ProgressPrinter(sys.stderr, every_report=terminal) if wanted else None
 
 
