@@ -174,6 +174,7 @@ def _required(check: Any) -> Any:
 
 
 _check_optional_count = _in_range(MAX_COUNT)
+_check_count = _required(_check_optional_count)  # counts and short waits: 0 ... 10^6
 _check_optional_amount = _in_range(MAX_AMOUNT)
 _check_amount = _required(_check_optional_amount)
 _check_priority = _required(_in_range(MAX_PRIORITY))

@@ -33,6 +33,7 @@ _NAMES: JsonSchema = {"type": "array", "items": _NAME, "uniqueItems": True}
 # Every number has a range (placement.limits): CP-SAT sums them in 64-bit integers.
 _AMOUNT: JsonSchema = {"type": "integer", "minimum": 0, "maximum": MAX_AMOUNT}
 _OPTIONAL_AMOUNT: JsonSchema = {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_AMOUNT}
+_COUNT: JsonSchema = {"type": "integer", "minimum": 0, "maximum": MAX_COUNT}
 _PRIORITY: JsonSchema = {"type": "integer", "minimum": 0, "maximum": MAX_PRIORITY}
 _DURATION: JsonSchema = {"type": "integer", "minimum": 0, "maximum": MAX_SECONDS}
 _OPTIONAL_COUNT: JsonSchema = {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_COUNT}
