@@ -173,3 +173,17 @@ def test_bench_run_keeps_the_interrupted_row_for_the_next_run_to_repeat(tmp_path
     assert rows[0]["wall_s"] < 30
     assert read_rows(out)[0]["plan_status"] in ("feasible", "optimal")
     assert "interrupted" in RETRIED  # the next run does it again
+
+
+def test_options_with_a_token_can_travel_to_worker_processes() -> None:
+    import copy
+    import pickle
+
+    options = SolveOptions(stop=StopToken())
+    copied = pickle.loads(pickle.dumps(options))
+    assert copied.stop is not None
+    assert not copied.stop.stopped
+    token = StopToken()
+    token.stop()
+    assert pickle.loads(pickle.dumps(token)).stopped
+    assert copy.deepcopy(token).stopped

@@ -30,12 +30,27 @@ class StopToken:
     _REPEAT_S = 0.02
 
     def __init__(self) -> None:
+        self._fresh()
+
+    def _fresh(self) -> None:
         self._event = threading.Event()
         self._lock = threading.Lock()
         self._searches: dict[int, Callable[[], None]] = {}
         self._ids = itertools.count()
         self.stopped_at: float | None = None
         """`time.perf_counter()` when `stop` was first called, or None."""
+
+    def __getstate__(self) -> dict[str, object]:
+        # Options travel to worker processes (a survey, the bench): a copy keeps whether
+        # it was stopped; stopping the original does not reach it.
+        return {"stopped_at": self.stopped_at}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self._fresh()
+        stopped_at = state.get("stopped_at")
+        if isinstance(stopped_at, float):
+            self.stopped_at = stopped_at
+            self._event.set()
 
     @property
     def stopped(self) -> bool:
