@@ -216,6 +216,30 @@ def _command_section(
     return lines
 
 
+def _power(value: int) -> str:
+    return f"10^{len(str(value)) - 1}"
+
+
+def _ranges_lines() -> list[str]:
+    """The number ranges of `placement.limits`, as the CLI reference lists them."""
+    from placement import limits
+
+    return [
+        f"- amounts (capacity, demand, reserved, boot load and CPU, pool limits): integers"
+        f" 0 … {_power(limits.MAX_AMOUNT)}; summed per resource or pool over all guests or"
+        f" hosts: ≤ {_power(limits.MAX_TOTAL)}",
+        f"- `overcommit`: numbers > 0 and ≤ {limits.MAX_RATIO:g}",
+        f"- `priority`, `migration_cost`: integers 0 … {_power(limits.MAX_PRIORITY)};"
+        f" (priority + 1) x `horizon_s` summed over guests: ≤"
+        f" {_power(limits.MAX_WEIGHTED_SECONDS)}",
+        f"- durations (`duration_s`, `stagger_s`, `horizon_s`, `setup_s`): integers"
+        f" 0 … {_power(limits.MAX_SECONDS)} s",
+        f"- `max_starts`, `max_per_host`, `max_total`, `max_moves`: integers up to"
+        f" {_power(limits.MAX_COUNT)}",
+        f"- JSON nesting: ≤ {limits.MAX_DEPTH} levels",
+    ]
+
+
 def cli_reference_markdown() -> str:
     """The Markdown of the command-line reference page, from the real parser."""
     from placement import cli
@@ -250,8 +274,10 @@ def cli_reference_markdown() -> str:
         "command stopped by Ctrl-C exits 130.",
         "",
         "Invalid input (exit 2) includes a number outside its range, a key given twice in",
-        "one object and a name holding a control character; the ranges are listed in",
-        "[the JSON formats](format.md#ranges-names-and-what-is-refused).",
+        "one object and a name holding a control character; the ranges are explained in",
+        "[the JSON formats](format.md#ranges-names-and-what-is-refused):",
+        "",
+        *_ranges_lines(),
         "",
         "## Interrupting a run",
         "",
