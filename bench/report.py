@@ -58,7 +58,10 @@ def latest(rows: Iterable[Row]) -> list[Row]:
 
 def ran(row: Row) -> bool:
     """The run produced a plan the checker judged (`unknown`: the solver found none)."""
-    return row.get("status") not in ("error", "killed", "unknown") and "objectives" in row
+    return (
+        row.get("status") not in ("error", "killed", "unknown", "interrupted")
+        and "objectives" in row
+    )
 
 
 def valid(row: Row) -> bool:

@@ -11,7 +11,8 @@ flushed the moment a run ends, so a killed benchmark keeps every finished row; t
 (`--rerun` repeats them; rows of failed or killed runs are always retried).
 
 A row holds what ran (suite, family, instance, solver, schedule, seed, time limit, CP-SAT
-workers), how it went (status, error, runtime_s as the plan says, wall_s as measured,
+workers), how it went (status, error, runtime_s as the plan says (the solve call's wall
+time), wall_s as measured around it,
 first_solution_s, peak_rss_mib), every stage's value, bound and gap, the summarised stage
 (`stage`, its checker value, the solver's bound), the published reference and the gap to
 it, what the checker says (violations per rule, every objective, placed guests, peak load
@@ -41,8 +42,13 @@ from typing import Any
 import attrs
 
 from bench.suites import Instance
+from placement.interrupt import EXIT_INTERRUPTED, call_stoppably, sigint_stops
+from placement.solvers.stop import StopToken
 
 Row = dict[str, Any]
+
+# Rows whose runs the next `run` repeats: they did not get their whole time.
+RETRIED = ("error", "killed", "interrupted")
 
 # Schedules only matter to solvers that place first and time afterwards; the optimiser
 # decides both, so it runs once per instance with this in its `schedule` field.
@@ -252,11 +258,14 @@ def measure(
     seed: int = 0,
     stage: str | None = None,
     reference: Any = None,
+    stop: StopToken | None = None,
 ) -> Row:
     """Solve once and describe the plan as the checker sees it (no instance fields).
 
     `stage`: the objective stage summarised (`value`, `bound`); `reference`: a
     `bench.suites.Reference` for that stage, giving `ref_gap` (to its upper value).
+    `stop`: ends the solve early; the row's status is then `interrupted` (the plan's
+    own in `plan_status`), so reports leave it out and the next `run` repeats it.
     """
     from placement.check import check
     from placement.solvers import Progress, SolveOptions, get_solver, solve
@@ -273,6 +282,7 @@ def measure(
         seed=seed,
         schedule=schedule if schedule != OPTIMISER_SCHEDULE else "list",
         on_progress=on_progress,
+        stop=stop,
     )
     started = time.perf_counter()
     plan = solve(problem, solver, options)
@@ -295,7 +305,8 @@ def measure(
     }
     row: Row = {
         "kind": get_solver(solver).kind,
-        "status": plan.status.value,
+        "status": "interrupted" if plan.metrics.get("interrupted") else plan.status.value,
+        "plan_status": plan.status.value,
         "runtime_s": round(plan.runtime_s, 3),
         "wall_s": round(wall_s, 3),
         "first_solution_s": round(first[0], 3) if first else None,
@@ -375,6 +386,9 @@ def _fork(key: Any, task: Callable[[], Row], deadline_s: float) -> _Child:
     if pid == 0:  # pragma: no cover - the child
         code = 0
         try:
+            # Its own process group: a terminal's Ctrl-C reaches the parent only, which
+            # passes it on once (a second one would end the child before its row).
+            os.setpgid(0, 0)
             row = _safe(task)
             code = 1 if row.get("status") == "error" else 0
             with open(result_path, "w", encoding="utf-8") as out:
@@ -407,14 +421,24 @@ def run_parallel(
     tasks: Iterable[tuple[Any, Callable[[], Row], float]],
     jobs: int,
     memory_limit_kib: int | None = None,
+    stop: StopToken | None = None,
 ) -> Iterator[tuple[Any, Row, int]]:
     """Run `(key, task, deadline_s)` triples in up to `jobs` forked children; yield
-    `(key, row, peak_rss_kib)` as each finishes (in finishing order)."""
+    `(key, row, peak_rss_kib)` as each finishes (in finishing order). Once `stop` is
+    stopped, no task starts and the running children get a SIGINT (once), which ends
+    their solves with the best plan so far."""
     pending = list(tasks)
     pending.reverse()
     running: dict[int, _Child] = {}
+    told: set[int] = set()
     try:
         while pending or running:
+            if stop is not None and stop.stopped:
+                pending.clear()
+                for pid in running.keys() - told:
+                    with contextlib.suppress(OSError):
+                        os.kill(pid, signal.SIGINT)
+                    told.add(pid)
             while pending and len(running) < max(1, jobs):
                 key, task, deadline_s = pending.pop()
                 child = _fork(key, task, deadline_s)
@@ -505,21 +529,31 @@ def _counts(problem: Any) -> Row:
 
 
 def _task(
-    instance: Instance, spec: SolverSpec, seed: int, time_limit_s: float, workers: int
+    instance: Instance,
+    spec: SolverSpec,
+    seed: int,
+    time_limit_s: float,
+    workers: int,
+    stop: StopToken | None = None,
 ) -> Row:
     started = time.perf_counter()
     problem = instance.build()
     build_s = round(time.perf_counter() - started, 3)
-    row = measure(
-        problem,
-        spec.solver,
-        spec.schedule,
-        time_limit_s,
-        workers,
-        seed=seed,
-        stage=instance.stage,
-        reference=instance.reference,
-    )
+    # Ctrl-C (in a child: the parent's, passed on) stops this solve, which keeps its row.
+    with sigint_stops(stop):
+        row = call_stoppably(
+            lambda: measure(
+                problem,
+                spec.solver,
+                spec.schedule,
+                time_limit_s,
+                workers,
+                seed=seed,
+                stage=instance.stage,
+                reference=instance.reference,
+                stop=stop,
+            )
+        )
     return {**row, "build_s": build_s, "counts": _counts(problem)}
 
 
@@ -542,18 +576,21 @@ def run_suite(
     isolate: bool = True,
     memory_limit_gib: float | None = None,
     log: Callable[[str], None] | None = None,
+    stop: StopToken | None = None,
+    on_total: Callable[[int], None] | None = None,
 ) -> Iterator[Row]:
     """Run every instance x solver x seed, appending each row to `out` as soon as it is
     done (finishing order); yields the rows. Runs already in `out` are skipped unless
-    `rerun`; failed and killed ones are retried."""
+    `rerun`; failed, killed and interrupted ones are retried. Once `stop` is stopped, the
+    running solves end with their best plans (rows marked `interrupted`) and no other
+    run starts. `on_total` is told how many runs there are to do, before the first;
+    each run's `log` line starts with its place (`[3/40]`)."""
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     _drop_partial_line(path)
     done = set()
     if not rerun:
-        done = {
-            run_key(row) for row in read_rows(path) if row.get("status") not in ("error", "killed")
-        }
+        done = {run_key(row) for row in read_rows(path) if row.get("status") not in RETRIED}
     threads = workers if workers is not None else auto_workers(jobs)
     env = environment()
     seed_list = list(seeds)
@@ -567,6 +604,9 @@ def run_suite(
     if log is not None:
         skipped = len(instances) * len(seed_list) * len(solvers) - len(todo)
         log(f"{len(todo)} run(s) to do" + (f", {skipped} already in {path}" if skipped else ""))
+    if on_total is not None:
+        on_total(len(todo))
+    finished = 0
 
     def base(instance: Instance, spec: SolverSpec, seed: int) -> Row:
         reference = instance.reference
@@ -595,10 +635,13 @@ def run_suite(
             "env": env,
         }
         append_row(path, row)
+        nonlocal finished
+        finished += 1
         if log is not None:
             value = row.get("value")
             log(
-                f"{instance.name} {spec.label} seed {seed}: {row.get('status')}"
+                f"[{finished}/{len(todo)}] {instance.name} {spec.label} seed {seed}: "
+                f"{row.get('status')}"
                 + (f", {row['stage']} {value:g}" if value is not None else "")
                 + f", {row.get('violations', '-')} violation(s), {row.get('wall_s', '-')} s"
                 + (f" ({row['error']})" if row.get("error") else "")
@@ -609,15 +652,18 @@ def run_suite(
     if isolate and hasattr(os, "fork") and hasattr(os, "wait4"):
         deadline_s = 3 * time_limit_s + 60
         triples = [
-            (key, functools.partial(_task, *key, time_limit_s, threads), deadline_s) for key in todo
+            (key, functools.partial(_task, *key, time_limit_s, threads, stop), deadline_s)
+            for key in todo
         ]
-        for key, result, peak_kib in run_parallel(triples, jobs, memory_limit_kib):
+        for key, result, peak_kib in run_parallel(triples, jobs, memory_limit_kib, stop):
             yield finish(key, result, peak_kib)
         return
     import resource
 
     for key in todo:
-        result = _safe(functools.partial(_task, *key, time_limit_s, threads))
+        if stop is not None and stop.stopped:
+            break
+        result = _safe(functools.partial(_task, *key, time_limit_s, threads, stop))
         yield finish(key, result, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
@@ -626,9 +672,7 @@ def main_run(args: Any) -> int:
     from bench.suites import UnknownSuiteError, suite
     from placement.solvers import UnknownSolverError
 
-    def log(message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
-
+    progress = SuiteProgress(args.suite, sys.stderr, bar=not args.quiet)
     if args.quiet or not getattr(args, "verbose", False):
         # The library's warnings (a peer falling back to another scheduler, ...) are the
         # solvers' business; the rows say how each run went.
@@ -642,7 +686,9 @@ def main_run(args: Any) -> int:
     if not instances:
         print(f"error: suite '{args.suite}' has no instance matching", file=sys.stderr)
         return 2
+    stop = StopToken()
     rows = run_suite(
+        stop=stop,
         suite_name=args.suite,
         instances=instances,
         solvers=specs,
@@ -654,7 +700,86 @@ def main_run(args: Any) -> int:
         rerun=args.rerun,
         isolate=not args.in_process,
         memory_limit_gib=args.memory_limit_gib,
-        log=None if args.quiet else log,
+        log=None if args.quiet else progress.line,
+        on_total=progress.start,
     )
-    failures = sum(1 for row in rows if row.get("status") in ("error", "killed"))
+    started = time.perf_counter()
+    failures = written = cut = 0
+    try:
+        with _first_sigint_stops(stop):
+            for row in rows:
+                progress.advance()
+                written += 1
+                failures += row.get("status") in ("error", "killed")
+                cut += row.get("status") == "interrupted"
+    except KeyboardInterrupt:  # the second Ctrl-C: running children are killed
+        progress.close()
+        print(f"interrupted again: {written} row(s) written to {args.out}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    progress.close()
+    if stop.stopped:
+        after_s = (stop.stopped_at or started) - started
+        print(
+            f"interrupted after {after_s:.1f} s: {written} row(s) written to {args.out}, "
+            f"{cut} of them cut short (status interrupted; the next run repeats them)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
     return 1 if failures else 0
+
+
+class SuiteProgress:
+    """The progress of one suite's runs on stderr: on a terminal a bar with the runs
+    done and an ETA (tqdm, from the `bench` extra) under the per-run lines; elsewhere, or
+    without tqdm, the per-run lines alone (they carry their `[k/N]`)."""
+
+    def __init__(self, suite_name: str, stream: Any, *, bar: bool) -> None:
+        self._suite = suite_name
+        self._stream = stream
+        self._wanted = bar and stream.isatty()
+        self._bar: Any = None
+
+    def start(self, total: int) -> None:
+        """Open the bar for `total` runs (on a terminal, with tqdm installed)."""
+        if not self._wanted or total == 0:
+            return
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            return
+        self._bar = tqdm(
+            total=total, desc=self._suite, unit="run", file=self._stream, dynamic_ncols=True
+        )
+
+    def line(self, message: str) -> None:
+        """A log line, above the bar when there is one."""
+        if self._bar is not None:
+            self._bar.write(message, file=self._stream)
+        else:
+            print(message, file=self._stream, flush=True)
+
+    def advance(self) -> None:
+        if self._bar is not None:
+            self._bar.update(1)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+@contextlib.contextmanager
+def _first_sigint_stops(stop: StopToken) -> Iterator[None]:
+    """The first SIGINT stops `stop`; the second raises KeyboardInterrupt, so the
+    children are killed on the way out (`run_parallel`)."""
+
+    def handle(signum: int, frame: Any) -> None:
+        if stop.stopped:
+            raise KeyboardInterrupt
+        stop.stop()
+
+    previous = signal.signal(signal.SIGINT, handle)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

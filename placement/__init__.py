@@ -23,7 +23,7 @@ from placement.model import (
     Schedule,
 )
 from placement.plan import Action, Assignment, Plan, StageResult, Status, Unplaced
-from placement.solvers import SolveOptions, available_solvers, solve
+from placement.solvers import SolveOptions, StopToken, available_solvers, solve
 
 __all__ = [
     "Action",
@@ -46,6 +46,7 @@ __all__ = [
     "SolveOptions",
     "StageResult",
     "Status",
+    "StopToken",
     "Unplaced",
     "Violation",
     "available_solvers",

@@ -335,7 +335,8 @@ def _balance_bound(index: HostIndex, fixed: IntArray, forced: Sequence[_Unit]) -
         load = need + fixed[hosts]
         counted = (cap > 0) & (need > 0)
         ratio = np.where(counted, -(-BALANCE_STEPS * load // np.maximum(cap, 1)), 0)
-        steps = max(steps, int(ratio.max(axis=1).min()))
+        # (With no resource at all, every ratio is 0: `initial` covers the empty rows.)
+        steps = max(steps, int(ratio.max(axis=1, initial=0).min()))
     return steps
 
 

@@ -1,7 +1,11 @@
 """The `placement` command line. It owns output, progress and exit codes.
 
-Exit codes: 0 success; 1 no plan, or a plan that violates a rule; 2 invalid input (one
-line per problem on stderr, naming the file and the JSON path, never a traceback).
+Exit codes, the same for every command that computes or reads a plan (so that an HA
+tool can branch on them): 0 a valid plan that places every guest; 3 a valid plan that
+leaves some guests unplaced (each with its reason); 1 no plan, or a plan that violates a
+rule; 2 invalid input or usage (one line per problem on stderr, naming the file and the
+JSON path, never a traceback); 130 interrupted (Ctrl-C: the best plan so far is still
+checked and written, see `placement.interrupt`).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from placement.codec import (
@@ -24,8 +29,16 @@ from placement.codec import (
 )
 from placement.diagnostics import diagnose
 from placement.errors import InvalidInputError
+from placement.interrupt import (
+    EXIT_INTERRUPTED,
+    call_stoppably,
+    interrupted_note,
+    sigint_stops,
+)
+from placement.limits import printable
 from placement.model import Problem
 from placement.plan import Plan, Status
+from placement.progress import ProgressPrinter, reporting
 
 if TYPE_CHECKING:
     from placement.solvers import SolveOptions
@@ -33,6 +46,7 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_INVALID = 2
+EXIT_UNPLACED = 3
 
 # Modules that add subcommands of their own (see `build_parser`).
 COMMAND_MODULES: tuple[str, ...] = (
@@ -49,7 +63,7 @@ class UsageError(Exception):
 def _print_input_errors(source: str, error: InvalidInputError, stream: TextIO) -> None:
     for item in error.errors:
         where = source if not item.path or item.path == source else f"{source}: {item.path}"
-        print(f"{where}: {item.message}", file=stream)
+        print(printable(f"{where}: {item.message}"), file=stream)
 
 
 def load_problem(path: str) -> Problem:
@@ -89,6 +103,16 @@ def _cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
 # --- check ---------------------------------------------------------------------------------
 
 
+def plan_exit_code(report: Any, plan: Plan | None = None) -> int:
+    """The exit code of a checked plan: 1 when it breaks a rule (or, given the solver's
+    `plan`, when the solver found none), else 3 when some guest has no host, else 0."""
+    if not report.ok:
+        return EXIT_FAILED
+    if plan is not None and plan.status not in (Status.OPTIMAL, Status.FEASIBLE):
+        return EXIT_FAILED
+    return EXIT_UNPLACED if report.metrics["unplaced"] else EXIT_OK
+
+
 def _cmd_check(args: argparse.Namespace, out: TextIO) -> int:
     from placement.check import check, report_to_dict
 
@@ -102,7 +126,7 @@ def _cmd_check(args: argparse.Namespace, out: TextIO) -> int:
         print(json.dumps(report_to_dict(report), indent=2), file=out)
     else:
         _print_report(report, out)
-    return EXIT_OK if report.ok else EXIT_FAILED
+    return plan_exit_code(report)
 
 
 def _print_report(report: Any, out: TextIO) -> None:
@@ -118,11 +142,9 @@ def _print_report(report: Any, out: TextIO) -> None:
         text = ", ".join(f"{name} {_number(value)}" for name, value in objectives.items())
         print(f"objectives: {text}", file=out)
     for pool, figures in metrics.get("pools", {}).items():
-        print(
-            f"pool {pool}: peak {figures['peak']} of {figures['limit']} "
-            f"at t={figures['peak_at_s']} s",
-            file=out,
-        )
+        at = figures["peak_at_s"]  # (None: nothing loads the pool; as `show` prints it)
+        when = f" at t={at} s" if at is not None else ""
+        print(f"pool {pool}: peak {figures['peak']} of {figures['limit']}{when}", file=out)
 
 
 def _number(value: Any) -> str:
@@ -157,22 +179,6 @@ def _cmd_solvers(args: argparse.Namespace, out: TextIO) -> int:
 # --- solve ---------------------------------------------------------------------------------
 
 
-def _progress_printer(stream: TextIO) -> Any:
-    from placement.solvers import Progress
-
-    def report(progress: Progress) -> None:
-        parts = [f"{progress.elapsed_s:7.1f} s", progress.stage]
-        if progress.objective is not None:
-            parts.append(f"best {_number(progress.objective)}")
-        if progress.bound is not None:
-            parts.append(f"bound {_number(progress.bound)}")
-        if progress.gap is not None:
-            parts.append(f"gap {progress.gap:.2%}")
-        print("  ".join(parts), file=stream, flush=True)
-
-    return report
-
-
 def add_solve_options(parser: argparse.ArgumentParser) -> None:
     """The options every solving command takes (read back by `solve_options`)."""
     parser.add_argument("--solver", default="cpsat", help="solver name (see `placement solvers`)")
@@ -187,12 +193,23 @@ def add_solve_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--deterministic", action="store_true", help="repeatable results (deterministic time)"
     )
+    shown = parser.add_mutually_exclusive_group()
+    shown.add_argument(
+        "--progress",
+        action="store_true",
+        default=None,
+        help="progress lines on stderr: stage, best value, bound, elapsed time, at least "
+        "every 5 s (default: on when stderr is a terminal)",
+    )
+    shown.add_argument("--quiet", dest="progress", action="store_false", help="no progress lines")
 
 
-def solve_options(args: argparse.Namespace, *, progress: bool) -> SolveOptions:
+def solve_options(args: argparse.Namespace, *, progress: bool = True) -> SolveOptions:
     """The options of `add_solve_options`, checked before any solving starts (a bad value
-    is a `UsageError`, exit 2); `progress` prints progress on stderr when it is a terminal."""
-    from placement.solvers import SolveOptions, UnknownSolverError, get_solver
+    is a `UsageError`, exit 2), with a `StopToken` for Ctrl-C and, unless `progress` is
+    false, a `ProgressPrinter` on stderr per `--progress` / `--quiet` (default: whether
+    stderr is a terminal)."""
+    from placement.solvers import SolveOptions, StopToken, UnknownSolverError, get_solver
 
     if args.time_limit <= 0:
         raise UsageError(f"--time-limit must be > 0, got {args.time_limit}")
@@ -216,38 +233,67 @@ def solve_options(args: argparse.Namespace, *, progress: bool) -> SolveOptions:
         workers=args.workers,
         deterministic=args.deterministic,
         schedule=args.schedule,
-        on_progress=_progress_printer(sys.stderr) if progress and sys.stderr.isatty() else None,
+        on_progress=_progress(args) if progress else None,
+        stop=StopToken(),  # Ctrl-C stops it (`placement.interrupt`)
     )
+
+
+def check_output_path(path: str | None, option: str = "-o") -> None:
+    """Refuse an output path that cannot be written, before any solving starts."""
+    if path is None:
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise UsageError(f"{option} {path}: is a directory")
+    if not (target.parent if str(target.parent) else Path(".")).is_dir():
+        raise UsageError(f"{option} {path}: no such directory: {target.parent}")
+
+
+def _progress(args: argparse.Namespace) -> ProgressPrinter | None:
+    terminal = sys.stderr.isatty()
+    chosen = getattr(args, "progress", None)
+    wanted = terminal if chosen is None else chosen
+    return ProgressPrinter(sys.stderr, every_report=terminal) if wanted else None
 
 
 def _cmd_solve(args: argparse.Namespace, out: TextIO) -> int:
     from placement.check import check
-    from placement.solvers import get_solver
+    from placement.solvers import solve
 
-    options = solve_options(args, progress=True)
+    options = solve_options(args)
+    check_output_path(args.output)
     problem = load_problem(args.problem)
-    solver = get_solver(args.solver)
-    started = time.perf_counter()
-    plan = solver.function(problem, options)
-    elapsed = time.perf_counter() - started
+    solving = f"solving with {args.solver}, limit {args.time_limit:g} s"
+    # (A second Ctrl-C after the solve, while writing, is a KeyboardInterrupt: exit 130.)
+    with sigint_stops(options.stop), reporting(options.on_progress, solving):
+        started = time.perf_counter()
+        plan = call_stoppably(lambda: solve(problem, args.solver, options))
+    has_plan = plan.status in (Status.OPTIMAL, Status.FEASIBLE)
+    stop = options.stop if options.stop is not None and options.stop.stopped else None
+    if stop is not None and not has_plan:
+        print(interrupted_note(stop, started, proven=False, has_plan=False), file=sys.stderr)
+        return EXIT_INTERRUPTED
     report = check(problem, plan)
     if args.output:
         write_json_atomic(args.output, dump_plan(plan))
     if args.json:
         print(json.dumps(dump_plan(plan), indent=2), file=out)
     else:
-        _print_plan_summary(problem, plan, elapsed, out)
+        _print_plan_summary(problem, plan, out)
         _print_report(report, out)
         if args.output:
             print(f"plan written to {args.output}", file=out)
-    has_plan = plan.status in (Status.OPTIMAL, Status.FEASIBLE)
-    return EXIT_OK if has_plan and report.ok else EXIT_FAILED
+    if stop is not None:
+        proven = plan.status is Status.OPTIMAL
+        print(interrupted_note(stop, started, proven=proven, has_plan=True), file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return plan_exit_code(report, plan)
 
 
-def _print_plan_summary(problem: Problem, plan: Plan, elapsed_s: float, out: TextIO) -> None:
+def _print_plan_summary(problem: Problem, plan: Plan, out: TextIO) -> None:
     placed = sum(1 for a in plan.assignments if a.host is not None)
     print(
-        f"{plan.solver}: {plan.status.value} in {elapsed_s:.2f} s; "
+        f"{plan.solver}: {plan.status.value} in {plan.runtime_s:.2f} s; "
         f"{placed} of {len(problem.guests)} guests placed",
         file=out,
     )
@@ -337,8 +383,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         _print_input_errors(getattr(args, "problem", "input"), error, sys.stderr)
         return EXIT_INVALID
     except UsageError as error:
-        print(f"placement: error: {error}", file=sys.stderr)
+        print(printable(f"placement: error: {error}"), file=sys.stderr)
         return EXIT_INVALID
+    except KeyboardInterrupt:
+        # Ctrl-C outside a solve (loading, checking, writing): files are written whole.
+        print("placement: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (`placement solve ... | head`): nothing left to say.
         with contextlib.suppress(OSError):

@@ -10,6 +10,7 @@ its references. Dumping omits fields at their defaults, so files stay short; a r
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
@@ -24,6 +25,7 @@ import cattrs
 import jsonschema
 
 from placement.errors import InputError, InvalidInputError, InvalidPlanError, InvalidProblemError
+from placement.limits import MAX_DEPTH, bad_name
 from placement.model import SCHEMA_VERSION, Problem, reference_errors
 from placement.plan import Plan
 from placement.schema import PLAN_SCHEMA, PROBLEM_SCHEMA, JsonSchema
@@ -39,7 +41,7 @@ def json_path(parts: Iterable[str | int]) -> str:
     for part in parts:
         if isinstance(part, int):
             text += f"[{part}]"
-        elif _PLAIN_KEY.match(part):
+        elif _PLAIN_KEY.fullmatch(part):
             text += f".{part}" if text else part
         else:
             text += f"[{json.dumps(part)}]"
@@ -87,6 +89,18 @@ def _shown(value: Any) -> str:
     return f"{_json_type(value)} {text}"
 
 
+def _quoted(text: str) -> str:
+    """'name', or the JSON escape of a name with characters a terminal would act on."""
+    return f"'{text}'" if bad_name(text) is None and "'" not in text else json.dumps(text)
+
+
+def _limit(value: Any) -> str:
+    """A limit as people read it: 10^12 rather than 1000000000000."""
+    if isinstance(value, int) and value >= 10**6 and str(value).rstrip("0") == "1":
+        return f"10^{len(str(value)) - 1}"
+    return _shown(value)
+
+
 def _messages(error: jsonschema.ValidationError) -> Iterator[InputError]:
     """Translate one schema error into one or more path-named input errors."""
     path = list(error.absolute_path)
@@ -111,10 +125,26 @@ def _messages(error: jsonschema.ValidationError) -> Iterator[InputError]:
         yield InputError(json_path(path), f"must be {wanted}, got {_shown(value)}")
         return
     if kind == "minimum":
-        yield InputError(json_path(path), f"must be >= {error.validator_value}, got {value}")
+        minimum = error.validator_value
+        shown = f"-{_limit(-minimum)}" if isinstance(minimum, int) and minimum < 0 else minimum
+        yield InputError(json_path(path), f"must be >= {shown}, got {_shown(value)}")
         return
     if kind == "exclusiveMinimum":
-        yield InputError(json_path(path), f"must be > {error.validator_value}, got {value}")
+        minimum = error.validator_value
+        yield InputError(json_path(path), f"must be > {minimum}, got {_shown(value)}")
+        return
+    if kind == "maximum":
+        yield InputError(
+            json_path(path), f"must be <= {_limit(error.validator_value)}, got {_shown(value)}"
+        )
+        return
+    if kind == "not" and isinstance(value, str):
+        # The only `not` in the schemas: names without control characters (limits.py).
+        why = bad_name(value) or "is not allowed"
+        if "propertyNames" in error.schema_path:
+            yield InputError(json_path(path), f"key {_quoted(value)}: {why}")
+        else:
+            yield InputError(json_path(path), why)
         return
     if kind == "enum":
         allowed = ", ".join(json.dumps(option) for option in error.validator_value)
@@ -284,7 +314,9 @@ def read_json(
     except UnicodeDecodeError as error:
         raise error_class([InputError(where, f"not UTF-8 text ({error.reason})")]) from error
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        document = json.loads(
+            text, parse_constant=_reject_constant, object_pairs_hook=_object_with_duplicates
+        )
     except _NonFiniteNumberError as error:
         raise error_class([InputError(where, f"invalid JSON: {error}")]) from error
     except json.JSONDecodeError as error:
@@ -295,6 +327,55 @@ def read_json(
                 )
             ]
         ) from error
+    except RecursionError as error:
+        message = f"invalid JSON: nested deeper than {MAX_DEPTH} levels"
+        raise error_class([InputError(where, message)]) from error
+    except ValueError as error:  # an integer of more digits than Python reads (4300)
+        message = f"invalid JSON: {str(error).split(';')[0]}"
+        raise error_class([InputError(where, message)]) from error
+    errors = _shape_errors(document)
+    if errors:
+        raise error_class(errors)
+    return document
+
+
+class _DuplicateKeys(dict[str, Any]):
+    """A JSON object that named some keys more than once (the last value is kept)."""
+
+    duplicates: list[str]
+
+
+def _object_with_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    value = dict(pairs)
+    if len(value) == len(pairs):
+        return value
+    marked = _DuplicateKeys(value)
+    seen: set[str] = set()
+    marked.duplicates = []
+    for key, _ in pairs:
+        if key in seen and key not in marked.duplicates:
+            marked.duplicates.append(key)
+        seen.add(key)
+    return marked
+
+
+def _shape_errors(document: Any) -> list[InputError]:
+    """Duplicate keys (an error, not last-wins) and nesting deeper than `MAX_DEPTH`, each
+    with its JSON path; walked without recursion."""
+    errors: list[InputError] = []
+    stack: list[tuple[Any, list[str | int]]] = [(document, [])]
+    while stack:
+        value, path = stack.pop()
+        if len(path) > MAX_DEPTH:
+            errors.append(InputError(json_path(path), f"nested deeper than {MAX_DEPTH} levels"))
+            continue
+        if isinstance(value, dict):
+            for key in getattr(value, "duplicates", ()):
+                errors.append(InputError(json_path(path), f"duplicate key {_quoted(key)}"))
+            stack.extend((item, [*path, key]) for key, item in reversed(value.items()))
+        elif isinstance(value, list):
+            stack.extend((item, [*path, i]) for i, item in reversed(list(enumerate(value))))
+    return errors
 
 
 def load_problem_file(path: str | os.PathLike[str]) -> Problem:
@@ -317,20 +398,54 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
 
 
+def _new_file_mode(target: Path) -> int:
+    """The mode `open(target, "w")` would leave: the file's own when it exists, else
+    0666 less the umask (read from /proc where there is one: setting it to read it is
+    not thread-safe)."""
+    with contextlib.suppress(OSError):
+        return target.stat().st_mode & 0o7777
+    umask: int | None = None
+    with contextlib.suppress(OSError, ValueError), open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("Umask:"):
+                umask = int(line.split()[1], 8)
+    if umask is None:
+        umask = os.umask(0o022)
+        os.umask(umask)
+    return 0o666 & ~umask
+
+
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
     """Write `data` to `path` whole or not at all: a temporary file in the same folder,
-    flushed to disk, then renamed over the target."""
+    flushed to disk, then renamed over the target, with the mode a plain `open` would
+    give. An error names `path`, never the temporary file."""
     target = Path(path)
-    handle, temporary = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or "."
-    )
+    if target.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a directory", str(path))
     try:
+        handle, temporary = tempfile.mkstemp(
+            prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or "."
+        )
+    except OSError as error:
+        raise type(error)(error.errno, _folder_problem(error, target), str(path)) from error
+    try:
+        os.fchmod(handle, _new_file_mode(target))
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, target)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise type(error)(error.errno, error.strerror, str(path)) from error
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
+
+
+def _folder_problem(error: OSError, target: Path) -> str:
+    if isinstance(error, FileNotFoundError):
+        return f"no such directory: {target.parent}"
+    return error.strerror or str(error)

@@ -1,7 +1,8 @@
 """The problem model: hosts, guests, boot profiles, boot pools, schedule settings.
 
 Every class is frozen and checks its own fields when built (amounts are integers >= 0,
-ratios > 0, names non-empty). `Problem` then checks the references between objects and
+ratios > 0, each number within its range in `placement.limits`, names non-empty and free
+of control characters). `Problem` then checks the references between objects and
 raises `InvalidProblemError` listing *every* problem found, each named by its JSON path
 (`guests[3].boot.after[0]: unknown guest 'db9'`), so a user fixes a file in one pass.
 
@@ -20,6 +21,16 @@ from typing import Any
 import attrs
 
 from placement.errors import InputError, InvalidProblemError
+from placement.limits import (
+    MAX_AMOUNT,
+    MAX_COUNT,
+    MAX_PRIORITY,
+    MAX_RATIO,
+    MAX_SECONDS,
+    MAX_TOTAL,
+    MAX_WEIGHTED_SECONDS,
+    bad_name,
+)
 
 SCHEMA_VERSION = 1
 
@@ -87,6 +98,8 @@ def _frozen_map(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
 def _check_name(_inst: object, attribute: attrs.Attribute[str], value: str) -> None:
     if not isinstance(value, str) or not value:
         raise ValueError(f"'{attribute.name}' must be a non-empty string (got {value!r})")
+    if (why := bad_name(value)) is not None:
+        raise ValueError(f"'{attribute.name}' {why} (got {value!r})")
 
 
 def _check_optional_name(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -98,6 +111,8 @@ def _check_names(_inst: object, attribute: attrs.Attribute[Any], value: Iterable
     for item in value:
         if not isinstance(item, str) or not item:
             raise ValueError(f"'{attribute.name}' must hold non-empty strings (got {item!r})")
+        if (why := bad_name(item)) is not None:
+            raise ValueError(f"'{attribute.name}' items {why} (got {item!r})")
 
 
 def _is_int(value: object) -> bool:
@@ -110,37 +125,64 @@ def _check_amounts(
     for key, amount in value.items():
         if not isinstance(key, str) or not key:
             raise ValueError(f"'{attribute.name}' keys must be non-empty strings (got {key!r})")
+        if (why := bad_name(key)) is not None:
+            raise ValueError(f"'{attribute.name}' keys {why} (got {key!r})")
         if not _is_int(amount):
             raise ValueError(f"'{attribute.name}.{key}' must be an integer (got {amount!r})")
-        if amount < 0:
-            raise ValueError(f"'{attribute.name}.{key}' must be >= 0 (got {amount})")
+        if not 0 <= amount <= MAX_AMOUNT:
+            raise ValueError(
+                f"'{attribute.name}.{key}' must be in [0, {MAX_AMOUNT}] (got {_short(amount)})"
+            )
 
 
 def _check_ratios(_inst: object, attribute: attrs.Attribute[Any], value: Mapping[str, Any]) -> None:
     for key, ratio in value.items():
         if isinstance(ratio, bool) or not isinstance(ratio, int | float):
             raise ValueError(f"'{attribute.name}.{key}' must be a number (got {ratio!r})")
-        if not math.isfinite(ratio) or ratio <= 0:
-            raise ValueError(f"'{attribute.name}.{key}' must be > 0 (got {ratio})")
+        if not math.isfinite(ratio) or ratio <= 0 or ratio > MAX_RATIO:
+            raise ValueError(
+                f"'{attribute.name}.{key}' must be > 0 and <= {MAX_RATIO} (got {_short(ratio)})"
+            )
 
 
-def _check_optional_count(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if value is None:
-        return
-    if not _is_int(value):
-        raise ValueError(f"'{attribute.name}' must be an integer (got {value!r})")
-    if value < 0:
-        raise ValueError(f"'{attribute.name}' must be >= 0 (got {value})")
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _check_count(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if value is None:
-        raise ValueError(f"'{attribute.name}' must be an integer (got None)")
-    _check_optional_count(_inst, attribute, value)
+def _in_range(most: int) -> Any:
+    """A validator: an integer in [0, most] (or None)."""
+
+    def check(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value is None:
+            return
+        if not _is_int(value):
+            raise ValueError(f"'{attribute.name}' must be an integer (got {_short(value)})")
+        if not 0 <= value <= most:
+            raise ValueError(f"'{attribute.name}' must be in [0, {most}] (got {_short(value)})")
+
+    return check
 
 
-def _check_positive_count(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-    _check_count(_inst, attribute, value)
+def _required(check: Any) -> Any:
+    def required(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value is None:
+            raise ValueError(f"'{attribute.name}' must be an integer (got None)")
+        check(_inst, attribute, value)
+
+    return required
+
+
+_check_optional_count = _in_range(MAX_COUNT)
+_check_count = _required(_check_optional_count)  # counts and short waits: 0 ... 10^6
+_check_optional_amount = _in_range(MAX_AMOUNT)
+_check_amount = _required(_check_optional_amount)
+_check_priority = _required(_in_range(MAX_PRIORITY))
+_check_seconds = _required(_in_range(MAX_SECONDS))
+
+
+def _check_positive_amount(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    _check_amount(_inst, attribute, value)
     if value == 0:
         raise ValueError(f"'{attribute.name}' must be >= 1 (got 0)")
 
@@ -169,7 +211,7 @@ class HostBoot:
     limit). `max_starts`: how many guests may boot on this host at once (None: no limit).
     """
 
-    cpu: int | None = attrs.field(default=None, validator=_check_optional_count)
+    cpu: int | None = attrs.field(default=None, validator=_check_optional_amount)
     max_starts: int | None = attrs.field(default=None, validator=_check_positive_optional_count)
 
 
@@ -224,11 +266,11 @@ class BootProfile:
     starts. `group`: guests of one start group start at the same instant.
     """
 
-    duration_s: int = attrs.field(default=60, validator=_check_count)
+    duration_s: int = attrs.field(default=60, validator=_check_seconds)
     load: Mapping[str, int] = attrs.field(
         factory=dict, converter=_frozen_map, validator=_check_amounts
     )
-    cpu: int = attrs.field(default=0, validator=_check_count)
+    cpu: int = attrs.field(default=0, validator=_check_amount)
     after: tuple[str, ...] = attrs.field(default=(), converter=tuple, validator=_check_names)
     group: str | None = attrs.field(default=None, validator=_check_optional_name)
 
@@ -248,7 +290,7 @@ class Guest:
 
     name: str = attrs.field(validator=_check_name)
     demand: Mapping[str, int] = attrs.field(converter=_frozen_map, validator=_check_amounts)
-    priority: int = attrs.field(default=0, validator=_check_count)
+    priority: int = attrs.field(default=0, validator=_check_priority)
     current_host: str | None = attrs.field(default=None, validator=_check_optional_name)
     state: GuestState = attrs.field(default=GuestState.STOPPED, converter=GuestState)
     anti_affinity: frozenset[str] = attrs.field(
@@ -266,7 +308,7 @@ class Guest:
     labels: frozenset[str] = attrs.field(
         factory=frozenset, converter=frozenset, validator=_check_names
     )
-    migration_cost: int = attrs.field(default=1, validator=_check_count)
+    migration_cost: int = attrs.field(default=1, validator=_check_priority)
     movable: bool = attrs.field(default=True, validator=_check_bool)
     boot: BootProfile = attrs.field(factory=BootProfile)
 
@@ -289,9 +331,9 @@ class Schedule:
     then.
     """
 
-    stagger_s: int = attrs.field(default=0, validator=_check_count)
+    stagger_s: int = attrs.field(default=0, validator=_check_seconds)
     max_starts: int | None = attrs.field(default=None, validator=_check_positive_optional_count)
-    horizon_s: int = attrs.field(default=86_400, validator=_check_count)
+    horizon_s: int = attrs.field(default=86_400, validator=_check_seconds)
 
 
 @attrs.frozen
@@ -307,8 +349,8 @@ class MigrationSettings:
     (None: no limit).
     """
 
-    bandwidth_mib_s: int = attrs.field(default=1000, validator=_check_positive_count)
-    setup_s: int = attrs.field(default=5, validator=_check_count)
+    bandwidth_mib_s: int = attrs.field(default=1000, validator=_check_positive_amount)
+    setup_s: int = attrs.field(default=5, validator=_check_seconds)
     memory_resource: str = attrs.field(default="ram_mib", validator=_check_name)
     max_per_host: int | None = attrs.field(default=None, validator=_check_positive_optional_count)
     max_total: int | None = attrs.field(default=None, validator=_check_positive_optional_count)
@@ -390,13 +432,13 @@ class SimulationSettings:
     contention: Contention = attrs.field(default=Contention.SHARE, converter=Contention)
     thrash_slope: float = attrs.field(default=0.5, validator=_check_number_at_least(0.0, 100.0))
     thrash_floor: float = attrs.field(default=0.25, validator=_check_unit_interval)
-    start_return_s: int = attrs.field(default=5, validator=_check_count)
+    start_return_s: int = attrs.field(default=5, validator=_check_seconds)
     start_failure_probability: float = attrs.field(default=0.0, validator=_check_unit_interval)
-    retry_delay_s: int = attrs.field(default=30, validator=_check_count)
+    retry_delay_s: int = attrs.field(default=30, validator=_check_seconds)
     max_retries: int = attrs.field(default=1, validator=_check_count)
     fencing: bool = attrs.field(default=False, validator=_check_bool)
     fence_ratio: float = attrs.field(default=1.5, validator=_check_number_at_least(1.0, 1e6))
-    fence_grace_s: int = attrs.field(default=60, validator=_check_count)
+    fence_grace_s: int = attrs.field(default=60, validator=_check_seconds)
     host_failures: tuple[HostFailure, ...] = attrs.field(default=(), converter=_failure_tuple)
     random_host_failure_probability: float = attrs.field(
         default=0.0, validator=_check_unit_interval
@@ -722,6 +764,75 @@ def reference_errors(document: Mapping[str, Any]) -> list[InputError]:
         errors.append(
             InputError(f"guests[{first[cycle[0]]}].boot.after", f"dependency cycle: {loop}")
         )
+    errors.extend(_total_errors(document, hosts, guests))
+    return errors
+
+
+def _amount(value: Any) -> int:
+    """An amount as the sums below count it (a wrong shape counts 0: the schema says so)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0
+    if isinstance(value, float) and not math.isfinite(value):
+        return 0
+    return int(min(max(value, 0), MAX_AMOUNT))  # (an int of any size compares exactly)
+
+
+def _total_errors(
+    document: Mapping[str, Any],
+    hosts: list[tuple[int, Mapping[str, Any]]],
+    guests: list[tuple[int, Mapping[str, Any]]],
+) -> list[InputError]:
+    """Sums that must fit the solvers' 64-bit arithmetic (`placement.limits`): demand and
+    usable amount per resource, boot load per pool, and the largest `recovery` value."""
+    errors: list[InputError] = []
+    usable: dict[str, int] = {}
+    for _, host in hosts:
+        raw = host.get("capacity")
+        capacity: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+        overcommit = host.get("overcommit")
+        ratios = overcommit if isinstance(overcommit, Mapping) else {}
+        for resource in _keys(capacity):
+            ratio = ratios.get(resource, 1.0)
+            ratio = ratio if isinstance(ratio, int | float) and 0 < ratio <= MAX_RATIO else 1.0
+            usable[resource] = usable.get(resource, 0) + math.floor(
+                _amount(capacity[resource]) * ratio
+            )
+    demand: dict[str, int] = {}
+    load: dict[str, int] = {}
+    weighted = 0
+    schedule = document.get("schedule")
+    horizon = schedule.get("horizon_s", 86_400) if isinstance(schedule, Mapping) else 86_400
+    horizon_s = min(horizon, MAX_SECONDS) if _is_int(horizon) and horizon > 0 else 0
+    for _, guest in guests:
+        raw = guest.get("demand")
+        amounts: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+        for resource in _keys(amounts):
+            demand[resource] = demand.get(resource, 0) + _amount(amounts[resource])
+        boot = guest.get("boot")
+        raw = boot.get("load") if isinstance(boot, Mapping) else None
+        loads: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+        for pool in _keys(loads):
+            load[pool] = load.get(pool, 0) + _amount(loads[pool])
+        priority = guest.get("priority", 0)
+        if _is_int(priority) and 0 <= priority <= MAX_PRIORITY:
+            weighted += (priority + 1) * horizon_s
+    for where, totals, what in (
+        ("hosts", usable, "usable {} summed over hosts (capacity x overcommit)"),
+        ("guests", demand, "demand of {} summed over guests"),
+        ("guests", load, "boot load on pool {} summed over guests"),
+    ):
+        for name, total in sorted(totals.items()):
+            if total > MAX_TOTAL:
+                text = what.format(f"'{name}'")
+                errors.append(InputError(where, f"{text} must be <= {MAX_TOTAL:.0e}, got {total}"))
+    if weighted > MAX_WEIGHTED_SECONDS:
+        errors.append(
+            InputError(
+                "guests",
+                "(priority + 1) x schedule.horizon_s summed over guests must be <= "
+                f"{MAX_WEIGHTED_SECONDS:.0e}, got {weighted}: lower the priorities or the horizon",
+            )
+        )
     return errors
 
 
@@ -742,6 +853,7 @@ def _reference_view(problem: Problem) -> dict[str, Any]:
                 "name": guest.name,
                 "demand": guest.demand,
                 "current_host": guest.current_host,
+                "priority": guest.priority,
                 "state": guest.state.value,
                 "hosts": sorted(guest.hosts) if guest.hosts is not None else None,
                 "avoid_hosts": sorted(guest.avoid_hosts),
@@ -750,6 +862,7 @@ def _reference_view(problem: Problem) -> dict[str, Any]:
             for guest in problem.guests
         ],
         "boot_pools": problem.boot_pools,
+        "schedule": {"horizon_s": problem.schedule.horizon_s},
         "migration": {"load": problem.migration.load},
         "simulation": {
             "host_failures": [{"host": f.host} for f in problem.simulation.host_failures],

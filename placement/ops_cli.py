@@ -10,22 +10,27 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
 from placement.cli import (
-    EXIT_FAILED,
     EXIT_OK,
     SourcedError,
     UsageError,
     add_solve_options,
+    check_output_path,
     load_problem,
+    plan_exit_code,
     solve_options,
 )
 from placement.codec import dump_plan, dump_problem, load_plan_file, write_json_atomic
 from placement.errors import InvalidInputError
+from placement.interrupt import EXIT_INTERRUPTED, call_stoppably, interrupted_note, sigint_stops
 from placement.model import Problem
 from placement.plan import Plan, Status
+from placement.progress import reporting
 
 
 def _hosts(values: list[str] | None) -> list[str]:
@@ -45,16 +50,43 @@ def _run_scenario(
     build: Callable[[Problem], Problem],
     min_improvement: float | None = None,
 ) -> int:
-    from placement.operations import ScenarioError, run_scenario, scenario_notes
-    from placement.show import render_plan
+    from placement.operations import ScenarioError, run_scenario
 
     state = load_problem(args.state)
-    options = solve_options(args, progress=False)
+    options = solve_options(args)
+    check_output_path(args.output)
+    check_output_path(args.problem_out, "--problem-out")
     try:
         scenario = build(state)
-        result = run_scenario(scenario, args.solver, options, min_improvement=min_improvement)
+        solving = f"{args.command} with {args.solver}, limit {args.time_limit:g} s"
+        with sigint_stops(options.stop), reporting(options.on_progress, solving):
+            started = time.perf_counter()
+            result = call_stoppably(
+                lambda: run_scenario(
+                    scenario, args.solver, options, min_improvement=min_improvement
+                )
+            )
     except ScenarioError as error:
         raise UsageError(str(error)) from error
+    stop = options.stop if options.stop is not None and options.stop.stopped else None
+    has_plan = result.plan.status in (Status.OPTIMAL, Status.FEASIBLE)
+    if stop is not None and not has_plan:
+        print(interrupted_note(stop, started, proven=False, has_plan=False), file=sys.stderr)
+        return EXIT_INTERRUPTED
+    code = _write_scenario(args, out, state, scenario, result)
+    if stop is not None:
+        proven = result.plan.status is Status.OPTIMAL
+        print(interrupted_note(stop, started, proven=proven, has_plan=True), file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return code
+
+
+def _write_scenario(
+    args: argparse.Namespace, out: TextIO, state: Problem, scenario: Problem, result: Any
+) -> int:
+    from placement.operations import scenario_notes
+    from placement.show import render_plan
+
     if args.problem_out:
         write_json_atomic(args.problem_out, dump_problem(scenario))
     if args.output:
@@ -73,8 +105,7 @@ def _run_scenario(
                 print(f"verify it: placement check {args.problem_out} {args.output}", file=out)
             else:
                 print("(the plan is for the scenario: add --problem-out to check it)", file=out)
-    has_plan = result.plan.status in (Status.OPTIMAL, Status.FEASIBLE)
-    return EXIT_OK if has_plan and result.report.ok else EXIT_FAILED
+    return plan_exit_code(result.report, result.plan)
 
 
 def _cmd_failover(args: argparse.Namespace, out: TextIO) -> int:
@@ -134,7 +165,7 @@ def _cmd_show(args: argparse.Namespace, out: TextIO) -> int:
     problem, plan = _load_pair(args)
     report = check(problem, plan)
     print(render_plan(problem, plan, report), file=out, end="")
-    return EXIT_OK if report.ok else EXIT_FAILED
+    return plan_exit_code(report)
 
 
 def _cmd_plot(args: argparse.Namespace, out: TextIO) -> int:

@@ -10,25 +10,44 @@ from __future__ import annotations
 
 from typing import Any
 
+from placement.limits import (
+    BAD_NAME_PATTERN,
+    MAX_AMOUNT,
+    MAX_COUNT,
+    MAX_PLAN_FIGURE,
+    MAX_PLAN_SECONDS,
+    MAX_PRIORITY,
+    MAX_RATIO,
+    MAX_SECONDS,
+)
 from placement.model import SCHEMA_VERSION, Contention, GuestState, HostState, Objective
 from placement.plan import Action, Status
 
 JsonSchema = dict[str, Any]
 
-_NAME: JsonSchema = {"type": "string", "minLength": 1}
+# Names: not empty, no control characters or lone surrogates (placement.limits).
+_CLEAN: JsonSchema = {"minLength": 1, "not": {"pattern": BAD_NAME_PATTERN}}
+_NAME: JsonSchema = {"type": "string", **_CLEAN}
+_OPTIONAL_NAME: JsonSchema = {"type": ["string", "null"], **_CLEAN}
 _NAMES: JsonSchema = {"type": "array", "items": _NAME, "uniqueItems": True}
-_COUNT: JsonSchema = {"type": "integer", "minimum": 0}
-_OPTIONAL_COUNT: JsonSchema = {"type": ["integer", "null"], "minimum": 0}
-_OPTIONAL_LIMIT: JsonSchema = {"type": ["integer", "null"], "minimum": 1}
-_SECONDS: JsonSchema = {"type": ["integer", "null"], "minimum": 0}
+# Every number has a range (placement.limits): CP-SAT sums them in 64-bit integers.
+_AMOUNT: JsonSchema = {"type": "integer", "minimum": 0, "maximum": MAX_AMOUNT}
+_OPTIONAL_AMOUNT: JsonSchema = {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_AMOUNT}
+_COUNT: JsonSchema = {"type": "integer", "minimum": 0, "maximum": MAX_COUNT}
+_PRIORITY: JsonSchema = {"type": "integer", "minimum": 0, "maximum": MAX_PRIORITY}
+_DURATION: JsonSchema = {"type": "integer", "minimum": 0, "maximum": MAX_SECONDS}
+_OPTIONAL_COUNT: JsonSchema = {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_COUNT}
+_OPTIONAL_LIMIT: JsonSchema = {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_COUNT}
+_SECONDS: JsonSchema = {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_PLAN_SECONDS}
+_FIGURE: JsonSchema = {"minimum": -MAX_PLAN_FIGURE, "maximum": MAX_PLAN_FIGURE}
 
 
 def _amounts(description: str) -> JsonSchema:
     return {
         "type": "object",
         "description": description,
-        "propertyNames": {"minLength": 1},
-        "additionalProperties": _COUNT,
+        "propertyNames": _CLEAN,
+        "additionalProperties": _AMOUNT,
     }
 
 
@@ -50,7 +69,7 @@ def _described(schema: JsonSchema, description: str) -> JsonSchema:
 _HOST_BOOT = _object(
     {
         "cpu": _described(
-            _OPTIONAL_COUNT, "Summed boot CPU of guests booting here at once (null: no limit)."
+            _OPTIONAL_AMOUNT, "Summed boot CPU of guests booting here at once (null: no limit)."
         ),
         "max_starts": _described(_OPTIONAL_LIMIT, "Guests booting here at once (null: no limit)."),
     }
@@ -63,12 +82,16 @@ _HOST = _object(
         "overcommit": {
             "type": "object",
             "description": "Ratio per resource: usable = floor((capacity - reserved) * ratio).",
-            "propertyNames": {"minLength": 1},
-            "additionalProperties": {"type": "number", "exclusiveMinimum": 0},
+            "propertyNames": _CLEAN,
+            "additionalProperties": {
+                "type": "number",
+                "exclusiveMinimum": 0,
+                "maximum": MAX_RATIO,
+            },
         },
         "reserved": _amounts("Amount per resource kept for the hypervisor itself."),
         "state": {"enum": [state.value for state in HostState], "default": "online"},
-        "domain": _described({"type": ["string", "null"], "minLength": 1}, "Failure domain."),
+        "domain": _described(_OPTIONAL_NAME, "Failure domain."),
         "labels": _NAMES,
         "boot": _HOST_BOOT,
     },
@@ -77,14 +100,11 @@ _HOST = _object(
 
 _BOOT_PROFILE = _object(
     {
-        "duration_s": _described(_COUNT, "Seconds from start until ready (default 60)."),
+        "duration_s": _described(_DURATION, "Seconds from start until ready (default 60)."),
         "load": _amounts("Load added to each boot pool while booting."),
-        "cpu": _described(_COUNT, "Boot CPU used on its host while booting (default 0)."),
+        "cpu": _described(_AMOUNT, "Boot CPU used on its host while booting (default 0)."),
         "after": _described(_NAMES, "Guests that must be ready before this one starts."),
-        "group": _described(
-            {"type": ["string", "null"], "minLength": 1},
-            "Start group: its guests start at one instant.",
-        ),
+        "group": _described(_OPTIONAL_NAME, "Start group: its guests start at one instant."),
     }
 )
 
@@ -92,20 +112,18 @@ _GUEST = _object(
     {
         "name": _NAME,
         "demand": _amounts("Demand per resource (integers, unit in the name)."),
-        "priority": _described(_COUNT, "Counts priority + 1 in the placed objective."),
-        "current_host": {"type": ["string", "null"], "minLength": 1},
+        "priority": _described(_PRIORITY, "Counts priority + 1 in the placed objective."),
+        "current_host": _OPTIONAL_NAME,
         "state": {"enum": [state.value for state in GuestState], "default": "stopped"},
         "anti_affinity": _described(_NAMES, "Classes: guests sharing one never share a host."),
-        "together": _described(
-            {"type": ["string", "null"], "minLength": 1}, "Group that runs on one host."
-        ),
+        "together": _described(_OPTIONAL_NAME, "Group that runs on one host."),
         "hosts": _described(
             {"type": ["array", "null"], "items": _NAME, "uniqueItems": True},
             "Allowed hosts (null: all).",
         ),
         "avoid_hosts": _NAMES,
         "labels": _described(_NAMES, "Labels every host it runs on must carry."),
-        "migration_cost": _described(_COUNT, "Weight of moving it while it runs (default 1)."),
+        "migration_cost": _described(_PRIORITY, "Weight of moving it while it runs (default 1)."),
         "movable": _described(
             {"type": "boolean", "default": True},
             "False: cannot be live-migrated; while running it only stays or stops.",
@@ -117,19 +135,19 @@ _GUEST = _object(
 
 _SCHEDULE = _object(
     {
-        "stagger_s": _described(_COUNT, "Minimum seconds between successive start instants."),
+        "stagger_s": _described(_DURATION, "Minimum seconds between successive start instants."),
         "max_starts": _described(_OPTIONAL_LIMIT, "Batch limit: guests booting at once."),
-        "horizon_s": _described(_COUNT, "Every guest must be ready by then."),
+        "horizon_s": _described(_DURATION, "Every guest must be ready by then."),
     }
 )
 
 _MIGRATION = _object(
     {
         "bandwidth_mib_s": _described(
-            {"type": "integer", "minimum": 1},
+            {"type": "integer", "minimum": 1, "maximum": MAX_AMOUNT},
             "MiB copied per second: a migration takes setup_s + ceil(memory / bandwidth) s.",
         ),
-        "setup_s": _described(_COUNT, "Seconds every migration takes on top of the copy."),
+        "setup_s": _described(_DURATION, "Seconds every migration takes on top of the copy."),
         "memory_resource": _described(_NAME, "The resource a migration copies (ram_mib)."),
         "max_per_host": _described(
             _OPTIONAL_LIMIT, "Migrations at once involving one host (null: no limit)."
@@ -165,12 +183,14 @@ _SIMULATION = _described(
                 _RATIO, "Least share of its capacity a thrashing resource keeps (0.25)."
             ),
             "start_return_s": _described(
-                _COUNT, "Seconds until a start command returns while the boot goes on (5)."
+                _DURATION, "Seconds until a start command returns while the boot goes on (5)."
             ),
             "start_failure_probability": _described(
                 _RATIO, "Chance that one start attempt fails part-way (0)."
             ),
-            "retry_delay_s": _described(_COUNT, "Seconds from a failed start to its retry (30)."),
+            "retry_delay_s": _described(
+                _DURATION, "Seconds from a failed start to its retry (30)."
+            ),
             "max_retries": _described(_COUNT, "Retries after a failed start (1)."),
             "fencing": _described(
                 {"type": "boolean", "default": False},
@@ -181,7 +201,7 @@ _SIMULATION = _described(
                 "Demand over capacity that counts as overload for fencing (1.5).",
             ),
             "fence_grace_s": _described(
-                _COUNT, "Seconds of continuous overload before a host is fenced (60)."
+                _DURATION, "Seconds of continuous overload before a host is fenced (60)."
             ),
             "host_failures": _described(
                 {
@@ -203,8 +223,12 @@ _SIMULATION = _described(
             "duration_factors": {
                 "type": "object",
                 "description": "Fixed boot-duration multiplier per guest name.",
-                "propertyNames": {"minLength": 1},
-                "additionalProperties": {"type": "number", "exclusiveMinimum": 0},
+                "propertyNames": _CLEAN,
+                "additionalProperties": {
+                    "type": "number",
+                    "exclusiveMinimum": 0,
+                    "maximum": MAX_RATIO,
+                },
             },
         }
     ),
@@ -237,9 +261,9 @@ PROBLEM_SCHEMA: JsonSchema = {
 _STAGE = _object(
     {
         "name": _NAME,
-        "value": {"type": "number"},
-        "bound": {"type": ["number", "null"]},
-        "gap": {"type": ["number", "null"], "minimum": 0},
+        "value": {"type": "number", **_FIGURE},
+        "bound": {"type": ["number", "null"], **_FIGURE},
+        "gap": {"type": ["number", "null"], "minimum": 0, "maximum": MAX_PLAN_FIGURE},
     },
     required=("name", "value"),
 )
@@ -264,7 +288,7 @@ PLAN_SCHEMA: JsonSchema = {
             "schema_version": {"const": SCHEMA_VERSION},
             "status": {"enum": [status.value for status in Status]},
             "solver": {"type": "string"},
-            "runtime_s": {"type": "number", "minimum": 0},
+            "runtime_s": {"type": "number", "minimum": 0, "maximum": MAX_PLAN_FIGURE},
             "stages": {"type": "array", "items": _STAGE},
             "assignments": {"type": "array", "items": _ASSIGNMENT},
             "unplaced": {

@@ -150,7 +150,8 @@ def test_every_target_passes_bash_n(target: str, tmp_path: Path) -> None:
         ("virsh", "a/b", "kvm1", "contains '/'"),
         ("virsh", "web1", "kvm1;rm", "libvirt URI"),
         ("shell", "-rf", "h1", "starts with '-'"),
-        ("shell", "web\n1", "h1", "control character"),
+        # (A control character in a name is refused sooner, when the problem is built:
+        # tests/test_limits.py.)
         ("shell", "web1", "-h", "starts with '-'"),
     ],
 )

@@ -139,7 +139,9 @@ def test_schema_reference_lists_every_key_with_its_description() -> None:
     assert "### `guests[].boot`" in page
     assert "### `hosts[]`" in page
     assert "Seconds from start until ready (default 60)." in page
-    assert re.search(r"^\| `capacity` \| \{name: integer ≥ 0\} \| yes \|", page, re.MULTILINE)
+    assert re.search(
+        r"^\| `capacity` \| \{name: integer ≥ 0, ≤ 10\^12\} \| yes \|", page, re.MULTILINE
+    )
 
 
 def _options(parser: argparse.ArgumentParser) -> set[str]:

@@ -66,7 +66,9 @@ def _limits(schema: dict[str, Any]) -> str:
     if "exclusiveMinimum" in schema:
         limits.append(f" > {schema['exclusiveMinimum']}")
     if "maximum" in schema:
-        limits.append(f" ≤ {schema['maximum']}")
+        most = schema["maximum"]
+        power = isinstance(most, int) and most >= 10**6 and str(most).rstrip("0") == "1"
+        limits.append(f" ≤ 10^{len(str(most)) - 1}" if power else f" ≤ {most}")
     return ",".join(limits)
 
 
@@ -76,8 +78,10 @@ def _notes(schema: dict[str, Any]) -> str:
         notes.append("no duplicates")
     if schema.get("minLength"):
         notes.append("not empty")
+    if "not" in schema:
+        notes.append("no control characters")
     if isinstance(schema.get("items"), dict) and schema["items"].get("minLength"):
-        notes.append("names not empty")
+        notes.append("names not empty, no control characters")
     if "default" in schema:
         notes.append(f"default `{json.dumps(schema['default'])}`")
     return "; ".join(notes)
@@ -212,9 +216,34 @@ def _command_section(
     return lines
 
 
+def _power(value: int) -> str:
+    return f"10^{len(str(value)) - 1}"
+
+
+def _ranges_lines() -> list[str]:
+    """The number ranges of `placement.limits`, as the CLI reference lists them."""
+    from placement import limits
+
+    return [
+        f"- amounts (capacity, demand, reserved, boot load and CPU, pool limits): integers"
+        f" 0 … {_power(limits.MAX_AMOUNT)}; summed per resource or pool over all guests or"
+        f" hosts: ≤ {_power(limits.MAX_TOTAL)}",
+        f"- `overcommit`: numbers > 0 and ≤ {limits.MAX_RATIO:g}",
+        f"- `priority`, `migration_cost`: integers 0 … {_power(limits.MAX_PRIORITY)};"
+        f" (priority + 1) x `horizon_s` summed over guests: ≤"
+        f" {_power(limits.MAX_WEIGHTED_SECONDS)}",
+        f"- durations (`duration_s`, `stagger_s`, `horizon_s`, `setup_s`): integers"
+        f" 0 … {_power(limits.MAX_SECONDS)} s",
+        f"- `max_starts`, `max_per_host`, `max_total`, `max_moves`: integers up to"
+        f" {_power(limits.MAX_COUNT)}",
+        f"- JSON nesting: ≤ {limits.MAX_DEPTH} levels",
+    ]
+
+
 def cli_reference_markdown() -> str:
     """The Markdown of the command-line reference page, from the real parser."""
     from placement import cli
+    from placement.interrupt import EXIT_INTERRUPTED
 
     parser = cli.build_parser()
     lines = [
@@ -228,10 +257,50 @@ def cli_reference_markdown() -> str:
         "",
         "| code | meaning |",
         "|---|---|",
-        f"| {cli.EXIT_OK} | success: the file is valid, the plan respects every rule |",
+        f"| {cli.EXIT_OK} | success: the file is valid; the plan respects every rule and places"
+        " every guest |",
+        f"| {cli.EXIT_UNPLACED} | a valid plan that leaves some guests unplaced (each with its"
+        " reason in the plan's `unplaced`) |",
         f"| {cli.EXIT_FAILED} | no plan, or a plan that violates a rule |",
         f"| {cli.EXIT_INVALID} | invalid input or usage: one line per problem on stderr, naming"
         " the file and the JSON path; never a traceback |",
+        f"| {EXIT_INTERRUPTED} | interrupted (Ctrl-C): see below |",
+        "",
+        "Per command: `solve`, `failover`, `evacuate`, `rebalance` and `coldstart` use every",
+        "code; `check` and `show` 0, 3, 1 or 2 for the plan they read; `validate` 0 for a",
+        "valid file (its warnings name guests no plan can place) or 2; `import` 0, 1 with",
+        "`--strict` when something could not be mapped, or 2; `export` 0, 1 for a plan that",
+        "breaks a rule (not exported), or 2; `plot`, `schema` and `solvers` 0 or 2. Any",
+        "command stopped by Ctrl-C exits 130.",
+        "",
+        "Invalid input (exit 2) includes a number outside its range, a key given twice in",
+        "one object and a name holding a control character; the ranges are explained in",
+        "[the JSON formats](format.md#ranges-names-and-what-is-refused):",
+        "",
+        *_ranges_lines(),
+        "",
+        "## Interrupting a run",
+        "",
+        "The first Ctrl-C (SIGINT) during `solve`, `failover`, `evacuate`, `rebalance`,",
+        "`coldstart` or `python -m bench run` stops the search at once. The best plan found",
+        "so far still goes through the checker and is written whole to `-o` (or printed),",
+        "stderr says so in one line (`interrupted after 3.1 s: best plan so far, not",
+        "proven`) and the exit code is 130. The plan's `metrics.interrupted` is `true`.",
+        "A second Ctrl-C exits at once with 130, without a traceback; a file written",
+        "earlier stays as it was, since plan files are replaced whole or not at all.",
+        "`python -m bench run` keeps the rows of the runs it cut short, with status",
+        "`interrupted`; reports leave them out and the next `run` repeats them.",
+        "",
+        "From the library, pass a `StopToken` in `SolveOptions(stop=...)` and call",
+        "`token.stop()` from another thread: `solve` returns its best verified plan so far.",
+        "",
+        "## Progress",
+        "",
+        "The solving commands print progress on stderr when it is a terminal: the stage,",
+        "the best value, CP-SAT's bound and gap, and the elapsed time. `--progress` prints",
+        "it anywhere (a service log, CI): a line when a stage begins, then one at least",
+        "every 5 s, repeating the latest figures when nothing new came. `--quiet` turns it",
+        "off. `python -m bench run` shows a bar per suite on a terminal.",
         "",
         "## Commands",
         "",

@@ -12,13 +12,14 @@ from placement.adapters.common import ImportOptions, ImportResult
 from placement.adapters.export import READY_CHECKS, ExportError, ExportOptions, export_script
 from placement.adapters.names import TARGETS
 from placement.errors import InvalidInputError
+from placement.limits import printable
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 
 
 def _print_errors(error: InvalidInputError, stream: TextIO, prefix: str = "") -> None:
     for item in error.errors:
-        print(f"{prefix}{item}", file=stream)
+        print(printable(f"{prefix}{item}"), file=stream)
 
 
 def _overcommit(text: str) -> tuple[str, float]:

@@ -347,6 +347,19 @@ def import_pacemaker(
         label = next((group_names[m] for m in members if m in group_names), f"together:{root_name}")
         guests[name]["together"] = label
 
+    # Pacemaker counts an attribute a node does not list as capacity 0, so a resource
+    # whose utilization no node lists can run nowhere (it stays stopped): say so with an
+    # explicit 0 on every node, rather than refuse the whole CIB.
+    demanded = {r for guest in guests.values() for r, amount in guest["demand"].items() if amount}
+    for resource in sorted(demanded - {r for host in hosts for r in host["capacity"]}):
+        if hosts:
+            warnings.append(
+                f"{source}: no node lists utilization for {resource}; capacity 0 on every "
+                "node, as Pacemaker counts it"
+            )
+        for host in hosts:
+            host["capacity"][resource] = 0
+
     document: dict[str, Any] = {
         "schema_version": 1,
         "hosts": hosts,

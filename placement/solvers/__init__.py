@@ -9,6 +9,7 @@ ship with the package the first time the registry is consulted, so importing
 from __future__ import annotations
 
 import importlib
+import time
 from collections.abc import Callable
 from typing import Protocol
 
@@ -16,6 +17,8 @@ import attrs
 
 from placement.model import Problem
 from placement.plan import Plan
+from placement.solvers.stop import StopToken as StopToken  # re-exported
+from placement.solvers.stop import is_stopped
 
 # Modules that register built-in solvers. A module listed here that does not exist yet
 # is skipped, so the registry grows as the package does.
@@ -48,7 +51,9 @@ class SolveOptions:
     `workers`: solver threads. `deterministic`: repeatable results (CP-SAT uses a
     deterministic time limit). `schedule`: the boot-schedule baseline applied after a
     placement baseline (`list`, `all-at-once`, `serial:SECONDS`, `batch:N`).
-    `on_progress`: called with `Progress` reports during long solves.
+    `on_progress`: called with `Progress` reports during long solves. `stop`: a
+    `StopToken` that ends the solve early from another thread; the solve then returns
+    its best verified plan so far.
     """
 
     time_limit_s: float = 10.0
@@ -57,6 +62,7 @@ class SolveOptions:
     deterministic: bool = False
     schedule: str = "list"
     on_progress: Callable[[Progress], None] | None = attrs.field(default=None, eq=False)
+    stop: StopToken | None = attrs.field(default=None, eq=False)
 
 
 class SolveFunction(Protocol):
@@ -131,5 +137,20 @@ def get_solver(name: str) -> SolverInfo:
 
 
 def solve(problem: Problem, solver: str = "cpsat", options: SolveOptions | None = None) -> Plan:
-    """Solve `problem` with the solver registered as `solver`."""
-    return get_solver(solver).function(problem, options or SolveOptions())
+    """Solve `problem` with the solver registered as `solver`. The plan's `runtime_s`
+    is the wall-clock seconds of the whole call; a plan cut short by `options.stop`
+    says so in `metrics["interrupted"]`."""
+    options = options or SolveOptions()
+    started = time.perf_counter()
+    plan = get_solver(solver).function(problem, options)
+    # One figure for how long solving took, whatever the solver counted itself: the
+    # plan file, `placement solve` and `placement show` all report this one.
+    plan = attrs.evolve(plan, runtime_s=round(time.perf_counter() - started, 6))
+    return mark_interrupted(plan, options)
+
+
+def mark_interrupted(plan: Plan, options: SolveOptions) -> Plan:
+    """`plan` with `metrics["interrupted"]` true when `options.stop` was stopped."""
+    if not is_stopped(options.stop):
+        return plan
+    return attrs.evolve(plan, metrics={**plan.metrics, "interrupted": True})

@@ -51,6 +51,7 @@ from placement.solvers.common import (
     units_of,
 )
 from placement.solvers.greedy import Chooser, Order, best_chooser, first_chooser, pack
+from placement.solvers.stop import is_stopped
 
 SOLVER_NAME = "vector-pack"
 MEASURES = ("sum", "max", "norm", "weighted-sum", "weighted-norm")
@@ -235,7 +236,9 @@ def solve_vector_pack(problem: Problem, options: SolveOptions) -> Plan:
     seen: set[tuple[tuple[str, str | None], ...]] = set()
     run = 0
     for name, place in variants():
-        if best is not None and time.perf_counter() - started_at > options.time_limit_s:
+        if best is not None and (
+            time.perf_counter() - started_at > options.time_limit_s or is_stopped(options.stop)
+        ):
             break
         placement = place(problem)
         run += 1

@@ -36,6 +36,7 @@ from placement.model import BALANCE_STEPS, Guest, GuestState, Objective, Problem
 from placement.plan import Plan
 from placement.solvers import SolveOptions
 from placement.solvers.common import Placement, finish_plan
+from placement.solvers.cpsat.search import run_search
 
 logger = logging.getLogger(__name__)
 
@@ -233,7 +234,7 @@ def improve_placement(
         seconds = (deadline - time.perf_counter()) / (len(searched) - position)
         # The optimiser's own settings: a light presolve on big models, from the hint.
         solver = _parameters(options, seconds, large=len(count) > _LARGE_MODEL_PAIRS)
-        status = solver.solve(model)
+        status = run_search(solver, model, options.stop)
         log: dict[str, Any] = {
             "stage": objective.value,
             "cp_sat_status": solver.status_name(status),

@@ -29,7 +29,9 @@ from ortools.sat.python import cp_model
 from placement.model import Objective
 from placement.solvers import SolveOptions
 from placement.solvers.cpsat.objectives import stage_expression
+from placement.solvers.cpsat.search import run_search
 from placement.solvers.cpsat.view import ProblemView, canonical_hosts
+from placement.solvers.stop import is_stopped
 
 if TYPE_CHECKING:
     from placement.solvers.cpsat.stages import _Solution
@@ -96,6 +98,8 @@ def empty_hosts(
     # on the whole model), charged in deterministic mode so the rounds stay bounded.
     overhead = _ROUND_OVERHEAD_S + _PAIR_OVERHEAD_S * view.num_pairs
     while used > lower_bound and failed < _MAX_FAILED_ROUNDS:
+        if is_stopped(options.stop):
+            break
         if options.deterministic and spent >= seconds:
             break
         left = seconds - (time.perf_counter() - started)
@@ -122,7 +126,7 @@ def empty_hosts(
             solver.parameters.max_deterministic_time = min(ROUND_S, seconds - spent)
         else:
             solver.parameters.max_time_in_seconds = min(ROUND_S, left)
-        status = solver.solve(model)
+        status = run_search(solver, model, options.stop)
         spent += solver.deterministic_time + overhead
         _release(narrowed)
         rounds += 1

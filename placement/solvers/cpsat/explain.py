@@ -20,6 +20,7 @@ import time
 
 from ortools.sat.python import cp_model
 
+from placement.solvers.cpsat.search import run_search
 from placement.solvers.cpsat.view import ProblemView
 
 # Probes build and solve a model per rule family: only small problems are worth it.
@@ -91,7 +92,7 @@ def _probe(
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = seconds
     solver.parameters.num_workers = 1
-    status = solver.solve(variables.model)
+    status = run_search(solver, variables.model, None)
     if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return True
     if status == cp_model.INFEASIBLE:

@@ -34,6 +34,7 @@ from placement.model import Guest, Objective, Problem
 from placement.plan import Plan, Unplaced
 from placement.solvers import SolveOptions
 from placement.solvers.common import HostLoads, Unit, better, explain_unplaced
+from placement.solvers.stop import is_stopped
 
 # Pairs a round's restricted model aims at: a model of this size is built in a few
 # seconds and searched usefully within tens of seconds on 2 cores.
@@ -76,6 +77,8 @@ def solve_large(
     # the model, valuing plans): about 1.5 ms a guest at first, then as measured.
     overhead_s = 0.0015 * len(problem.guests)
     while deadline - time.perf_counter() >= MIN_ROUND_S + finish_s + overhead_s:
+        if is_stopped(options.stop):
+            break
         round_started = time.perf_counter()
         restricted, movers, pairs = restrict(problem, best, rng, freed_hosts=number * free_step)
         if movers == 0:

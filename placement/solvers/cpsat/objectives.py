@@ -99,6 +99,15 @@ def _consolidate(view: ProblemView, variables: Variables) -> cp_model.LinearExpr
     return sum(used_hosts) + sum(1 for h in view.online_hosts if h in always)
 
 
+# CP-SAT's integers are 64-bit and its sums must not overflow: room for a factor 2.
+_INT_LIMIT = 2**62
+
+
+class ExactModelTooLargeError(ValueError):
+    """The exact load-step model of `spread` or `imbalance` needs integers beyond 64
+    bits (capacities of about 10^9 and more: it multiplies a host's capacities)."""
+
+
 def host_steps(
     view: ProblemView, variables: Variables
 ) -> list[tuple[cp_model.LinearExprT, int, int]]:
@@ -136,6 +145,10 @@ def host_steps(
             result.append((lowest, lowest, lowest))
             continue
         highest = -(-SPREAD_STEPS * most // denominator)
+        if max(SPREAD_STEPS * most, denominator * (highest + 1)) > _INT_LIMIT:
+            raise ExactModelTooLargeError(
+                f"host {host.name}: the exact load steps need integers beyond 64 bits"
+            )
         steps = model.new_int_var(lowest, highest, "")
         load = SPREAD_STEPS * (fixed + sum(w * var for w, var in pairs))
         model.add(denominator * steps >= load)

@@ -45,6 +45,8 @@ from placement.solvers.cpsat.imbalance_stage import (
     ratio,
     tangent_target,
 )
+from placement.solvers.cpsat.search import run_search
+from placement.solvers.stop import is_stopped
 
 logger = logging.getLogger(__name__)
 
@@ -372,7 +374,7 @@ def _solve_neighbourhood(
         solver.parameters.interleave_search = True
     else:
         solver.parameters.max_time_in_seconds = seconds
-    status = solver.solve(model)
+    status = run_search(solver, model, options.stop)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None
     chosen = {u: h for (u, h), var in x.items() if solver.value(var)}
@@ -407,6 +409,8 @@ def solve_rebalance(
     # Leave time to time the migrations and check the plan (about a second on 1,000).
     finish_s = 0.1 * options.time_limit_s
     while time.perf_counter() + _ROUND_S + finish_s < deadline and state.units:
+        if is_stopped(options.stop):
+            break
         hosts = _pick_hosts(state, rng, size)
         round_started = time.perf_counter()
         found = _solve_neighbourhood(state, hosts, options, _ROUND_S)

@@ -52,7 +52,11 @@ from placement.solvers.cpsat.migration_rules import (
     add_migration_load,
     possible_moves,
 )
-from placement.solvers.cpsat.objectives import host_steps, stage_expression
+from placement.solvers.cpsat.objectives import (
+    ExactModelTooLargeError,
+    host_steps,
+    stage_expression,
+)
 from placement.solvers.cpsat.placement_rules import (
     add_anti_affinity,
     add_capacity,
@@ -66,8 +70,10 @@ from placement.solvers.cpsat.schedule_rules import (
     add_host_boot_limits,
     add_stagger,
 )
+from placement.solvers.cpsat.search import run_search
 from placement.solvers.cpsat.variables import Variables, create_variables
 from placement.solvers.cpsat.view import ProblemView, build_view, canonical_hosts
+from placement.solvers.stop import is_stopped
 
 logger = logging.getLogger(__name__)
 
@@ -468,6 +474,8 @@ def _greedy_incumbent(problem: Problem, options: SolveOptions) -> Plan | None:
     budget = 0.22 * options.time_limit_s
     first_s: float | None = None  # how long the first seed took: the scale of the others
     for name, function in seeds:
+        if best is not None and is_stopped(options.stop):
+            break  # interrupted: the best seed so far is the plan
         elapsed = time.perf_counter() - started
         # Start a seed only if it should end within the budget (on 10,000 guests the
         # Pacemaker re-creations take 8-12 times as long as best fit).
@@ -493,6 +501,8 @@ def _greedy_incumbent(problem: Problem, options: SolveOptions) -> Plan | None:
             continue
         if best is None or better(problem, plan, best):
             best = plan
+    if best is not None and is_stopped(options.stop):
+        return best
     if best is not None and best.unplaced:
         budget_left = budget - (time.perf_counter() - started)
         if budget_left > 2 * (first_s or 0.0):
@@ -706,7 +716,14 @@ def solve_lexicographic(problem: Problem, options: SolveOptions) -> Plan:
     incumbent_plan = _greedy_incumbent(problem, options)
     first_plan_s = time.perf_counter() - started
     from placement.solvers.cpsat import rebalance
-    from placement.solvers.cpsat.large import MIN_ROUND_S, solve_large
+    from placement.solvers.cpsat.large import MIN_ROUND_S, _with_own_bounds, solve_large
+
+    if incumbent_plan is not None and is_stopped(options.stop):
+        # Interrupted while seeding: the best seed, with our bounds, without building a model.
+        plan = _with_own_bounds(problem, incumbent_plan, StageBounds(problem))
+        runtime_s = round(time.perf_counter() - started, 6)
+        metrics = {"first_plan_s": round(first_plan_s, 3), "returned": "greedy"}
+        return attrs.evolve(plan, solver=SOLVER_NAME, runtime_s=runtime_s, metrics=metrics)
 
     if rebalance.applies(problem, incumbent_plan):
         assert incumbent_plan is not None  # applies() checks it
@@ -740,7 +757,12 @@ def solve_lexicographic(problem: Problem, options: SolveOptions) -> Plan:
         return plan
     plan = improve(problem, options, incumbent_plan, structural, started, first_plan_s)
     remaining = options.time_limit_s - (time.perf_counter() - started)
-    if plan.metrics.get("stalled") and plan.assignments and remaining >= MIN_ROUND_S:
+    if (
+        plan.metrics.get("stalled")
+        and plan.assignments
+        and remaining >= MIN_ROUND_S
+        and not is_stopped(options.stop)
+    ):
         # The full model found nothing in a stage (a big model with live migrations can
         # spend its whole share on presolve): search neighbourhoods of the best plan.
         return solve_large(problem, options, plan, started, first_plan_s)
@@ -788,7 +810,11 @@ def improve(
         if objective is Objective.IMBALANCE:
             remaining = search_s - (time.perf_counter() - started)
             budget = max(remaining / (len(stages) - position), 0.05)
-            outcome = _imbalance_stage(view, variables, incumbent, options, budget)
+            try:
+                outcome = _imbalance_stage(view, variables, incumbent, options, budget)
+            except ExactModelTooLargeError as error:
+                stage_log.append(_too_large(objective, error))
+                break  # the plan so far stands, valued by the checker
             if outcome.solution is None:
                 break  # nothing to hold the later stages to; the greedy plan stands
             incumbent = outcome.solution
@@ -799,7 +825,11 @@ def improve(
                 objective, outcome.bound, stage_bounds(objective, held)
             )
             continue
-        expression = stage_expression(objective, view, variables)
+        try:
+            expression = stage_expression(objective, view, variables)
+        except ExactModelTooLargeError as error:
+            stage_log.append(_too_large(objective, error))
+            break  # the plan so far stands, valued by the checker
         scale = BALANCE_STEPS if objective is Objective.BALANCE else 1
         ours = stage_bounds(objective, held)
         if incumbent is not None and ours is not None:
@@ -854,7 +884,7 @@ def improve(
             else None
         )
         try:
-            status = solver.solve(variables.model, callback)
+            status = run_search(solver, variables.model, options.stop, callback)
         finally:
             if watch is not None:
                 watch.finish()
@@ -922,6 +952,8 @@ def improve(
 
     runtime_s = round(time.perf_counter() - started, 6)
     candidates: list[Plan] = []
+    if is_stopped(options.stop):
+        explain_s = 0.0  # interrupted: the plan now, with the reasons known without probes
     if incumbent is not None:
         # Probes explain vague unplaced reasons within a tenth of the limit (at most 2 s).
         plan = plan_of_solution(view, incumbent, structural, Status.FEASIBLE, runtime_s, explain_s)
@@ -959,6 +991,17 @@ def improve(
     return attrs.evolve(best, metrics=metrics)
 
 
+def _too_large(objective: Objective, error: ExactModelTooLargeError) -> dict[str, object]:
+    logger.warning("%s stage not searched: %s", objective.value, error)
+    return {
+        "stage": objective.value,
+        "cp_sat_status": f"SKIPPED ({error})",
+        "seconds": 0.0,
+        "value": None,
+        "cp_sat_bound": None,
+    }
+
+
 def _second_pass(
     view: ProblemView,
     variables: Variables,
@@ -988,7 +1031,7 @@ def _second_pass(
         variables.model.minimize(expression)
     _add_hint(view, variables, incumbent)
     solver = _parameters(options, remaining, large=view.num_pairs > _LARGE_MODEL_PAIRS)
-    status = solver.solve(variables.model)
+    status = run_search(solver, variables.model, options.stop)
     log["second_pass_seconds"] = round(solver.wall_time, 3)
     log["second_pass_status"] = solver.status_name(status)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
@@ -1053,7 +1096,7 @@ def _imbalance_stage(
         # No plan yet: start from the even-load solution (`spread`'s target).
         model.minimize(add_distance_to_target(model, steps, _even_target(view)))
         solver = _parameters(options, seconds / 2, large)
-        status = solver.solve(model)
+        status = run_search(solver, model, options.stop)
         wall += solver.wall_time
         status_name = solver.status_name(status)
         if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
@@ -1068,7 +1111,7 @@ def _imbalance_stage(
         model.minimize(distance)
         _add_hint(view, variables, incumbent)
         solver = _parameters(options, remaining, large)
-        status = solver.solve(model)
+        status = run_search(solver, model, options.stop)
         iterations += 1
         wall += solver.wall_time
         status_name = solver.status_name(status)
@@ -1115,13 +1158,13 @@ def _imbalance_bound(
     model.clear_hints()  # type: ignore[no-untyped-call]  # untyped in ortools
     model.minimize(add_distance_to_target(model, steps, 0))  # (q * s)^2 summed
     solver = _parameters(options, seconds, large)
-    status = solver.solve(model)
+    status = run_search(solver, model, options.stop)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return 0.0
     squares_low = solver.best_objective_bound / (q * q)
     model.maximize(cp_model.LinearExpr.sum([expression for expression, _, _ in steps]))
     solver = _parameters(options, max(deadline - time.perf_counter(), 0.05), large)
-    status = solver.solve(model)
+    status = run_search(solver, model, options.stop)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return 0.0
     count = len(steps)

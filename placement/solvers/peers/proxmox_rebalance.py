@@ -41,6 +41,7 @@ from placement.solvers.common import HostLoads, Placement, Unit, finish_plan, un
 from placement.solvers.greedy import best_fit_placement
 from placement.solvers.peers._shared import natural_key
 from placement.solvers.peers.proxmox import proxmox_static_placement
+from placement.solvers.stop import StopToken, is_stopped
 
 logger = logging.getLogger(__name__)
 
@@ -104,11 +105,13 @@ def proxmox_rebalance_placement(
     max_moves: int | None = None,
     deadline: float | None = None,
     start: Placement | None = None,
+    stop: StopToken | None = None,
 ) -> Placement:
     """Proxmox's static placement of what needs a host, then its rebalancing moves.
 
     `max_moves` defaults to the problem's `migration.max_moves`; no move is taken after
-    `deadline` (a `time.perf_counter()` instant; None: no limit). `start` places what
+    `deadline` (a `time.perf_counter()` instant; None: no limit) or once `stop` is
+    stopped. `start` places what
     needs a host before the moves (default: Proxmox's static scorer). Returns the final host
     of every guest; `Placement.reasons` explains the guests Proxmox could not place.
     """
@@ -142,7 +145,7 @@ def proxmox_rebalance_placement(
         and hosts.get(guest.name) is not None
         and hosts.get(guest.name) != guest.current_host
     )
-    while deadline is None or time.perf_counter() < deadline:
+    while (deadline is None or time.perf_counter() < deadline) and not is_stopped(stop):
         now = moves.imbalance()
         if now <= threshold:
             break
@@ -318,5 +321,6 @@ def solve_descent_rebalance(problem: Problem, options: SolveOptions) -> Plan:
         margin=DESCENT_MARGIN,
         deadline=started_at + options.time_limit_s,
         start=best_fit_placement(problem),
+        stop=options.stop,
     )
     return finish_plan(problem, placement, options, "descent-rebalance", started_at)
