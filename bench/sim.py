@@ -5,8 +5,10 @@
 
 A *strategy* is a placement (a solver's plan) and a way to run it (a policy):
 
-- `cpsat/open-loop` and `cpsat/readiness-gated`: the optimiser's plan, as a script of its
-  start times, and as a partial order gated on readiness;
+- `cpsat/open-loop`, `cpsat/readiness-gated` and `cpsat/readiness-backfill`: the
+  optimiser's plan, as a script of its start times, as a partial order gated on
+  readiness, and the same with backfill (a unit whose planned start has passed starts
+  when the declared loads leave it room);
 - `first-fit+list/open-loop`: the greedy baseline with the list schedule;
 - `first-fit/all-at-once`, `first-fit/serial:45`, `first-fit/batch:4` (Pacemaker's
   `batch-limit` counting started actions), `first-fit/priority-groups` (vSphere): the
@@ -43,6 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 STRATEGIES: tuple[tuple[str, str, str, str], ...] = (
     ("cpsat/open-loop", "cpsat", "list", "open-loop"),
     ("cpsat/readiness-gated", "cpsat", "list", "readiness-gated"),
+    ("cpsat/readiness-backfill", "cpsat", "list", "readiness-backfill"),
     ("first-fit+list/open-loop", "first-fit", "list", "open-loop"),
     ("first-fit/all-at-once", "first-fit", "all-at-once", "all-at-once"),
     ("first-fit/serial:45", "first-fit", "serial:45", "serial:45"),

@@ -181,14 +181,15 @@ def test_a_valid_plan_without_noise_replays_exactly_open_loop(problem: Problem) 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(problems(), st.floats(0.1, 1.0), st.integers(0, 10))
-def test_readiness_gated_keeps_every_limit_whatever_the_boots_do(
+def test_readiness_policies_keep_every_limit_whatever_the_boots_do(
     problem: Problem, sigma: float, seed: int
 ) -> None:
     plan = solve(problem, "first-fit", SolveOptions(schedule="list"))
     if not check(problem, plan).ok:
         return
-    result = simulate(problem, plan, "readiness-gated", runs=3, seed=seed, sigma=sigma)
-    for outcome in result.outcomes:
+    gated = simulate(problem, plan, "readiness-gated", runs=3, seed=seed, sigma=sigma)
+    backfill = simulate(problem, plan, "readiness-backfill", runs=3, seed=seed, sigma=sigma)
+    for outcome in (*gated.outcomes, *backfill.outcomes):
         assert outcome.seconds_over_capacity == 0
         assert all(ratio <= 1 + 1e-9 for ratio in outcome.peak_pool_ratio.values())
         assert all(ratio <= 1 + 1e-9 for ratio in outcome.peak_host_ratio.values())
@@ -472,3 +473,17 @@ def test_a_traced_run_records_the_pool_demand_it_reports_as_peak() -> None:
     assert max(levels) == pytest.approx(outcome.peak_pool_ratio["san"] * 100)
     assert times[0] == 0
     assert levels[-1] == 0
+
+
+def test_backfill_starts_a_late_planned_guest_in_room_the_plan_left() -> None:
+    guests = [_guest("slow", load=50), _guest("next", load=50), _guest("other", load=50)]
+    problem = Problem(hosts=[_host("h0")], guests=guests, boot_pools={"san": 100})
+    # `next` waits for `slow` in the plan; `other` runs beside `slow` and ends at 100.
+    plan = _plan({"slow": ("h0", 0, 100), "other": ("h0", 0, 100), "next": ("h0", 100, 200)})
+    # `slow` takes 3 times as long: when `other` is ready at 100 there is room for `next`.
+    late = {"duration_factors": {"slow": 3.0}}
+    gated = simulate(problem, plan, "readiness-gated", **late).outcomes[0]
+    backfill = simulate(problem, plan, "readiness-backfill", **late).outcomes[0]
+    assert gated.ready_s["next"] == pytest.approx(400.0)
+    assert backfill.ready_s["next"] == pytest.approx(200.0)
+    assert backfill.peak_pool_ratio["san"] <= 1.0

@@ -338,14 +338,24 @@ class _ReadinessGated:
     watches_returns = False
 
     def __init__(
-        self, units: Sequence[Unit], order: _PartialOrder, stagger_s: int, problem: Problem
+        self,
+        units: Sequence[Unit],
+        order: _PartialOrder,
+        stagger_s: int,
+        problem: Problem,
+        backfill: bool,
     ) -> None:
         self.units = units
         self.order = order
         self.waiting_on = list(order.waiting_on)
         self.unsettled = [len(unit.guests) for unit in units]
         self.eligible = [unit.index for unit in units if self.waiting_on[unit.index] == 0]
+        self.queued = [self.waiting_on[unit.index] == 0 for unit in units]
         heapq.heapify(self.eligible)
+        # With backfill, a unit whose planned start has passed may also start while what
+        # the plan had before it still boots, if the declared loads leave it room.
+        self.by_start = sorted(units, key=lambda u: (u.start_s, u.index)) if backfill else []
+        self.next_by_start = 0
         self.stagger_s = stagger_s
         self.problem = problem
         self.blocked: set[tuple[str, int]] = set()
@@ -360,7 +370,8 @@ class _ReadinessGated:
         if self.unsettled[index] == 0:
             for successor in self.order.successors[index]:
                 self.waiting_on[successor] -= 1
-                if self.waiting_on[successor] == 0:
+                if self.waiting_on[successor] == 0 and not self.queued[successor]:
+                    self.queued[successor] = True
                     heapq.heappush(self.eligible, successor)
 
     def decide(self, world: World, events: Sequence[Event]) -> Decision:
@@ -372,6 +383,19 @@ class _ReadinessGated:
                 self._settle(event.guest)
         self.blocked = set()
         self.stagger_wake = None
+        while (
+            self.next_by_start < len(self.by_start)
+            and self.by_start[self.next_by_start].start_s <= world.now + 1e-9
+        ):
+            unit = self.by_start[self.next_by_start]
+            if self.queued[unit.index]:
+                self.next_by_start += 1
+            elif _deps_met(world, unit, need_ready=True):
+                self.queued[unit.index] = True
+                heapq.heappush(self.eligible, unit.index)
+                self.next_by_start += 1
+            else:
+                break  # its dependencies are not ready: it comes in through them
         kept: list[int] = []
         while self.eligible:
             index = heapq.heappop(self.eligible)
@@ -387,7 +411,12 @@ class _ReadinessGated:
                 break
         for index in kept:
             heapq.heappush(self.eligible, index)
-        return Decision((), self.stagger_wake)
+        wake = self.stagger_wake
+        if self.next_by_start < len(self.by_start):
+            planned = self.by_start[self.next_by_start].start_s
+            if planned > world.now + 1e-9:
+                wake = planned if wake is None else min(wake, planned)
+        return Decision((), wake)
 
     def _resources(self, world: World, unit: Unit) -> set[tuple[str, int]]:
         found = {("pool", pool) for g in unit.guests for pool, _ in world.pool_loads(g)}
@@ -466,11 +495,15 @@ class ReadinessGated(Policy):
     leave room for it. It starts no later than that, so short boots pull the schedule
     in and long ones push it out, and the limits hold whatever the boots do."""
 
-    name: str = "readiness-gated"
+    backfill: bool = False
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return "readiness-backfill" if self.backfill else "readiness-gated"
 
     def controller(self, problem: Problem, plan: Plan) -> Controller:
         units, order = _cached(problem, plan)
-        return _ReadinessGated(units, order, problem.schedule.stagger_s, problem)
+        return _ReadinessGated(units, order, problem.schedule.stagger_s, problem, self.backfill)
 
 
 # --- the peers' ways ---------------------------------------------------------------------
@@ -703,7 +736,8 @@ class Pacemaker(Policy):
 
 class _PriorityGroups(_ListController):
     def __init__(self, units: Sequence[Unit], timeout_s: float, post_ready_delay_s: float) -> None:
-        super().__init__(units, need_ready=False)
+        # vSphere's VM dependency rules restart a VM once those it depends on are ready.
+        super().__init__(units, need_ready=True)
         levels = sorted({unit.priority for unit in units}, reverse=True)
         self.levels = levels
         self.level = 0
@@ -745,7 +779,8 @@ class _PriorityGroups(_ListController):
 @attrs.frozen
 class PriorityGroups(Policy):
     """vSphere HA restart priorities: guests start in groups of equal priority, highest
-    first, all of a group at once; the next group starts when every guest of the one
+    first, all of a group at once (a guest with dependencies once they are ready, as
+    vSphere's VM dependency rules do); the next group starts when every guest of the one
     before is ready (the readiness condition, e.g. guest heartbeats), `post_ready_delay_s`
     later, or after `timeout_s` whatever its state."""
 
@@ -763,6 +798,7 @@ class PriorityGroups(Policy):
 POLICY_NAMES = (
     "open-loop",
     "readiness-gated",
+    "readiness-backfill",
     "all-at-once",
     "serial:SECONDS",
     "batch:N",
@@ -779,6 +815,7 @@ def policy_by_name(spec: str) -> Policy:
     simple: dict[str, Callable[[], Policy]] = {
         "open-loop": OpenLoop,
         "readiness-gated": ReadinessGated,
+        "readiness-backfill": lambda: ReadinessGated(backfill=True),
         "all-at-once": AllAtOnce,
         "proxmox": Proxmox,
         "pacemaker": Pacemaker,
