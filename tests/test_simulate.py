@@ -487,3 +487,21 @@ def test_backfill_starts_a_late_planned_guest_in_room_the_plan_left() -> None:
     assert gated.ready_s["next"] == pytest.approx(400.0)
     assert backfill.ready_s["next"] == pytest.approx(200.0)
     assert backfill.peak_pool_ratio["san"] <= 1.0
+
+
+def test_readiness_gated_does_not_deadlock_on_a_plan_that_breaks_its_after_order() -> None:
+    guests = [
+        _guest("db", load=60, duration_s=100),
+        Guest(
+            "app",
+            {"ram_mib": 1024},
+            boot=BootProfile(duration_s=100, load={"san": 60}, after=("db",)),
+        ),
+    ]
+    problem = Problem(hosts=[_host("h0")], guests=guests, boot_pools={"san": 100})
+    # The plan starts app first, then db once app is ready: app waits for db by `after`,
+    # db waits for app by the pool. Someone has to go first.
+    plan = _plan({"app": ("h0", 0, 100), "db": ("h0", 100, 200)})
+    outcome = simulate(problem, plan, "readiness-gated").outcomes[0]
+    assert not outcome.never_ready
+    assert outcome.peak_pool_ratio["san"] <= 1.0

@@ -20,6 +20,7 @@ docs/simulation.md describes each policy and the source it is re-created from.
 from __future__ import annotations
 
 import abc
+import bisect
 import heapq
 import math
 from collections.abc import Callable, Sequence
@@ -62,7 +63,7 @@ def _cached(problem: Problem, plan: Plan) -> tuple[list[Unit], _PartialOrder]:
     found = _UNIT_CACHE.get(key)
     if found is None or found[0] is not problem or found[1] is not plan:
         units = _plan_units(problem, plan)
-        order = _PartialOrder.of(problem, units, _predecessors(problem, units))
+        order = _PartialOrder.of(problem, units)
         found = (problem, plan, units, order)
         while len(_UNIT_CACHE) >= _UNIT_CACHE_SIZE:
             _UNIT_CACHE.pop(next(iter(_UNIT_CACHE)))
@@ -258,74 +259,90 @@ class OpenLoop(Policy):
         return _OpenLoop(plan_units(problem, plan))
 
 
-def _predecessors(problem: Problem, units: Sequence[Unit]) -> list[tuple[int, ...]]:
-    """For each unit, the units it must wait for: those the plan has ready by its start
-    that compete with it for something (a pool both load, the boot CPU or start slots of
-    one host, the cluster's batch limit), plus its `after` dependencies' units."""
+def _competition_keys(problem: Problem, units: Sequence[Unit]) -> list[set[tuple[str, int]]]:
+    """What each unit competes for: the pools it loads, its hosts' boot limits (boot CPU
+    or start slots), the cluster's batch limit."""
+    pools = {name: p for p, name in enumerate(problem.boot_pools)}
     limit = problem.schedule.max_starts
-    unit_of_guest = {g: unit.index for unit in units for g in unit.guests}
-    keys: list[set[tuple[str, object]]] = []
+    keys: list[set[tuple[str, int]]] = []
     for unit in units:
-        key: set[tuple[str, object]] = set()
+        key: set[tuple[str, int]] = set()
         for guest_index, host_index in zip(unit.guests, unit.hosts, strict=True):
             guest = problem.guests[guest_index]
             host = problem.hosts[host_index]
-            key.update(("pool", name) for name, load in guest.boot.load.items() if load > 0)
+            key.update(
+                ("pool", pools[name])
+                for name, load in guest.boot.load.items()
+                if load > 0 and name in pools
+            )
             if host.boot.max_starts is not None or (host.boot.cpu is not None and guest.boot.cpu):
                 key.add(("host", host_index))
         if limit is not None:
-            key.add(("batch", None))
+            key.add(("batch", 0))
         keys.append(key)
-    by_ready = sorted(units, key=lambda u: u.ready_s)
-    result = []
-    for unit in units:
-        before = {
-            other.index
-            for other in by_ready
-            if other.ready_s <= unit.start_s + 1e-9
-            # Earlier in the plan's order only: boots of no duration would wait for each
-            # other otherwise.
-            and other.index < unit.index
-            and keys[other.index] & keys[unit.index]
-        }
-        before.update(unit_of_guest[g] for g in unit.after)
-        result.append(tuple(sorted(before)))
-    return result
+    return keys
 
 
 @attrs.frozen
 class _PartialOrder:
-    """The plan as a partial order, worked out once per plan: per unit how many units it
-    waits for and which units wait for it, and the pools every unit loads."""
+    """The plan as a partial order, worked out once per plan.
 
-    waiting_on: tuple[int, ...]
-    successors: tuple[tuple[int, ...], ...]
+    A unit waits, for each thing it competes for (a key), for every unit of that key the
+    plan has ready by its start (earlier in the plan's order at a tie): in the key's
+    users sorted by (planned ready, order), a *prefix*. So a unit needs, per key, the
+    key's settled prefix to reach a length, and its `after` dependencies' units to
+    settle. Per key the waiting units are sorted by that length, so settling a unit
+    costs O(keys it has + units it releases), never the O(n^2) edges of the relation.
+    """
+
+    key_position: tuple[dict[int, int], ...]  # per key: unit -> its place in the prefix order
+    key_sizes: tuple[int, ...]
+    key_waiters: tuple[tuple[tuple[int, int], ...], ...]  # per key: (length needed, unit)
+    unit_keys: tuple[tuple[int, ...], ...]
+    pending: tuple[int, ...]  # per unit: keys it needs a prefix of + `after` units
+    after_successors: tuple[tuple[int, ...], ...]
     unit_of_guest: dict[int, int]
     shared_pools: frozenset[int]
 
     @classmethod
-    def of(
-        cls, problem: Problem, units: Sequence[Unit], predecessors: Sequence[tuple[int, ...]]
-    ) -> _PartialOrder:
-        successors: list[list[int]] = [[] for _ in units]
-        for index, before in enumerate(predecessors):
-            for other in before:
-                successors[other].append(index)
-        pool_names = list(problem.boot_pools)
-        loads = [
-            {
-                pool_names.index(name)
-                for g in unit.guests
-                for name, load in problem.guests[g].boot.load.items()
-                if load > 0 and name in problem.boot_pools
-            }
-            for unit in units
-        ]
-        shared = frozenset.intersection(*map(frozenset, loads)) if loads else frozenset()
+    def of(cls, problem: Problem, units: Sequence[Unit]) -> _PartialOrder:
+        keys = _competition_keys(problem, units)
+        names = sorted({k for key in keys for k in key})
+        number = {name: k for k, name in enumerate(names)}
+        unit_keys = tuple(tuple(sorted(number[k] for k in key)) for key in keys)
+        users: list[list[int]] = [[] for _ in names]
+        for unit in units:
+            for k in unit_keys[unit.index]:
+                users[k].append(unit.index)
+        pending = [0] * len(units)
+        waiters: list[list[tuple[int, int]]] = [[] for _ in names]
+        for k, order in enumerate(users):
+            order.sort(key=lambda u: (units[u].ready_s, u))
+            marks = [(units[u].ready_s, u) for u in order]
+            for member in order:
+                # Units ready by this one's start; at a tie only those earlier in the
+                # plan's order (boots of no duration would wait for each other).
+                needed = bisect.bisect_left(marks, (units[member].start_s, member))
+                if needed > 0:
+                    waiters[k].append((needed, member))
+                    pending[member] += 1
+            waiters[k].sort()
+        unit_of_guest = {g: unit.index for unit in units for g in unit.guests}
+        after_successors: list[list[int]] = [[] for _ in units]
+        for unit in units:
+            for dependency in {unit_of_guest[g] for g in unit.after}:
+                after_successors[dependency].append(unit.index)
+                pending[unit.index] += 1
+        pool_sets = [{k for kind, k in key if kind == "pool"} for key in keys]
+        shared = frozenset.intersection(*map(frozenset, pool_sets)) if pool_sets else frozenset()
         return cls(
-            waiting_on=tuple(len(p) for p in predecessors),
-            successors=tuple(tuple(s) for s in successors),
-            unit_of_guest={g: unit.index for unit in units for g in unit.guests},
+            key_position=tuple({u: i for i, u in enumerate(order)} for order in users),
+            key_sizes=tuple(len(order) for order in users),
+            key_waiters=tuple(tuple(w) for w in waiters),
+            unit_keys=unit_keys,
+            pending=tuple(pending),
+            after_successors=tuple(tuple(s) for s in after_successors),
+            unit_of_guest=unit_of_guest,
             shared_pools=shared,
         )
 
@@ -347,10 +364,14 @@ class _ReadinessGated:
     ) -> None:
         self.units = units
         self.order = order
-        self.waiting_on = list(order.waiting_on)
+        self.pending = list(order.pending)
+        self.prefix = [0] * len(order.key_sizes)  # per key: the settled prefix's length
+        self.settled_at = [bytearray(size) for size in order.key_sizes]
+        self.next_waiter = [0] * len(order.key_sizes)
         self.unsettled = [len(unit.guests) for unit in units]
-        self.eligible = [unit.index for unit in units if self.waiting_on[unit.index] == 0]
-        self.queued = [self.waiting_on[unit.index] == 0 for unit in units]
+        self.eligible = [unit.index for unit in units if self.pending[unit.index] == 0]
+        self.queued = [self.pending[unit.index] == 0 for unit in units]
+        self.started = 0
         heapq.heapify(self.eligible)
         # With backfill, a unit whose planned start has passed may also start while what
         # the plan had before it still boots, if the declared loads leave it room.
@@ -362,17 +383,35 @@ class _ReadinessGated:
         self.settled: set[int] = set()
         self.stagger_wake: float | None = None
 
+    def _release(self, unit: int) -> None:
+        self.pending[unit] -= 1
+        if self.pending[unit] == 0 and not self.queued[unit]:
+            self.queued[unit] = True
+            heapq.heappush(self.eligible, unit)
+
     def _settle(self, guest: int) -> None:
-        index = self.order.unit_of_guest.get(guest)
+        order = self.order
+        index = order.unit_of_guest.get(guest)
         if index is None:
             return
         self.unsettled[index] -= 1
-        if self.unsettled[index] == 0:
-            for successor in self.order.successors[index]:
-                self.waiting_on[successor] -= 1
-                if self.waiting_on[successor] == 0 and not self.queued[successor]:
-                    self.queued[successor] = True
-                    heapq.heappush(self.eligible, successor)
+        if self.unsettled[index]:
+            return
+        for successor in order.after_successors[index]:
+            self._release(successor)
+        for k in order.unit_keys[index]:
+            marks = self.settled_at[k]
+            marks[order.key_position[k][index]] = 1
+            length = self.prefix[k]
+            while length < len(marks) and marks[length]:
+                length += 1
+            self.prefix[k] = length
+            waiters = order.key_waiters[k]
+            position = self.next_waiter[k]
+            while position < len(waiters) and waiters[position][0] <= length:
+                self._release(waiters[position][1])
+                position += 1
+            self.next_waiter[k] = position
 
     def decide(self, world: World, events: Sequence[Event]) -> Decision:
         for event in events:
@@ -396,6 +435,28 @@ class _ReadinessGated:
                 self.next_by_start += 1
             else:
                 break  # its dependencies are not ready: it comes in through them
+        self._scan(world)
+        if (
+            not world.booting_total
+            and not self.eligible
+            and self.stagger_wake is None
+            and self.started < len(self.units)
+        ):
+            # Nothing boots and nothing may start: a plan that breaks its own `after`
+            # order can make units wait for each other. The first unit not started goes.
+            first = min(u for u in range(len(self.units)) if not self.queued[u])
+            self.queued[first] = True
+            heapq.heappush(self.eligible, first)
+            self._scan(world)
+        wake = self.stagger_wake
+        if self.next_by_start < len(self.by_start):
+            planned = self.by_start[self.next_by_start].start_s
+            if planned > world.now + 1e-9:
+                wake = planned if wake is None else min(wake, planned)
+        return Decision((), wake)
+
+    def _scan(self, world: World) -> None:
+        """Start the eligible units the gate admits, in the plan's order."""
         kept: list[int] = []
         while self.eligible:
             index = heapq.heappop(self.eligible)
@@ -404,6 +465,7 @@ class _ReadinessGated:
                 unit = self.units[index]
                 for guest, host in zip(unit.guests, unit.hosts, strict=True):
                     world.start(guest, host)
+                self.started += 1
                 continue
             kept.append(index)
             if verdict is None or any(("pool", p) in self.blocked for p in self.order.shared_pools):
@@ -411,12 +473,6 @@ class _ReadinessGated:
                 break
         for index in kept:
             heapq.heappush(self.eligible, index)
-        wake = self.stagger_wake
-        if self.next_by_start < len(self.by_start):
-            planned = self.by_start[self.next_by_start].start_s
-            if planned > world.now + 1e-9:
-                wake = planned if wake is None else min(wake, planned)
-        return Decision((), wake)
 
     def _resources(self, world: World, unit: Unit) -> set[tuple[str, int]]:
         found = {("pool", pool) for g in unit.guests for pool, _ in world.pool_loads(g)}
