@@ -35,7 +35,11 @@ EXIT_FAILED = 1
 EXIT_INVALID = 2
 
 # Modules that add subcommands of their own (see `build_parser`).
-COMMAND_MODULES: tuple[str, ...] = ("placement.ops_cli", "placement.adapters.cli")
+COMMAND_MODULES: tuple[str, ...] = (
+    "placement.ops_cli",
+    "placement.adapters.cli",
+    "placement.survey_cli",
+)
 
 
 class UsageError(Exception):

@@ -1,0 +1,333 @@
+"""`placement survey`: plan every failure scenario of a cluster state and judge it.
+
+    placement survey STATE [--fail hosts|domains|pairs|FILE] [--time-limit S]
+                     [--jobs N | --scheduler tcp://HOST:PORT] [--json] [-o FILE] [--plot FILE]
+
+Exit codes: 0 the cluster survives every scenario (every guest of priority >=
+`--min-priority` restarts, every plan valid); 1 it does not; 2 bad input or options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any, TextIO
+
+from placement.cli import EXIT_FAILED, EXIT_OK, UsageError, load_problem
+from placement.codec import write_json_atomic
+from placement.survey import (
+    FAILURE_KINDS,
+    FailureScenario,
+    ScenarioOutcome,
+    SurveyError,
+    SurveyOptions,
+    SurveyResult,
+    survey_to_dict,
+)
+
+# How the verdict names the question each kind of scenario asks.
+_QUESTION = {"hosts": "N+1", "domains": "N+domain", "pairs": "N+2", "listed": "listed-failure"}
+# Scenarios whose unplaced guests the table details, worst first.
+_DETAILED = 5
+
+
+def _scenarios(args: argparse.Namespace, state: Any) -> str | list[FailureScenario]:
+    from placement.survey import failure_scenarios_from
+
+    if args.fail in FAILURE_KINDS:
+        return str(args.fail)
+    try:
+        with open(args.fail, encoding="utf-8") as handle:
+            document = json.load(handle)
+    except json.JSONDecodeError as error:
+        raise UsageError(f"{args.fail}: not JSON: {error}") from error
+    except FileNotFoundError as error:
+        raise UsageError(
+            f"--fail: '{args.fail}' is neither {', '.join(FAILURE_KINDS)} nor a file"
+        ) from error
+    return failure_scenarios_from(state, document, args.fail)
+
+
+def _options(args: argparse.Namespace) -> SurveyOptions:
+    from placement.solvers import UnknownSolverError, get_solver
+
+    try:
+        get_solver(args.solver)
+    except UnknownSolverError as error:
+        raise UsageError(str(error.args[0])) from error
+    objective = None
+    if args.objective:
+        objective = tuple(item.strip() for item in args.objective.split(",") if item.strip())
+    try:
+        if objective is None:
+            return SurveyOptions(
+                solver=args.solver,
+                time_limit_s=args.time_limit,
+                seed=args.seed,
+                workers=args.workers,
+                deterministic=args.deterministic,
+                min_priority=args.min_priority,
+            )
+        return SurveyOptions(
+            solver=args.solver,
+            time_limit_s=args.time_limit,
+            seed=args.seed,
+            workers=args.workers,
+            deterministic=args.deterministic,
+            min_priority=args.min_priority,
+            objective=objective,
+        )
+    except SurveyError as error:
+        raise UsageError(str(error)) from error
+
+
+def executor_from_args(args: argparse.Namespace) -> Any:
+    """The executor of `--jobs` / `--scheduler` (a bad value is a `UsageError`, exit 2)."""
+    from placement.executors import ExecutorUnavailableError, make_executor
+
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError(f"--jobs must be >= 1, got {args.jobs}")
+    if args.scheduler is not None and args.jobs is not None:
+        raise UsageError("--jobs and --scheduler exclude each other (Dask decides the workers)")
+    jobs = args.jobs if args.jobs is not None else (os.cpu_count() or 1)
+    try:
+        return make_executor(jobs=jobs, scheduler=args.scheduler)
+    except ExecutorUnavailableError as error:
+        raise UsageError(str(error)) from error
+
+
+class _ProgressBar:
+    """`[#####.....] 37/100 scenarios, 2 unsafe` on a terminal's stderr, redrawn in place."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.unsafe = 0
+        self.drawn = False
+
+    def __call__(self, done: int, total: int, outcome: ScenarioOutcome) -> None:
+        self.unsafe += not outcome.safe
+        width = 30
+        filled = width * done // max(total, 1)
+        self.stream.write(
+            f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} scenarios, "
+            f"{self.unsafe} unsafe"
+        )
+        self.stream.flush()
+        self.drawn = True
+
+    def finish(self) -> None:
+        if self.drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _pools_text(outcome: ScenarioOutcome) -> str:
+    return ", ".join(f"{peak}/{limit}" for _, peak, limit in outcome.pools) or "-"
+
+
+def render_survey(result: SurveyResult, source: str) -> str:
+    """The survey as a person reads it: one line per scenario, worst first, then the
+    unplaced guests of the worst scenarios and the verdict."""
+    lines: list[str] = []
+    question = _QUESTION.get(result.kind, result.kind)
+    options = result.options
+    lines.append(
+        f"survey of {len(result.outcomes)} failure scenario(s) ({result.kind}) of {source}: "
+        f"{result.hosts} hosts, {result.guests} guests; {options.solver}, "
+        f"{options.time_limit_s:g} s per scenario, on {result.executor}, "
+        f"{result.wall_s:.1f} s"
+    )
+    by_name = {outcome.scenario.name: outcome for outcome in result.outcomes}
+    ranked = [by_name[name] for name in result.verdict.worst]
+    pools = sorted({name for outcome in result.outcomes for name, _, _ in outcome.pools})
+    header = [
+        "scenario",
+        "failed",
+        "restart",
+        "placed",
+        "unplaced",
+        "recovery",
+        "makespan_s",
+        f"peak {'/'.join(pools)}" if pools else "peak pools",
+        "migrations",
+        "plan",
+    ]
+    rows = [header]
+    for outcome in ranked:
+        plan = "valid" if outcome.valid else f"{len(outcome.violations)} violation(s)"
+        if not outcome.has_plan:
+            plan = f"no plan ({outcome.status})"
+        rows.append(
+            [
+                outcome.scenario.name,
+                str(len(outcome.scenario.failed)),
+                str(len(outcome.to_restart)),
+                f"{outcome.placed}/{outcome.guests}",
+                str(len(outcome.unplaced)),
+                f"{outcome.recovery:g}",
+                str(outcome.makespan_s),
+                _pools_text(outcome),
+                str(outcome.migrations),
+                plan,
+            ]
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    for row in rows:
+        cells = [
+            cell.ljust(width) if i == 0 or i == len(row) - 1 else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ]
+        lines.append("  " + "  ".join(cells).rstrip())
+    detailed = [outcome for outcome in ranked if outcome.unplaced][:_DETAILED]
+    for outcome in detailed:
+        lines.append(f"unplaced when {outcome.scenario.name} fails:")
+        for unplaced in outcome.unplaced[:10]:
+            lines.append(f"  {unplaced.guest}: {unplaced.reason}")
+        if len(outcome.unplaced) > 10:
+            lines.append(f"  and {len(outcome.unplaced) - 10} more")
+    found = result.verdict
+    protected = (
+        "every guest"
+        if found.min_priority == 0
+        else f"every guest of priority >= {found.min_priority}"
+    )
+    if found.safe:
+        tail = ""
+        if ranked:
+            latest = max(ranked, key=lambda o: (o.makespan_s, o.scenario.name))
+            tail = (
+                f"; the slowest recovery is {ranked[0].scenario.name}'s "
+                f"(priority-weighted {ranked[0].recovery:g}), the last guest of all is ready "
+                f"{latest.makespan_s} s after {latest.scenario.name} fails"
+            )
+        lines.append(
+            f"verdict: {question} safe: {protected} restarts in each of the "
+            f"{found.scenarios} scenario(s){tail}"
+        )
+    else:
+        lines.append(
+            f"verdict: NOT {question} safe: {len(found.unsafe)} of {found.scenarios} "
+            f"scenario(s) fail to restart {protected}"
+            + (f" ({len(found.invalid)} without a valid plan)" if found.invalid else "")
+        )
+        lines.append(f"  worst: {', '.join(found.unsafe[:8])}")
+        if found.at_risk:
+            risk = ", ".join(
+                f"{guest} (priority {priority}) in {count}"
+                for guest, count, priority in found.at_risk[:10]
+            )
+            more = f" and {len(found.at_risk) - 10} more" if len(found.at_risk) > 10 else ""
+            lines.append(f"  at risk: {risk}{more}")
+    return "\n".join(lines) + "\n"
+
+
+def _cmd_survey(args: argparse.Namespace, out: TextIO) -> int:
+    from placement.survey import survey
+
+    state = load_problem(args.state)
+    options = _options(args)
+    try:
+        scenarios = _scenarios(args, state)
+    except SurveyError as error:
+        raise UsageError(str(error)) from error
+    if args.plot:
+        from placement.plot import FORMATS, PlotUnavailableError, _matplotlib
+
+        suffix = os.path.splitext(args.plot)[1].lower().lstrip(".")
+        if suffix not in FORMATS:
+            raise UsageError(
+                f"--plot: {args.plot}: the file name must end in "
+                f"{', '.join('.' + f for f in FORMATS)}"
+            )
+        try:
+            _matplotlib()  # fail before hours of solving, not after
+        except PlotUnavailableError as error:
+            raise UsageError(str(error)) from error
+    progress = _ProgressBar(sys.stderr) if sys.stderr.isatty() and not args.json else None
+    with executor_from_args(args) as executor:
+        try:
+            result = survey(state, scenarios, options, executor=executor, on_result=progress)
+        except SurveyError as error:
+            raise UsageError(str(error)) from error
+        finally:
+            if progress is not None:
+                progress.finish()
+    document = survey_to_dict(result)
+    if args.output:
+        write_json_atomic(args.output, document)
+    if args.plot:
+        from placement.survey_plot import write_survey_plot
+
+        write_survey_plot(result, args.plot)
+    if args.json:
+        print(json.dumps(document, indent=2), file=out)
+    else:
+        print(render_survey(result, args.state), file=out, end="")
+        if args.output:
+            print(f"survey written to {args.output}", file=out)
+        if args.plot:
+            print(f"plot written to {args.plot}", file=out)
+    return EXIT_OK if result.verdict.safe else EXIT_FAILED
+
+
+def add_executor_options(parser: argparse.ArgumentParser) -> None:
+    """`--jobs` and `--scheduler`, read back by `executor_from_args`."""
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="scenarios at once in local worker processes (default: the CPU cores)",
+    )
+    parser.add_argument(
+        "--scheduler",
+        metavar="tcp://HOST:PORT",
+        help="run the scenarios on this Dask scheduler's workers (pip install 'placement[dask]')",
+    )
+
+
+def add_commands(commands: Any) -> None:
+    """Add `survey` to the `placement` parser's subcommands."""
+    parser: argparse.ArgumentParser = commands.add_parser(
+        "survey",
+        help="plan every host (domain, pair) failure: is the cluster N+1 safe?",
+    )
+    parser.add_argument("state", help="cluster state: a problem file with current hosts and states")
+    parser.add_argument(
+        "--fail",
+        default="hosts",
+        metavar="hosts|domains|pairs|FILE",
+        help="the failure scenarios: every single host (default), every failure domain, "
+        'every pair of hosts, or a JSON file listing host sets ([["h1"], ["h2", "h3"]])',
+    )
+    parser.add_argument("--solver", default="cpsat", help="solver name (see `placement solvers`)")
+    parser.add_argument(
+        "--time-limit", type=float, default=2.0, help="seconds per scenario (default 2)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="solver threads per scenario (default 1)"
+    )
+    parser.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="repeatable plans, the same wherever a scenario runs (deterministic time)",
+    )
+    parser.add_argument(
+        "--min-priority",
+        type=int,
+        default=0,
+        metavar="P",
+        help="a scenario is safe when every guest of priority >= P restarts (default 0: all)",
+    )
+    parser.add_argument(
+        "--objective",
+        help="each failover's stages, comma-separated (default placed,migrations,recovery)",
+    )
+    add_executor_options(parser)
+    parser.add_argument("-o", "--output", help="write the survey JSON here (atomically)")
+    parser.add_argument("--plot", metavar="FILE", help="draw the ranked scenarios (.png/.svg/.pdf)")
+    parser.add_argument("--json", action="store_true", help="print the survey JSON to stdout")
+    parser.set_defaults(run=_cmd_survey)
