@@ -52,6 +52,13 @@ def parser() -> argparse.ArgumentParser:
         help="kill a run whose resident memory exceeds this (GiB)",
     )
     run.add_argument("--in-process", action="store_true", help="no child processes (no --jobs)")
+    run.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="tcp://HOST:PORT",
+        help="run on this Dask scheduler's workers instead of local children "
+        "(pip install 'placement[dask]'; each worker needs this clone importable)",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     run.add_argument("--verbose", action="store_true", help="show the library's warnings too")
 

@@ -523,6 +523,17 @@ def _task(
     return {**row, "build_s": build_s, "counts": _counts(problem)}
 
 
+def _remote_task(
+    shared: tuple[float, int], key: tuple[Instance, SolverSpec, int]
+) -> tuple[Row, int]:
+    """One run on an executor's worker: its row, and the worker's peak RSS (KiB)."""
+    import resource
+
+    time_limit_s, threads = shared
+    row = _safe(functools.partial(_task, *key, time_limit_s, threads))
+    return row, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def auto_workers(jobs: int) -> int:
     """CP-SAT threads per run so that `jobs` runs share the machine's cores."""
     return max(1, (os.cpu_count() or 1) // max(1, jobs))
@@ -542,10 +553,16 @@ def run_suite(
     isolate: bool = True,
     memory_limit_gib: float | None = None,
     log: Callable[[str], None] | None = None,
+    executor: Any = None,
 ) -> Iterator[Row]:
     """Run every instance x solver x seed, appending each row to `out` as soon as it is
     done (finishing order); yields the rows. Runs already in `out` are skipped unless
-    `rerun`; failed and killed ones are retried."""
+    `rerun`; failed and killed ones are retried.
+
+    `executor`: a `placement.executors` executor (a Dask cluster, say) that runs the
+    solves instead of forked children; there no memory limit or deadline kills a run
+    (Dask's own worker memory limits apply), and `peak_rss_mib` is the worker process's
+    peak so far."""
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     _drop_partial_line(path)
@@ -606,6 +623,12 @@ def run_suite(
         return row
 
     memory_limit_kib = int(memory_limit_gib * 1024 * 1024) if memory_limit_gib else None
+    if executor is not None:
+        for index, (result, peak_kib) in executor.map_unordered(
+            _remote_task, (time_limit_s, threads), todo
+        ):
+            yield finish(todo[index], result, peak_kib)
+        return
     if isolate and hasattr(os, "fork") and hasattr(os, "wait4"):
         deadline_s = 3 * time_limit_s + 60
         triples = [
@@ -642,6 +665,15 @@ def main_run(args: Any) -> int:
     if not instances:
         print(f"error: suite '{args.suite}' has no instance matching", file=sys.stderr)
         return 2
+    executor = None
+    if getattr(args, "scheduler", None):
+        from placement.executors import DaskExecutor, ExecutorUnavailableError
+
+        try:
+            executor = DaskExecutor(args.scheduler)
+        except ExecutorUnavailableError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
     rows = run_suite(
         suite_name=args.suite,
         instances=instances,
@@ -655,6 +687,11 @@ def main_run(args: Any) -> int:
         isolate=not args.in_process,
         memory_limit_gib=args.memory_limit_gib,
         log=None if args.quiet else log,
+        executor=executor,
     )
-    failures = sum(1 for row in rows if row.get("status") in ("error", "killed"))
+    try:
+        failures = sum(1 for row in rows if row.get("status") in ("error", "killed"))
+    finally:
+        if executor is not None:
+            executor.close()
     return 1 if failures else 0

@@ -47,6 +47,8 @@ S = TypeVar("S")
 T = TypeVar("T")
 R = TypeVar("R")
 
+#: Seconds `make_executor` waits for a Dask scheduler to answer.
+CONNECT_TIMEOUT_S = 10.0
 #: How to install the optional Dask support.
 DASK_HINT = "the Dask executor needs the distributed package: pip install 'placement[dask]'"
 
@@ -243,7 +245,7 @@ def make_executor(*, jobs: int = 1, scheduler: str | None = None) -> Executor:
     """The executor for `--jobs N` and `--scheduler ADDRESS`: Dask when a scheduler is
     given, else `jobs` local processes, or this process when `jobs` is 1."""
     if scheduler is not None:
-        executor: Executor = DaskExecutor(scheduler)
+        executor: Executor = DaskExecutor(scheduler, timeout_s=CONNECT_TIMEOUT_S)
         return executor
     if jobs < 1:
         raise ValueError(f"--jobs must be >= 1, got {jobs}")
