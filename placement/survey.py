@@ -466,12 +466,14 @@ def survey(
     *,
     executor: Executor | None = None,
     on_result: Callable[[int, int, ScenarioOutcome], None] | None = None,
+    kind: str | None = None,
 ) -> SurveyResult:
     """Plan every failure scenario of `state` and judge the cluster (module docstring).
 
     `scenarios`: a kind (`hosts`, `domains`, `pairs`) or the scenarios themselves.
     `executor`: where the scenarios run (default: this process, one after another).
     `on_result(done, total, outcome)` is called in this process as each one finishes.
+    `kind` labels listed scenarios in the result (default `listed`).
     Raises `SurveyError` for a bad request (unknown kind or host, no domains).
     """
     from placement.operations import ScenarioError
@@ -481,7 +483,7 @@ def survey(
         kind = scenarios
         listed = failure_scenarios(state, scenarios)
     else:
-        kind = "listed"
+        kind = kind or "listed"
         listed = list(scenarios)
         if not listed:
             raise SurveyError("name at least one failure scenario")

@@ -223,15 +223,133 @@ def render_survey(result: SurveyResult, source: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _verdict_line(result: SurveyResult) -> str:
+    found = result.verdict
+    question = _QUESTION.get(result.kind, result.kind)
+    if found.safe:
+        return f"{question} safe ({found.scenarios} scenarios)"
+    risk = ", ".join(guest for guest, _, _ in found.at_risk[:5])
+    more = f" and {len(found.at_risk) - 5} more" if len(found.at_risk) > 5 else ""
+    return f"NOT {question} safe: {len(found.unsafe)} of {found.scenarios} scenarios unsafe" + (
+        f"; at risk: {risk}{more}" if risk else ""
+    )
+
+
+def render_admission(admission: Any) -> str:
+    """The admission answer as a person reads it."""
+    lines = [f"without {admission.guest}: {_verdict_line(admission.baseline)}"]
+    if not admission.candidates:
+        lines.append(f"{admission.guest} fits on no online host now (capacity, rules)")
+    else:
+        lines.append(
+            f"{admission.guest} fits now on {len(admission.candidates)} host(s); "
+            "tried, by capacity slack after the worst failure:"
+        )
+        for candidate in admission.tried:
+            lines.append(
+                f"  {candidate.host}  slack {candidate.slack:+.2f}  "
+                f"{_verdict_line(candidate.survey)}"
+            )
+    question = _QUESTION.get(admission.baseline.kind, admission.baseline.kind)
+    if admission.admitted:
+        lines.append(
+            f"admit: run {admission.guest} on {admission.host}: the cluster stays {question} safe"
+        )
+    else:
+        reason = (
+            f"the cluster is not {question} safe even without it"
+            if not admission.baseline.verdict.safe
+            else f"no host tried keeps the cluster {question} safe"
+        )
+        lines.append(f"do not admit {admission.guest}: {reason}")
+    return "\n".join(lines) + "\n"
+
+
+def admission_to_dict(admission: Any) -> dict[str, Any]:
+    """The admission answer as plain JSON data."""
+    chosen = next((c for c in admission.tried if c.host == admission.host), None)
+    return {
+        "guest": admission.guest,
+        "admitted": admission.admitted,
+        "host": admission.host,
+        "baseline": survey_to_dict(admission.baseline)["verdict"],
+        "candidates": [
+            {
+                "host": c.host,
+                "slack": c.slack,
+                "verdict": survey_to_dict(c.survey)["verdict"] if c.survey else None,
+            }
+            for c in admission.candidates
+        ],
+        "survey": survey_to_dict(chosen.survey) if chosen and chosen.survey else None,
+    }
+
+
+def _admitted_guest(args: argparse.Namespace, state: Any) -> Any:
+    from placement.admission import new_guest
+    from placement.cli import SourcedError
+    from placement.errors import InvalidInputError
+
+    try:
+        with open(args.admit, encoding="utf-8") as handle:
+            document = json.load(handle)
+    except json.JSONDecodeError as error:
+        raise UsageError(f"{args.admit}: not JSON: {error}") from error
+    try:
+        return new_guest(state, document)
+    except InvalidInputError as error:
+        raise SourcedError(args.admit, error) from error
+
+
+def _cmd_admit(args: argparse.Namespace, out: TextIO, state: Any, scenarios: Any) -> int:
+    from placement.admission import admit
+
+    guest = _admitted_guest(args, state)
+    options = _options(args)
+    progress = _ProgressBar(sys.stderr) if sys.stderr.isatty() and not args.json else None
+    with executor_from_args(args) as executor:
+        try:
+            admission = admit(
+                state,
+                guest,
+                scenarios,
+                options,
+                executor=executor,
+                candidates=args.candidates,
+                on_result=progress,
+            )
+        except SurveyError as error:
+            raise UsageError(str(error)) from error
+        finally:
+            if progress is not None:
+                progress.finish()
+    document = admission_to_dict(admission)
+    if args.output:
+        write_json_atomic(args.output, {"admission": document})
+    if args.json:
+        print(json.dumps({"admission": document}, indent=2), file=out)
+    else:
+        print(render_admission(admission), file=out, end="")
+        if args.output:
+            print(f"admission written to {args.output}", file=out)
+    return EXIT_OK if admission.admitted else EXIT_FAILED
+
+
 def _cmd_survey(args: argparse.Namespace, out: TextIO) -> int:
     from placement.survey import survey
 
     state = load_problem(args.state)
     options = _options(args)
+    if args.candidates < 1:
+        raise UsageError(f"--candidates must be >= 1, got {args.candidates}")
     try:
         scenarios = _scenarios(args, state)
     except SurveyError as error:
         raise UsageError(str(error)) from error
+    if args.admit:
+        if args.plot:
+            raise UsageError("--plot draws a survey, not an admission: leave one out")
+        return _cmd_admit(args, out, state, scenarios)
     if args.plot:
         from placement.plot import FORMATS, PlotUnavailableError, _matplotlib
 
@@ -330,4 +448,17 @@ def add_commands(commands: Any) -> None:
     parser.add_argument("-o", "--output", help="write the survey JSON here (atomically)")
     parser.add_argument("--plot", metavar="FILE", help="draw the ranked scenarios (.png/.svg/.pdf)")
     parser.add_argument("--json", action="store_true", help="print the survey JSON to stdout")
+    parser.add_argument(
+        "--admit",
+        metavar="GUEST.json",
+        help="admission check: would every scenario still be safe with this new guest, "
+        "and on which host? (exit 0 admitted, 1 not)",
+    )
+    parser.add_argument(
+        "--candidates",
+        type=int,
+        default=3,
+        metavar="K",
+        help="with --admit: survey at most K candidate hosts (default 3)",
+    )
     parser.set_defaults(run=_cmd_survey)

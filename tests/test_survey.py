@@ -318,3 +318,98 @@ def test_cli_plot_is_written(tmp_path: Path, n1_unsafe: Problem) -> None:
     assert main(["survey", str(state), "--jobs", "1", "--plot", str(image)]) == 1
     assert image.read_bytes().startswith(b"\x89PNG")
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+# --- admission ---------------------------------------------------------------------------
+
+
+def test_admission_places_a_guest_where_the_cluster_stays_safe(n1_safe: Problem) -> None:
+    from placement.admission import admit, new_guest
+
+    guest = new_guest(n1_safe, {"name": "new", "demand": {"ram_mib": 16 * GIB}, "priority": 2})
+    answer = admit(n1_safe, guest, "hosts", FAST)
+    assert answer.baseline.verdict.safe
+    assert answer.admitted
+    assert answer.host in {"h1", "h2", "h3"}
+    chosen = next(c for c in answer.tried if c.host == answer.host)
+    assert chosen.survey is not None
+    # The guest runs on its host in that survey: it restarts when that host fails.
+    own = next(o for o in chosen.survey.outcomes if o.scenario.failed == (answer.host,))
+    assert "new" in own.to_restart
+
+
+def test_admission_refuses_a_guest_that_breaks_n1() -> None:
+    """Two 64 GiB hosts with two 16 GiB guests each are N+1 safe (32 GiB free on the
+    survivor); a third 16 GiB guest on either host leaves 48 GiB to restart into 32 when
+    that host fails, and 32 GiB into 16 when the other one does."""
+    from placement.admission import admit, new_guest
+
+    state = _cluster([[("a1", 16, 1), ("a2", 16, 1)], [("b1", 16, 1), ("b2", 16, 1)]])
+    guest = new_guest(state, {"name": "new", "demand": {"ram_mib": 16 * GIB}})
+    answer = admit(state, guest, "hosts", FAST)
+    assert answer.baseline.verdict.safe
+    assert not answer.admitted
+    assert answer.host is None
+    assert [c.host for c in answer.tried] == ["h1", "h2"]
+    for candidate in answer.tried:
+        assert candidate.slack < 0  # 32 GiB free for 48 GiB lost
+        assert candidate.survey is not None
+        assert set(candidate.survey.verdict.unsafe) == {"h1", "h2"}
+
+
+def test_admission_candidates_respect_capacity_and_anti_affinity(n1_safe: Problem) -> None:
+    from placement.admission import candidate_hosts, new_guest
+
+    hosts = n1_safe.hosts
+    guests = [
+        Guest(g.name, g.demand, current_host=g.current_host, state="running", anti_affinity=["db"])
+        if g.name == "a1"
+        else g
+        for g in n1_safe.guests
+    ]
+    state = Problem(hosts=hosts, guests=guests)
+    replica = new_guest(
+        state, {"name": "db2", "demand": {"ram_mib": 8 * GIB}, "anti_affinity": ["db"]}
+    )
+    assert candidate_hosts(state, replica) == ["h2", "h3"]
+    too_big = new_guest(state, {"name": "huge", "demand": {"ram_mib": 40 * GIB}})
+    assert candidate_hosts(state, too_big) == []
+
+
+def test_new_guest_errors_are_relative_to_its_file(n1_safe: Problem) -> None:
+    from placement.admission import new_guest
+    from placement.errors import InvalidProblemError
+
+    with pytest.raises(InvalidProblemError) as caught:
+        new_guest(n1_safe, {"name": "a1", "demand": {"ram_mib": -1}})
+    paths = {(e.path, e.message.split(",")[0]) for e in caught.value.errors}
+    assert ("demand.ram_mib", "must be >= 0") in paths
+    assert any("duplicate guest name 'a1'" in e.message for e in caught.value.errors)
+    with pytest.raises(InvalidProblemError, match="give one guest"):
+        new_guest(n1_safe, [{"name": "x", "demand": {}}, {"name": "y", "demand": {}}])
+
+
+def test_cli_admit_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    state = _write(
+        tmp_path / "state.json",
+        _cluster([[("a1", 16, 1), ("a2", 16, 1)], [("b1", 16, 1), ("b2", 16, 1)]]),
+    )
+    small = tmp_path / "small.json"
+    small.write_text(json.dumps({"name": "new", "demand": {"ram_mib": 4 * GIB}}))
+    big = tmp_path / "big.json"
+    big.write_text(json.dumps({"name": "new", "demand": {"ram_mib": 16 * GIB}}))
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"name": "new", "demand": {"ram_mib": "lots"}}))
+    base = ["survey", str(state), "--jobs", "1", "--deterministic", "--admit"]
+    # Even 4 GiB more breaks N+1: its host's 36 GiB would restart into 32 GiB.
+    assert main([*base, str(small)]) == 1
+    out = capsys.readouterr().out
+    assert "without new: N+1 safe (2 scenarios)" in out
+    assert "do not admit new: no host tried keeps the cluster N+1 safe" in out
+    assert main([*base, str(big), "--json"]) == 1
+    document = json.loads(capsys.readouterr().out)["admission"]
+    assert document["admitted"] is False
+    assert document["baseline"]["safe"] is True
+    assert [c["host"] for c in document["candidates"]] == ["h1", "h2"]
+    assert main([*base, str(bad)]) == 2
+    assert f"{bad}: demand.ram_mib:" in capsys.readouterr().err
