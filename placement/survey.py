@@ -207,6 +207,10 @@ class SurveyOptions:
     `deterministic`: CP-SAT's deterministic time, so that a scenario's plan is the same
     wherever it runs. `min_priority`: the guests that must restart for a scenario to be
     safe (priority >= this). `objective`: the stages of each failover.
+    `moves_in_recovery`: running guests may be live-migrated to make room for a restart
+    (the full failover is solved when the pinned plan leaves a guest down); False: a
+    restart must fit around the running guests as they are, the stricter question of
+    capacity reserved in advance (`placement.survive` verifies with it).
     """
 
     solver: str = "cpsat"
@@ -218,6 +222,7 @@ class SurveyOptions:
     objective: tuple[str, ...] = attrs.field(
         default=tuple(o.value for o in SURVEY_OBJECTIVE), converter=_stages
     )
+    moves_in_recovery: bool = True
 
     def __attrs_post_init__(self) -> None:
         if self.time_limit_s <= 0:
@@ -306,7 +311,9 @@ def plan_failure(
     )
     plan = stay_plan(problem, chosen.solver, solve_options)
     pinned = True
-    if plan.unplaced or plan.status not in (Status.OPTIMAL, Status.FEASIBLE):
+    if chosen.moves_in_recovery and (
+        plan.unplaced or plan.status not in (Status.OPTIMAL, Status.FEASIBLE)
+    ):
         # Moving running guests may make room: solve the whole failover.
         full = solve(problem, chosen.solver, solve_options)
         full_has_plan = full.status in (Status.OPTIMAL, Status.FEASIBLE)
@@ -564,6 +571,7 @@ def survey_to_dict(result: SurveyResult) -> dict[str, Any]:
             "deterministic": result.options.deterministic,
             "min_priority": result.options.min_priority,
             "objective": list(result.options.objective),
+            "moves_in_recovery": result.options.moves_in_recovery,
         },
         "executor": result.executor,
         "wall_s": result.wall_s,

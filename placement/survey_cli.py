@@ -58,6 +58,7 @@ def _options(args: argparse.Namespace) -> SurveyOptions:
     except UnknownSolverError as error:
         raise UsageError(str(error.args[0])) from error
     objective = None
+    extra: dict[str, Any] = {"moves_in_recovery": not args.no_moves}
     if args.objective:
         objective = tuple(item.strip() for item in args.objective.split(",") if item.strip())
     try:
@@ -69,6 +70,7 @@ def _options(args: argparse.Namespace) -> SurveyOptions:
                 workers=args.workers,
                 deterministic=args.deterministic,
                 min_priority=args.min_priority,
+                **extra,
             )
         return SurveyOptions(
             solver=args.solver,
@@ -78,6 +80,7 @@ def _options(args: argparse.Namespace) -> SurveyOptions:
             deterministic=args.deterministic,
             min_priority=args.min_priority,
             objective=objective,
+            **extra,
         )
     except SurveyError as error:
         raise UsageError(str(error)) from error
@@ -444,6 +447,11 @@ def add_commands(commands: Any) -> None:
         "--objective",
         help="each failover's stages, comma-separated (default placed,migrations,recovery)",
     )
+    parser.add_argument(
+        "--no-moves",
+        action="store_true",
+        help="a restart must fit around the running guests: no live migration to make room",
+    )
     add_executor_options(parser)
     parser.add_argument("-o", "--output", help="write the survey JSON here (atomically)")
     parser.add_argument("--plot", metavar="FILE", help="draw the ranked scenarios (.png/.svg/.pdf)")
@@ -462,3 +470,122 @@ def add_commands(commands: Any) -> None:
         help="with --admit: survey at most K candidate hosts (default 3)",
     )
     parser.set_defaults(run=_cmd_survey)
+
+
+# --- rebalance --survive -----------------------------------------------------------------
+
+
+def add_survive_options(parser: argparse.ArgumentParser) -> None:
+    """`placement rebalance`'s options for an N+1-safe placement (read by `run_survive`)."""
+    parser.add_argument(
+        "--survive",
+        choices=("hosts", "domains"),
+        default=None,
+        help="instead of evening the load: a placement within --max-moves after which "
+        "every single-host (domain) failure restarts every guest of priority >= "
+        "--min-priority (docs/survey.md)",
+    )
+    parser.add_argument(
+        "--min-priority",
+        type=int,
+        default=0,
+        metavar="P",
+        help="with --survive: the guests that must restart (default 0: all)",
+    )
+    parser.add_argument(
+        "--scenario-time-limit",
+        type=float,
+        default=2.0,
+        metavar="S",
+        help="with --survive: seconds per failure scenario of the verifying survey (2)",
+    )
+    add_executor_options(parser)
+
+
+def render_survive(result: Any) -> str:
+    """The rounds of `placement.survive`: each model solve with its stages, and what the
+    survey of its placement found."""
+    lines = []
+    for found in result.rounds:
+        stages = ", ".join(
+            f"{s.name} {s.value:g} (bound {s.bound:g}, gap {s.gap:.2%})"
+            if s.bound is not None and s.gap is not None
+            else f"{s.name} {s.value:g}"
+            for s in found.stages
+        )
+        lines.append(
+            f"model round {found.index + 1}: {found.status}; {stages or 'no placement'}; "
+            f"{found.moves} migration(s); {found.runtime_s:.1f} s"
+        )
+        if found.given_up:
+            lines.append(f"  the model cannot protect: {', '.join(found.given_up)}")
+        if found.verified is not None:
+            lines.append(f"  survey of that placement: {_verdict_line(found.verified)}")
+    return "\n".join(lines) + "\n"
+
+
+def run_survive(args: argparse.Namespace, out: TextIO) -> int:
+    """`placement rebalance STATE --survive hosts|domains`: exit 0 when the placement is
+    planned, valid and verified safe; 1 otherwise; 2 bad input."""
+    from placement.cli import solve_options
+    from placement.codec import dump_plan, dump_problem
+    from placement.show import render_plan
+    from placement.survive import SurviveOptions, survive
+
+    state = load_problem(args.state)
+    chosen = solve_options(args, progress=False)
+    if args.scenario_time_limit <= 0:
+        raise UsageError(f"--scenario-time-limit must be > 0, got {args.scenario_time_limit}")
+    try:
+        options = SurviveOptions(
+            min_priority=args.min_priority,
+            max_moves=args.max_moves,
+            time_limit_s=chosen.time_limit_s,
+            seed=chosen.seed,
+            workers=chosen.workers,
+            deterministic=chosen.deterministic,
+            survey=SurveyOptions(
+                time_limit_s=args.scenario_time_limit,
+                seed=chosen.seed,
+                deterministic=chosen.deterministic,
+            ),
+        )
+        with executor_from_args(args) as executor:
+            result = survive(state, args.survive, options, executor=executor, solver=args.solver)
+    except SurveyError as error:
+        raise UsageError(str(error)) from error
+    if args.problem_out and result.problem is not None:
+        write_json_atomic(args.problem_out, dump_problem(result.problem))
+    if args.output and result.plan is not None:
+        write_json_atomic(args.output, dump_plan(result.plan))
+    if args.json:
+        document = {
+            "safe": result.safe,
+            "rounds": [
+                {
+                    "status": r.status,
+                    "stages": [
+                        {"name": s.name, "value": s.value, "bound": s.bound, "gap": s.gap}
+                        for s in r.stages
+                    ],
+                    "given_up": list(r.given_up),
+                    "migrations": r.moves,
+                    "verdict": survey_to_dict(r.verified)["verdict"] if r.verified else None,
+                }
+                for r in result.rounds
+            ],
+            "plan": dump_plan(result.plan) if result.plan is not None else None,
+        }
+        print(json.dumps(document, indent=2), file=out)
+    else:
+        print(render_survive(result), file=out, end="")
+        if result.plan is not None and result.problem is not None and result.report is not None:
+            print(render_plan(result.problem, result.plan, result.report), file=out, end="")
+        question = "N+1" if args.survive == "hosts" else "N+domain"
+        if result.safe:
+            print(f"verdict: after this plan the cluster is {question} safe", file=out)
+        else:
+            print(f"verdict: no {question}-safe placement found within the budget", file=out)
+        if args.output and result.plan is not None:
+            print(f"plan written to {args.output}", file=out)
+    return EXIT_OK if result.safe else EXIT_FAILED
