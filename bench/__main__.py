@@ -3,6 +3,7 @@
 python -m bench run --suite quick --jobs 2 --out results/quick.jsonl
 python -m bench report results/quick.jsonl --write docs/benchmark-results.md
 python -m bench suites
+python -m bench survey throughput|admission --out results/survey.jsonl
 """
 
 from __future__ import annotations
@@ -75,6 +76,23 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("--note", default="", help="a line for the environment section")
 
     commands.add_parser("suites", help="list the suites")
+
+    surveys = commands.add_parser(
+        "survey", help="failure-survey benchmark: throughput per executor, admission policies"
+    )
+    surveys.add_argument("what", choices=("throughput", "admission"))
+    surveys.add_argument("--sizes", default="M,L", help="throughput: cluster sizes (M,L)")
+    surveys.add_argument("--kinds", default="hosts,domains", help="throughput: scenario kinds")
+    surveys.add_argument(
+        "--executors", default="local-1,local-2,dask-2", help="throughput: local-N, dask-N"
+    )
+    surveys.add_argument("--limit", type=int, default=None, help="throughput: first N scenarios")
+    surveys.add_argument("--size", default="M", help="admission: the cluster size (M)")
+    surveys.add_argument("--count", type=int, default=300, help="admission: guests offered")
+    surveys.add_argument("--jobs", type=int, default=2, help="admission: survey workers")
+    surveys.add_argument("--time-limit", type=float, default=2.0, help="seconds per scenario")
+    surveys.add_argument("--out", default="results/survey.jsonl", help="rows appended here")
+    surveys.add_argument("--plots", default=None, help="admission: draw each survey here")
     return top
 
 
@@ -86,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.out is None:
             args.out = f"results/{args.suite}.jsonl"
         return main_run(args)
+    if args.command == "survey":
+        from bench.survey_bench import main_survey
+
+        return main_survey(args)
     if args.command == "suites":
         from bench.suites import SUITES
 

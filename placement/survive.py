@@ -60,7 +60,14 @@ from placement.survey import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SurviveOptions", "SurviveResult", "SurviveRound", "robust_placement", "survive"]
+__all__ = [
+    "SurviveOptions",
+    "SurviveResult",
+    "SurviveRound",
+    "best_fit_unsafe",
+    "robust_placement",
+    "survive",
+]
 
 
 @attrs.frozen
@@ -188,6 +195,49 @@ def _best_fit_restart(
         taken[best] |= unit.classes
         chosen[u] = best
     return chosen
+
+
+def best_fit_unsafe(
+    state: Problem, scenarios: Iterable[FailureScenario], min_priority: int = 0
+) -> tuple[str, ...]:
+    """The scenarios whose protected guests best fit decreasing cannot restart around the
+    running guests (capacity, host rules, anti-affinity; no boot limits, no moves): a fast
+    sufficient test, in milliseconds, of what `survive` reserves. A scenario it passes is
+    restartable (by that very assignment); one it fails may still be, by a better packing."""
+    units, fixed = _units(state, min_priority)
+    online = [host for host in state.hosts if host.online]
+    load: dict[str, dict[str, int]] = {h.name: dict(fixed[h.name]) for h in online}
+    classes: dict[str, set[str]] = {h.name: set() for h in online}
+    for unit in units:
+        for resource, amount in unit.demand:
+            load[unit.current][resource] = load[unit.current].get(resource, 0) + amount
+        classes[unit.current] |= unit.classes
+    failing = []
+    for scenario in scenarios:
+        failed = set(scenario.failed)
+        survivors = [host for host in online if host.name not in failed]
+        restarting = [
+            u for u, unit in enumerate(units) if unit.protected and unit.current in failed
+        ]
+        options_of = {
+            u: [
+                host.name
+                for host in survivors
+                if all(host_allows(host, m) for m in units[u].members)
+            ]
+            for u in restarting
+        }
+        chosen = _best_fit_restart(
+            restarting,
+            units,
+            options_of,
+            {h.name: load[h.name] for h in survivors},
+            {h.name: classes[h.name] for h in survivors},
+            state,
+        )
+        if chosen is None:
+            failing.append(scenario.name)
+    return tuple(failing)
 
 
 @attrs.frozen
