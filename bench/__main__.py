@@ -5,6 +5,7 @@ python -m bench report results/quick.jsonl --write docs/benchmark-results.md
 python -m bench suites
 python -m bench sim --runs 40 --out results/sim.jsonl
 python -m bench sim-report results/sim.jsonl --write docs/simulation-results.md
+python -m bench survey throughput|admission --out results/survey.jsonl
 """
 
 from __future__ import annotations
@@ -54,6 +55,13 @@ def parser() -> argparse.ArgumentParser:
         help="kill a run whose resident memory exceeds this (GiB)",
     )
     run.add_argument("--in-process", action="store_true", help="no child processes (no --jobs)")
+    run.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="tcp://HOST:PORT",
+        help="run on this Dask scheduler's workers instead of local children "
+        "(pip install 'placement[dask]'; each worker needs this clone importable)",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     run.add_argument("--verbose", action="store_true", help="show the library's warnings too")
 
@@ -83,6 +91,22 @@ def parser() -> argparse.ArgumentParser:
     sim_report = commands.add_parser("sim-report", help="markdown tables of a sim results file")
     sim_report.add_argument("file", help="results file written by `sim`")
     sim_report.add_argument("--write", default=None, metavar="MARKDOWN", help="write it here")
+    surveys = commands.add_parser(
+        "survey", help="failure-survey benchmark: throughput per executor, admission policies"
+    )
+    surveys.add_argument("what", choices=("throughput", "admission"))
+    surveys.add_argument("--sizes", default="M,L", help="throughput: cluster sizes (M,L)")
+    surveys.add_argument("--kinds", default="hosts,domains", help="throughput: scenario kinds")
+    surveys.add_argument(
+        "--executors", default="local-1,local-2,dask-2", help="throughput: local-N, dask-N"
+    )
+    surveys.add_argument("--limit", type=int, default=None, help="throughput: first N scenarios")
+    surveys.add_argument("--size", default="M", help="admission: the cluster size (M)")
+    surveys.add_argument("--count", type=int, default=300, help="admission: guests offered")
+    surveys.add_argument("--jobs", type=int, default=2, help="admission: survey workers")
+    surveys.add_argument("--time-limit", type=float, default=2.0, help="seconds per scenario")
+    surveys.add_argument("--out", default="results/survey.jsonl", help="rows appended here")
+    surveys.add_argument("--plots", default=None, help="admission: draw each survey here")
     return top
 
 
@@ -121,6 +145,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(text)
         return 0
+    if args.command == "survey":
+        from bench.survey_bench import main_survey
+
+        return main_survey(args)
     if args.command == "suites":
         from bench.suites import SUITES
 

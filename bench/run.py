@@ -557,6 +557,17 @@ def _task(
     return {**row, "build_s": build_s, "counts": _counts(problem)}
 
 
+def _remote_task(
+    shared: tuple[float, int], key: tuple[Instance, SolverSpec, int]
+) -> tuple[Row, int]:
+    """One run on an executor's worker: its row, and the worker's peak RSS (KiB)."""
+    import resource
+
+    time_limit_s, threads = shared
+    row = _safe(functools.partial(_task, *key, time_limit_s, threads))
+    return row, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def auto_workers(jobs: int) -> int:
     """CP-SAT threads per run so that `jobs` runs share the machine's cores."""
     return max(1, (os.cpu_count() or 1) // max(1, jobs))
@@ -578,13 +589,19 @@ def run_suite(
     log: Callable[[str], None] | None = None,
     stop: StopToken | None = None,
     on_total: Callable[[int], None] | None = None,
+    executor: Any = None,
 ) -> Iterator[Row]:
     """Run every instance x solver x seed, appending each row to `out` as soon as it is
     done (finishing order); yields the rows. Runs already in `out` are skipped unless
     `rerun`; failed, killed and interrupted ones are retried. Once `stop` is stopped, the
     running solves end with their best plans (rows marked `interrupted`) and no other
     run starts. `on_total` is told how many runs there are to do, before the first;
-    each run's `log` line starts with its place (`[3/40]`)."""
+    each run's `log` line starts with its place (`[3/40]`).
+
+    `executor`: a `placement.executors` executor (a Dask cluster, say) that runs the
+    solves instead of forked children; there no memory limit or deadline kills a run
+    (Dask's own worker memory limits apply), and `peak_rss_mib` is the worker process's
+    peak so far."""
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     _drop_partial_line(path)
@@ -649,6 +666,12 @@ def run_suite(
         return row
 
     memory_limit_kib = int(memory_limit_gib * 1024 * 1024) if memory_limit_gib else None
+    if executor is not None:
+        for index, (result, peak_kib) in executor.map_unordered(
+            _remote_task, (time_limit_s, threads), todo
+        ):
+            yield finish(todo[index], result, peak_kib)
+        return
     if isolate and hasattr(os, "fork") and hasattr(os, "wait4"):
         deadline_s = 3 * time_limit_s + 60
         triples = [
@@ -687,6 +710,15 @@ def main_run(args: Any) -> int:
         print(f"error: suite '{args.suite}' has no instance matching", file=sys.stderr)
         return 2
     stop = StopToken()
+    executor = None
+    if getattr(args, "scheduler", None):
+        from placement.executors import DaskExecutor, ExecutorUnavailableError
+
+        try:
+            executor = DaskExecutor(args.scheduler)
+        except ExecutorUnavailableError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
     rows = run_suite(
         stop=stop,
         suite_name=args.suite,
@@ -702,6 +734,7 @@ def main_run(args: Any) -> int:
         memory_limit_gib=args.memory_limit_gib,
         log=None if args.quiet else progress.line,
         on_total=progress.start,
+        executor=executor,
     )
     started = time.perf_counter()
     failures = written = cut = 0
@@ -716,6 +749,9 @@ def main_run(args: Any) -> int:
         progress.close()
         print(f"interrupted again: {written} row(s) written to {args.out}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        if executor is not None:
+            executor.close()
     progress.close()
     if stop.stopped:
         after_s = (stop.stopped_at or started) - started

@@ -53,6 +53,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "placement.ops_cli",
     "placement.adapters.cli",
     "placement.sim_cli",
+    "placement.survey_cli",
 )
 
 

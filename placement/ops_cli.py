@@ -127,6 +127,10 @@ def _cmd_evacuate(args: argparse.Namespace, out: TextIO) -> int:
 def _cmd_rebalance(args: argparse.Namespace, out: TextIO) -> int:
     from placement.operations import rebalance
 
+    if args.survive is not None:  # an N+1-safe placement instead (placement.survive)
+        from placement.survey_cli import run_survive
+
+        return run_survive(args, out)
     objective = _objective(args.objective)
     threshold = None if args.min_improvement <= 0 else args.min_improvement
     if args.min_improvement > 1:
@@ -253,6 +257,9 @@ def add_commands(commands: Any) -> None:
         help="keep the cluster as it is unless the plan lowers Proxmox's imbalance by this "
         "fraction (default 0.1, as Proxmox; 0 turns hysteresis off)",
     )
+    from placement.survey_cli import add_survive_options
+
+    add_survive_options(rebalance)
     _scenario_parser(
         commands, "coldstart", "whole-cluster recovery: start every guest", _cmd_coldstart
     )
