@@ -211,6 +211,9 @@ class SurveyOptions:
     (the full failover is solved when the pinned plan leaves a guest down); False: a
     restart must fit around the running guests as they are, the stricter question of
     capacity reserved in advance (`placement.survive` verifies with it).
+    `simulate_runs` > 0: each scenario's plan also runs that many times through the
+    simulator (`placement.simulate`) under `simulate_policy`, with the state's
+    `simulation` settings and boot-time noise `simulate_sigma` (None: the state's own).
     """
 
     solver: str = "cpsat"
@@ -223,8 +226,20 @@ class SurveyOptions:
         default=tuple(o.value for o in SURVEY_OBJECTIVE), converter=_stages
     )
     moves_in_recovery: bool = True
+    simulate_runs: int = 0
+    simulate_policy: str = "readiness-backfill"
+    simulate_sigma: float | None = 0.3
 
     def __attrs_post_init__(self) -> None:
+        if self.simulate_runs < 0:
+            raise SurveyError(f"--simulate must be >= 0 runs, got {self.simulate_runs}")
+        if self.simulate_runs:
+            from placement.simulate import policy_by_name
+
+            try:
+                policy_by_name(self.simulate_policy)
+            except ValueError as error:
+                raise SurveyError(f"--policy: {error}") from error
         if self.time_limit_s <= 0:
             raise SurveyError(f"--time-limit must be > 0, got {self.time_limit_s}")
         if self.workers < 1:
@@ -238,6 +253,21 @@ class SurveyOptions:
                 f"--objective: unknown stage '{unknown[0] if unknown else ''}' "
                 f"(known: {', '.join(sorted(known))})"
             )
+
+
+@attrs.frozen
+class SimulatedFigures:
+    """A scenario's plan run through the simulator: the policy, the runs, p95 recovery
+    and makespan, the highest pool demand over capacity, the runs that fenced a host or
+    left a guest never ready."""
+
+    policy: str
+    runs: int
+    recovery_p95: float
+    makespan_p95_s: float
+    peak_pool_ratio: float
+    runs_with_fencing: int
+    runs_with_never_ready: int
 
 
 @attrs.frozen
@@ -273,6 +303,7 @@ class ScenarioOutcome:
     violations: tuple[str, ...]
     pinned: bool
     runtime_s: float
+    simulated: SimulatedFigures | None = None
 
     @property
     def has_plan(self) -> bool:
@@ -322,8 +353,7 @@ def plan_failure(
             or _weight(problem, full) > _weight(problem, plan)
         ):
             plan, pinned = full, False
-    # A simulation of the plan (issue #17's --simulate) would run here, on `problem` and
-    # `plan`, and add its figures to the outcome.
+    simulated = _simulated(problem, plan, chosen) if chosen.simulate_runs else None
     report = check(problem, plan)
     failed = set(scenario.failed)
     to_restart = tuple(
@@ -365,6 +395,33 @@ def plan_failure(
         violations=tuple(f"{v.rule}: {v.message}" for v in report.violations),
         pinned=pinned,
         runtime_s=round(time.perf_counter() - started, 3),
+        simulated=simulated,
+    )
+
+
+def _simulated(problem: Problem, plan: Plan, options: SurveyOptions) -> SimulatedFigures:
+    from placement.simulate import simulate
+
+    overrides: dict[str, Any] = {}
+    if options.simulate_sigma is not None:
+        overrides["sigma"] = options.simulate_sigma
+    result = simulate(
+        problem,
+        plan,
+        options.simulate_policy,
+        runs=options.simulate_runs,
+        seed=options.seed,
+        **overrides,
+    )
+    summary = result.summary
+    return SimulatedFigures(
+        policy=result.policy,
+        runs=summary.runs,
+        recovery_p95=summary.recovery.p95,
+        makespan_p95_s=summary.makespan_s.p95,
+        peak_pool_ratio=max(summary.peak_pool_ratio.values(), default=0.0),
+        runs_with_fencing=summary.runs_with_fencing,
+        runs_with_never_ready=summary.runs_with_never_ready,
     )
 
 
@@ -553,6 +610,7 @@ def outcome_to_dict(outcome: ScenarioOutcome) -> dict[str, Any]:
         "violations": list(outcome.violations),
         "pinned": outcome.pinned,
         "runtime_s": outcome.runtime_s,
+        "simulated": attrs.asdict(outcome.simulated) if outcome.simulated else None,
     }
 
 

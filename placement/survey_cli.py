@@ -50,6 +50,20 @@ def _scenarios(args: argparse.Namespace, state: Any) -> str | list[FailureScenar
     return failure_scenarios_from(state, document, args.fail)
 
 
+def _simulated_cells(outcome: Any, shown: bool) -> list[str]:
+    if not shown:
+        return []
+    figures = outcome.simulated
+    if figures is None:
+        return ["-", "-", "-", "-"]
+    return [
+        f"{figures.recovery_p95:g}",
+        f"{figures.makespan_p95_s:.0f}",
+        f"{figures.peak_pool_ratio:.2f}x",
+        f"{figures.runs_with_fencing}/{figures.runs}",
+    ]
+
+
 def _options(args: argparse.Namespace) -> SurveyOptions:
     from placement.solvers import UnknownSolverError, get_solver
 
@@ -58,7 +72,12 @@ def _options(args: argparse.Namespace) -> SurveyOptions:
     except UnknownSolverError as error:
         raise UsageError(str(error.args[0])) from error
     objective = None
-    extra: dict[str, Any] = {"moves_in_recovery": not args.no_moves}
+    extra: dict[str, Any] = {
+        "moves_in_recovery": not args.no_moves,
+        "simulate_runs": args.simulate or 0,
+        "simulate_policy": args.policy,
+        "simulate_sigma": args.sigma,
+    }
     if args.objective:
         objective = tuple(item.strip() for item in args.objective.split(",") if item.strip())
     try:
@@ -157,6 +176,9 @@ def render_survey(result: SurveyResult, source: str) -> str:
         "migrations",
         "plan",
     ]
+    simulated = any(outcome.simulated for outcome in result.outcomes)
+    if simulated:
+        header[-1:-1] = ["sim. recovery p95", "sim. makespan p95", "sim. peak", "fenced"]
     rows = [header]
     for outcome in ranked:
         plan = "valid" if outcome.valid else f"{len(outcome.violations)} violation(s)"
@@ -173,6 +195,7 @@ def render_survey(result: SurveyResult, source: str) -> str:
                 str(outcome.makespan_s),
                 _pools_text(outcome),
                 str(outcome.migrations),
+                *_simulated_cells(outcome, simulated),
                 plan,
             ]
         )
@@ -453,6 +476,26 @@ def add_commands(commands: Any) -> None:
         help="a restart must fit around the running guests: no live migration to make room",
     )
     add_executor_options(parser)
+    parser.add_argument(
+        "--simulate",
+        type=int,
+        nargs="?",
+        const=40,
+        metavar="RUNS",
+        help="also run each scenario's plan through the simulator (40 runs if no number)",
+    )
+    parser.add_argument(
+        "--policy",
+        default="readiness-backfill",
+        help="with --simulate: how the plan is run (default readiness-backfill)",
+    )
+    parser.add_argument(
+        "--sigma",
+        type=float,
+        default=0.3,
+        help="with --simulate: boot-time noise (default 0.3; the state's simulation "
+        "object gives the rest of the physics)",
+    )
     parser.add_argument("-o", "--output", help="write the survey JSON here (atomically)")
     parser.add_argument("--plot", metavar="FILE", help="draw the ranked scenarios (.png/.svg/.pdf)")
     parser.add_argument("--json", action="store_true", help="print the survey JSON to stdout")
