@@ -71,36 +71,25 @@ def _options(args: argparse.Namespace) -> SurveyOptions:
         get_solver(args.solver)
     except UnknownSolverError as error:
         raise UsageError(str(error.args[0])) from error
-    objective = None
-    extra: dict[str, Any] = {
+    fields: dict[str, Any] = {
+        "solver": args.solver,
+        "time_limit_s": args.time_limit,
+        "seed": args.seed,
+        "workers": args.workers,
+        "deterministic": args.deterministic,
+        "min_priority": args.min_priority,
         "moves_in_recovery": not args.no_moves,
         "simulate_runs": args.simulate or 0,
         "simulate_policy": args.policy,
         "simulate_sigma": args.sigma,
     }
     if args.objective:
-        objective = tuple(item.strip() for item in args.objective.split(",") if item.strip())
-    try:
-        if objective is None:
-            return SurveyOptions(
-                solver=args.solver,
-                time_limit_s=args.time_limit,
-                seed=args.seed,
-                workers=args.workers,
-                deterministic=args.deterministic,
-                min_priority=args.min_priority,
-                **extra,
-            )
-        return SurveyOptions(
-            solver=args.solver,
-            time_limit_s=args.time_limit,
-            seed=args.seed,
-            workers=args.workers,
-            deterministic=args.deterministic,
-            min_priority=args.min_priority,
-            objective=objective,
-            **extra,
+        # Left out when not given, so the options keep their own default stages.
+        fields["objective"] = tuple(
+            item.strip() for item in args.objective.split(",") if item.strip()
         )
+    try:
+        return SurveyOptions(**fields)
     except SurveyError as error:
         raise UsageError(str(error)) from error
 

@@ -369,15 +369,20 @@ def test_a_problem_file_carries_its_simulation_settings() -> None:
 # --- command line --------------------------------------------------------------------------
 
 
+def _example_plan_file(folder: Path) -> tuple[Path, Path]:
+    """The single-host restart example and first fit's plan of it, written to `folder`."""
+    problem_path = EXAMPLES / "single-host-restart.json"
+    problem = load_problem_file(problem_path)
+    plan_path = folder / "plan.json"
+    plan = solve(problem, "first-fit", SolveOptions(schedule="list"))
+    plan_path.write_text(json.dumps(dump_plan(plan)))
+    return problem_path, plan_path
+
+
 def test_simulate_command_prints_a_row_per_policy_and_writes_json(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    problem_path = EXAMPLES / "single-host-restart.json"
-    problem = load_problem_file(problem_path)
-    plan_path = tmp_path / "plan.json"
-    plan_path.write_text(
-        json.dumps(dump_plan(solve(problem, "first-fit", SolveOptions(schedule="list"))))
-    )
+    problem_path, plan_path = _example_plan_file(tmp_path)
     out = tmp_path / "result.json"
     code = main(
         [
@@ -425,12 +430,7 @@ def test_simulate_command_prints_a_row_per_policy_and_writes_json(
 def test_simulate_command_refuses_bad_options_in_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
 ) -> None:
-    problem_path = EXAMPLES / "single-host-restart.json"
-    problem = load_problem_file(problem_path)
-    plan_path = tmp_path / "plan.json"
-    plan_path.write_text(
-        json.dumps(dump_plan(solve(problem, "first-fit", SolveOptions(schedule="list"))))
-    )
+    problem_path, plan_path = _example_plan_file(tmp_path)
     assert main(["simulate", str(problem_path), str(plan_path), *extra]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
@@ -447,12 +447,7 @@ def test_worker_processes_give_the_same_outcomes_as_one() -> None:
 
 def test_simulate_plot_and_plan_plot_draw_the_simulated_demand(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
-    problem_path = EXAMPLES / "single-host-restart.json"
-    problem = load_problem_file(problem_path)
-    plan_path = tmp_path / "plan.json"
-    plan_path.write_text(
-        json.dumps(dump_plan(solve(problem, "first-fit", SolveOptions(schedule="list"))))
-    )
+    problem_path, plan_path = _example_plan_file(tmp_path)
     image = tmp_path / "compare.png"
     options = ["--policy", "open-loop,serial:45", "--runs", "3", "--sigma", "0.3"]
     code = main(["simulate", str(problem_path), str(plan_path), *options, "--plot", str(image)])
