@@ -6,6 +6,7 @@ Needs the `bench` extra (nbclient, nbformat, ipykernel, matplotlib); CI installs
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -48,9 +49,11 @@ def tiny_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def environment(tiny_results: Path) -> Iterator[None]:
-    saved = {key: os.environ.get(key) for key in ("BENCH_RESULTS", "BENCH_TIME_LIMIT")}
+    keys = ("BENCH_RESULTS", "BENCH_TIME_LIMIT", "BENCH_SIM_RUNS")
+    saved = {key: os.environ.get(key) for key in keys}
     os.environ["BENCH_RESULTS"] = str(tiny_results)
     os.environ["BENCH_TIME_LIMIT"] = "1"
+    os.environ["BENCH_SIM_RUNS"] = "5"
     try:
         yield
     finally:
@@ -90,6 +93,13 @@ def test_notebook_executes(name: str, tiny_results: Path) -> None:
     if name == "tour.ipynb":
         assert "| cpsat | 0 |" in text  # the optimiser's plan breaks no rule
         assert len(images) >= 2  # the Gantt chart and the SAN load
+    elif name == "simulation.ipynb":
+        assert "plan valid: True" in text
+        # Run by readiness the plan keeps the SAN within its limit, even thrashing.
+        peaks = re.findall(r"\| readiness-(?:gated|backfill) \|[^|]*\|[^|]*\| ([0-9.]+)x \|", text)
+        assert len(peaks) == 4
+        assert all(float(peak) <= 1.0 for peak in peaks)
+        assert len(images) >= 1
     else:
         assert f"from {tiny_results}" in text
         assert "## Verdict" in text
