@@ -223,6 +223,59 @@ def _metadata() -> dict[str, object]:
     }
 
 
+# The simulation notebook's code cells, as ruff formats them.
+SIMULATION_PLAN = """\
+from placement import SolveOptions, check, solve
+from placement.codec import load_problem_file
+from placement.simulate import simulate
+
+problem = load_problem_file(ROOT / "examples" / "single-host-restart.json")
+time_limit_s = float(os.environ.get("BENCH_TIME_LIMIT", "5"))
+runs = int(os.environ.get("BENCH_SIM_RUNS", "40"))
+plan = solve(problem, "cpsat", SolveOptions(time_limit_s=time_limit_s))
+print(
+    "plan valid:",
+    check(problem, plan).ok,
+    "| planned recovery:",
+    check(problem, plan).metrics["objectives"]["recovery"],
+)"""
+
+SIMULATION_TABLE = """\
+from IPython.display import Markdown, display
+
+policies = ["open-loop", "readiness-gated", "readiness-backfill", "serial:45", "all-at-once"]
+
+
+def table(**physics):
+    lines = [
+        "| policy | recovery p50 | p95 | peak SAN | fenced runs | never ready |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    results = {}
+    for name in policies:
+        result = simulate(problem, plan, name, runs=runs, sigma=0.3, trace=True, **physics)
+        results[name] = result
+        s = result.summary
+        lines.append(
+            f"| {name} | {s.recovery.p50:,.0f} | {s.recovery.p95:,.0f} "
+            f"| {s.peak_pool_ratio['san_iops']:.2f}x "
+            f"| {s.runs_with_fencing}/{s.runs} "
+            f"| {s.runs_with_never_ready}/{s.runs} |"
+        )
+    display(Markdown("\\n".join(lines)))
+    return results
+
+
+shared = table()"""
+
+SIMULATION_PICTURE = """\
+from IPython.display import Image
+
+from placement.plot import render_comparison
+
+Image(render_comparison(problem, [(plan, r) for r in shared.values()]))"""
+
+
 def simulation() -> nbformat.NotebookNode:
     """The single-host restart run through the simulator, every way side by side."""
     cells = [
@@ -235,53 +288,19 @@ def simulation() -> nbformat.NotebookNode:
             "and hosts that are fenced when held over their limits."
         ),
         new_code_cell(SETUP),
-        new_code_cell(
-            "from placement import SolveOptions, check, solve\n"
-            "from placement.codec import load_problem_file\n"
-            "from placement.simulate import simulate\n\n"
-            'problem = load_problem_file(ROOT / "examples" / "single-host-restart.json")\n'
-            'time_limit_s = float(os.environ.get("BENCH_TIME_LIMIT", "5"))\n'
-            'runs = int(os.environ.get("BENCH_SIM_RUNS", "40"))\n'
-            'plan = solve(problem, "cpsat", SolveOptions(time_limit_s=time_limit_s))\n'
-            'print("plan valid:", check(problem, plan).ok, "| planned recovery:",\n'
-            '      check(problem, plan).metrics["objectives"]["recovery"])'
-        ),
-        new_code_cell(
-            "from IPython.display import Markdown, display\n\n"
-            "policies = ['open-loop', 'readiness-gated', 'readiness-backfill', 'serial:45',\n"
-            "            'all-at-once']\n\n"
-            "def table(**physics):\n"
-            "    lines = ['| policy | recovery p50 | p95 | peak SAN | fenced runs '\n"
-            "             '| never ready |', '|---|---:|---:|---:|---:|---:|']\n"
-            "    results = {}\n"
-            "    for name in policies:\n"
-            "        result = simulate(problem, plan, name, runs=runs, sigma=0.3, trace=True,\n"
-            "                          **physics)\n"
-            "        results[name] = result\n"
-            "        s = result.summary\n"
-            '        lines.append(f"| {name} | {s.recovery.p50:,.0f} | {s.recovery.p95:,.0f} "\n'
-            "                     f\"| {s.peak_pool_ratio['san_iops']:.2f}x \"\n"
-            '                     f"| {s.runs_with_fencing}/{s.runs} "\n'
-            '                     f"| {s.runs_with_never_ready}/{s.runs} |")\n'
-            "    display(Markdown('\\n'.join(lines)))\n"
-            "    return results\n\n"
-            "shared = table()"
-        ),
+        new_code_cell(SIMULATION_PLAN),
+        new_code_cell(SIMULATION_TABLE),
         new_markdown_cell(
             "Each policy's SAN demand over the runs (median, 5-95 % band, min-max), on one "
             "time and demand scale; the black line is the plan's own schedule, drawn for the "
             "two policies that follow it."
         ),
-        new_code_cell(
-            "from IPython.display import Image\n\n"
-            "from placement.plot import render_comparison\n\n"
-            "Image(render_comparison(problem, [(plan, r) for r in shared.values()]))"
-        ),
+        new_code_cell(SIMULATION_PICTURE),
         new_markdown_cell(
             "The same draws with a SAN that thrashes past saturation and hosts fenced after "
             "60 s above 1.5 times a limit: the storms lose the host and every guest on it."
         ),
-        new_code_cell("harsh = table(contention='thrash', fencing=True)"),
+        new_code_cell('harsh = table(contention="thrash", fencing=True)'),
     ]
     return new_notebook(cells=cells, metadata=_metadata())
 
