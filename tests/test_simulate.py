@@ -500,3 +500,65 @@ def test_readiness_gated_does_not_deadlock_on_a_plan_that_breaks_its_after_order
     outcome = simulate(problem, plan, "readiness-gated").outcomes[0]
     assert not outcome.never_ready
     assert outcome.peak_pool_ratio["san"] <= 1.0
+
+
+EVERY_POLICY = (
+    "open-loop",
+    "readiness-gated",
+    "readiness-backfill",
+    "all-at-once",
+    "serial:45",
+    "batch:2",
+    "batch-ready:2",
+    "proxmox",
+    "pacemaker",
+    "priority-groups",
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    problems(),
+    st.sampled_from(["first-fit", "worst-fit"]),
+    st.sampled_from(["list", "all-at-once"]),
+    st.floats(0.0, 0.5),
+    st.booleans(),
+)
+def test_every_policy_runs_any_plan_to_its_end_whatever_fails(
+    problem: Problem, solver: str, schedule: str, start_failure: float, fencing: bool
+) -> None:
+    plan = solve(problem, solver, SolveOptions(schedule=schedule))
+    for name in EVERY_POLICY:
+        result = simulate(
+            problem,
+            plan,
+            name,
+            runs=2,
+            sigma=0.5,
+            start_failure_probability=start_failure,
+            fencing=fencing,
+            random_host_failure_probability=0.5,
+        )
+        for outcome in result.outcomes:
+            # Every guest to bring up is either ready by the run's end or never ready.
+            for guest, ready in outcome.ready_s.items():
+                assert (ready is None) == (guest in outcome.never_ready)
+                assert ready is None or ready <= outcome.end_s + 1e-6
+            assert outcome.makespan_s <= max(outcome.censor_s, outcome.end_s)
+            if not fencing and not start_failure and not outcome.failed:
+                # Nothing was lost: whatever the policy, everyone it started got up.
+                assert not outcome.never_ready, name
+
+
+def test_a_boot_on_a_host_whose_boot_limit_is_zero_crawls_rather_than_never_ends() -> None:
+    problem = Problem(
+        hosts=[_host("h0", boot_cpu=0)],
+        guests=[_guest("a", load=0, cpu=2)],
+        boot_pools={"san": 100},
+    )
+    outcome = simulate(problem, _plan({"a": ("h0", 0, 100)})).outcomes[0]
+    assert outcome.ready_s["a"] == pytest.approx(400.0)  # at the floor rate, 0.25
+    assert outcome.peak_host_ratio["h0"] == float("inf")
+    document = simulate(problem, _plan({"a": ("h0", 0, 100)})).to_dict()
+    assert document["summary"]["peak_host_ratio"] == {"h0": None}
+    json.dumps(document, allow_nan=False)  # strict JSON

@@ -96,8 +96,9 @@ class SimulationResult:
     runtime_s: float
 
     def to_dict(self, runs: bool = True) -> dict[str, Any]:
-        """Plain JSON data: `{"policy", "seed", "settings", "planned", "summary", "runs"}`."""
-        from placement.codec import _converter
+        """Plain JSON data: `{"policy", "seed", "settings", "planned", "summary", "runs"}`
+        (a ratio over a limit of 0, infinite, is null)."""
+        from placement.codec import _converter, _plain
 
         document: dict[str, Any] = {
             "policy": self.policy,
@@ -109,7 +110,9 @@ class SimulationResult:
         }
         if runs:
             document["runs"] = [outcome.to_dict() for outcome in self.outcomes]
-        return document
+        # JSON has no infinity: a ratio over a limit of 0 is written as null.
+        plain: dict[str, Any] = _plain(document)
+        return plain
 
 
 def run_once(

@@ -321,7 +321,9 @@ class World:
         if demand <= capacity + _EPS:
             return 1.0
         if capacity <= 0:
-            return 0.0
+            # A limit of 0 (no boots wanted there) is a rule, not a device that stops:
+            # boots that break it crawl at the floor rate instead of never ending.
+            return self.settings.thrash_floor if self.settings.thrash_floor > 0 else 0.25
         overload = demand / capacity
         if self.settings.contention is Contention.THRASH:
             settings = self.settings
