@@ -19,8 +19,11 @@ from placement.timeline import Step, timeline
 _STAYS_SHOWN = 10
 
 
-def _table(rows: Sequence[Sequence[str]], right: Sequence[int] = ()) -> list[str]:
-    """Rows padded into columns (two spaces apart); columns in `right` are right-aligned."""
+def table(
+    rows: Sequence[Sequence[str]], right: Sequence[int] = (), indent: str = "  "
+) -> list[str]:
+    """Rows padded into columns (two spaces apart) after `indent`; columns in `right` are
+    right-aligned."""
     if not rows:
         return []
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -30,7 +33,7 @@ def _table(rows: Sequence[Sequence[str]], right: Sequence[int] = ()) -> list[str
             cell.rjust(widths[i]) if i in right else cell.ljust(widths[i])
             for i, cell in enumerate(row)
         ]
-        lines.append("  " + "  ".join(cells).rstrip())
+        lines.append(indent + "  ".join(cells).rstrip())
     return lines
 
 
@@ -69,7 +72,7 @@ def render_timeline(problem: Problem, plan: Plan) -> list[str]:
     lines = ["Timeline"]
     if timed:
         header = ["t (s)", "ready (s)", "action", "guest", "where", "note"]
-        lines += _table([header, *(_step_row(s) for s in timed)], right=(0, 1))
+        lines += table([header, *(_step_row(s) for s in timed)], right=(0, 1))
     else:
         lines.append("  nothing to do: no guest starts, moves or stops")
     stays = [s.guest for s in steps if s.action is Action.STAY]
@@ -109,7 +112,7 @@ def render_hosts(problem: Problem, plan: Plan) -> list[str]:
             cells.append(f"{_percent(old, usable)} -> {_percent(new, usable)}")
         rows.append(cells)
     title = "Hosts (guests, and utilisation of usable capacity, before -> after)"
-    return [title, *_table(rows)]
+    return [title, *table(rows)]
 
 
 def render_plan(problem: Problem, plan: Plan, report: CheckReport | None = None) -> str:
@@ -134,7 +137,7 @@ def render_plan(problem: Problem, plan: Plan, report: CheckReport | None = None)
     lines += render_hosts(problem, plan)
     if plan.unplaced:
         lines += ["", "Unplaced"]
-        lines += _table([[u.guest, u.reason] for u in plan.unplaced])
+        lines += table([[u.guest, u.reason] for u in plan.unplaced])
     lines += ["", "Objectives"]
     objectives = report.metrics.get("objectives", {})
     rows = [["stage", "value", "bound", "gap", "checker"]]
@@ -143,7 +146,7 @@ def render_plan(problem: Problem, plan: Plan, report: CheckReport | None = None)
         checked = objectives.get(stage.name)
         rows.append([stage.name, _number(stage.value), _number(stage.bound), gap, _number(checked)])
     if len(rows) > 1:
-        lines += _table(rows, right=(1, 2, 3, 4))
+        lines += table(rows, right=(1, 2, 3, 4))
     else:
         lines.append("  the plan reports no objective stages")
     lines.append(

@@ -111,13 +111,10 @@ def _print_table(results: list[Any], plan: Plan, out: TextIO) -> None:
                 f"{summary.runs_with_never_ready}/{summary.runs}",
             ]
         )
-    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        cells = [
-            str(cell).ljust(widths[0]) if i == 0 else str(cell).rjust(widths[i])
-            for i, cell in enumerate(row)
-        ]
-        print("  ".join(cells), file=out)
+    from placement.show import table
+
+    for line in table([header, *rows], right=range(1, len(header)), indent=""):
+        print(line, file=out)
     print(
         "peaks are demand over capacity, the highest over all runs; a guest never ready "
         "counts at the horizon in recovery and makespan",

@@ -188,13 +188,9 @@ def render_survey(result: SurveyResult, source: str) -> str:
                 plan,
             ]
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    for row in rows:
-        cells = [
-            cell.ljust(width) if i == 0 or i == len(row) - 1 else cell.rjust(width)
-            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
-        ]
-        lines.append("  " + "  ".join(cells).rstrip())
+    from placement.show import table
+
+    lines += table(rows, right=range(1, len(header) - 1))
     detailed = [outcome for outcome in ranked if outcome.unplaced][:_DETAILED]
     for outcome in detailed:
         lines.append(f"unplaced when {outcome.scenario.name} fails:")

@@ -18,7 +18,6 @@ results in `outcome`.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -251,8 +250,3 @@ def _planned(problem: Problem, plan: Plan) -> float:
     from placement.check import objective_values
 
     return objective_values(problem, plan).get("recovery", 0.0)
-
-
-def policies(names: Sequence[str]) -> list[Policy]:
-    """The policies named (see `policy_by_name`)."""
-    return [policy_by_name(name) for name in names]

@@ -164,43 +164,29 @@ class World:
             ]
             self._boot_loads.append(loads)
 
+        # What the plan does with each guest, and where the recovery finds it.
+        initial = {
+            Action.START: GuestStatus.WAITING,
+            Action.MIGRATE: GuestStatus.WAITING,
+            Action.STAY: GuestStatus.RUNNING,
+            Action.STOP: GuestStatus.STOPPED,
+            Action.NONE: GuestStatus.NOT_PLACED,
+        }
         by_guest = plan.by_guest()
-        self.planned: list[tuple[Action, int | None, float | None, float | None]] = []
+        self.planned_action: list[Action] = []
         self.status: list[GuestStatus] = []
         self.host_of: list[int | None] = []
-        self.to_recover = [False] * len(guests)
-        self.lost_once = [False] * len(guests)
         for guest in guests:
             found = by_guest.get(guest.name)
             runs = problem.runs_now(guest) and guest.current_host is not None
             current = problem.host_position(guest.current_host or "") if runs else None
-            if found is None:
-                action = Action.STAY if runs else Action.NONE
-                target = current
-                start = ready = None
-            else:
-                action = found.action
-                target = problem.host_position(found.host) if found.host is not None else None
-                start = None if found.start_s is None else float(found.start_s)
-                ready = None if found.ready_s is None else float(found.ready_s)
-            self.planned.append((action, target, start, ready))
-            if action in (Action.START, Action.MIGRATE):
-                self.to_recover[len(self.status)] = True
-            if action is Action.START:
-                self.status.append(GuestStatus.WAITING)
-                self.host_of.append(None)
-            elif action is Action.MIGRATE:
-                self.status.append(GuestStatus.WAITING)
-                self.host_of.append(current)
-            elif action is Action.STAY:
-                self.status.append(GuestStatus.RUNNING)
-                self.host_of.append(current)
-            elif action is Action.STOP:
-                self.status.append(GuestStatus.STOPPED)
-                self.host_of.append(None)
-            else:
-                self.status.append(GuestStatus.NOT_PLACED)
-                self.host_of.append(None)
+            action = found.action if found is not None else (Action.STAY if runs else Action.NONE)
+            self.planned_action.append(action)
+            self.status.append(initial[action])
+            # A migrating guest runs where it is until its move is done.
+            self.host_of.append(current if action in (Action.MIGRATE, Action.STAY) else None)
+        self.to_recover = [a in (Action.START, Action.MIGRATE) for a in self.planned_action]
+        self.lost_once = [False] * len(guests)
 
         self.online = [host.online for host in hosts]
         self.returned = [False] * len(guests)
@@ -225,6 +211,7 @@ class World:
         self._job_group: list[int] = []
         self._job_alive: list[bool] = []
         self._job_fails: list[bool] = []
+        self._job_migrate: list[bool] = []
         self._job_loads: list[list[tuple[int, float]]] = []
         self._job_host: list[int] = []
         self._job_of_guest: list[int | None] = [None] * len(guests)
@@ -374,12 +361,8 @@ class World:
             return
         groups = {g for r in self._changed_resources for g in self._groups_of_resource[r]}
         self._changed_resources.clear()
-        factor = self._factor
         for group in groups:
-            rate = 1.0
-            for resource in self._group_signature[group]:
-                if factor[resource] < rate:
-                    rate = factor[resource]
+            rate = self._rate_of(self._group_signature[group])
             if rate == self._group_rate[group]:
                 continue
             self._group_base[group] = self._clock(group)
@@ -454,6 +437,7 @@ class World:
         self._job_group.append(group)
         self._job_alive.append(True)
         self._job_fails.append(fails)
+        self._job_migrate.append(migrate)
         self._job_loads.append(loads)
         self._job_host.append(host)
         self._job_of_guest[guest] = job
@@ -499,7 +483,7 @@ class World:
             if resource < self.num_pools:
                 self._host_pool_jobs[host][resource] -= 1
         guest = self._job_guest[job]
-        migrate = self.planned[guest][0] is Action.MIGRATE
+        migrate = self._job_migrate[job]
         for resource, amount in self._boot_loads[guest] if not migrate else self._migrate_loads:
             self.declared_pool[resource] = max(self.declared_pool[resource] - amount, 0.0)
         if not migrate:
@@ -535,7 +519,7 @@ class World:
                 self.lost_once[guest] = True
                 self._events.append(Event(EventKind.LOST, self.now, guest, host))
             return False
-        migrate = status is GuestStatus.WAITING and self.planned[guest][0] is Action.MIGRATE
+        migrate = status is GuestStatus.WAITING and self.planned_action[guest] is Action.MIGRATE
         self.starts_issued += 1
         group = self.problem.guests[guest].boot.group
         self.last_start_s = self.now

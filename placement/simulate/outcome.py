@@ -65,7 +65,7 @@ class RunOutcome:
             makespan = max(makespan, value)
             # As in the checker's objective: the guests that start count (a migration only
             # in the makespan), and so does every guest lost on the way.
-            if world.planned[index][0] is Action.START or world.lost_once[index]:
+            if world.planned_action[index] is Action.START or world.lost_once[index]:
                 recovery += guest.weight * value
         pools = {
             name: _ratio(world.peak_demand[p], world.capacity[p])

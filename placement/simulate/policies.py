@@ -197,7 +197,6 @@ class _ListController:
         return None
 
     def decide(self, world: World, events: Sequence[Event]) -> Decision:
-        starts: list[tuple[int, int]] = []
         kept: list[Unit] = []
         stop = False
         for position, unit in enumerate(self.pending):
@@ -211,7 +210,6 @@ class _ListController:
             if verdict:
                 for guest, host in zip(unit.guests, unit.hosts, strict=True):
                     world.start(guest, host)
-                    starts.append((guest, host))
                 self.started(world, unit)
             else:
                 kept.append(unit)
