@@ -117,7 +117,8 @@ def _gantt(axes: Any, problem: Problem, plan: Plan) -> None:
         axes.text(0.5, 0.5, "nothing starts or moves", transform=axes.transAxes, ha="center")
 
 
-def _pools(axes: Any, problem: Problem, plan: Plan) -> None:
+def _pool_intervals(problem: Problem, plan: Plan) -> dict[str, list[tuple[int, int, int]]]:
+    """Pool -> the (start, end, load) of every planned boot and migration that loads it."""
     loads: dict[str, list[tuple[int, int, int]]] = {pool: [] for pool in problem.boot_pools}
     for assignment in plan.by_guest().values():
         if assignment.start_s is None or assignment.ready_s is None:
@@ -131,6 +132,11 @@ def _pools(axes: Any, problem: Problem, plan: Plan) -> None:
             continue
         for pool, amount in extra.items():
             loads.setdefault(pool, []).append((assignment.start_s, assignment.ready_s, amount))
+    return loads
+
+
+def _pools(axes: Any, problem: Problem, plan: Plan) -> None:
+    loads = _pool_intervals(problem, plan)
     if not loads:
         axes.text(0.5, 0.5, "no boot pools", transform=axes.transAxes, ha="center")
         axes.set_axis_off()
@@ -177,21 +183,6 @@ def _utilisation(axes: Any, problem: Problem, plan: Plan) -> None:
         f"{imbalance(problem, plan):.3f}"
     )
     axes.legend(fontsize=8, ncol=max(len(resources), 1))
-
-
-def _planned_pool(problem: Problem, plan: Plan, pool: str) -> tuple[list[int], list[int]]:
-    intervals = []
-    for assignment in plan.by_guest().values():
-        if assignment.start_s is None or assignment.ready_s is None:
-            continue
-        if assignment.action is Action.START:
-            amount = problem.guest(assignment.guest).boot.load.get(pool, 0)
-        elif assignment.action is Action.MIGRATE:
-            amount = problem.migration.load.get(pool, 0)
-        else:
-            continue
-        intervals.append((assignment.start_s, assignment.ready_s, amount))
-    return _step_series(intervals)
 
 
 def simulated_pool(
@@ -258,7 +249,7 @@ def simulated_pool(
         label="simulated median",
     )
     if show_plan:
-        planned_times, planned_levels = _planned_pool(problem, plan, pool)
+        planned_times, planned_levels = _step_series(_pool_intervals(problem, plan).get(pool, []))
         axes.step(
             [*planned_times, end],
             [*planned_levels, planned_levels[-1]],
