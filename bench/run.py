@@ -739,7 +739,7 @@ def main_run(args: Any) -> int:
     started = time.perf_counter()
     failures = written = cut = 0
     try:
-        with _first_sigint_stops(stop):
+        with sigint_stops(stop, on_second=_raise_keyboard_interrupt):
             for row in rows:
                 progress.advance()
                 written += 1
@@ -804,18 +804,6 @@ class SuiteProgress:
             self._bar = None
 
 
-@contextlib.contextmanager
-def _first_sigint_stops(stop: StopToken) -> Iterator[None]:
-    """The first SIGINT stops `stop`; the second raises KeyboardInterrupt, so the
-    children are killed on the way out (`run_parallel`)."""
-
-    def handle(signum: int, frame: Any) -> None:
-        if stop.stopped:
-            raise KeyboardInterrupt
-        stop.stop()
-
-    previous = signal.signal(signal.SIGINT, handle)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
+def _raise_keyboard_interrupt() -> None:
+    """The second Ctrl-C of a bench run: unwind, so that `run_parallel` kills its children."""
+    raise KeyboardInterrupt

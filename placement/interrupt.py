@@ -24,19 +24,27 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 T = TypeVar("T")
 
 
+def _exit_at_once() -> None:
+    with contextlib.suppress(OSError):
+        os.write(2, b"placement: interrupted again: exiting now\n")
+    os._exit(EXIT_INTERRUPTED)
+
+
 @contextlib.contextmanager
-def sigint_stops(token: StopToken | None) -> Iterator[None]:
-    """While inside, the first SIGINT stops `token` and a second exits with 130 at once.
-    Does nothing outside the main thread (where Python cannot set signal handlers)."""
+def sigint_stops(
+    token: StopToken | None, on_second: Callable[[], None] = _exit_at_once
+) -> Iterator[None]:
+    """While inside, the first SIGINT stops `token` and a second calls `on_second` (by
+    default: exit with 130 at once; the bench raises KeyboardInterrupt instead, so its
+    children are killed on the way out). Does nothing outside the main thread (where
+    Python cannot set signal handlers)."""
     if token is None or threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handle(signum: int, frame: FrameType | None) -> None:
         if token.stopped:
-            with contextlib.suppress(OSError):
-                os.write(2, b"placement: interrupted again: exiting now\n")
-            os._exit(EXIT_INTERRUPTED)
+            on_second()
         token.stop()
 
     previous = signal.signal(signal.SIGINT, handle)
