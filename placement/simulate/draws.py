@@ -80,7 +80,7 @@ def draw_runs(
         uniform_fail = rng.random((count, ATTEMPTS))
         fail_point = rng.uniform(0.05, 0.95, (count, ATTEMPTS))
         failure_roll, failure_host, failure_time = rng.random(3)
-        factor = fixed * (np.exp(settings.sigma * normal) if settings.sigma > 0 else 1.0)
+        factor = fixed * np.exp(settings.sigma * normal)  # exp(0) is exactly 1
         host_failure = None
         if receiving and failure_roll < settings.random_host_failure_probability:
             host = receiving[min(int(failure_host * len(receiving)), len(receiving) - 1)]
@@ -88,7 +88,7 @@ def draw_runs(
         draws.append(
             RunDraws(
                 run=run,
-                duration_factor=np.asarray(factor, dtype=float) * np.ones(count),
+                duration_factor=factor,
                 fails=uniform_fail < settings.start_failure_probability,
                 fail_point=fail_point,
                 host_failure=host_failure,
