@@ -5,6 +5,7 @@ python -m bench report results/quick.jsonl --write docs/benchmark-results.md
 python -m bench suites
 python -m bench sim --runs 40 --out results/sim.jsonl
 python -m bench sim-report results/sim.jsonl --write docs/simulation-results.md
+python -m bench sim-speed
 python -m bench survey throughput|admission --out results/survey.jsonl
 """
 
@@ -88,6 +89,11 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument("--instance", action="append", default=[], help="only these instances")
     sim.add_argument("--out", default="results/sim.jsonl", help="results file, appended to")
 
+    sim_speed = commands.add_parser(
+        "sim-speed", help="time 1,000 simulated runs of a 583-guest recovery per policy"
+    )
+    sim_speed.add_argument("--runs", type=int, default=1000, help="runs per timing (1000)")
+
     sim_report = commands.add_parser("sim-report", help="markdown tables of a sim results file")
     sim_report.add_argument("file", help="results file written by `sim`")
     sim_report.add_argument("--write", default=None, metavar="MARKDOWN", help="write it here")
@@ -131,6 +137,11 @@ def main(argv: list[str] | None = None) -> int:
             args.seed,
             log=lambda message: print(message, file=sys.stderr),
         )
+        return 0
+    if args.command == "sim-speed":
+        from bench.sim import speed
+
+        speed(runs=args.runs)
         return 0
     if args.command == "sim-report":
         from pathlib import Path

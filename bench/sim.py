@@ -203,3 +203,35 @@ def report(rows: Sequence[dict[str, Any]]) -> str:
                 f"| {summary['never_ready']['runs']}/{summary['runs']} |"
             )
     return "\n".join(lines) + "\n"
+
+
+def speed(
+    runs: int = 1000,
+    guests: int = 600,
+    policies: Sequence[str] = ("readiness-gated", "readiness-backfill", "open-loop"),
+    jobs: Sequence[int] = (1, 2),
+    log: Callable[[str], None] = print,
+) -> list[dict[str, Any]]:
+    """Time `runs` simulated runs of a large recovery per policy and worker count: the
+    first `guests` guests of the M-0 cluster started cold (`coldstart`) on its hosts,
+    planned by first fit with the list schedule, sigma 0.3."""
+    import attrs
+
+    from bench.scenarios import generate
+    from placement.operations import coldstart
+
+    cold = coldstart(generate("M", 0))
+    problem = attrs.evolve(cold, guests=cold.guests[:guests])
+    plan = solve(problem, "first-fit", SolveOptions(schedule="list"))
+    starting = sum(1 for a in plan.assignments if a.action.value == "start")
+    log(f"{starting} guests to start on {len(problem.hosts)} hosts, {runs} runs, sigma 0.3")
+    rows = []
+    for policy in policies:
+        for count in jobs:
+            began = time.perf_counter()
+            result = simulate(problem, plan, policy, runs=runs, sigma=0.3, jobs=count)
+            seconds = time.perf_counter() - began
+            peak = max(result.summary.peak_pool_ratio.values(), default=0.0)
+            log(f"{policy:20} jobs {count}: {seconds:6.1f} s  (peak pool {peak:.2f}x)")
+            rows.append({"policy": policy, "jobs": count, "seconds": seconds, "peak": peak})
+    return rows

@@ -562,3 +562,12 @@ def test_a_boot_on_a_host_whose_boot_limit_is_zero_crawls_rather_than_never_ends
     document = simulate(problem, _plan({"a": ("h0", 0, 100)})).to_dict()
     assert document["summary"]["peak_host_ratio"] == {"h0": None}
     json.dumps(document, allow_nan=False)  # strict JSON
+
+
+def test_the_speed_benchmark_times_each_policy_and_keeps_the_limits() -> None:
+    from bench.sim import speed
+
+    rows = speed(runs=2, guests=60, policies=("readiness-gated",), jobs=(1,), log=str)
+    assert [(row["policy"], row["jobs"]) for row in rows] == [("readiness-gated", 1)]
+    assert rows[0]["seconds"] > 0
+    assert rows[0]["peak"] <= 1.0 + 1e-9
