@@ -363,9 +363,13 @@ class PacemakerDriver:
     def probe(self, guest: str, host: str, run: Runner) -> Probe:
         locate_argv, failcount_argv = self.probe_commands(guest, host)
         located = run(locate_argv)
-        if not located.ok:
+        said = f"{located.stdout}\n{located.stderr}".lower()
+        if located.ok:
+            nodes = [line.strip() for line in located.stdout.splitlines() if line.strip()]
+        elif "not running" in said:
+            nodes = []  # some versions say so with a non-zero exit
+        else:
             return Probe(Readiness.UNKNOWN, located.why())
-        nodes = [line.strip() for line in located.stdout.splitlines() if line.strip()]
         if host in nodes:
             return Probe(Readiness.READY, f"running on {host}")
         count = run(failcount_argv)

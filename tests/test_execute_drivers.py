@@ -1,0 +1,370 @@
+"""Each real driver end to end through `execute`, against fake `virsh`, `pcs`/`crm` and
+`crm_resource`, `qm`/`pct` and `ssh` (tests/fake_tools.py): the exact commands, the
+readiness checks, injected failures, hosts going down, names a tool cannot take."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from placement.errors import InvalidInputError
+from placement.execute import (
+    LibvirtDriver,
+    LiveOptions,
+    PacemakerDriver,
+    ProxmoxDriver,
+    Readiness,
+    Record,
+    ShellDriver,
+    execute,
+)
+from placement.execute.drivers import Completed, split_template
+from placement.model import (
+    BootProfile,
+    Guest,
+    GuestState,
+    Host,
+    HostState,
+    Problem,
+    Schedule,
+    SimulationSettings,
+)
+from placement.plan import Action, Assignment, Plan, Status
+from tests.fake_tools import install
+
+FAST = LiveOptions(poll_s=0.03, time_scale=0.01, ready_timeout_s=1.0)
+LIBVIRT = LibvirtDriver(uri="fake://{host}/system")
+
+
+def two_hosts(
+    names: tuple[str, ...] = ("web", "db"),
+    hosts: tuple[str, ...] = ("h1", "h2"),
+    current: dict[str, str] | None = None,
+    failed: tuple[str, ...] = (),
+) -> tuple[Problem, Plan]:
+    """Guests started one per host in turn, 30 s boots that fit the SAN together."""
+    current = current or {}
+    problem = Problem(
+        hosts=[
+            Host(
+                name,
+                {"ram_mib": 8192},
+                state=HostState.FAILED if name in failed else HostState.ONLINE,
+            )
+            for name in hosts
+        ],
+        guests=[
+            Guest(
+                name,
+                {"ram_mib": 1024},
+                current_host=current.get(name),
+                state=GuestState.STOPPED,
+                boot=BootProfile(duration_s=30, load={"san": 10}),
+            )
+            for name in names
+        ],
+        boot_pools={"san": 100},
+        schedule=Schedule(stagger_s=0),
+        simulation=SimulationSettings(retry_delay_s=5, max_retries=1),
+    )
+    online = [h for h in hosts if h not in failed]
+    plan = Plan(
+        Status.FEASIBLE,
+        "hand",
+        0.0,
+        [
+            Assignment(name, online[index % len(online)], Action.START, 0, 30)
+            for index, name in enumerate(names)
+        ],
+    )
+    return problem, plan
+
+
+# --- libvirt ---------------------------------------------------------------------------------
+
+
+def test_libvirt_starts_with_virsh_and_waits_for_the_guest_agent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    problem, plan = two_hosts()
+    fake = install(tmp_path, monkeypatch, {"web": {"boot_s": 0.3}, "db": {"agent": False}})
+    result = execute(problem, plan, "readiness-gated", LIBVIRT, options=FAST)
+    assert result.ok
+    # Both fit the SAN at once: started together, each on its own connection.
+    assert ["virsh", "-c", "fake://h1/system", "start", "--domain", "web"] in fake.calls("virsh")
+    assert ["virsh", "-c", "fake://h2/system", "start", "--domain", "db"] in fake.calls("virsh")
+    pings = [c for c in fake.calls("virsh") if c[3] == "qemu-agent-command" and "web" in c]
+    assert pings[0][4:] == ["--domain", "web", '{"execute":"guest-ping"}']
+    why = {r.guest: r.why for r in result.records if r.kind == "ready"}
+    assert why == {
+        "web": "running, guest agent answers",
+        "db": "running (no guest agent configured)",
+    }
+    web = result.guests[0]
+    # web was running from its start on, but ready only once its agent answered.
+    assert web.ready_s is not None
+    assert web.started_s is not None
+    assert web.ready_s - web.started_s >= 25
+
+
+def test_libvirt_agent_check_requires_an_agent_and_state_check_needs_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    problem, plan = two_hosts(names=("db",))
+    fake = install(tmp_path, monkeypatch, {"db": {"agent": False, "boot_s": 5.0}})
+    state_only = LibvirtDriver(uri="fake://{host}/system", ready_check="state")
+    assert execute(problem, plan, "readiness-gated", state_only, options=FAST).ok
+    assert not [c for c in fake.calls("virsh") if c[3] == "qemu-agent-command"]
+    fake.guest("db", started=None)
+    strict = LibvirtDriver(uri="fake://{host}/system", ready_check="agent")
+    options = LiveOptions(poll_s=0.03, time_scale=0.01, ready_timeout_s=0.3)
+    problem_no_retry, _ = two_hosts(names=("db",))
+    result = execute(problem_no_retry, plan, "readiness-gated", strict, options=options)
+    assert result.gave_up == ("db",)
+    failed = next(r for r in result.records if r.kind == "failed")
+    assert "running, guest agent not answering yet" in (failed.why or "")
+    # A guest that never became ready is destroyed before its retry.
+    assert ("fake://h1/system", "destroy") in {(c[2], c[3]) for c in fake.calls("virsh")}
+
+
+def test_libvirt_failed_start_and_crash_are_failed_attempts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    problem, plan = two_hosts()
+    fake = install(
+        tmp_path, monkeypatch, {"web": {"fail_starts": 1}, "db": {"crash": True, "boot_s": 0.2}}
+    )
+    result = execute(problem, plan, "readiness-gated", LIBVIRT, options=FAST)
+    assert result.ready == ("web",)
+    assert fake.starts() == {"web": 2, "db": 2}
+    web_failed = next(r for r in result.records if r.kind == "failed" and r.guest == "web")
+    assert web_failed.why == "virsh -c exited 1: error: Failed to start domain 'web'"
+    db_failed = [r for r in result.records if r.guest == "db" and r.kind in ("failed", "gave_up")]
+    assert [r.why for r in db_failed] == ["domstate crashed", "domstate crashed"]
+    assert result.gave_up == ("db",)
+
+
+def test_libvirt_refuses_names_virsh_cannot_take(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    problem, plan = two_hosts(names=("a/b", "-x"))
+    fake = install(tmp_path, monkeypatch, {})
+    with pytest.raises(InvalidInputError) as caught:
+        execute(problem, plan, "readiness-gated", LIBVIRT, options=FAST)
+    messages = [e.message for e in caught.value.errors]
+    assert any("contains '/'" in m for m in messages)
+    assert any("starts with '-'" in m for m in messages)
+    assert fake.calls() == []
+    with pytest.raises(ValueError, match="must contain"):
+        LibvirtDriver(uri="qemu:///system")
+
+
+# --- Pacemaker -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("flavour", ["pcs", "crm"])
+def test_pacemaker_pins_enables_and_locates(
+    flavour: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    problem, plan = two_hosts()
+    fake = install(tmp_path, monkeypatch, {"web": {}, "db": {"fail_starts": 1}})
+    result = execute(problem, plan, "readiness-gated", PacemakerDriver(flavour), options=FAST)
+    assert result.ok
+    web = [c[1:] for c in fake.calls(flavour) if any("web" in word for word in c)]
+    if flavour == "pcs":
+        assert web == [
+            ["constraint", "location", "add", "placement-start-web", "web", "h1", "INFINITY"],
+            ["resource", "enable", "web"],
+            ["constraint", "remove", "placement-start-web"],
+        ]
+    else:
+        assert web == [
+            ["configure", "location", "placement-start-web", "web", "inf:", "h1"],
+            ["resource", "start", "web"],
+            ["configure", "delete", "placement-start-web"],
+        ]
+    assert ["crm_resource", "--locate", "--resource", "web", "--quiet"] in fake.calls(
+        "crm_resource"
+    )
+    # db's first start fails in the cluster (a fail count on h2): disabled, unpinned, then
+    # retried after a cleanup.
+    failed = next(r for r in result.records if r.kind == "failed")
+    assert failed.guest == "db"
+    assert failed.why == "fail count INFINITY on h2"
+    db = [c[1:3] for c in fake.calls(flavour) if "db" in c]
+    stop = ["resource", "disable"] if flavour == "pcs" else ["resource", "stop"]
+    assert db.index(stop) < db.index(["resource", "cleanup"])
+    assert fake.state()["constraints"] == {}
+    retry = [r for r in result.records if r.kind == "start" and r.guest == "db"][1]
+    assert retry.argv[0] == (flavour, "resource", "cleanup", "db")
+
+
+def test_pacemaker_reads_a_resource_that_is_not_running_as_pending() -> None:
+    """crm_resource --locate says NOT running (some versions exit non-zero): pending,
+    unless a fail count says the start failed."""
+
+    def runner(argv: tuple[str, ...]) -> Completed:
+        if argv[0] == "crm_resource":
+            return Completed(argv, 1, "", "resource web is NOT running\n")
+        return Completed(argv, 0, "scope=status  name=fail-count-web value=0\n")
+
+    probe = PacemakerDriver().probe("web", "h1", runner)
+    assert probe.state is Readiness.PENDING
+    assert probe.detail == "not running yet"
+
+
+def test_pacemaker_reports_a_lost_node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    problem, plan = two_hosts()
+    fake = install(tmp_path, monkeypatch, {"web": {"boot_s": 5.0}, "db": {"boot_s": 5.0}})
+
+    def h1_dies(record: Record) -> None:
+        if record.kind == "returned" and record.guest == "web":
+            fake.update(down=["h1"])
+
+    options = LiveOptions(poll_s=0.03, time_scale=0.01, ready_timeout_s=0.5)
+    result = execute(
+        problem, plan, "readiness-gated", PacemakerDriver(), options=options, on_record=h1_dies
+    )
+    assert ("host_down", "h1") in {(r.kind, r.host) for r in result.records}
+    assert result.lost == ("web",)
+    assert ["crm_node", "-l"] in fake.calls("crm_node")
+
+
+# --- Proxmox VE ------------------------------------------------------------------------------
+
+
+def test_proxmox_moves_configurations_then_starts_on_each_node(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # pve3 failed: vm:101 and vm:102 lived there; ct:103 is stopped on pve2.
+    problem, plan = two_hosts(
+        names=("vm:101", "vm:102", "ct:103"),
+        hosts=("pve1", "pve2", "pve3"),
+        current={"vm:101": "pve3", "vm:102": "pve3", "ct:103": "pve2"},
+        failed=("pve3",),
+    )
+    fake = install(
+        tmp_path,
+        monkeypatch,
+        {
+            "vm:101": {"node": "pve3"},
+            "vm:102": {"node": "pve3", "agent": False},
+            "ct:103": {"node": "pve2"},
+        },
+        hosts=("pve1", "pve2", "pve3"),
+    )
+    fake.update(down=["pve3"])
+    driver = ProxmoxDriver(local_node="pve1")
+    result = execute(problem, plan, "readiness-gated", driver, options=FAST)
+    assert result.ok, result.guests
+    argv = {r.guest: r.argv for r in result.records if r.kind == "start"}
+    assert argv["vm:101"] == (
+        (
+            "mv",
+            "/etc/pve/nodes/pve3/qemu-server/101.conf",
+            "/etc/pve/nodes/pve1/qemu-server/101.conf",
+        ),
+        ("qm", "start", "101"),
+    )
+    assert argv["vm:102"] == (
+        (
+            "mv",
+            "/etc/pve/nodes/pve3/qemu-server/102.conf",
+            "/etc/pve/nodes/pve2/qemu-server/102.conf",
+        ),
+        ("ssh", "-o", "BatchMode=yes", "root@pve2", "--", "qm start 102"),
+    )
+    # A stopped container on a live node moves with pct migrate, run on that node.
+    assert argv["ct:103"] == (
+        ("ssh", "-o", "BatchMode=yes", "root@pve2", "--", "pct migrate 103 pve1"),
+        ("pct", "start", "103"),
+    )
+    state = fake.state()["guests"]
+    assert {name: g["node"] for name, g in state.items()} == {
+        "vm:101": "pve1",
+        "vm:102": "pve2",
+        "ct:103": "pve1",
+    }
+    assert ["qm", "guest", "cmd", "101", "ping"] in fake.calls("qm")
+    assert not [c for c in fake.calls("pct") if c[1] == "guest"]
+    # The failed node is not one pvesh reports newly down: nothing was lost.
+    assert not result.lost
+
+
+def test_proxmox_sees_a_node_go_offline_and_refuses_other_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    problem, plan = two_hosts(names=("vm:101", "vm:102"), hosts=("pve1", "pve2"))
+    fake = install(
+        tmp_path,
+        monkeypatch,
+        {"vm:101": {"node": "pve1", "boot_s": 5.0}, "vm:102": {"node": "pve2", "boot_s": 5.0}},
+        hosts=("pve1", "pve2"),
+    )
+
+    def pve2_dies(record: Record) -> None:
+        if record.kind == "returned" and record.guest == "vm:102":
+            fake.update(down=["pve2"])
+
+    options = LiveOptions(poll_s=0.03, time_scale=0.01, ready_timeout_s=0.5)
+    driver = ProxmoxDriver(local_node="pve1")
+    result = execute(problem, plan, "readiness-gated", driver, options=options, on_record=pve2_dies)
+    assert result.lost == ("vm:102",)
+    assert ["pvesh", "get", "/nodes", "--output-format", "json"] in fake.calls("pvesh")
+    bad, bad_plan = two_hosts(names=("web",), hosts=("pve1", "pve2"))
+    with pytest.raises(InvalidInputError, match="not a Proxmox service id"):
+        execute(bad, bad_plan, "readiness-gated", driver, options=FAST)
+
+
+# --- a user's commands -----------------------------------------------------------------------
+
+
+def test_shell_templates_keep_each_name_inside_its_argument() -> None:
+    driver = ShellDriver(
+        start_command=split_template("my-start --vm={guest} --on '{host} node'", "--start-command"),
+        ready_command=split_template("my-ready {guest}", "--ready-command"),
+    )
+    hostile = "x; rm -rf / #"
+    assert driver.start(hostile, "h1", None, False, 1) == [
+        ("my-start", f"--vm={hostile}", "--on", "h1 node")
+    ]
+    seen: list[tuple[str, ...]] = []
+
+    def runner(argv: tuple[str, ...]) -> Completed:
+        seen.append(argv)
+        return Completed(argv, {0: 0, 1: 1, 2: 3}[len(seen) - 1])
+
+    assert [driver.probe(hostile, "h1", runner).state for _ in range(3)] == [
+        Readiness.READY,
+        Readiness.PENDING,
+        Readiness.FAILED,
+    ]
+    assert seen[0] == ("my-ready", hostile)
+    with pytest.raises(ValueError, match="empty"):
+        split_template("  ", "--start-command")
+    with pytest.raises(ValueError, match="quotation"):
+        split_template("start '{guest}", "--start-command")
+
+
+def test_a_missing_tool_or_a_hanging_one_is_a_failed_attempt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from placement.execute.drivers import run_command
+
+    missing = run_command(["no-such-tool-placement", "x"])
+    assert missing.returncode == 127
+    assert "no-such-tool-placement" in missing.why()
+    hanging = run_command(["sleep", "5"], timeout_s=0.1)
+    assert hanging.returncode == 124
+    assert hanging.why() == "sleep 5 timed out"
+    problem, plan = two_hosts(names=("web",))
+    install(tmp_path, monkeypatch, {"web": {}})
+    driver = ShellDriver(
+        start_command=("no-such-tool-placement", "{guest}"), ready_command=("true",)
+    )
+    result = execute(problem, plan, "readiness-gated", driver, options=FAST)
+    assert result.gave_up == ("web",)
+    assert "not found" in (result.guests[0].why or "") or "No such file" in (
+        result.guests[0].why or ""
+    )
