@@ -272,18 +272,17 @@ def test_a_stop_dispatches_nothing_more_and_reports_what_boots(
 # --- the journal and a restart -----------------------------------------------------------------
 
 
-def test_a_restart_from_the_journal_starts_no_guest_twice(
+def test_a_start_stopped_before_its_commands_ran_is_withdrawn(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     problem, plan = chain_of_four()
-    fake = _fake(tmp_path, monkeypatch, b={"boot_s": 0.5})
+    fake = _fake(tmp_path, monkeypatch)
     journal = tmp_path / "run.jsonl"
     token = StopToken()
 
-    def crash_after_two_starts(record: Record) -> None:
-        # As if the executor died right after writing b's start (b boots on regardless).
+    def stop_at_bs_start(record: Record) -> None:
         if record.kind == "start" and record.guest == "b":
-            token.stop()
+            token.stop()  # b's start line is written; its command has not run
 
     first = execute(
         problem,
@@ -293,31 +292,56 @@ def test_a_restart_from_the_journal_starts_no_guest_twice(
         options=FAST,
         journal=journal,
         stop=token,
-        on_record=crash_after_two_starts,
+        on_record=stop_at_bs_start,
     )
     assert first.interrupted
+    assert [(r.kind, r.guest) for r in first.records][-3:-1] == [("cancelled", "b"), ("stop", None)]
     assert first.ready == ("a",)
-    # b's start line is in the journal, but its command never ran (the stop came first).
+    assert set(first.never_started) == {"b", "c", "d"}
     assert fake.starts()["b"] == 0
-    fake.guest("b", started=None)
     second = execute(problem, plan, "readiness-gated", SHELL, options=FAST, journal=journal)
     assert second.resumed
-    adopted = {r.guest: r.why for r in second.records if r.kind == "adopted"}
-    assert set(adopted) == {"a", "b"}
-    assert "started by an earlier run" in (adopted["a"] or "")
-    # b was started by the first run (so says the journal) and does not come up: it is
-    # followed until its ready timeout, then given up, never started again.
-    assert second.gave_up == ("b",)
-    gave_up = next(r for r in second.records if r.kind == "gave_up")
-    assert "not ready after 1 s" in (gave_up.why or "")
-    assert fake.starts() == {"a": 1, "b": 0, "c": 1, "d": 1}
-    assert set(second.ready) == {"a", "c", "d"}
+    assert second.ok
+    assert [r.guest for r in second.records if r.kind == "adopted"] == ["a"]
+    assert fake.starts() == {"a": 1, "b": 1, "c": 1, "d": 1}
     lines = [json.loads(line) for line in journal.read_text().splitlines()]
     assert [line["kind"] for line in lines].count("begin") == 2
-    assert lines[-1]["kind"] == "summary"
     # The second run's clock goes on from the first's.
     begins = [line for line in lines if line["kind"] == "begin"]
     assert begins[1]["t_s"] >= max(line["t_s"] for line in lines[: lines.index(begins[1])])
+
+
+def test_a_guest_the_journal_started_that_is_not_up_is_never_started_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    problem, plan = chain_of_four()
+    fake = _fake(tmp_path, monkeypatch, b={"boot_s": 5.0})
+    journal = tmp_path / "run.jsonl"
+    token = StopToken()
+
+    def crash_when_b_returns(record: Record) -> None:
+        if record.kind == "returned" and record.guest == "b":
+            token.stop()
+
+    execute(
+        problem,
+        plan,
+        "readiness-gated",
+        SHELL,
+        options=FAST,
+        journal=journal,
+        stop=token,
+        on_record=crash_when_b_returns,
+    )
+    fake.guest("b", started=None)  # b died while no executor watched
+    second = execute(problem, plan, "readiness-gated", SHELL, options=FAST, journal=journal)
+    adopted = {r.guest: r.why for r in second.records if r.kind == "adopted"}
+    assert set(adopted) == {"a", "b"}
+    # b is followed until its ready timeout, then given up: never started a second time.
+    assert second.gave_up == ("b",)
+    gave_up = next(r for r in second.records if r.kind == "gave_up")
+    assert "not ready after 1 s" in (gave_up.why or "")
+    assert fake.starts() == {"a": 1, "b": 1, "c": 1, "d": 1}
 
 
 def test_a_restart_follows_a_guest_still_booting_and_adopts_one_already_up(

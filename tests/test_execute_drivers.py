@@ -4,10 +4,18 @@ readiness checks, injected failures, hosts going down, names a tool cannot take.
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import attrs
 import pytest
 
+from placement.cli import main
 from placement.errors import InvalidInputError
 from placement.execute import (
     LibvirtDriver,
@@ -368,3 +376,223 @@ def test_a_missing_tool_or_a_hanging_one_is_a_failed_attempt(
     assert "not found" in (result.guests[0].why or "") or "No such file" in (
         result.guests[0].why or ""
     )
+
+
+# --- through `placement run` -----------------------------------------------------------------
+
+RUN_FAST = ["--time-scale", "0.01", "--poll", "0.03", "--ready-timeout", "1"]
+
+
+def _files(tmp_path: Path, problem: Problem, plan: Plan) -> tuple[str, str]:
+    from placement.codec import dump_plan, dump_problem
+
+    problem_path = tmp_path / "problem.json"
+    plan_path = tmp_path / "plan.json"
+    problem_path.write_text(json.dumps(dump_problem(problem)))
+    plan_path.write_text(json.dumps(dump_plan(plan)))
+    return str(problem_path), str(plan_path)
+
+
+@pytest.mark.parametrize(
+    ("driver", "options", "names", "hosts", "tool"),
+    [
+        ("libvirt", ["--virsh-uri", "fake://{host}/system"], ("web", "db"), ("h1", "h2"), "virsh"),
+        ("pacemaker", ["--crm"], ("web", "db"), ("h1", "h2"), "crm"),
+        ("proxmox", ["--local-node", "pve1"], ("vm:101", "vm:102"), ("pve1", "pve2"), "qm"),
+        (
+            "shell",
+            [
+                "--start-command",
+                "fakectl start {guest} {host}",
+                "--ready-command",
+                "fakectl ready {guest} {host}",
+            ],
+            ("web", "db"),
+            ("h1", "h2"),
+            "fakectl",
+        ),
+    ],
+)
+def test_placement_run_with_each_driver(
+    driver: str,
+    options: list[str],
+    names: tuple[str, ...],
+    hosts: tuple[str, ...],
+    tool: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    problem, plan = two_hosts(names=names, hosts=hosts)
+    nodes = {names[0]: {"node": hosts[0]}, names[1]: {"node": hosts[1]}}
+    fake = install(tmp_path, monkeypatch, nodes, hosts=hosts)
+    problem_path, plan_path = _files(tmp_path, problem, plan)
+    journal = tmp_path / "run.jsonl"
+    argv = ["run", problem_path, plan_path, "--driver", driver, *options, *RUN_FAST]
+    assert main([*argv, "--journal", str(journal)]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    first = next(line for line in lines if f"  {names[0]}" in line and " start " in line)
+    assert first.startswith("+00:00  ")
+    assert f"on {hosts[0]}  (planned +00:00; pool san " in first
+    assert any(line.split()[2] == "ready" for line in lines if line.startswith("+"))
+    assert f"2 of 2 guest(s) ready (policy readiness-gated, driver {driver})" in out
+    assert f"journal: {journal}" in out
+    assert fake.calls(tool)
+    kinds = [json.loads(line)["kind"] for line in journal.read_text().splitlines()]
+    assert kinds[0] == "begin"
+    assert kinds[-1] == "summary"
+    assert kinds.count("start") == 2
+    # Run again with the same journal: everything is found up, nothing starts again.
+    before = fake.starts()
+    assert main([*argv, "--journal", str(journal)]) == 0
+    assert fake.starts() == before
+    assert "adopted" in capsys.readouterr().out
+
+
+def test_placement_run_dry_run_prints_commands_and_runs_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    problem, plan = two_hosts()
+    fake = install(tmp_path, monkeypatch, {"web": {}, "db": {}})
+    problem_path, plan_path = _files(tmp_path, problem, plan)
+    code = main(["run", problem_path, plan_path, "--driver", "pacemaker", "--dry-run"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "+00:00  web  start    on h1, ready +00:30" in out
+    assert "    run: pcs constraint location add placement-start-web web h1 INFINITY" in out
+    assert "    run: pcs resource enable web" in out
+    assert "crm_resource --locate --resource web --quiet" in out
+    assert fake.calls() == []
+
+
+def test_placement_run_reports_what_failed_and_exits_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    problem, plan = two_hosts()
+    install(tmp_path, monkeypatch, {"web": {}, "db": {"fail_starts": 2}})
+    problem_path, plan_path = _files(tmp_path, problem, plan)
+    code = main(
+        [
+            "run",
+            problem_path,
+            plan_path,
+            "--driver",
+            "libvirt",
+            "--virsh-uri",
+            "fake://{host}/x",
+            "--json",
+            *RUN_FAST,
+        ]
+    )
+    assert code == 1
+    out = capsys.readouterr().out
+    document = json.loads(out[out.index("{") :])
+    assert document["summary"]["gave_up"] == ["db"]
+    (db,) = (g for g in document["guests"] if g["guest"] == "db")
+    assert db["attempts"] == 2
+    assert "Failed to start domain" in db["why"]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--driver", "shell"], "needs --start-command and --ready-command"),
+        (["--driver", "libvirt", "--start-command", "x"], "--start-command is for --driver shell"),
+        (["--driver", "libvirt", "--virsh-uri", "qemu:///system"], "must contain {host}"),
+        (["--driver", "libvirt", "--poll", "0"], "poll must be > 0"),
+        (["--driver", "simulated", "--policy", "sometimes"], "unknown policy 'sometimes'"),
+        (["--driver", "simulated", "--dry-run"], "not with simulated"),
+        (
+            ["--driver", "shell", "--start-command", "a '{guest}", "--ready-command", "b"],
+            "quotation",
+        ),
+    ],
+)
+def test_placement_run_bad_input_is_one_line_and_exit_2(
+    options: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    problem, plan = two_hosts()
+    problem_path, plan_path = _files(tmp_path, problem, plan)
+    assert main(["run", problem_path, plan_path, *options]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert message in err[0]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL])
+def test_ctrl_c_or_a_crash_then_a_restart_starts_no_guest_twice(
+    signum: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real SIGINT (or SIGKILL) to a `placement run` process while b boots: Ctrl-C
+    stops at once, says what still boots, exits 130; either way the same command again
+    takes over from the journal, and the fake tools' log shows one start per guest."""
+    problem, plan = two_hosts(names=("a", "b", "c"))
+    # One boot at a time (each loads the SAN with 60 of 100): a, then b, then c.
+    problem = attrs.evolve(
+        problem,
+        guests=[
+            attrs.evolve(g, boot=attrs.evolve(g.boot, load={"san": 60})) for g in problem.guests
+        ],
+    )
+    plan = Plan(
+        Status.FEASIBLE,
+        "hand",
+        0.0,
+        [
+            Assignment(n, h, Action.START, 30 * i, 30 * i + 30)
+            for i, (n, h) in enumerate(zip("abc", ("h1", "h2", "h1"), strict=True))
+        ],
+    )
+    fake = install(
+        tmp_path, monkeypatch, {"a": {"boot_s": 0.2}, "b": {"boot_s": 3.0}, "c": {"boot_s": 0.2}}
+    )
+    problem_path, plan_path = _files(tmp_path, problem, plan)
+    journal = tmp_path / "run.jsonl"
+    argv = [
+        sys.executable,
+        "-m",
+        "placement",
+        "run",
+        problem_path,
+        plan_path,
+        "--driver",
+        "shell",
+        "--start-command",
+        "fakectl start {guest} {host}",
+        "--ready-command",
+        "fakectl ready {guest} {host}",
+        "--journal",
+        str(journal),
+        "--time-scale",
+        "0.01",
+        "--poll",
+        "0.03",
+        "--ready-timeout",
+        "10",
+    ]
+    process = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy()
+    )
+    assert process.stdout is not None
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        if "  b  start" in line:
+            break
+    time.sleep(0.5)  # b's start command has run; b boots for 3 s
+    process.send_signal(signum)
+    rest, _ = process.communicate(timeout=20)
+    if signum == signal.SIGINT:
+        assert process.returncode == 130
+        output = "".join(seen) + rest
+        assert "still booting: b on h2" in output
+    else:
+        assert process.returncode == -signal.SIGKILL
+    assert fake.starts() == {"a": 1, "b": 1, "c": 0}
+    again = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "b  adopted  on h2  (started by an earlier run" in again.stdout
+    assert fake.starts() == {"a": 1, "b": 1, "c": 1}
+    starts = [call for call in fake.calls("fakectl") if call[1] == "start"]
+    assert sorted(call[2] for call in starts) == ["a", "b", "c"]

@@ -55,6 +55,7 @@ __all__ = [
     "LibvirtDriver",
     "LiveOptions",
     "PacemakerDriver",
+    "PlannedStep",
     "Probe",
     "ProxmoxDriver",
     "Readiness",
@@ -62,6 +63,7 @@ __all__ = [
     "ShellDriver",
     "SimulatedDriver",
     "execute",
+    "planned_commands",
     "run_command",
 ]
 
@@ -140,6 +142,55 @@ class Execution:
             "never_started": list(self.never_started),
             "interrupted": self.interrupted,
         }
+
+
+@attrs.frozen
+class PlannedStep:
+    """One start or migration of the plan as a driver would carry it out: when the plan
+    has it (`start_s`, `ready_s`), the commands that do it (`argv`) and those that ask
+    whether it is ready (`probe`)."""
+
+    start_s: float
+    ready_s: float | None
+    guest: str
+    action: str
+    host: str
+    argv: tuple[tuple[str, ...], ...]
+    probe: tuple[tuple[str, ...], ...]
+
+
+def planned_commands(problem: Problem, plan: Plan, driver: Driver) -> list[PlannedStep]:
+    """The plan's starts and migrations in the order of their planned start, with the
+    commands `driver` would run for each on its first attempt (what `placement run
+    --dry-run` prints). Raises `InvalidInputError` as `execute` does."""
+    _check_plan(problem, plan)
+    errors = check_names(problem, plan, driver.target)
+    if errors:
+        raise InvalidInputError(errors)
+    steps = []
+    for assignment in plan.assignments:
+        if assignment.action not in (Action.START, Action.MIGRATE) or assignment.host is None:
+            continue
+        guest = problem.guest(assignment.guest)
+        source = guest.current_host
+        if assignment.action is Action.MIGRATE:
+            argv = driver.migrate(guest.name, source or assignment.host, assignment.host)
+        else:
+            down = source is not None and not problem.host(source).online
+            argv = driver.start(guest.name, assignment.host, source, down, 1)
+        steps.append(
+            PlannedStep(
+                start_s=float(assignment.start_s or 0),
+                ready_s=float(assignment.ready_s) if assignment.ready_s is not None else None,
+                guest=guest.name,
+                action=assignment.action.value,
+                host=assignment.host,
+                argv=tuple(argv),
+                probe=tuple(driver.probe_commands(guest.name, assignment.host)),
+            )
+        )
+    steps.sort(key=lambda step: (step.start_s, step.guest))
+    return steps
 
 
 def _check_plan(problem: Problem, plan: Plan) -> None:

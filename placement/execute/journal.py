@@ -29,6 +29,7 @@ KINDS = (
     "begin",
     "adopted",
     "start",
+    "cancelled",
     "returned",
     "ready",
     "failed",
@@ -190,4 +191,7 @@ def read_back(records: list[Record]) -> Resumed:
             started[record.guest] = record.host
             if record.attempt is not None:
                 attempts[record.guest] = record.attempt
+        elif record.kind == "cancelled" and record.guest:
+            # A stop withdrew the start before any of its commands ran.
+            started.pop(record.guest, None)
     return Resumed(started, attempts, end_s, found, runs)

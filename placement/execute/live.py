@@ -88,6 +88,9 @@ class _Chain:
         self.done = False
         self.abandoned = False
         self.skipped = False
+        # Whether its first command may have run: a stop withdraws a start that has not.
+        self.began = False
+        self.lock = threading.Lock()
 
     @property
     def ok(self) -> bool:
@@ -240,8 +243,13 @@ class LiveWorld(Ledger):
     def _run_chain(self, chain: _Chain) -> None:
         try:
             with self._slots:
+                with chain.lock:
+                    if chain.abandoned or self._stopped():
+                        chain.skipped = True
+                        return
+                    chain.began = True
                 for argv in chain.argv:
-                    if chain.abandoned or (self._stop is not None and self._stop.stopped):
+                    if chain.abandoned or self._stopped():
                         chain.skipped = True
                         break
                     done = self._run(argv)
@@ -417,6 +425,19 @@ class LiveWorld(Ledger):
                     why=f"started by an earlier run, {probe.detail} now: not started again",
                 )
 
+    def _withdraw(self, guest: int) -> None:
+        host = self.host_of[guest]
+        self._declare_end(guest)
+        self.status[guest] = GuestStatus.WAITING
+        current = self.problem.guests[guest].current_host
+        # A migration that never began leaves the guest where it runs.
+        migrating = self.planned_action[guest] is Action.MIGRATE
+        self.host_of[guest] = (
+            self.problem.host_position(current) if migrating and current is not None else None
+        )
+        self.started_at[guest] = None
+        self._note("cancelled", guest, host, why="stopped before any of its commands ran")
+
     # --- the loop -----------------------------------------------------------------------
 
     def _stopped(self) -> bool:
@@ -466,8 +487,14 @@ class LiveWorld(Ledger):
 
     def _halt(self) -> None:
         self.interrupted = True
-        for chain in self._chains.values():
-            chain.abandoned = True
+        for guest, chain in self._chains.items():
+            with chain.lock:
+                chain.abandoned = True
+                if chain.began:
+                    continue
+            # None of its commands ran, nor will: the start is withdrawn, and a restart
+            # may start the guest.
+            self._withdraw(guest)
         booting = [
             (self.problem.guests[g].name, self.problem.hosts[h].name)
             for g, h in enumerate(self.host_of)
