@@ -60,7 +60,13 @@ def _driver(args: argparse.Namespace) -> Any:
     from placement.execute.drivers import split_template
 
     name = args.driver
-    shell_options = ("start_command", "ready_command", "stop_command", "host_command")
+    shell_options = (
+        "start_command",
+        "ready_command",
+        "stop_command",
+        "host_command",
+        "migrate_command",
+    )
     if name != "shell":
         given = [o for o in shell_options if getattr(args, o) is not None]
         if given:
@@ -88,6 +94,7 @@ def _driver(args: argparse.Namespace) -> Any:
                 ready_command=template("ready_command") or (),
                 stop_command=template("stop_command"),
                 host_command=template("host_command"),
+                migrate_command=template("migrate_command"),
             )
         return SimulatedDriver(seed=args.seed, run=args.sim_run)
     except ValueError as error:
@@ -367,6 +374,11 @@ def add_commands(commands: Any) -> None:
     )
     shell.add_argument("--stop-command", metavar="CMD", help="stop a failed attempt")
     shell.add_argument("--host-command", metavar="CMD", help="exit 0: {host} is up; 1: it is down")
+    shell.add_argument(
+        "--migrate-command",
+        metavar="CMD",
+        help="move a running guest: {guest} {source} {host} (default: the start command)",
+    )
     simulated = parser.add_argument_group("simulated")
     simulated.add_argument("--seed", type=int, default=0, help="seed of the draws (0)")
     simulated.add_argument(

@@ -147,7 +147,7 @@ def test_libvirt_failed_start_and_crash_are_failed_attempts(
     assert result.ready == ("web",)
     assert fake.starts() == {"web": 2, "db": 2}
     web_failed = next(r for r in result.records if r.kind == "failed" and r.guest == "web")
-    assert web_failed.why == "virsh -c exited 1: error: Failed to start domain 'web'"
+    assert web_failed.why == "virsh start exited 1: error: Failed to start domain 'web'"
     db_failed = [r for r in result.records if r.guest == "db" and r.kind in ("failed", "gave_up")]
     assert [r.why for r in db_failed] == ["domstate crashed", "domstate crashed"]
     assert result.gave_up == ("db",)
@@ -366,6 +366,12 @@ def test_a_missing_tool_or_a_hanging_one_is_a_failed_attempt(
     hanging = run_command(["sleep", "5"], timeout_s=0.1)
     assert hanging.returncode == 124
     assert hanging.why() == "sleep 5 timed out"
+    assert (
+        Completed(
+            ("/usr/bin/ssh", "-o", "BatchMode=yes", "root@n2", "--", "qm start 1"), 255
+        ).program()
+        == "ssh root@n2"
+    )
     problem, plan = two_hosts(names=("web",))
     install(tmp_path, monkeypatch, {"web": {}})
     driver = ShellDriver(
@@ -596,3 +602,38 @@ def test_ctrl_c_or_a_crash_then_a_restart_starts_no_guest_twice(
     assert fake.starts() == {"a": 1, "b": 1, "c": 1}
     starts = [call for call in fake.calls("fakectl") if call[1] == "start"]
     assert sorted(call[2] for call in starts) == ["a", "b", "c"]
+
+
+def test_the_demo_hypervisor_of_the_docs_runs_a_recovery_with_a_retry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    demo = str(Path(__file__).parent.parent / "examples" / "run" / "demo-hypervisor")
+    monkeypatch.setenv("DEMO_STATE", str(tmp_path / "demo"))
+    monkeypatch.setenv("DEMO_BOOT_S", "0.2")
+    monkeypatch.setenv("DEMO_FAIL", "db")
+    problem, plan = two_hosts()
+    problem_path, plan_path = _files(tmp_path, problem, plan)
+    code = main(
+        [
+            "run",
+            problem_path,
+            plan_path,
+            "--driver",
+            "shell",
+            "--start-command",
+            f"{demo} start {{guest}} {{host}}",
+            "--ready-command",
+            f"{demo} ready {{guest}} {{host}}",
+            "--stop-command",
+            f"{demo} stop {{guest}}",
+            *RUN_FAST,
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert (
+        "db   failed   on h2  (demo-hypervisor start exited 1: error: failed to start db on h2)"
+        in out
+    )
+    assert "db   retry    on h2  (retry 1 of 1" in out
+    assert "2 of 2 guest(s) ready" in out

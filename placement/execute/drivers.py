@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import enum
 import json
+import os
 import re
 import shlex
 import socket
@@ -78,9 +79,21 @@ class Completed:
     def ok(self) -> bool:
         return self.returncode == 0
 
+    def program(self) -> str:
+        """The program's base name and its first word that is not an option (`virsh
+        start` for `/usr/bin/virsh -c URI start --domain vm1`)."""
+        if not self.argv:
+            return "?"
+        name = os.path.basename(self.argv[0])
+        index = 1
+        while index < len(self.argv) and self.argv[index].startswith("-"):
+            # virsh -c URI, ssh -o OPTION: the option's value is not the verb
+            index += 2 if self.argv[index] in ("-c", "-o") else 1
+        return f"{name} {self.argv[index]}" if index < len(self.argv) else name
+
     def why(self) -> str:
         """One line saying how it failed: `virsh start exited 1: error: ...`."""
-        program = " ".join(self.argv[:2]) if len(self.argv) > 1 else (self.argv or ("?",))[0]
+        program = self.program()
         if self.returncode == 124:
             return f"{program} timed out"
         if self.returncode == 127:
