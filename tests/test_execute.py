@@ -425,3 +425,27 @@ def test_offsets_read_like_a_clock() -> None:
     assert format_offset(35) == "+00:35"
     assert format_offset(3723) == "+1:02:03"
     assert format_offset(-1) == "+00:00"
+
+
+def test_the_running_page_documents_every_journal_kind_and_field_and_driver() -> None:
+    from placement.run_cli import DRIVERS
+
+    page = (Path(__file__).parent.parent / "docs" / "running.md").read_text()
+    for kind in KINDS:
+        assert f"| `{kind}` |" in page, kind
+    fields = set(
+        Record(
+            kind="begin",
+            t_s=0,
+            guest="g",
+            host="h",
+            action="start",
+            attempt=1,
+            why="w",
+            argv=[["x"]],
+        ).to_dict()
+    )
+    for field in fields - {"kind"}:
+        assert f"`{field}`" in page, field
+    for name in DRIVERS:
+        assert f"--driver {name}" in page or f"`{name}`" in page, name
