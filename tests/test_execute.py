@@ -449,3 +449,44 @@ def test_the_running_page_documents_every_journal_kind_and_field_and_driver() ->
         assert f"`{field}`" in page, field
     for name in DRIVERS:
         assert f"--driver {name}" in page or f"`{name}`" in page, name
+
+
+def test_booting_guests_are_probed_in_parallel() -> None:
+    """Eight guests boot at once and each probe takes 0.2 s: a poll round takes about
+    one probe's time, not eight (a cluster reached over ssh answers slowly)."""
+    import threading
+    import time
+
+    from placement.execute import Completed
+
+    names = [f"g{i}" for i in range(8)]
+    problem = Problem(
+        hosts=[Host("h1", {"ram_mib": 65536})],
+        guests=[
+            Guest(n, {"ram_mib": 1024}, boot=BootProfile(duration_s=30, load={"san": 10}))
+            for n in names
+        ],
+        boot_pools={"san": 100},
+        schedule=Schedule(stagger_s=0),
+    )
+    plan = Plan(
+        Status.FEASIBLE, "hand", 0.0, [Assignment(n, "h1", Action.START, 0, 30) for n in names]
+    )
+    probes: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def runner(argv: tuple[str, ...]) -> Completed:
+        if argv[0] == "start":
+            return Completed(argv, 0)
+        time.sleep(0.2)
+        with lock:
+            probes[argv[1]] = probes.get(argv[1], 0) + 1
+            return Completed(argv, 0 if probes[argv[1]] >= 2 else 1)
+
+    driver = ShellDriver(start_command=("start", "{guest}"), ready_command=("ready", "{guest}"))
+    began = time.perf_counter()
+    result = execute(problem, plan, "all-at-once", driver, options=FAST, runner=runner)
+    elapsed = time.perf_counter() - began
+    assert result.ok
+    assert probes == dict.fromkeys(names, 2)
+    assert elapsed < 1.6  # one after another: 16 probes x 0.2 s = 3.2 s

@@ -23,6 +23,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import attrs
 
@@ -31,6 +32,7 @@ from placement.execute.drivers import (
     Argv,
     Completed,
     Driver,
+    Probe,
     Readiness,
     Runner,
     run_command,
@@ -327,16 +329,18 @@ class LiveWorld(Ledger):
         online = [host.name for h, host in enumerate(self.problem.hosts) if self.online[h]]
         for name in sorted(self.driver.hosts_down(online, self._run)):
             self._host_down(self.problem.host_position(name), fenced=False)
-        for guest, deadline in list(self._following.items()):
+        for guest in list(self._following):
             if self.status[guest] is not GuestStatus.BOOTING:
                 self._following.pop(guest, None)
-                continue
+        asked = []
+        for guest in self._following:
             host = self.host_of[guest]
             assert host is not None
-            probe = self.driver.probe(
-                self.problem.guests[guest].name, self.problem.hosts[host].name, self._run
-            )
-            self._tick()  # the probe took a while: its answer is from now
+            asked.append((guest, self.problem.guests[guest].name, self.problem.hosts[host].name))
+        probes = self._probe_all([(name, host) for _, name, host in asked])
+        self._tick()  # the probes took a while: their answers are from now
+        for (guest, _, _), probe in zip(asked, probes, strict=True):
+            deadline = self._following[guest]
             if probe.state is Readiness.READY:
                 self._end_attempt(guest, True, probe.detail, stop_it=False)
             elif probe.state is Readiness.FAILED:
@@ -345,6 +349,16 @@ class LiveWorld(Ledger):
                 waited = self._ready_timeout(guest)
                 why = f"not ready after {waited:g} s ({probe.detail})"
                 self._end_attempt(guest, False, why, stop_it=True)
+
+    def _probe_all(self, asked: Sequence[tuple[str, str]]) -> list[Probe]:
+        """Probe each (guest, host), up to `max_parallel` at once, answers in order."""
+        if len(asked) <= 1 or self.options.max_parallel == 1:
+            return [self.driver.probe(guest, host, self._run) for guest, host in asked]
+        workers = min(self.options.max_parallel, len(asked))
+        with ThreadPoolExecutor(workers, thread_name_prefix="placement-probe") as pool:
+            return list(
+                pool.map(lambda item: self.driver.probe(item[0], item[1], self._run), asked)
+            )
 
     def _fire_retries(self) -> None:
         for guest, due in sorted(self._retry_due.items(), key=lambda item: item[1]):
@@ -377,17 +391,19 @@ class LiveWorld(Ledger):
         was started on, and followed if it is booting, counted ready if it is, and never
         started again if it is neither; a guest it did not start but that is ready on its
         planned host is counted ready."""
+        asked: list[tuple[int, str, str]] = []
         for guest, problem_guest in enumerate(self.problem.guests):
             if not self.to_recover[guest] or self.status[guest] is not GuestStatus.WAITING:
                 continue
             name = problem_guest.name
-            earlier = resumed.started.get(name)
             planned = self.planned.get(name)
-            where = earlier or (planned.host if planned is not None else None)
-            if where is None or not self.problem.has_host(where):
-                continue
+            where = resumed.started.get(name) or (planned.host if planned is not None else None)
+            if where is not None and self.problem.has_host(where):
+                asked.append((guest, name, where))
+        probes = self._probe_all([(name, where) for _, name, where in asked])
+        for (guest, name, where), probe in zip(asked, probes, strict=True):
+            earlier = resumed.started.get(name)
             host = self.problem.host_position(where)
-            probe = self.driver.probe(name, where, self._run)
             attempts = resumed.attempts.get(name, 1) if earlier else 1
             if earlier:
                 # Its next failure is final: no retry, no second start.
