@@ -7,8 +7,8 @@ any guest twice. `--dry-run` prints the commands with the plan's timing and runs
 nothing. Ctrl-C stops dispatching at once and reports what is still booting (exit 130).
 
 Exit codes: 0 every guest to bring up is ready; 3 the same, but the plan leaves guests
-unplaced; 1 some guest is not ready (given up, lost, never started); 2 bad input; 130
-interrupted.
+unplaced; 1 some guest is not ready (given up, lost, never started) or a guest the plan
+stops could not be shut down; 2 bad input; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ DRIVERS = ("libvirt", "pacemaker", "proxmox", "shell", "simulated")
 # The records printed as they happen (a `returned` line would double every start).
 _SHOWN = (
     "adopted",
+    "shutdown",
     "start",
     "cancelled",
     "ready",
@@ -140,7 +141,7 @@ class _Printer:
 def _print_dry_run(steps: list[Any], out: TextIO) -> None:
     from placement.execute.reasons import format_offset
 
-    print("dry run: the plan's starts with their planned times; nothing is run", file=out)
+    print("dry run: the plan's stops and starts with their planned times; nothing is run", file=out)
     width = max((len(step.guest) for step in steps), default=1)
     for step in steps:
         ready = f", ready {format_offset(step.ready_s)}" if step.ready_s is not None else ""
@@ -156,7 +157,7 @@ def _print_dry_run(steps: list[Any], out: TextIO) -> None:
         for argv in step.probe:
             print(printable(f"    until ready, every poll: {shlex.join(argv)}"), file=out)
     if not steps:
-        print("the plan starts and migrates nothing", file=out)
+        print("the plan stops, starts and migrates nothing", file=out)
 
 
 def _print_summary(result: Any, unplaced: int, journal: str | None, out: TextIO) -> None:
@@ -181,6 +182,8 @@ def _print_summary(result: Any, unplaced: int, journal: str | None, out: TextIO)
             why = by_name[name].why
             where = f" on {by_name[name].host}" if by_name[name].host else ""
             print(printable(f"  {title}: {name}{where}" + (f" ({why})" if why else "")), file=out)
+    for name in result.shutdown_failed:
+        print(printable(f"  shutdown failed: {name}"), file=out)
     if unplaced:
         print(f"  {unplaced} guest(s) the plan leaves unplaced", file=out)
     if journal:

@@ -112,7 +112,9 @@ if tool == "virsh":
         if p != "ready":
             fail("error: Guest agent is not responding: QEMU guest agent is not connected")
         print('{"return":{}}')
-    elif verb == "destroy":
+    elif verb in ("destroy", "shutdown"):
+        if guest(name).get("started") is None:
+            fail(f"error: Requested operation is not valid: domain '{name}' is not running")
         stop(name)
     elif verb == "define":
         pass

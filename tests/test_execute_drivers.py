@@ -38,7 +38,7 @@ from placement.model import (
     Schedule,
     SimulationSettings,
 )
-from placement.plan import Action, Assignment, Plan, Status
+from placement.plan import Action, Assignment, Plan, Status, Unplaced
 from tests.fake_tools import install
 
 FAST = LiveOptions(poll_s=0.03, time_scale=0.01, ready_timeout_s=1.0)
@@ -637,3 +637,53 @@ def test_the_demo_hypervisor_of_the_docs_runs_a_recovery_with_a_retry(
     )
     assert "db   retry    on h2  (retry 1 of 1" in out
     assert "2 of 2 guest(s) ready" in out
+
+
+def test_the_plans_stops_run_first_once_and_a_failed_one_is_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    problem, plan = two_hosts()
+    old = Guest("old", {"ram_mib": 1024}, current_host="h1", state=GuestState.RUNNING)
+    gone = Guest("gone", {"ram_mib": 1024}, current_host="h2", state=GuestState.RUNNING)
+    problem = attrs.evolve(problem, guests=[*problem.guests, old, gone])
+    stops = [Assignment("old", None, Action.STOP), Assignment("gone", None, Action.STOP)]
+    unplaced = [Unplaced("old", "stopped to make room"), Unplaced("gone", "stopped to make room")]
+    plan = attrs.evolve(plan, assignments=[*plan.assignments, *stops], unplaced=unplaced)
+    fake = install(
+        tmp_path,
+        monkeypatch,
+        {"web": {}, "db": {}, "old": {"host": "h1", "started": 0.0}, "gone": {}},
+    )
+    problem_path, plan_path = _files(tmp_path, problem, plan)
+    journal = tmp_path / "run.jsonl"
+    argv = [
+        "run",
+        problem_path,
+        plan_path,
+        "--driver",
+        "libvirt",
+        "--virsh-uri",
+        "fake://{host}/s",
+        *RUN_FAST,
+    ]
+    assert main([*argv, "--dry-run"]) == 0
+    dry = capsys.readouterr().out.splitlines()
+    assert dry[1].split()[1:3] == ["gone", "stop"]
+    assert dry[2] == "    run: virsh -c fake://h2/s shutdown --domain gone"
+    assert main([*argv, "--journal", str(journal)]) == 1
+    out = capsys.readouterr().out
+    assert "old   shutdown on h1  (the plan stops it)" in out
+    assert "shutdown failed: gone" in out
+    assert "2 of 2 guest(s) ready" in out
+    kinds = [
+        (line["kind"], line.get("guest"))
+        for line in map(json.loads, journal.read_text().splitlines())
+    ]
+    # Stops come before any start.
+    first_start = next(i for i, (kind, _) in enumerate(kinds) if kind == "start")
+    assert {guest for kind, guest in kinds[:first_start] if kind == "shutdown"} == {"old", "gone"}
+    assert fake.state()["guests"]["old"]["started"] is None
+    # A restart does not shut down again what is down, only what failed.
+    assert main([*argv, "--journal", str(journal)]) == 1
+    shutdowns = [c for c in fake.calls("virsh") if c[3] == "shutdown"]
+    assert sorted(c[5] for c in shutdowns) == ["gone", "gone", "old"]

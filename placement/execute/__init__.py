@@ -92,7 +92,8 @@ class Execution:
     in problem order; `records`: every record of this run, as journalled; `interrupted`:
     stopped before the end; `end_s`: the recovery's clock at the end; `resumed`: it took
     over from a journal; `outcome`: with the simulated driver, the simulator's measure of
-    the run (`placement.simulate.RunOutcome`)."""
+    the run (`placement.simulate.RunOutcome`); `shutdown_failed`: guests the plan stops
+    whose shutdown command failed."""
 
     policy: str
     driver: str
@@ -102,6 +103,7 @@ class Execution:
     end_s: float
     resumed: bool = False
     outcome: RunOutcome | None = None
+    shutdown_failed: tuple[str, ...] = ()
 
     def _with(self, *statuses: str) -> tuple[str, ...]:
         return tuple(g.guest for g in self.guests if g.status in statuses)
@@ -128,8 +130,9 @@ class Execution:
 
     @property
     def ok(self) -> bool:
-        """Every guest to bring up is ready."""
-        return len(self.ready) == len(self.guests)
+        """Every guest to bring up is ready, and every guest the plan stops was shut
+        down."""
+        return len(self.ready) == len(self.guests) and not self.shutdown_failed
 
     def summary(self) -> dict[str, Any]:
         """The counts and names a `summary` journal line carries."""
@@ -140,6 +143,7 @@ class Execution:
             "gave_up": list(self.gave_up),
             "lost": list(self.lost),
             "never_started": list(self.never_started),
+            "shutdown_failed": list(self.shutdown_failed),
             "interrupted": self.interrupted,
         }
 
@@ -160,18 +164,31 @@ class PlannedStep:
 
 
 def planned_commands(problem: Problem, plan: Plan, driver: Driver) -> list[PlannedStep]:
-    """The plan's starts and migrations in the order of their planned start, with the
-    commands `driver` would run for each on its first attempt (what `placement run
-    --dry-run` prints). Raises `InvalidInputError` as `execute` does."""
+    """The plan's stops, then its starts and migrations in the order of their planned
+    start, with the commands `driver` would run for each on its first attempt (what
+    `placement run --dry-run` prints). Raises `InvalidInputError` as `execute` does."""
     _check_plan(problem, plan)
     errors = check_names(problem, plan, driver.target)
     if errors:
         raise InvalidInputError(errors)
     steps = []
     for assignment in plan.assignments:
+        guest = problem.guest(assignment.guest)
+        if assignment.action is Action.STOP and guest.current_host is not None:
+            steps.append(
+                PlannedStep(
+                    start_s=0.0,
+                    ready_s=None,
+                    guest=guest.name,
+                    action="stop",
+                    host=guest.current_host,
+                    argv=tuple(driver.shutdown(guest.name, guest.current_host)),
+                    probe=(),
+                )
+            )
+            continue
         if assignment.action not in (Action.START, Action.MIGRATE) or assignment.host is None:
             continue
-        guest = problem.guest(assignment.guest)
         source = guest.current_host
         if assignment.action is Action.MIGRATE:
             argv = driver.migrate(guest.name, source or assignment.host, assignment.host)
@@ -189,7 +206,8 @@ def planned_commands(problem: Problem, plan: Plan, driver: Driver) -> list[Plann
                 probe=tuple(driver.probe_commands(guest.name, assignment.host)),
             )
         )
-    steps.sort(key=lambda step: (step.start_s, step.guest))
+    # The plan's stops first: it counts their room as free from instant 0.
+    steps.sort(key=lambda step: (step.start_s, step.action != "stop", step.guest))
     return steps
 
 
@@ -333,6 +351,7 @@ def execute(
         controller = chosen.controller(problem, plan)
         outcome: RunOutcome | None = None
         interrupted = False
+        shutdown_failed: tuple[str, ...] = ()
         world: Ledger
         if isinstance(driver, SimulatedDriver):
             world, outcome = run_simulated(problem, plan, controller, driver, emit)
@@ -350,8 +369,10 @@ def execute(
             )
             if resumed is not None:
                 live.adopt(resumed)
+            live.shut_down(resumed.shut_down if resumed is not None else set())
             live.run(controller)
             interrupted = live.interrupted
+            shutdown_failed = tuple(live.shutdown_failed)
             world = live
         guests = _results(world, records, interrupted)
         result = Execution(
@@ -363,6 +384,7 @@ def execute(
             end_s=world.now,
             resumed=resumed is not None,
             outcome=outcome,
+            shutdown_failed=shutdown_failed,
         )
         emit(Record(kind="summary", t_s=world.now, time=wall_clock(), data=result.summary()))
         return attrs.evolve(result, records=tuple(records))

@@ -150,6 +150,11 @@ class Driver(Protocol):
         """The commands that stop a failed attempt of `guest` on `host` at once."""
         ...
 
+    def shutdown(self, guest: str, host: str) -> list[Argv]:
+        """The commands that shut down the running `guest` on `host` (the plan stops it
+        to make room)."""
+        ...
+
     def release(self, guest: str, host: str, migrate: bool) -> list[Argv]:
         """The commands that tidy up after an attempt ended, ready or not."""
         ...
@@ -168,8 +173,8 @@ class Driver(Protocol):
 
 
 def check_names(problem: Problem, plan: Plan, target: str) -> list[InputError]:
-    """Every guest or host name of the plan's starts and migrations that `target`'s tool
-    cannot take safely (`placement.adapters.names`)."""
+    """Every guest or host name of the plan's starts, migrations and stops that
+    `target`'s tool cannot take safely (`placement.adapters.names`)."""
     errors: list[InputError] = []
     seen: set[tuple[str, str]] = set()
 
@@ -182,7 +187,7 @@ def check_names(problem: Problem, plan: Plan, target: str) -> list[InputError]:
             errors.append(InputError(where, f"cannot run with {target}: {error}"))
 
     for index, assignment in enumerate(plan.assignments):
-        if assignment.action not in (Action.START, Action.MIGRATE):
+        if assignment.action not in (Action.START, Action.MIGRATE, Action.STOP):
             continue
         where = f"assignments[{index}]"
         check(assignment.guest, "guest", f"{where}.guest")
@@ -267,6 +272,9 @@ class LibvirtDriver:
 
     def stop(self, guest: str, host: str) -> list[Argv]:
         return [self._virsh(host, "destroy", "--domain", guest)]
+
+    def shutdown(self, guest: str, host: str) -> list[Argv]:
+        return [self._virsh(host, "shutdown", "--domain", guest)]
 
     def release(self, guest: str, host: str, migrate: bool) -> list[Argv]:
         return []
@@ -359,6 +367,9 @@ class PacemakerDriver:
         if self.flavour == "pcs":
             return [("pcs", "resource", "disable", guest)]
         return [("crm", "resource", "stop", guest)]
+
+    def shutdown(self, guest: str, host: str) -> list[Argv]:
+        return self.stop(guest, host)
 
     def release(self, guest: str, host: str, migrate: bool) -> list[Argv]:
         if migrate:
@@ -481,6 +492,10 @@ class ProxmoxDriver:
         tool, _, vmid = self._split(guest)
         return [self._on(host, tool, "stop", vmid)]
 
+    def shutdown(self, guest: str, host: str) -> list[Argv]:
+        tool, _, vmid = self._split(guest)
+        return [self._on(host, tool, "shutdown", vmid)]
+
     def release(self, guest: str, host: str, migrate: bool) -> list[Argv]:
         return []
 
@@ -557,7 +572,8 @@ class ShellDriver:
     """Commands of the user's, per guest: argument-list templates in which `{guest}`,
     `{host}` (and for `migrate_command`, `{source}`) are replaced inside each argument.
     `ready_command` exits 0 when the guest is ready, 3 when it will not come up, anything
-    else while it is not ready yet. `stop_command` (optional) stops a failed attempt;
+    else while it is not ready yet. `stop_command` (optional) stops a failed attempt, and
+    a guest the plan stops;
     `host_command` (optional) exits 0 while `{host}` is up and 1 once it is down (failed
     or fenced; any other status: cannot tell)."""
 
@@ -583,6 +599,9 @@ class ShellDriver:
         if self.stop_command is None:
             return []
         return [_fill(self.stop_command, guest=guest, host=host)]
+
+    def shutdown(self, guest: str, host: str) -> list[Argv]:
+        return self.stop(guest, host)
 
     def release(self, guest: str, host: str, migrate: bool) -> list[Argv]:
         return []

@@ -28,6 +28,7 @@ JOURNAL_VERSION = 1
 KINDS = (
     "begin",
     "adopted",
+    "shutdown",
     "start",
     "cancelled",
     "returned",
@@ -166,10 +167,12 @@ class Journal:
 @attrs.frozen
 class Resumed:
     """What an earlier run's journal says: the guests it started (name -> the host of
-    their last start), its clock when it ended, and its fingerprint."""
+    their last start) and their attempts, the guests it shut down, its clock when it
+    ended, and its fingerprint."""
 
     started: dict[str, str]
     attempts: dict[str, int]
+    shut_down: set[str]
     end_s: float
     fingerprint: str | None
     runs: int
@@ -179,6 +182,7 @@ def read_back(records: list[Record]) -> Resumed:
     """Summarise an earlier run's records for a restart."""
     started: dict[str, str] = {}
     attempts: dict[str, int] = {}
+    shut_down: set[str] = set()
     end_s = 0.0
     found: str | None = None
     runs = 0
@@ -191,7 +195,9 @@ def read_back(records: list[Record]) -> Resumed:
             started[record.guest] = record.host
             if record.attempt is not None:
                 attempts[record.guest] = record.attempt
+        elif record.kind == "shutdown" and record.guest and record.data.get("ok"):
+            shut_down.add(record.guest)
         elif record.kind == "cancelled" and record.guest:
             # A stop withdrew the start before any of its commands ran.
             started.pop(record.guest, None)
-    return Resumed(started, attempts, end_s, found, runs)
+    return Resumed(started, attempts, shut_down, end_s, found, runs)

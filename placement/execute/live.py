@@ -142,6 +142,7 @@ class LiveWorld(Ledger):
         # Where each guest's configuration is (Proxmox moves it with the guest).
         self._config_host: list[str | None] = [guest.current_host for guest in problem.guests]
         self.interrupted = False
+        self.shutdown_failed: list[str] = []
         self.booting_at_stop: list[tuple[str, str]] = []
 
     # --- the clock ----------------------------------------------------------------------
@@ -383,6 +384,36 @@ class LiveWorld(Ledger):
         if until > real and not self._changed.is_set():
             self._changed.wait(until - real)
         self._changed.clear()
+
+    # --- the plan's stops ---------------------------------------------------------------
+
+    def shut_down(self, already: set[str]) -> None:
+        """Shut down the guests the plan stops, first (the plan counts their room as free
+        from instant 0), except those `already` shut down by an earlier run. A failed
+        shutdown is recorded and the recovery goes on (`shutdown_failed`)."""
+        for guest, action in enumerate(self.planned_action):
+            name = self.problem.guests[guest].name
+            current = self.problem.guests[guest].current_host
+            if action is not Action.STOP or current is None or name in already:
+                continue
+            if self._stopped():
+                return
+            host = self.problem.host_position(current)
+            if not self.online[host]:
+                continue
+            commands = self.driver.shutdown(name, current)
+            failed = None
+            for argv in commands:
+                done = self._run(argv)
+                if not done.ok:
+                    failed = done
+                    break
+            self._tick()
+            if failed is not None:
+                self.shutdown_failed.append(name)
+            why = "the plan stops it" if failed is None else failed.why()
+            ok = failed is None
+            self._note("shutdown", guest, host, why=why, argv=commands, data={"ok": ok})
 
     # --- a restart ----------------------------------------------------------------------
 
