@@ -26,7 +26,7 @@ from __future__ import annotations
 import heapq
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -61,8 +61,10 @@ def _remaining_s(world: Ledger, guest: int) -> int:
     return math.ceil(left - _EPS)
 
 
-def remaining_problem(world: Ledger) -> Problem:
-    """The recovery's problem as it stands now, time 0 being now (see the module text)."""
+def remaining_problem(world: Ledger, failed_on: Mapping[int, set[str]] | None = None) -> Problem:
+    """The recovery's problem as it stands now, time 0 being now (see the module text).
+    `failed_on`: guest -> hosts where every start of it failed, which it now avoids."""
+    failed_on = failed_on or {}
     problem = world.problem
     hosts = [
         host if world.online[h] else attrs.evolve(host, state=HostState.FAILED)
@@ -87,7 +89,7 @@ def remaining_problem(world: Ledger) -> Problem:
             }
             guest = attrs.evolve(guest, **pinned)
         elif status in (GuestStatus.LOST, GuestStatus.GAVE_UP):
-            avoid = set(guest.avoid_hosts)
+            avoid = set(guest.avoid_hosts) | failed_on.get(g, set())
             if status is GuestStatus.GAVE_UP and name is not None:
                 avoid.add(name)  # it failed there: another host, if any
             again: dict[str, Any] = {
@@ -182,6 +184,8 @@ class _Replanning:
         self.deadlines: list[tuple[float, int, float]] = []  # (late at, guest, started at)
         self.last_timing_replan = -math.inf
         self.inner_wake: float | None = None
+        # Hosts each guest gave up on: never tried again, so repeated failures end.
+        self.failed_on: dict[int, set[str]] = {}
 
     def decide(self, world: Ledger, events: Sequence[Event]) -> Decision:
         if self.resume_at is not None:
@@ -231,6 +235,9 @@ class _Replanning:
             if event.kind is EventKind.HOST_DOWN and event.host is not None:
                 structural = structural or f"host {world.problem.hosts[event.host].name} down"
             elif event.kind is EventKind.GAVE_UP and event.guest is not None:
+                if event.host is not None:
+                    host_name = world.problem.hosts[event.host].name
+                    self.failed_on.setdefault(event.guest, set()).add(host_name)
                 name = world.problem.guests[event.guest].name
                 structural = structural or f"every start of {name} failed"
             elif event.kind is EventKind.LOST and event.guest is not None:
@@ -276,7 +283,7 @@ class _Replanning:
         from placement.solvers import SolveOptions, solve
 
         policy = self.policy
-        remaining = remaining_problem(world)
+        remaining = remaining_problem(world, self.failed_on)
         hint = carried_plan(world, remaining, self.plan)
         to_place = sum(
             1
