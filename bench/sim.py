@@ -109,14 +109,20 @@ def run(
     out: Path,
     seed: int = 0,
     log: Callable[[str], None] = lambda _message: None,
+    only: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
-    """Simulate every strategy of every instance under every physics; append the rows."""
+    """Simulate every strategy of every instance under every physics (or those named in
+    `only`); append the rows."""
+    unknown = set(only) - {p[0] for p in PHYSICS}
+    if unknown:
+        raise ValueError(f"unknown physics: {', '.join(sorted(unknown))}")
+    chosen = [p for p in PHYSICS if not only or p[0] in only]
     rows = []
     out.parent.mkdir(parents=True, exist_ok=True)
     for name, build in instances(names):
         problem = build()
         solved = plans(problem, time_limit_s)
-        for physics, sigma, contention, fencing, failures in PHYSICS:
+        for physics, sigma, contention, fencing, failures in chosen:
             count = runs if sigma > 0 else 1
             strategies = STRATEGIES + (FAILURE_STRATEGIES if failures > 0 else ())
             for label, solver, schedule, policy in strategies:
