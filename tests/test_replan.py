@@ -105,7 +105,7 @@ def test_after_a_second_host_failure_replan_starts_its_guests_again_elsewhere() 
     assert replanned.failed == ("h1",)
     # Lost at 150, started again no earlier than that, and the pool kept its limit.
     for name in ("g1", "g3", "g5"):
-        assert replanned.ready_s[name] >= 150 + 100
+        assert (replanned.ready_s[name] or 0.0) >= 150 + 100
     assert replanned.peak_pool_ratio["san"] <= 1 + 1e-9
     assert replanned.policy_stats["replans"] >= 1
 
