@@ -152,6 +152,8 @@ def run(
                     "seconds": time.perf_counter() - began,
                     "replans_mean": sum(s.get("replans", 0.0) for s in stats) / len(stats),
                     "solve_s_max": max((s.get("solve_s_max", 0.0) for s in stats), default=0.0),
+                    # Never-ready guests the last re-plan found no room for, per run.
+                    "replan_unplaced_mean": sum(s.get("unplaced", 0.0) for s in stats) / len(stats),
                     **result.to_dict(runs=False),
                 }
                 rows.append(row)

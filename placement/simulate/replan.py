@@ -302,6 +302,9 @@ class _Replanning:
         stats["replans"] = stats.get("replans", 0.0) + 1
         stats["solve_s_total"] = stats.get("solve_s_total", 0.0) + solve_s
         stats["solve_s_max"] = max(stats.get("solve_s_max", 0.0), solve_s)
+        # Guests the latest re-plan could not place: a run's never-ready guests beyond
+        # these are ones the loop failed, not ones that do not fit.
+        stats["unplaced"] = float(len(plan.unplaced))
         if not structural:
             self.last_timing_replan = world.now
             stats["timing_replans"] = stats.get("timing_replans", 0.0) + 1
