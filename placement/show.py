@@ -37,6 +37,24 @@ def table(
     return lines
 
 
+def violation_counts(report: CheckReport) -> list[tuple[str, int]]:
+    """(rule, number of violations) of a report, the most frequent rule first."""
+    counts: dict[str, int] = {}
+    for violation in report.violations:
+        counts[violation.rule] = counts.get(violation.rule, 0) + 1
+    return sorted(counts.items(), key=lambda item: -item[1])
+
+
+def verdict(report: CheckReport) -> str:
+    """The checker's verdict in one phrase: `valid`, or
+    `INVALID: 31 violations (29 stagger, 1 pool_capacity, 1 host_boot_cpu)`."""
+    if report.ok:
+        return "valid"
+    total = len(report.violations)
+    rules = ", ".join(f"{count} {rule}" for rule, count in violation_counts(report))
+    return f"INVALID: {total} violation{'' if total == 1 else 's'} ({rules})"
+
+
 def _number(value: float | None) -> str:
     if value is None:
         return "-"

@@ -12,6 +12,21 @@ import attrs
 from placement.model import GuestState, HostState, Problem
 from placement.plan import Action, Plan
 
+
+def clock(seconds: float | None) -> str:
+    """Seconds after the plan starts as a clock an operator reads: `+18:35` (minutes and
+    seconds), `+1:02:03` past an hour; "" for None."""
+    if seconds is None:
+        return ""
+    total = round(seconds)
+    sign = "-" if total < 0 else "+"
+    hours, rest = divmod(abs(total), 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{sign}{hours}:{minutes:02d}:{secs:02d}"
+    return f"{sign}{minutes:02d}:{secs:02d}"
+
+
 # Within one instant: stops free room, migrations then begin, starts last.
 _ORDER = {Action.STOP: 0, Action.MIGRATE: 1, Action.START: 2, Action.STAY: 3, Action.NONE: 4}
 
