@@ -33,7 +33,7 @@ from placement.imbalance import host_usage, imbalance
 from placement.model import Problem
 from placement.plan import Action, Plan
 from placement.show import verdict
-from placement.timeline import clock, timeline
+from placement.timeline import clock, step_series, timeline
 
 if TYPE_CHECKING:
     from placement.simulate import SimulationResult
@@ -80,24 +80,6 @@ def _new_axes(width_in: float = 11.0, height_in: float = 4.0) -> Any:
 def style(index: int) -> dict[str, Any]:
     """The colour and line style of the `index`-th of several plans drawn on one axes."""
     return {"color": f"C{index % 10}", "linestyle": _LINESTYLES[index % len(_LINESTYLES)]}
-
-
-def _step_series(intervals: list[tuple[int, int, int]]) -> tuple[list[int], list[int]]:
-    """Instants and the summed amount from each instant on, for half-open intervals."""
-    deltas: dict[int, int] = defaultdict(int)
-    for start, end, amount in intervals:
-        if end > start and amount:
-            deltas[start] += amount
-            deltas[end] -= amount
-    times, levels, level = [0], [0], 0
-    for instant in sorted(deltas):
-        level += deltas[instant]
-        if instant == times[-1]:
-            levels[-1] = level
-        else:
-            times.append(instant)
-            levels.append(level)
-    return times, levels
 
 
 def over_limit(
@@ -310,7 +292,7 @@ def plot_pools(problem: Problem, plan: Plan, ax: Any = None, *, end_s: float | N
         return ax
     for index, (pool, intervals) in enumerate(sorted(loads.items())):
         color = f"C{index % 10}"
-        times, levels = _step_series(intervals)
+        times, levels = step_series(intervals)
         ax.step([*times, end], [*levels, levels[-1]], where="post", color=color, label=pool)
         limit = problem.boot_pools.get(pool)
         if limit is not None:
@@ -362,7 +344,7 @@ def plot_hosts(
         ax.text(0.5, 0.5, "no boot uses host CPU", transform=ax.transAxes, ha="center")
         ax.set_yticks([])
         return ax
-    series = {host: _step_series(intervals) for host, intervals in loads.items()}
+    series = {host: step_series(intervals) for host, intervals in loads.items()}
 
     def pressure(host: str) -> float:
         limit = problem.host(host).boot.cpu
@@ -520,7 +502,7 @@ def compare_pools(
     import numpy as np
 
     for index, (plan, label, report) in enumerate(zip(plans, labels, reports, strict=True)):
-        times, levels = _step_series(_pool_intervals(problem, plan).get(name, []))
+        times, levels = step_series(_pool_intervals(problem, plan).get(name, []))
         xs, ys = [*times, end], [*levels, levels[-1]]
         word = "valid" if report.ok else "INVALID"
         ax.step(xs, ys, where="post", linewidth=1.4, label=f"{label}: {word}", **style(index))
@@ -639,7 +621,7 @@ def simulated_pool(
         label="simulated median",
     )
     if show_plan:
-        planned_times, planned_levels = _step_series(_pool_intervals(problem, plan).get(pool, []))
+        planned_times, planned_levels = step_series(_pool_intervals(problem, plan).get(pool, []))
         axes.step(
             [*planned_times, end],
             [*planned_levels, planned_levels[-1]],
