@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import placement.solvers
 from placement.check import check
 from placement.model import (
     BootProfile,
@@ -19,9 +20,10 @@ from placement.model import (
     Problem,
     SimulationSettings,
 )
-from placement.plan import Action, Assignment, Plan, Status
+from placement.plan import Action, Assignment, Plan, Status, Unplaced
 from placement.simulate import (
     GuestStatus,
+    ReadinessGated,
     Replan,
     RunDraws,
     World,
@@ -30,7 +32,7 @@ from placement.simulate import (
     run_once,
 )
 from placement.simulate.replan import carried_plan, remaining_problem
-from placement.solvers import SolveOptions, solve
+from placement.solvers import SolveOptions, SolverInfo, solve
 from tests.strategies import problems
 
 
@@ -122,6 +124,69 @@ def test_the_solve_time_is_charged_to_the_clock() -> None:
     assert slow_first >= 150 + 60 + 100 - 1e-6
     assert slow_first > min(quick.ready_s[n] or np.inf for n in lost)
     assert slow.never_ready == ()
+
+
+def test_the_plan_in_force_goes_on_while_a_re_plan_is_solved() -> None:
+    problem, plan = three_hosts()
+    draws = _draws(problem, host_failure=(1, 150.0))
+    slow = Replan(solver="best-fit", latency_s=60.0)
+    outcome = run_once(problem, plan, slow.controller(problem, plan), draws)
+    # g4 was planned on h0 at 200, after g2: the re-plan asked at 150 arrives at 210, but
+    # g4 starts at 200 all the same.
+    assert outcome.ready_s["g4"] == pytest.approx(300.0)
+
+
+def _one_host_late_boot() -> tuple[Problem, Plan, RunDraws]:
+    """a then b on one host, planned one after the other although both fit the pool
+    together; a boots twice as long as declared (late at 150, ready at 200)."""
+    problem = Problem(
+        hosts=[_host("h0")],
+        guests=[_guest("a"), _guest("b")],
+        boot_pools={"san": 100},
+    )
+    plan = _plan({"a": ("h0", 0), "b": ("h0", 100)})
+    draws = _draws(problem)
+    draws.duration_factor[problem.guest_position("a")] = 2.0
+    return problem, plan, draws
+
+
+def test_a_late_boot_re_plan_lets_what_waited_for_it_start() -> None:
+    problem, plan, draws = _one_host_late_boot()
+    gated = run_once(problem, plan, ReadinessGated().controller(problem, plan), draws)
+    assert gated.ready_s["b"] == pytest.approx(300.0)  # b waited for a to be ready
+    outcome = run_once(problem, plan, FAST.controller(problem, plan), draws)
+    assert outcome.policy_stats["timing_replans"] == 1
+    # Re-planned at 150 with a's load still counted: b fits beside it and starts now.
+    assert outcome.ready_s["b"] == pytest.approx(250.0)
+    assert outcome.peak_pool_ratio["san"] <= 1 + 1e-9
+
+
+def _unplace_all(problem: Problem, options: SolveOptions) -> Plan:
+    return Plan(
+        status=Status.FEASIBLE,
+        solver="test-unplace-all",
+        runtime_s=0.0,
+        assignments=tuple(
+            Assignment(g.name, g.current_host, Action.STAY)
+            for g in problem.guests
+            if problem.runs_now(g)
+        ),
+        unplaced=tuple(Unplaced(g.name, "test") for g in problem.guests if not problem.runs_now(g)),
+    )
+
+
+def test_a_timing_re_plan_worse_than_the_plan_in_force_is_dropped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A solver that places nothing, registered for this test only.
+    info = SolverInfo("test-unplace-all", "baseline", "test only", _unplace_all)
+    monkeypatch.setitem(placement.solvers._REGISTRY, info.name, info)
+    problem, plan, draws = _one_host_late_boot()
+    worst = Replan(solver="test-unplace-all", latency_s=0.0)
+    outcome = run_once(problem, plan, worst.controller(problem, plan), draws)
+    assert outcome.policy_stats["dropped"] == 1
+    assert outcome.never_ready == ()
+    assert outcome.ready_s["b"] == pytest.approx(300.0)
 
 
 def test_a_guest_whose_every_start_fails_is_tried_on_another_host() -> None:

@@ -23,10 +23,12 @@ solving.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import math
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import attrs
@@ -38,6 +40,9 @@ from placement.simulate.ledger import Event, EventKind, GuestStatus, Ledger
 from placement.simulate.policies import Policy, ReadinessGated
 
 _EPS = 1e-9
+
+#: How often (s) a live executor looks at a re-plan solving in the background.
+_POLL_S = 0.5
 
 #: The share of its declared duration a boot still booting past its duration is assumed
 #: to need (what is left is unknown; the re-plan should not count it as over).
@@ -140,6 +145,30 @@ def carried_plan(world: Ledger, remaining: Problem, plan: Plan) -> Plan:
     )
 
 
+def valid_carried_plan(world: Ledger, remaining: Problem, plan: Plan) -> Plan:
+    """`carried_plan`, re-timed by the list schedule on the same hosts when its shifted
+    instants no longer hold (a late boot still loads a pool the plan thought free): a
+    plan the checker accepts whenever its hosts still fit, to hint the solver and to
+    measure a re-plan against."""
+    from placement.check import check
+    from placement.solvers import SolveOptions
+    from placement.solvers.common import Placement, finish_plan
+
+    carried = carried_plan(world, remaining, plan)
+    if check(remaining, carried).ok:
+        return carried
+    hosts = {a.guest: a.host for a in carried.assignments}
+    reasons = {u.guest: u.reason for u in carried.unplaced}
+    retimed = finish_plan(
+        remaining,
+        Placement(hosts={g.name: hosts.get(g.name) for g in remaining.guests}, reasons=reasons),
+        SolveOptions(schedule="list"),
+        "carried",
+        time.perf_counter(),
+    )
+    return retimed
+
+
 @attrs.frozen
 class Replan(Policy):
     """Readiness-gated, solving the rest again at each departure (see the module text).
@@ -168,43 +197,48 @@ class Replan(Policy):
         return _Replanning(problem, plan, self)
 
 
+@attrs.frozen
+class _Pending:
+    """A re-plan on its way: solved on the state at `asked_at`, in force from
+    `arrives_at` (the solve's latency later), or when `future` is done (a solve running
+    in the background of a live executor)."""
+
+    remaining: Problem | None
+    plan: Plan | None
+    asked_at: float
+    arrives_at: float
+    structural: bool
+    why: str
+    hint: Plan
+    future: Future[tuple[Problem, Plan, float]] | None = None
+
+
 class _Replanning:
-    """One run: a readiness-gated controller for the current plan, replaced by a new one
-    after each re-plan."""
+    """One run: a readiness-gated controller for the plan in force, replaced by a new one
+    when a re-plan arrives. The plan in force goes on while a re-plan is solved."""
 
     def __init__(self, problem: Problem, plan: Plan, policy: Replan) -> None:
         self.policy = policy
         self.problem = problem
         self.plan = plan
         self.inner = ReadinessGated().controller(problem, plan)
-        self.resume_at: float | None = None
-        self.next_plan: tuple[Problem, Plan] | None = None
-        self.held: list[Event] = []
+        self.pending: _Pending | None = None
+        self.known_down: frozenset[int] = frozenset()
         self.watched = 0  # entries of world.start_log already given a deadline
         self.deadlines: list[tuple[float, int, float]] = []  # (late at, guest, started at)
         self.last_timing_replan = -math.inf
-        self.inner_wake: float | None = None
         # Hosts each guest gave up on: never tried again, so repeated failures end.
         self.failed_on: dict[int, set[str]] = {}
 
     def decide(self, world: Ledger, events: Sequence[Event]) -> Decision:
-        if self.resume_at is not None:
-            if world.now + _EPS < self.resume_at:
-                self.held.extend(events)  # nothing starts while the re-plan is solved
-                return Decision((), self.resume_at)
-            events = [*self.held, *events]
-            self.held = []
-            self._install(world)
+        self._collect(world)
         departure = self._departure(world, events)
         if departure is not None:
-            self._replan(world, *departure)
-            if self.resume_at is not None and world.now + _EPS < self.resume_at:
-                return Decision((), self.resume_at)
-            self._install(world)
+            self._ask(world, *departure)
+            self._collect(world)
         decision = self.inner.decide(world, events)
-        self.inner_wake = decision.wake_at_s
         self._watch_starts(world)
-        return Decision(decision.starts, self._wake(decision.wake_at_s))
+        return Decision(decision.starts, self._wake(world, decision.wake_at_s))
 
     # --- departures ---------------------------------------------------------------------
 
@@ -218,21 +252,27 @@ class _Replanning:
             if not world.migrating[guest] and duration > 0:
                 heapq.heappush(self.deadlines, (at + factor * duration, guest, at))
 
-    def _wake(self, inner: float | None) -> float | None:
-        """The inner controller's wake-up, or the next instant a boot turns late (one
-        that is ready by then only costs a question)."""
-        if not self.deadlines:
-            return inner
-        late_at = self.deadlines[0][0]
-        return late_at if inner is None else min(inner, late_at)
+    def _wake(self, world: Ledger, inner: float | None) -> float | None:
+        """The inner controller's wake-up, the next instant a boot turns late (one that
+        is ready by then only costs a question), or the re-plan's arrival."""
+        candidates = [t for t in (inner,) if t is not None]
+        if self.deadlines:
+            candidates.append(self.deadlines[0][0])
+        if self.pending is not None:
+            # A background solve is looked at again shortly; a simulated one arrives.
+            soon = world.now + _POLL_S if self.pending.future is not None else None
+            candidates.append(soon if soon is not None else self.pending.arrives_at)
+        return min(candidates, default=None)
 
     def _departure(self, world: Ledger, events: Sequence[Event]) -> tuple[str, bool] | None:
         """Why the recovery departs from the plan now, and whether the departure is
-        structural (a loss or a failure, not timing), or None."""
+        structural (a loss or a failure, not timing), or None. A loss on a host the last
+        re-plan already knew was down is no news."""
         structural = None
         timing = None
         for event in events:
-            if event.kind is EventKind.HOST_DOWN and event.host is not None:
+            known = event.host is not None and event.host in self.known_down
+            if event.kind is EventKind.HOST_DOWN and event.host is not None and not known:
                 structural = structural or f"host {world.problem.hosts[event.host].name} down"
             elif event.kind is EventKind.GAVE_UP and event.guest is not None:
                 if event.host is not None:
@@ -240,7 +280,7 @@ class _Replanning:
                     self.failed_on.setdefault(event.guest, set()).add(host_name)
                 name = world.problem.guests[event.guest].name
                 structural = structural or f"every start of {name} failed"
-            elif event.kind is EventKind.LOST and event.guest is not None:
+            elif event.kind is EventKind.LOST and event.guest is not None and not known:
                 name = world.problem.guests[event.guest].name
                 structural = structural or f"{name} lost with its host"
             elif event.kind is EventKind.READY and event.guest is not None:
@@ -250,11 +290,13 @@ class _Replanning:
             booting = world.status[guest] is GuestStatus.BOOTING
             if booting and world.started_at[guest] == started:
                 timing = timing or f"{world.problem.guests[guest].name} late"
-        cooling = world.now - self.last_timing_replan < self.policy.cooldown_s
-        if structural is None and timing is not None and cooling:
-            return None
+        if structural is None:
+            cooling = world.now - self.last_timing_replan < self.policy.cooldown_s
+            if timing is None or cooling or self.pending is not None:
+                return None
         why = structural or timing
-        if why is None or not self._anything_to_place(world, structural is not None):
+        assert why is not None
+        if not self._anything_to_place(world, structural is not None):
             return None
         return why, structural is not None
 
@@ -279,53 +321,85 @@ class _Replanning:
 
     # --- re-planning --------------------------------------------------------------------
 
-    def _replan(self, world: Ledger, why: str, structural: bool) -> None:
-        from placement.solvers import SolveOptions, solve
-
+    def _ask(self, world: Ledger, why: str, structural: bool) -> None:
+        """Solve the remaining problem as it stands; a later departure replaces a re-plan
+        still on its way (its snapshot is older)."""
         policy = self.policy
         remaining = remaining_problem(world, self.failed_on)
-        hint = carried_plan(world, remaining, self.plan)
+        hint = valid_carried_plan(world, remaining, self.plan)
         to_place = sum(
             1
             for status in world.status
             if status not in (GuestStatus.READY, GuestStatus.RUNNING, GuestStatus.STOPPED)
         )
         limit = policy.time_limit_s or default_time_limit_s(to_place)
-        options = SolveOptions(
-            time_limit_s=limit, seed=policy.seed, workers=policy.workers, hint=hint
-        )
-        began = time.perf_counter()
-        plan = solve(remaining, policy.solver, options)
-        solve_s = time.perf_counter() - began
-        latency = policy.latency_s if policy.latency_s is not None else solve_s
-        stats = world.policy_stats
-        stats["replans"] = stats.get("replans", 0.0) + 1
-        stats["solve_s_total"] = stats.get("solve_s_total", 0.0) + solve_s
-        stats["solve_s_max"] = max(stats.get("solve_s_max", 0.0), solve_s)
-        # Guests the latest re-plan could not place: a run's never-ready guests beyond
-        # these are ones the loop failed, not ones that do not fit.
-        stats["unplaced"] = float(len(plan.unplaced))
+        self.known_down = frozenset(h for h, online in enumerate(world.online) if not online)
         if not structural:
             self.last_timing_replan = world.now
+        solve = functools.partial(_solve, remaining, hint, policy, limit)
+        if getattr(world, "solves_in_background", False):
+            executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="replan")
+            future = executor.submit(solve)
+            executor.shutdown(wait=False)
+            self.pending = _Pending(
+                None, None, world.now, math.inf, structural, why, hint, future=future
+            )
+            return
+        _, plan, solve_s = solve()
+        latency = policy.latency_s if policy.latency_s is not None else solve_s
+        self._record(world, structural, solve_s)
+        self.pending = _Pending(
+            remaining, plan, world.now, world.now + latency, structural, why, hint
+        )
+
+    def _record(self, world: Ledger, structural: bool, solve_s: float) -> None:
+        stats = world.policy_stats
+        stats["replans"] = stats.get("replans", 0.0) + 1
+        if not structural:
             stats["timing_replans"] = stats.get("timing_replans", 0.0) + 1
-        moved = _moved(world, self.plan, plan)
+        stats["solve_s_total"] = stats.get("solve_s_total", 0.0) + solve_s
+        stats["solve_s_max"] = max(stats.get("solve_s_max", 0.0), solve_s)
+
+    def _collect(self, world: Ledger) -> None:
+        """Put in force a re-plan that has arrived."""
+        pending = self.pending
+        if pending is None:
+            return
+        if pending.future is not None:
+            if not pending.future.done():
+                return
+            remaining, plan, solve_s = pending.future.result()
+            self._record(world, pending.structural, solve_s)
+        elif world.now + _EPS < pending.arrives_at:
+            return
+        else:
+            assert pending.remaining is not None
+            assert pending.plan is not None
+            remaining, plan = pending.remaining, pending.plan
+        self.pending = None
+        if not pending.structural and _better(remaining, pending.hint, plan):
+            # A timing re-plan worse than the plan in force (carried to the same instant)
+            # is dropped; one as good is kept: its order is fresh, the old one waits for
+            # boots that are late.
+            world.policy_stats["dropped"] = world.policy_stats.get("dropped", 0.0) + 1
+            world.policy_log.append(
+                (world.now, f"re-plan ({pending.why}) dropped: worse than the plan in force")
+            )
+            return
+        self._install(world, remaining, plan, pending.why)
+
+    def _install(self, world: Ledger, remaining: Problem, plan: Plan, why: str) -> None:
+        """Continue with the re-solved plan: a fresh readiness-gated controller that
+        knows what has started and what has settled."""
+        world.policy_stats["unplaced"] = float(len(plan.unplaced))
         world.policy_log.append(
             (
                 world.now,
-                f"re-plan ({why}): {policy.solver} in {solve_s:.2f} s, "
-                f"{moved} guest(s) to a new host, {len(plan.unplaced)} unplaced",
+                f"re-plan ({why}) in force: {self.policy.solver}, "
+                f"{_moved(world, self.plan, plan)} guest(s) to a new host, "
+                f"{len(plan.unplaced)} unplaced",
             )
         )
-        self.next_plan = (remaining, plan)
-        self.resume_at = world.now + latency
-
-    def _install(self, world: Ledger) -> None:
-        """Continue with the re-solved plan: a fresh readiness-gated controller that
-        knows what has started and what has settled."""
-        assert self.next_plan is not None
-        remaining, plan = self.next_plan
-        self.next_plan = None
-        self.resume_at = None
         actions = {a.guest: a.action for a in plan.assignments}
         for g, guest in enumerate(world.problem.guests):
             if actions.get(guest.name) not in (Action.MIGRATE, None):
@@ -336,6 +410,33 @@ class _Replanning:
         assert adopt is not None
         adopt(world)
         self.inner = inner
+
+
+def _solve(
+    remaining: Problem, hint: Plan, policy: Replan, limit_s: float
+) -> tuple[Problem, Plan, float]:
+    from placement.solvers import SolveOptions, solve
+
+    options = SolveOptions(
+        time_limit_s=limit_s, seed=policy.seed, workers=policy.workers, hint=hint
+    )
+    began = time.perf_counter()
+    plan = solve(remaining, policy.solver, options)
+    return remaining, plan, time.perf_counter() - began
+
+
+def _better(problem: Problem, plan: Plan, carried: Plan) -> bool:
+    """Whether `plan` beats the plan in force carried to the same instant, both plans of
+    `problem`, on the problem's objective, stage by stage."""
+    from placement.check import objective_values
+
+    ours = objective_values(problem, plan)
+    theirs = objective_values(problem, carried)
+    for stage in problem.objective:
+        a, b = ours.get(stage.value, 0.0), theirs.get(stage.value, 0.0)
+        if abs(a - b) > 1e-9:
+            return a > b if stage.maximise else a < b
+    return False
 
 
 def _moved(world: Ledger, before: Plan, after: Plan) -> int:
