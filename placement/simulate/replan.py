@@ -11,6 +11,7 @@ what it knows (`remaining_problem`):
   whose boot takes what is left of their declared duration, so their boot load still
   counts against the pools;
 - guests lost with a host, or given up on a host (which they now avoid), start again;
+- guests the plan stops stay stopped (no host may take them);
 - hosts that went down are failed hosts.
 
 It solves it with the chosen solver (CP-SAT by default, the plan being carried out as
@@ -103,6 +104,14 @@ def remaining_problem(world: Ledger, failed_on: Mapping[int, set[str]] | None = 
                 "avoid_hosts": sorted(avoid),
             }
             guest = attrs.evolve(guest, **again)
+        elif status is GuestStatus.STOPPED:
+            # The plan stopped it to make room: it stays stopped, and out of the plan.
+            stopped: dict[str, Any] = {
+                "current_host": None,
+                "state": GuestState.STOPPED,
+                "hosts": (),
+            }
+            guest = attrs.evolve(guest, **stopped)
         guests.append(guest)
     return attrs.evolve(problem, hosts=hosts, guests=guests)
 
