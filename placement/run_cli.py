@@ -213,7 +213,7 @@ def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         for violation in report.violations[:10]:
             print(printable(f"  {violation.rule}: {violation.message}"), file=sys.stderr)
         return EXIT_FAILED
-    from placement.simulate.policies import policy_by_name
+    from placement.simulate.catalogue import policy_by_name
 
     try:
         policy = policy_by_name(args.policy)

@@ -41,9 +41,10 @@ from placement.execute.live import LiveOptions, LiveWorld
 from placement.execute.simulated import SimulatedDriver, run_simulated
 from placement.model import Problem
 from placement.plan import Action, Plan, Status
+from placement.simulate.catalogue import policy_by_name
 from placement.simulate.ledger import GuestStatus, Ledger
 from placement.simulate.outcome import RunOutcome
-from placement.simulate.policies import Policy, policy_by_name
+from placement.simulate.policies import Policy
 from placement.solvers.stop import StopToken
 
 __all__ = [

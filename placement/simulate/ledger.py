@@ -46,8 +46,14 @@ class GuestStatus(enum.IntEnum):
 ON_HOST = (GuestStatus.BOOTING, GuestStatus.READY, GuestStatus.RETRY_WAIT, GuestStatus.RUNNING)
 
 #: Statuses from which a policy may start a guest: not started yet, lost with its host,
-#: or given up on its host (a re-planning policy may try another one).
-STARTABLE = (GuestStatus.WAITING, GuestStatus.LOST, GuestStatus.GAVE_UP)
+#: given up on its host, or left unplaced by the first plan (a re-planning policy may
+#: find it a host).
+STARTABLE = (
+    GuestStatus.WAITING,
+    GuestStatus.LOST,
+    GuestStatus.GAVE_UP,
+    GuestStatus.NOT_PLACED,
+)
 
 
 class EventKind(enum.Enum):
@@ -153,6 +159,13 @@ class Ledger(abc.ABC):
         self.fenced: list[int] = []
         self.failed_hosts: list[int] = []
         self._events: list[Event] = []
+        # Every attempt begun, as (instant, guest), oldest first: what a policy that
+        # watches boots for lateness reads, without being told each start.
+        self.start_log: list[tuple[float, int]] = []
+        # Figures a policy reports about itself (re-plans, solve time), kept with the run,
+        # and what it says it did and why, as (instant, text), for a person to read.
+        self.policy_stats: dict[str, float] = {}
+        self.policy_log: list[tuple[float, str]] = []
 
     # --- what a policy reads ------------------------------------------------------------
 
@@ -208,11 +221,24 @@ class Ledger(abc.ABC):
         migrate = status is GuestStatus.WAITING and self.planned_action[guest] is Action.MIGRATE
         if status is GuestStatus.GAVE_UP:
             self._retries_used[guest] = 0  # a fresh start elsewhere gets its retries again
+        if status is GuestStatus.NOT_PLACED:
+            self.to_recover[guest] = True
         self.starts_issued += 1
         self.last_start_s = self.now
         self.last_start_group = self.problem.guests[guest].boot.group
         self._declare_start(guest, host, migrate)
         self._launch(guest, host, migrate)
+        return True
+
+    def cancel_migration(self, guest: int) -> bool:
+        """A policy gives up a planned migration that has not begun: the guest keeps
+        running where it is and is no longer part of the recovery."""
+        if self.status[guest] is not GuestStatus.WAITING:
+            return False
+        if self.planned_action[guest] is not Action.MIGRATE:
+            return False
+        self.status[guest] = GuestStatus.RUNNING
+        self.to_recover[guest] = False
         return True
 
     # --- what a subclass supplies -------------------------------------------------------
@@ -240,6 +266,7 @@ class Ledger(abc.ABC):
             self.booting_on_host[host] += 1
             self.booting_total += 1
         self.attempts[guest] += 1
+        self.start_log.append((self.now, guest))
         self.migrating[guest] = migrate
         self.status[guest] = GuestStatus.BOOTING
         self.host_of[guest] = host

@@ -31,7 +31,7 @@ import attrs
 from placement.model import Problem
 from placement.plan import Action, Plan
 from placement.simulate.engine import Controller, Decision
-from placement.simulate.ledger import Event, EventKind, GuestStatus, Ledger
+from placement.simulate.ledger import STARTABLE, Event, EventKind, GuestStatus, Ledger
 
 #: Statuses after which a guest no longer holds up the guests ordered after it.
 _SETTLED = (GuestStatus.READY, GuestStatus.GAVE_UP, GuestStatus.LOST)
@@ -455,6 +455,25 @@ class _ReadinessGated:
                 wake = planned if wake is None else min(wake, planned)
         return Decision((), wake)
 
+    def adopt(self, world: Ledger) -> None:
+        """Take over a recovery under way (after a re-plan): units whose guests have all
+        begun count as started, and those settled (ready, given up, lost) as settled, so
+        the plan's order waits only for what is still to come."""
+        for unit in self.units:
+            if any(world.status[g] in STARTABLE for g in unit.guests):
+                continue
+            if not self.queued[unit.index]:
+                self.queued[unit.index] = True
+            else:
+                self.eligible.remove(unit.index)
+                heapq.heapify(self.eligible)
+            self.started += 1
+            for guest in unit.guests:
+                settled = world.status[guest] in (*_SETTLED, GuestStatus.RUNNING)
+                if settled and guest not in self.settled:
+                    self.settled.add(guest)
+                    self._settle(guest)
+
     def _scan(self, world: Ledger) -> None:
         """Start the eligible units the gate admits, in the plan's order."""
         kept: list[int] = []
@@ -849,44 +868,3 @@ class PriorityGroups(Policy):
 
 
 # --- by name -----------------------------------------------------------------------------
-
-
-POLICY_NAMES = (
-    "open-loop",
-    "readiness-gated",
-    "readiness-backfill",
-    "all-at-once",
-    "serial:SECONDS",
-    "batch:N",
-    "batch-ready:N",
-    "proxmox",
-    "pacemaker",
-    "priority-groups",
-)
-
-
-def policy_by_name(spec: str) -> Policy:
-    """The policy a name stands for (`serial:45`, `batch:4`, ...); ValueError if none."""
-    name, _, argument = spec.partition(":")
-    simple: dict[str, Callable[[], Policy]] = {
-        "open-loop": OpenLoop,
-        "readiness-gated": ReadinessGated,
-        "readiness-backfill": lambda: ReadinessGated(backfill=True),
-        "all-at-once": AllAtOnce,
-        "proxmox": Proxmox,
-        "pacemaker": Pacemaker,
-        "priority-groups": PriorityGroups,
-    }
-    if name in simple and not argument:
-        return simple[name]()
-    if name in ("serial", "batch", "batch-ready"):
-        try:
-            value = int(argument) if argument else (45 if name == "serial" else 4)
-        except ValueError:
-            value = -1
-        if value < (0 if name == "serial" else 1):
-            raise ValueError(f"policy '{spec}': expected {name}:N with a whole number N")
-        if name == "serial":
-            return Serial(value)
-        return Batch(value, "started" if name == "batch" else "ready")
-    raise ValueError(f"unknown policy '{spec}' (expected one of: {', '.join(POLICY_NAMES)})")
