@@ -37,6 +37,7 @@ DRIVERS = ("libvirt", "pacemaker", "proxmox", "shell", "simulated")
 
 # The records printed as they happen (a `returned` line would double every start).
 _SHOWN = (
+    "decision",
     "adopted",
     "shutdown",
     "start",

@@ -74,7 +74,8 @@ def start(name, host):
     if host in state["down"]:
         fail(f"error: failed to connect to the hypervisor on {host}")
     g = guest(name)
-    if g.get("started") is not None:
+    # A guest whose host died is not running anywhere.
+    if g.get("started") is not None and g.get("host") not in state["down"]:
         fail(f"error: Requested operation is not valid: domain '{name}' is already running")
     g["starts"] = g.get("starts", 0) + 1
     if g.get("fail_starts", 0) > 0:

@@ -8,6 +8,7 @@ import itertools
 import json
 from pathlib import Path
 
+import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -27,6 +28,8 @@ from placement.execute.reasons import format_offset
 from placement.model import BootProfile, Guest, Host, Problem, Schedule, SimulationSettings
 from placement.plan import Action, Assignment, Plan, Status
 from placement.simulate import draw_runs, policy_by_name, run_once
+from placement.simulate.outcome import RunOutcome
+from placement.simulate.replan import Replan
 from placement.solvers import SolveOptions, StopToken, solve
 from tests.fake_tools import FakeCluster, install
 from tests.strategies import problems
@@ -85,19 +88,34 @@ def _kinds(result: Execution, guest: str) -> list[str]:
     return [r.kind for r in result.records if r.guest == guest]
 
 
+def _untimed(outcome: RunOutcome) -> RunOutcome:
+    stats = {k: v for k, v in outcome.policy_stats.items() if not k.startswith("solve_s")}
+    return attrs.evolve(outcome, policy_stats=stats)
+
+
 # --- under simulation, execute is the measurement ------------------------------------------
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     problems(),
-    st.sampled_from(["open-loop", "readiness-gated", "serial:10", "batch:2", "pacemaker"]),
+    st.sampled_from(
+        [
+            "open-loop",
+            "readiness-gated",
+            "serial:10",
+            "batch:2",
+            "pacemaker",
+            # A re-plan charged a fixed latency, so that the run is repeatable.
+            Replan(solver="best-fit", latency_s=5.0),
+        ]
+    ),
     st.floats(0.0, 0.5),
     st.floats(0.0, 0.4),
     st.integers(0, 5),
 )
 def test_the_simulated_driver_gives_the_simulators_outcome(
-    problem: Problem, policy: str, sigma: float, start_failure: float, run: int
+    problem: Problem, policy: str | Replan, sigma: float, start_failure: float, run: int
 ) -> None:
     plan = solve(problem, "first-fit", SolveOptions(schedule="list"))
     if plan.status not in (Status.OPTIMAL, Status.FEASIBLE):
@@ -106,11 +124,13 @@ def test_the_simulated_driver_gives_the_simulators_outcome(
         sigma=sigma, start_failure_probability=start_failure, random_host_failure_probability=0.3
     )
     draws = draw_runs(problem, plan, simulation, 1, seed=7, first=run)[0]
-    expected = run_once(
-        problem, plan, policy_by_name(policy).controller(problem, plan), draws, simulation
-    )
+    chosen = policy_by_name(policy) if isinstance(policy, str) else policy
+    expected = run_once(problem, plan, chosen.controller(problem, plan), draws, simulation)
+
     result = execute(problem, plan, policy, SimulatedDriver(simulation, seed=7, run=run))
-    assert result.outcome == expected
+    assert result.outcome is not None
+    # Everything is the same but the measured solve times of a re-plan.
+    assert _untimed(result.outcome) == _untimed(expected)
     # Every start and every readiness is on the record, at the simulator's instants.
     ready = {r.guest: r.t_s for r in result.records if r.kind == "ready"}
     for name, at in expected.ready_s.items():
@@ -490,3 +510,31 @@ def test_booting_guests_are_probed_in_parallel() -> None:
     assert result.ok
     assert probes == dict.fromkeys(names, 2)
     assert elapsed < 1.6  # one after another: 16 probes x 0.2 s = 3.2 s
+
+
+def test_live_replan_restarts_the_guests_of_a_host_that_went_down_elsewhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    problem, plan = chain_of_four()
+    fake = _fake(tmp_path, monkeypatch, a={"boot_s": 0.6})
+
+    def h1_dies_under_a(record: Record) -> None:
+        if record.kind == "returned" and record.guest == "a":
+            fake.update(down=["h1"])
+
+    result = execute(
+        problem, plan, "replan:best-fit", SHELL, options=FAST, on_record=h1_dies_under_a
+    )
+    assert result.ok, result.guests
+    assert {g.guest: g.host for g in result.guests} == dict.fromkeys("abcd", "h2")
+    assert [(r.kind, r.host) for r in result.records if r.guest == "a"][:3] == [
+        ("start", "h1"),
+        ("returned", "h1"),
+        ("lost", "h1"),
+    ]
+    decisions = [r.why or "" for r in result.records if r.kind == "decision"]
+    assert any("re-plan (host h1 down) in force" in text for text in decisions)
+    assert result.policy_stats["replans"] >= 1
+    # a booted on h1 when h1 died: started again on h2, once; nothing else twice.
+    starts = [c[2:] for c in fake.calls("fakectl") if c[1] == "start"]
+    assert sorted(starts) == [["a", "h1"], ["a", "h2"], ["b", "h2"], ["c", "h2"], ["d", "h2"]]

@@ -94,7 +94,8 @@ class Execution:
     stopped before the end; `end_s`: the recovery's clock at the end; `resumed`: it took
     over from a journal; `outcome`: with the simulated driver, the simulator's measure of
     the run (`placement.simulate.RunOutcome`); `shutdown_failed`: guests the plan stops
-    whose shutdown command failed."""
+    whose shutdown command failed; `policy_stats`: what the policy reports about itself
+    (a re-planning policy: `replans`, `solve_s_total`, ...)."""
 
     policy: str
     driver: str
@@ -105,6 +106,7 @@ class Execution:
     resumed: bool = False
     outcome: RunOutcome | None = None
     shutdown_failed: tuple[str, ...] = ()
+    policy_stats: dict[str, float] = attrs.field(factory=dict)
 
     def _with(self, *statuses: str) -> tuple[str, ...]:
         return tuple(g.guest for g in self.guests if g.status in statuses)
@@ -145,6 +147,7 @@ class Execution:
             "lost": list(self.lost),
             "never_started": list(self.never_started),
             "shutdown_failed": list(self.shutdown_failed),
+            "policy_stats": dict(self.policy_stats),
             "interrupted": self.interrupted,
         }
 
@@ -386,6 +389,7 @@ def execute(
             resumed=resumed is not None,
             outcome=outcome,
             shutdown_failed=shutdown_failed,
+            policy_stats=dict(world.policy_stats),
         )
         emit(Record(kind="summary", t_s=world.now, time=wall_clock(), data=result.summary()))
         return attrs.evolve(result, records=tuple(records))

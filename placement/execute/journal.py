@@ -29,6 +29,7 @@ KINDS = (
     "begin",
     "adopted",
     "shutdown",
+    "decision",
     "start",
     "cancelled",
     "returned",

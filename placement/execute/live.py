@@ -103,6 +103,10 @@ class LiveWorld(Ledger):
     """One recovery against a real tool (see the module doc). `emit` receives every
     record as it happens (the journal and the printed decisions hang on it)."""
 
+    #: A re-planning policy solves in a worker thread while the plan in force goes on
+    #: (placement.simulate.replan): real time passes while it solves.
+    solves_in_background = True
+
     def __init__(
         self,
         problem: Problem,
@@ -142,6 +146,7 @@ class LiveWorld(Ledger):
         # Where each guest's configuration is (Proxmox moves it with the guest).
         self._config_host: list[str | None] = [guest.current_host for guest in problem.guests]
         self.interrupted = False
+        self._policy_logged = 0
         self.shutdown_failed: list[str] = []
         self.booting_at_stop: list[tuple[str, str]] = []
 
@@ -182,7 +187,10 @@ class LiveWorld(Ledger):
         self._emit(record)
 
     def _drain(self) -> list[Event]:
-        """Take the ledger's events and record each."""
+        """Take the ledger's events and record each, with what the policy said it did."""
+        for at_s, text in self.policy_log[self._policy_logged :]:
+            self._note("decision", why=text, at_s=at_s)
+        self._policy_logged = len(self.policy_log)
         events = self.take_events()
         for event in events:
             why: str | None = None

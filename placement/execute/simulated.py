@@ -50,13 +50,21 @@ class _RecordingWorld(World):
         super().__init__(problem, plan, settings, draws)
         self._emit = emit
         self._retrying = False
+        self._policy_logged = 0
         self.planned: Mapping[str, Assignment] = plan.by_guest()
 
-    def _note(self, kind: str, guest: int | None, host: int | None, **fields: object) -> None:
+    def _note(
+        self,
+        kind: str,
+        guest: int | None,
+        host: int | None,
+        at_s: float | None = None,
+        **fields: object,
+    ) -> None:
         self._emit(
             Record(
                 kind=kind,
-                t_s=self.now,
+                t_s=self.now if at_s is None else at_s,
                 time=wall_clock(),
                 guest=self.problem.guests[guest].name if guest is not None else None,
                 host=self.problem.hosts[host].name if host is not None else None,
@@ -78,6 +86,9 @@ class _RecordingWorld(World):
         super()._launch(guest, host, migrate)
 
     def take_events(self) -> list[Event]:
+        for at_s, text in self.policy_log[self._policy_logged :]:
+            self._note("decision", None, None, why=text, at_s=at_s)
+        self._policy_logged = len(self.policy_log)
         events = super().take_events()
         for event in events:
             why = None
