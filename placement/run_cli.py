@@ -134,8 +134,9 @@ class _Printer:
         where = f"on {record.host}" if record.host else ""
         if record.kind == "host_down":
             guest, where = record.host or "-", "down"
-        why = f"  ({record.why})" if record.why else ""
-        line = f"{format_offset(record.t_s)}  {guest:<{self.width}}  {action:<8} {where}{why}"
+        why = f"({record.why})" if record.why else ""
+        line = f"{format_offset(record.t_s)}  {guest:<{self.width}}  {action:<8} "
+        line += f"{where}  {why}" if where else why
         print(printable(line.rstrip()), file=self.out, flush=True)
 
 

@@ -375,6 +375,13 @@ class LiveWorld(Ledger):
                 del self._retry_due[guest]
                 self._retry(guest)
 
+    def _all_ready(self) -> bool:
+        return all(
+            self.status[guest] is GuestStatus.READY
+            for guest, recovering in enumerate(self.to_recover)
+            if recovering
+        )
+
     def _busy(self) -> bool:
         return bool(self._chains or self._following or self._retry_due)
 
@@ -501,8 +508,9 @@ class LiveWorld(Ledger):
     def run(self, controller: Controller) -> None:
         """Ask `controller` at the start, after every batch of events and at the wake-ups
         it asks for, until nothing boots, no start command or retry is pending and no
-        wake-up is due; or until the stop token is stopped (then nothing more is
-        dispatched and nothing is waited for: `booting_at_stop` lists what was left)."""
+        wake-up is due (or every guest to bring up is ready); or until the stop token is
+        stopped (then nothing more is dispatched and nothing is waited for:
+        `booting_at_stop` lists what was left)."""
         watches_events = getattr(controller, "watches_events", True)
         events: Sequence[Event] = self._initial_events
         self._initial_events = []
@@ -524,7 +532,9 @@ class LiveWorld(Ledger):
                 if events and watches_events:
                     continue
                 ask = False
-            if not self._busy() and wake is None:
+            if not self._busy() and (wake is None or self._all_ready()):
+                # Every guest is up: a policy's wake-ups (a re-planner watching for late
+                # boots) would only keep a real operator waiting.
                 return
             self._wait(wake)
             real = self._tick()
