@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 from typing import Any, TextIO
@@ -137,7 +138,13 @@ class _Printer:
         why = f"({record.why})" if record.why else ""
         line = f"{format_offset(record.t_s)}  {guest:<{self.width}}  {action:<8} "
         line += f"{where}  {why}" if where else why
-        print(printable(line.rstrip()), file=self.out, flush=True)
+        try:
+            print(printable(line.rstrip()), file=self.out, flush=True)
+        except BrokenPipeError:
+            # The reader went away (`placement run ... | head`): the recovery goes on,
+            # unprinted; the journal still has every line.
+            self.out = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the run
+            sys.stdout = self.out
 
 
 def _print_dry_run(steps: list[Any], out: TextIO) -> None:
@@ -250,6 +257,7 @@ def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
             )
         except InvalidInputError as error:
             raise SourcedError(args.journal or args.plan, error) from error
+    out = printer.out  # /dev/null if the reader went away
     if args.json:
         document = {
             "summary": result.summary(),

@@ -687,3 +687,40 @@ def test_the_plans_stops_run_first_once_and_a_failed_one_is_reported(
     assert main([*argv, "--journal", str(journal)]) == 1
     shutdowns = [c for c in fake.calls("virsh") if c[3] == "shutdown"]
     assert sorted(c[5] for c in shutdowns) == ["gone", "gone", "old"]
+
+
+def test_a_reader_that_goes_away_does_not_stop_the_recovery(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`placement run ... | head -1`: the recovery goes on unprinted, journalled, and the
+    exit code still says how it went."""
+    problem, plan = two_hosts(names=("a", "b", "c"))
+    fake = install(tmp_path, monkeypatch, {"a": {}, "b": {}, "c": {}})
+    problem_path, plan_path = _files(tmp_path, problem, plan)
+    journal = tmp_path / "run.jsonl"
+    argv = [
+        sys.executable,
+        "-m",
+        "placement",
+        "run",
+        problem_path,
+        plan_path,
+        "--driver",
+        "shell",
+        "--start-command",
+        "fakectl start {guest} {host}",
+        "--ready-command",
+        "fakectl ready {guest} {host}",
+        "--journal",
+        str(journal),
+        *RUN_FAST,
+    ]
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    assert "start" in process.stdout.readline()
+    process.stdout.close()
+    assert process.wait(timeout=30) == 0
+    assert fake.starts() == {"a": 1, "b": 1, "c": 1}
+    last = json.loads(journal.read_text().splitlines()[-1])
+    assert last["kind"] == "summary"
+    assert last["ready"] == 3

@@ -443,7 +443,10 @@ class ProxmoxDriver:
         _check_choice(self.ready_check, READY_CHECKS, "ready check")
 
     def _local(self) -> str:
-        return self.local_node if self.local_node is not None else socket.gethostname()
+        if self.local_node is not None:
+            return self.local_node
+        # A Proxmox node is named by its short host name.
+        return socket.gethostname().split(".", 1)[0]
 
     def _on(self, node: str, *words: str) -> Argv:
         if node == self._local():
