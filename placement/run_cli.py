@@ -7,8 +7,8 @@ any guest twice. `--dry-run` prints the commands with the plan's timing and runs
 nothing. Ctrl-C stops dispatching at once and reports what is still booting (exit 130).
 
 Exit codes: 0 every guest to bring up is ready; 3 the same, but the plan leaves guests
-unplaced; 1 some guest is not ready (given up, lost, never started) or a guest the plan
-stops could not be shut down; 2 bad input; 130 interrupted.
+unplaced; 1 some guest is not ready (given up, lost, never started, not moved) or a guest
+the plan stops could not be shut down; 2 bad input; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -186,6 +186,7 @@ def _print_summary(result: Any, unplaced: int, journal: str | None, out: TextIO)
         ("gave up", result.gave_up),
         ("lost", result.lost),
         ("never started", result.never_started),
+        ("not moved", result.not_moved),
     ):
         for name in names:
             why = by_name[name].why

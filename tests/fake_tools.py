@@ -117,6 +117,14 @@ if tool == "virsh":
         if guest(name).get("started") is None:
             fail(f"error: Requested operation is not valid: domain '{name}' is not running")
         stop(name)
+    elif verb == "migrate":
+        g = guest(name)
+        target = args[args.index("--desturi") + 1].split("://", 1)[1].split("/", 1)[0]
+        if phase(g, host) == "stopped":
+            fail(f"error: Requested operation is not valid: domain '{name}' is not running")
+        if g.get("fail_migrate") or target in state["down"]:
+            fail(f"error: operation failed: migration of '{name}' to {target} failed")
+        g["host"] = target
     elif verb == "define":
         pass
     else:

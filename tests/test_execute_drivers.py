@@ -724,3 +724,75 @@ def test_a_reader_that_goes_away_does_not_stop_the_recovery(
     last = json.loads(journal.read_text().splitlines()[-1])
     assert last["kind"] == "summary"
     assert last["ready"] == 3
+
+
+def _with_a_migration() -> tuple[Problem, Plan]:
+    """web starts on h1; db runs on h1 and the plan migrates it to h2."""
+    problem, plan = two_hosts(names=("web",))
+    db = Guest("db", {"ram_mib": 1024}, current_host="h1", state=GuestState.RUNNING)
+    problem = attrs.evolve(problem, guests=[*problem.guests, db])
+    plan = attrs.evolve(
+        plan, assignments=[*plan.assignments, Assignment("db", "h2", Action.MIGRATE, 0, 7)]
+    )
+    return problem, plan
+
+
+def test_libvirt_migrates_a_running_guest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    problem, plan = _with_a_migration()
+    fake = install(tmp_path, monkeypatch, {"web": {}, "db": {"host": "h1", "started": 0.0}})
+    result = execute(problem, plan, "readiness-gated", LIBVIRT, options=FAST)
+    assert result.ok
+    migrate = next(r for r in result.records if r.kind == "start" and r.guest == "db")
+    assert migrate.action == "migrate"
+    assert migrate.argv == (
+        (
+            "virsh",
+            "-c",
+            "fake://h1/system",
+            "migrate",
+            "--live",
+            "--persistent",
+            "--undefinesource",
+            "--domain",
+            "db",
+            "--desturi",
+            "fake://h2/system",
+        ),
+    )
+    assert fake.state()["guests"]["db"]["host"] == "h2"
+
+
+def test_a_failed_migration_leaves_the_guest_where_it_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    problem, plan = _with_a_migration()
+    fake = install(
+        tmp_path,
+        monkeypatch,
+        {"web": {}, "db": {"host": "h1", "started": 0.0, "fail_migrate": True}},
+    )
+    result = execute(problem, plan, "readiness-gated", LIBVIRT, options=FAST)
+    assert result.not_moved == ("db",)
+    assert result.ready == ("web",)
+    db = next(g for g in result.guests if g.guest == "db")
+    assert db.host == "h1"
+    assert "migrate exited 1" in (db.why or "")
+    assert "it keeps running on h1" in (db.why or "")
+    # Never retried as a start: it would run twice.
+    assert not [c for c in fake.calls("virsh") if c[3] == "start" and "db" in c]
+    assert fake.state()["guests"]["db"]["host"] == "h1"
+    problem_path, plan_path = _files(tmp_path, problem, plan)
+    code = main(
+        [
+            "run",
+            problem_path,
+            plan_path,
+            "--driver",
+            "libvirt",
+            "--virsh-uri",
+            "fake://{host}/system",
+            *RUN_FAST,
+        ]
+    )
+    assert code == 1
+    assert "  not moved: db on h1 (virsh migrate exited 1" in capsys.readouterr().out

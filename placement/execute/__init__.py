@@ -72,7 +72,8 @@ __all__ = [
 @attrs.frozen
 class GuestResult:
     """One guest the recovery had to bring up, at the end. `status`: ready, booting (still,
-    when the run was stopped), gave_up, lost, waiting (never started), retry_wait;
+    when the run was stopped), gave_up, lost, waiting (never started), retry_wait, running
+    (its migration failed: it runs where it ran);
     `host`: where it was last started; `started_s` / `ready_s`: its last start and its
     readiness on the recovery's clock; `attempts`: start attempts; `why`: the last reason
     recorded for it (why it failed, or why it was never started)."""
@@ -132,6 +133,11 @@ class Execution:
         return self._with("waiting")
 
     @property
+    def not_moved(self) -> tuple[str, ...]:
+        """Guests whose migration failed: they keep running where they ran."""
+        return self._with("running")
+
+    @property
     def ok(self) -> bool:
         """Every guest to bring up is ready, and every guest the plan stops was shut
         down."""
@@ -146,6 +152,7 @@ class Execution:
             "gave_up": list(self.gave_up),
             "lost": list(self.lost),
             "never_started": list(self.never_started),
+            "not_moved": list(self.not_moved),
             "shutdown_failed": list(self.shutdown_failed),
             "policy_stats": dict(self.policy_stats),
             "interrupted": self.interrupted,

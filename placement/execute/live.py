@@ -148,6 +148,7 @@ class LiveWorld(Ledger):
         self.interrupted = False
         self._policy_logged = 0
         self.shutdown_failed: list[str] = []
+        self.not_moved: list[str] = []  # migrations that failed: still on their source
         self.booting_at_stop: list[tuple[str, str]] = []
 
     # --- the clock ----------------------------------------------------------------------
@@ -309,9 +310,25 @@ class LiveWorld(Ledger):
             if not done.ok:
                 logger.warning("%s: %s", name, done.why())
         self._following.pop(guest, None)
-        self._why[guest] = why
         self._argv[guest] = commands
+        if migrate and not ok:
+            self._migration_failed(guest, host, why)
+            return
+        self._why[guest] = why
         self._finished(guest, ok)
+
+    def _migration_failed(self, guest: int, target: int, why: str) -> None:
+        """A migration that failed leaves the guest running where it ran: it is neither
+        retried (a retry is a start, and the guest would run twice) nor started anywhere
+        else. Policies are told it gave up, so nothing waits for it."""
+        self._declare_end(guest)
+        current = self.problem.guests[guest].current_host
+        self.status[guest] = GuestStatus.RUNNING
+        self.host_of[guest] = self.problem.host_position(current) if current else None
+        self.migrating[guest] = False
+        self.not_moved.append(self.problem.guests[guest].name)
+        self._why[guest] = f"{why}; it keeps running on {current}"
+        self._events.append(Event(EventKind.GAVE_UP, self.now, guest, target))
 
     def _collect(self) -> None:
         """Act on the start commands that have finished."""
