@@ -113,6 +113,7 @@ def _options(args: argparse.Namespace) -> Any:
             ready_timeout_s=args.ready_timeout,
             time_scale=args.time_scale,
             command_timeout_s=args.command_timeout,
+            max_parallel=args.parallel,
         )
     except ValueError as error:
         raise UsageError(str(error)) from error
@@ -340,6 +341,13 @@ def add_commands(commands: Any) -> None:
         default=60.0,
         metavar="S",
         help="seconds one tool command may take (60)",
+    )
+    live.add_argument(
+        "--parallel",
+        type=int,
+        default=16,
+        metavar="N",
+        help="start commands running, and guests probed, at once (16)",
     )
     live.add_argument(
         "--ready-check",

@@ -541,3 +541,18 @@ def test_live_replan_restarts_the_guests_of_a_host_that_went_down_elsewhere(
     # a booted on h1 when h1 died: started again on h2, once; nothing else twice.
     starts = [c[2:] for c in fake.calls("fakectl") if c[1] == "start"]
     assert sorted(starts) == [["a", "h1"], ["a", "h2"], ["b", "h2"], ["c", "h2"], ["d", "h2"]]
+
+
+def test_a_journal_another_run_holds_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    problem, plan = chain_of_four()
+    fake = _fake(tmp_path, monkeypatch)
+    journal = tmp_path / "run.jsonl"
+    holder = Journal(journal)
+    holder.acquire()
+    with pytest.raises(InvalidInputError, match="in use by another placement run"):
+        execute(problem, plan, "readiness-gated", SHELL, options=FAST, journal=journal)
+    assert fake.calls() == []
+    holder.close()
+    assert execute(problem, plan, "readiness-gated", SHELL, options=FAST, journal=journal).ok

@@ -507,6 +507,7 @@ def test_placement_run_reports_what_failed_and_exits_1(
         (["--driver", "libvirt", "--start-command", "x"], "--start-command is for --driver shell"),
         (["--driver", "libvirt", "--virsh-uri", "qemu:///system"], "must contain {host}"),
         (["--driver", "libvirt", "--poll", "0"], "poll must be > 0"),
+        (["--driver", "libvirt", "--parallel", "0"], "max parallel must be >= 1"),
         (["--driver", "simulated", "--policy", "sometimes"], "unknown policy 'sometimes'"),
         (["--driver", "simulated", "--dry-run"], "not with simulated"),
         (

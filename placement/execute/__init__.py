@@ -306,8 +306,8 @@ def execute(
     fake; default `run_command`).
 
     Raises `InvalidInputError` for a plan that cannot be carried out (no plan, unknown
-    names, names the driver's tool cannot take, a journal of another problem or plan)
-    and `ValueError` for an unknown policy.
+    names, names the driver's tool cannot take, a journal of another problem or plan,
+    or one another run holds) and `ValueError` for an unknown policy.
     """
     _check_plan(problem, plan)
     chosen = policy_by_name(policy) if isinstance(policy, str) else policy
@@ -316,22 +316,22 @@ def execute(
         if errors:
             raise InvalidInputError(errors)
     book = journal if isinstance(journal, Journal) or journal is None else Journal(journal)
-    earlier = book.records() if book is not None else []
     identity = _identity(problem, plan)
-    resumed = read_back(earlier) if earlier else None
-    if resumed is not None and resumed.fingerprint not in (None, identity):
-        raise InvalidInputError(
-            [
-                InputError(
-                    str(book.path if book is not None else "journal"),
-                    "the journal is of another problem or plan (start a new journal)",
-                )
-            ]
-        )
-    if resumed is not None and isinstance(driver, SimulatedDriver):
-        raise InvalidInputError(
-            [InputError(str(book.path if book else ""), "the simulated driver does not resume")]
-        )
+    if book is not None:
+        book.acquire()  # one run at a time: two would start guests twice
+    try:
+        earlier = book.records() if book is not None else []
+        resumed = read_back(earlier) if earlier else None
+        where = str(book.path) if book is not None else "journal"
+        if resumed is not None and resumed.fingerprint not in (None, identity):
+            message = "the journal is of another problem or plan (start a new journal)"
+            raise InvalidInputError([InputError(where, message)])
+        if resumed is not None and isinstance(driver, SimulatedDriver):
+            raise InvalidInputError([InputError(where, "the simulated driver does not resume")])
+    except BaseException:
+        if book is not None:
+            book.close()
+        raise
 
     records: list[Record] = []
 

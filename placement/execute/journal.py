@@ -10,6 +10,7 @@ rather than starting it again. docs/running.md lists every field.
 from __future__ import annotations
 
 import datetime
+import fcntl
 import hashlib
 import json
 import os
@@ -115,7 +116,8 @@ def fingerprint(document: Any) -> str:
 
 class Journal:
     """An append-only JSON-lines file. `records()` reads what is there (a torn last
-    line, from a crash while writing, is ignored); `append` writes one line and fsyncs."""
+    line, from a crash while writing, is ignored); `acquire` holds it for one run;
+    `append` writes one line and fsyncs."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
@@ -141,17 +143,30 @@ class Journal:
                 ) from error
         return found
 
+    def acquire(self) -> None:
+        """Open the journal for appending and hold it (an exclusive lock) until `close`:
+        a second executor on the same journal would start guests twice, so it is refused
+        (`InvalidInputError`). A line torn by a crash while it was written never counted
+        (its commands had not run): it goes."""
+        if self._file is not None:
+            return
+        file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open
+        try:
+            fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            file.close()
+            raise InvalidInputError(
+                [InputError(str(self.path), "in use by another placement run (one at a time)")]
+            ) from error
+        data = self.path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            os.truncate(self.path, data.rfind(b"\n") + 1)
+        self._file = file
+
     def append(self, record: Record) -> None:
         """Write `record` as one line and make it durable before returning."""
         if self._file is None:
-            if self.path.exists():
-                data = self.path.read_bytes()
-                if data and not data.endswith(b"\n"):
-                    # A line torn by a crash while it was written was never whole, so it
-                    # never counted (its commands had not run): it goes.
-                    with open(self.path, "r+b") as torn:
-                        torn.truncate(data.rfind(b"\n") + 1)
-            self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open
+            self.acquire()
         self._file.write(json.dumps(record.to_dict(), separators=(",", ":")) + "\n")
         self._file.flush()
         os.fsync(self._file.fileno())
