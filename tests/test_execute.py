@@ -556,3 +556,38 @@ def test_a_journal_another_run_holds_is_refused(
     assert fake.calls() == []
     holder.close()
     assert execute(problem, plan, "readiness-gated", SHELL, options=FAST, journal=journal).ok
+
+
+def test_a_restart_keeps_a_host_the_earlier_run_saw_go_down_down(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run 1 loses a with h1 and dies; run 2 (re-planning) knows h1 is down, does not
+    take a for started, and starts it on h2: once on each host in all."""
+    problem, plan = chain_of_four()
+    fake = _fake(tmp_path, monkeypatch, a={"boot_s": 0.6})
+    journal = tmp_path / "run.jsonl"
+    token = StopToken()
+
+    def h1_dies_then_the_executor(record: Record) -> None:
+        if record.kind == "returned" and record.guest == "a":
+            fake.update(down=["h1"])
+        if record.kind == "lost":
+            token.stop()
+
+    first = execute(
+        problem,
+        plan,
+        "readiness-gated",
+        SHELL,
+        options=FAST,
+        journal=journal,
+        stop=token,
+        on_record=h1_dies_then_the_executor,
+    )
+    assert first.lost == ("a",)
+    second = execute(problem, plan, "replan:best-fit", SHELL, options=FAST, journal=journal)
+    assert second.ok, second.guests
+    assert [r.host for r in second.records if r.kind == "host_down"] == ["h1"]
+    assert not [r for r in second.records if r.kind == "adopted" and r.guest == "a"]
+    starts = sorted(c[2:] for c in fake.calls("fakectl") if c[1] == "start")
+    assert starts == [["a", "h1"], ["a", "h2"], ["b", "h2"], ["c", "h2"], ["d", "h2"]]

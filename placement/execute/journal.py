@@ -182,9 +182,10 @@ class Journal:
 
 @attrs.frozen
 class Resumed:
-    """What an earlier run's journal says: the guests it started (name -> the host of
-    their last start) and their attempts, the guests it shut down, its clock when it
-    ended, and its fingerprint."""
+    """What an earlier run's journal says: the guests it started and that were not lost
+    since (name -> the host of their last start), their attempts and the instant of
+    their last start, the guests it shut down, the hosts it saw go down, its clock when
+    it ended, and its fingerprint."""
 
     started: dict[str, str]
     attempts: dict[str, int]
@@ -192,13 +193,17 @@ class Resumed:
     end_s: float
     fingerprint: str | None
     runs: int
+    started_at: dict[str, float] = attrs.field(factory=dict)
+    hosts_down: set[str] = attrs.field(factory=set)
 
 
 def read_back(records: list[Record]) -> Resumed:
     """Summarise an earlier run's records for a restart."""
     started: dict[str, str] = {}
+    started_at: dict[str, float] = {}
     attempts: dict[str, int] = {}
     shut_down: set[str] = set()
+    hosts_down: set[str] = set()
     end_s = 0.0
     found: str | None = None
     runs = 0
@@ -209,11 +214,16 @@ def read_back(records: list[Record]) -> Resumed:
             found = found or record.data.get("fingerprint")
         elif record.kind in ("start", "adopted") and record.guest and record.host:
             started[record.guest] = record.host
+            if record.kind == "start":
+                started_at[record.guest] = record.t_s
             if record.attempt is not None:
                 attempts[record.guest] = record.attempt
         elif record.kind == "shutdown" and record.guest and record.data.get("ok"):
             shut_down.add(record.guest)
-        elif record.kind == "cancelled" and record.guest:
-            # A stop withdrew the start before any of its commands ran.
+        elif record.kind in ("cancelled", "lost") and record.guest:
+            # A stop withdrew the start before any of its commands ran, or the guest's
+            # host went down under it: either way it does not run.
             started.pop(record.guest, None)
-    return Resumed(started, attempts, shut_down, end_s, found, runs)
+        elif record.kind == "host_down" and record.host:
+            hosts_down.add(record.host)
+    return Resumed(started, attempts, shut_down, end_s, found, runs, started_at, hosts_down)

@@ -454,6 +454,10 @@ class LiveWorld(Ledger):
         was started on, and followed if it is booting, counted ready if it is, and never
         started again if it is neither; a guest it did not start but that is ready on its
         planned host is counted ready."""
+        # Hosts the earlier run saw go down stay down (their guests were lost then).
+        for name in sorted(resumed.hosts_down):
+            if self.problem.has_host(name) and self.online[self.problem.host_position(name)]:
+                self._host_down(self.problem.host_position(name), fenced=False)
         asked: list[tuple[int, str, str]] = []
         for guest, problem_guest in enumerate(self.problem.guests):
             if not self.to_recover[guest] or self.status[guest] is not GuestStatus.WAITING:
@@ -461,7 +465,9 @@ class LiveWorld(Ledger):
             name = problem_guest.name
             planned = self.planned.get(name)
             where = resumed.started.get(name) or (planned.host if planned is not None else None)
-            if where is not None and self.problem.has_host(where):
+            if where is None or not self.problem.has_host(where):
+                continue
+            if self.online[self.problem.host_position(where)]:  # a dead host is not asked
                 asked.append((guest, name, where))
         probes = self._probe_all([(name, where) for _, name, where in asked])
         for (guest, name, where), probe in zip(asked, probes, strict=True):
@@ -476,7 +482,7 @@ class LiveWorld(Ledger):
                 self.status[guest] = GuestStatus.READY
                 self.host_of[guest] = host
                 self.ready_at[guest] = self.now
-                self.started_at[guest] = self.now
+                self.started_at[guest] = resumed.started_at.get(name, self.now)
                 self.returned[guest] = True
                 self.attempts[guest] = attempts
                 self._initial_events.append(Event(EventKind.READY, self.now, guest, host))
@@ -487,6 +493,7 @@ class LiveWorld(Ledger):
             ):
                 migrate = self.planned_action[guest] is Action.MIGRATE
                 self._declare_start(guest, host, migrate)
+                self.started_at[guest] = resumed.started_at.get(name, self.now)
                 self.attempts[guest] = attempts
                 self._mark_returned(guest)
                 self._following[guest] = self._clock() + self._ready_timeout(guest)
