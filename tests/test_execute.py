@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from pathlib import Path
 
 import attrs
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 
 from placement.errors import InvalidInputError
 from placement.execute import (
+    Completed,
     Execution,
     Journal,
     LiveOptions,
@@ -591,3 +593,63 @@ def test_a_restart_keeps_a_host_the_earlier_run_saw_go_down_down(
     assert not [r for r in second.records if r.kind == "adopted" and r.guest == "a"]
     starts = sorted(c[2:] for c in fake.calls("fakectl") if c[1] == "start")
     assert starts == [["a", "h1"], ["a", "h2"], ["b", "h2"], ["c", "h2"], ["d", "h2"]]
+
+
+class _MemoryHypervisor:
+    """An in-memory stand-in for a tool, as a command runner: `start GUEST HOST` and
+    `ready GUEST HOST` (ready `duration_s * scale` real seconds after its start)."""
+
+    def __init__(self, problem: Problem, scale: float) -> None:
+        import threading
+
+        self.boot_s = {g.name: g.boot.duration_s * scale for g in problem.guests}
+        self.running: dict[str, tuple[str, float]] = {}
+        self.starts: dict[str, int] = {}
+        self.lock = threading.Lock()
+
+    def __call__(self, argv: tuple[str, ...]) -> Completed:
+        import time
+
+        verb, guest, host = argv
+        with self.lock:
+            if verb == "start":
+                if guest in self.running:
+                    return Completed(argv, 1, "", "already running")
+                self.running[guest] = (host, time.monotonic())
+                self.starts[guest] = self.starts.get(guest, 0) + 1
+                return Completed(argv, 0)
+            where, at = self.running.get(guest, ("", math.inf))
+            up = where == host and time.monotonic() - at >= self.boot_s[guest]
+            return Completed(argv, 0 if up else 1)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problems(max_guests=8))
+def test_live_readiness_gated_brings_any_valid_plan_up_in_dependency_order(
+    problem: Problem,
+) -> None:
+    from placement.check import check
+
+    plan = solve(problem, "first-fit", SolveOptions(schedule="list"))
+    if not check(problem, plan).ok:
+        return
+    scale = 0.002  # a 120-second boot takes 0.24 s
+    tool = _MemoryHypervisor(problem, scale)
+    driver = ShellDriver(
+        start_command=("start", "{guest}", "{host}"), ready_command=("ready", "{guest}", "{host}")
+    )
+    options = LiveOptions(poll_s=0.005, time_scale=scale, ready_timeout_s=5.0)
+    result = execute(problem, plan, "readiness-gated", driver, options=options, runner=tool)
+    assert result.ok, result.guests
+    starting = [a.guest for a in plan.assignments if a.action is Action.START]
+    moving = [a.guest for a in plan.assignments if a.action is Action.MIGRATE]
+    # (Without a migrate command the shell driver moves a guest with its start command.)
+    assert tool.starts == dict.fromkeys([*starting, *moving], 1)
+    started = {r.guest: r.t_s for r in result.records if r.kind == "start"}
+    ready = {r.guest: r.t_s for r in result.records if r.kind == "ready"}
+    for name in starting:
+        # Never before a dependency is ready, never ready before its boot is done.
+        for dependency in problem.guest(name).boot.after:
+            if dependency in starting:
+                assert started[name] >= ready[dependency]
+        assert ready[name] >= started[name] + problem.guest(name).boot.duration_s - 1e-6
