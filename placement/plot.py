@@ -24,6 +24,7 @@ import math
 import os
 from collections import defaultdict
 from collections.abc import Sequence
+from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -507,12 +508,15 @@ def compare_pools(
         word = "valid" if report.ok else "INVALID"
         ax.step(xs, ys, where="post", linewidth=1.4, label=f"{label}: {word}", **style(index))
         if limit is not None and any(level > limit for level in levels):
+            # The step drawn explicitly (each level from its instant to the next), so
+            # that a single stretch above the limit is filled too.
+            corner_x = [x for pair in pairwise(xs) for x in pair]
+            corner_y = [y for y in ys[:-1] for _ in range(2)]
             ax.fill_between(
-                xs,
+                corner_x,
                 limit,
-                ys,
-                where=[y > limit for y in ys],
-                step="post",
+                corner_y,
+                where=[y > limit for y in corner_y],
                 color=_OVER,
                 alpha=0.2,
                 linewidth=0,

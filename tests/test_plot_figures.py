@@ -273,3 +273,26 @@ def test_plot_names_a_bad_plan_among_several(
     assert str(broken) in err
     assert "Traceback" not in err
     assert not (tmp_path / "x.png").exists()
+
+
+def test_home_page_picture_puts_both_plans_on_one_time_axis() -> None:
+    """What docs/index.md shows (bench/pictures.py), drawn from fast plans: a list
+    schedule stands in for the optimiser."""
+    from bench.pictures import EXAMPLE, home_figure
+    from placement.codec import load_problem_file
+    from placement.solvers import SolveOptions, solve
+
+    problem = load_problem_file(EXAMPLE)
+    listed = solve(problem, "first-fit", SolveOptions(schedule="list"))
+    serial = solve(problem, "first-fit", SolveOptions(schedule="serial:45"))
+    figure = home_figure(problem, listed, serial)
+    ready, san = figure.axes
+    assert ready.get_shared_x_axes().joined(ready, san)
+    assert ready.get_xlim() == san.get_xlim()
+    assert ready.get_xlim()[0] == 0
+    legend = [text.get_text() for text in ready.get_legend().get_texts()]
+    assert legend[0].startswith("first-fit (placement and start times together): valid; 30 of 30")
+    assert legend[1].startswith("serial:45: INVALID: 2 violations (1 pool_capacity, 1 host_boot")
+    # serial:45 overloads the SAN: its red fill; the list schedule has none.
+    assert [c.get_gid() for c in san.collections if c.get_gid()] == ["overload:serial:45"]
+    assert "a start every 45 s" in figure.get_suptitle()
