@@ -296,3 +296,28 @@ def test_home_page_picture_puts_both_plans_on_one_time_axis() -> None:
     # serial:45 overloads the SAN: its red fill; the list schedule has none.
     assert [c.get_gid() for c in san.collections if c.get_gid()] == ["overload:serial:45"]
     assert "a start every 45 s" in figure.get_suptitle()
+
+
+def test_compare_adds_each_plans_simulated_median() -> None:
+    from placement.simulate import simulate
+
+    problem = _san_cluster()
+    plans = [_back_to_back(problem), _at_once(problem)]
+    runs = [simulate(problem, plan, "open-loop", runs=3, sigma=0.2, trace=True) for plan in plans]
+    figure = compare_figure(problem, plans, labels=["serial", "at once"], simulations=runs)
+    pool = figure.axes[1]
+    medians = [line for line in pool.get_lines() if "simulated median" in line.get_label()]
+    assert [line.get_label() for line in medians] == [
+        "serial: simulated median (open-loop, 3 runs)",
+        "at once: simulated median (open-loop, 3 runs)",
+    ]
+    plan_lines = {line.get_label(): line for line in pool.get_lines()}
+    assert medians[0].get_color() == plan_lines["serial: valid"].get_color()
+
+
+def test_plot_compare_simulate_from_the_command_line(tmp_path: Path) -> None:
+    problem_path, serial, at_once = _files(tmp_path)
+    image = tmp_path / "sim.svg"
+    argv = ["plot", str(problem_path), str(serial), str(at_once), "-o", str(image)]
+    assert main([*argv, "--simulate", "open-loop", "--runs", "2"]) == 0
+    assert "simulated median (open-loop, 2 runs)" in image.read_text()
