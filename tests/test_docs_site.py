@@ -302,3 +302,44 @@ def test_maintenance_moves_only_what_it_must() -> None:
     actions = {a.guest: a.action for a in plan.assignments}
     assert actions == {"db01": Action.MIGRATE, "app01": Action.STAY, "app02": Action.STAY}
     assert report.metrics["objectives"]["migrations"] == 4
+
+
+def test_numbered_lists_keep_their_nested_bullets() -> None:
+    """Python-Markdown nests a list only under four spaces: with three, the optimiser
+    page's "How a solve runs" became nine numbered items instead of four."""
+    import markdown
+
+    text = (DOCS / "optimiser.md").read_text()
+    section = text[text.index("## How a solve runs") : text.index("## Bounds")]
+    html = markdown.markdown(section)
+    tags = re.findall(r"<(/?(?:ol|ul|li))\b", html)
+    assert tags.count("ol") == 1
+    assert tags.count("ul") == 1
+    items = html[html.index("<ol>") : html.rindex("</ol>")]
+    assert (
+        items.count("<li>") - items[items.index("<ul>") : items.index("</ul>")].count("<li>") == 4
+    )
+
+
+def test_enum_members_are_one_table_not_one_heading_each() -> None:
+    import importlib.util
+
+    import griffe
+
+    spec = importlib.util.spec_from_file_location(
+        "enum_members", DOCS / "hooks" / "enum_members.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    loaded = griffe.load(
+        "placement.model",
+        extensions=griffe.Extensions(module.EnumMembersTable()),
+        search_paths=[str(ROOT)],
+    )
+    state = loaded["HostState"]
+    assert [name for name in state.members if not name.startswith("_")] == []
+    assert state.docstring is not None
+    assert "| `ONLINE` | `'online'` |" in state.docstring.value
+    assert "| `FAILED` | `'failed'` |" in state.docstring.value
