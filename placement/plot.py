@@ -429,11 +429,6 @@ def _ready_series(problem: Problem, plan: Plan) -> tuple[list[int], list[int]]:
     return times, levels
 
 
-def legend_entry(label: str, plan: Plan, report: CheckReport) -> str:
-    """A plan's entry in a comparison's legend: its label and the checker's verdict."""
-    return f"{label}: {verdict(report)}"
-
-
 def plot_ready(
     problem: Problem,
     plans: Sequence[Plan],
@@ -461,7 +456,7 @@ def plot_ready(
             [*levels, placed],
             where="post",
             linewidth=1.6,
-            label=f"{legend_entry(label, plan, report)}; {placed} of {len(problem.guests)} "
+            label=f"{label}: {verdict(report)}; {placed} of {len(problem.guests)} "
             f"up, the last at {last}",
             **style(index),
         )

@@ -150,13 +150,14 @@ def test_timeline_is_a_runbook_clock_priority_headroom_and_why() -> None:
     header = lines[1].split()
     assert header == ["start", "ready", "action", "guest", "prio", "where", "san", "left", "why"]
     rows = {line.split()[3]: line for line in lines[2:]}
-    assert rows["a"].split() == ["+00:00", "+01:00", "start", "a", "3", "->", "h", "40"]
+    assert rows["a"].split()[:8] == ["+00:00", "+01:00", "start", "a", "3", "->", "h", "40"]
     assert rows["b"].split()[:8] == ["+01:00", "+02:00", "start", "b", "2", "->", "h", "40"]
     assert rows["b"].endswith("waited for room in san")
     assert rows["c"].split()[7] == "30"
     assert rows["c"].endswith("waited for stagger 5 s after b")
     assert rows["d"].split()[7] == "80"
     assert rows["d"].endswith("waited for b ready")
+    assert "from failed old" in rows["a"]  # stopped on the failed host
 
 
 def test_failed_hosts_guests_are_counted_where_they_were() -> None:
