@@ -317,3 +317,19 @@ def test_plot_without_matplotlib_says_how_to_install_it(
     assert main(["plot", str(scenario_path), str(plan_path), "-o", str(image)]) == 2
     assert "pip install 'placement[plot]'" in capsys.readouterr().err
     assert not image.exists()
+
+
+def test_solve_groups_the_violations_of_a_plan_the_checker_rejects(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    example = EXAMPLE.parent.parent / "single-host-restart.json"
+    argv = ["solve", str(example), "--solver", "first-fit", "--schedule", "all-at-once"]
+    assert main([*argv, "--quiet"]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[3] == (
+        "INVALID: 31 violations (29 stagger, 1 pool_capacity, 1 host_boot_cpu): "
+        "do not run it as it is"
+    )
+    assert "  stagger (29):" in out
+    assert "    ... and 26 more like these" in out
+    assert sum(1 for line in out if "(stagger 5 s)" in line) == 3
