@@ -45,6 +45,8 @@ _LABELS_UP_TO = 80
 # Height of one Gantt lane in inches, and the Gantt panel's most (beyond, lanes shrink).
 _LANE_IN = 0.2
 _GANTT_MAX_IN = 14.0
+# Up to this many hosts the Gantt chart has a row for each; beyond, only for the busy ones.
+_IDLE_HOSTS_SHOWN = 20
 # The host boot-CPU panel draws at most this many hosts (the busiest against their limit).
 _HOSTS_DRAWN = 8
 # Several plans on one axes: a colour and a line style each, so that no two look alike
@@ -180,11 +182,19 @@ def _gantt_bars(problem: Problem, plan: Plan) -> dict[str, list[tuple[float, flo
     return bars
 
 
+def _gantt_hosts(problem: Problem, bars: dict[str, list[Any]]) -> list[str]:
+    """The hosts the Gantt chart has a row for: all of them up to `_IDLE_HOSTS_SHOWN`,
+    beyond that only those with something to start or move."""
+    if len(problem.hosts) <= _IDLE_HOSTS_SHOWN:
+        return [h.name for h in problem.hosts]
+    return [h.name for h in problem.hosts if bars[h.name]]
+
+
 def gantt_lanes(problem: Problem, plan: Plan) -> int:
     """How many lanes `plot_gantt` draws (hosts, overlapping bars, the unplaced row): what
     a figure's height is sized by."""
     bars = _gantt_bars(problem, plan)
-    lanes = sum(_lanes(items)[1] for items in bars.values())
+    lanes = sum(_lanes(bars[host])[1] for host in _gantt_hosts(problem, bars))
     return lanes + (1 if _unplaced(problem, plan) else 0)
 
 
@@ -214,7 +224,8 @@ def plot_gantt(
     show_labels = total <= _LABELS_UP_TO if labels is None else labels
     ticks, names = [], []
     row = 0
-    for host in problem.hosts:
+    shown = _gantt_hosts(problem, bars)
+    for host in (problem.host(name) for name in shown):
         items = bars[host.name]
         lane_of, lanes = _lanes(items)
         for (start, end, kind, guest), lane in zip(items, lane_of, strict=True):
@@ -229,13 +240,13 @@ def plot_gantt(
         row += lanes
         ax.axhline(row, color="0.85", linewidth=0.6)
     if unplaced:
-        shown = ", ".join(unplaced[:12]) + (
+        listed = ", ".join(unplaced[:12]) + (
             f" (+{len(unplaced) - 12} more)" if len(unplaced) > 12 else ""
         )
         ax.text(
             0.005,
             row + 0.5,
-            f" {shown}",
+            f" {listed}",
             va="center",
             fontsize=7,
             color=_OVER,
@@ -248,8 +259,10 @@ def plot_gantt(
     ax.set_yticks(ticks, names)
     ax.set_ylim(max(row, 1), 0)
     _time_axis(ax, end_s if end_s is not None else plan_end_s(plan))
+    idle = len(problem.hosts) - len(shown)
     ax.set_title(
-        "Boots (blue) and live migrations (orange; hatched: source until ready) per host",
+        "Boots (blue) and live migrations (orange; hatched: source until ready) per host"
+        + (f"; {idle} hosts with nothing to start or move left out" if idle else ""),
         fontsize=10,
     )
     if total == 0:
@@ -396,7 +409,13 @@ def plot_utilisation(problem: Problem, plan: Plan, ax: Any = None) -> Any:
                 label=f"{resource} {when}",
             )
     ax.axhline(100, color="black", linewidth=0.8, linestyle=":")
-    ax.set_xticks(range(len(problem.hosts)), [h.name for h in problem.hosts])
+    many = len(problem.hosts) > _IDLE_HOSTS_SHOWN
+    ax.set_xticks(
+        range(len(problem.hosts)),
+        [h.name for h in problem.hosts],
+        rotation=90 if many else 0,
+        fontsize=6 if many else 10,
+    )
     ax.set_ylabel("% of usable")
     ax.set_title(
         f"Host utilisation before (pale) and after; imbalance {imbalance(problem):.3f} -> "

@@ -321,3 +321,27 @@ def test_plot_compare_simulate_from_the_command_line(tmp_path: Path) -> None:
     argv = ["plot", str(problem_path), str(serial), str(at_once), "-o", str(image)]
     assert main([*argv, "--simulate", "open-loop", "--runs", "2"]) == 0
     assert "simulated median (open-loop, 2 runs)" in image.read_text()
+
+
+def test_a_large_cluster_gantt_leaves_idle_hosts_out_and_says_so() -> None:
+    hosts = [Host(f"h{i:02d}", {"ram_mib": 4096}) for i in range(30)]
+    guests = [Guest("a", {"ram_mib": 1}), Guest("b", {"ram_mib": 1})]
+    problem = Problem(hosts, guests)
+    plan = Plan(
+        Status.FEASIBLE,
+        "x",
+        0,
+        [
+            Assignment("a", "h03", Action.START, 0, 60),
+            Assignment("b", "h17", Action.START, 0, 60),
+        ],
+    )
+    axes = plot_gantt(problem, plan)
+    assert [t.get_text() for t in axes.get_yticklabels()] == ["h03 (online)", "h17 (online)"]
+    assert "28 hosts with nothing to start or move left out" in axes.get_title()
+    small = Problem(hosts[:3], guests)
+    few = Plan(Status.FEASIBLE, "x", 0, [Assignment("a", "h00", Action.START, 0, 60)])
+    drawn = plot_gantt(small, few)
+    labels = [t.get_text() for t in drawn.get_yticklabels()]
+    assert labels == ["h00 (online)", "h01 (online)", "h02 (online)", "no host (1)"]
+    assert "left out" not in drawn.get_title()
