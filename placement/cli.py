@@ -131,8 +131,15 @@ def _cmd_check(args: argparse.Namespace, out: TextIO) -> int:
     return plan_exit_code(report)
 
 
-def _print_report(report: Any, out: TextIO) -> None:
-    if report.ok:
+def _print_report(report: Any, out: TextIO, grouped: bool = False) -> None:
+    """The checker's verdict and figures. `grouped`: the violations by rule with counts and
+    the first few messages of each (`solve`), not every one (`check`)."""
+    if grouped:
+        from placement.show import render_violations
+
+        for line in render_violations(report):
+            print(line, file=out)
+    elif report.ok:
         print("valid: the plan respects every rule", file=out)
     else:
         print(f"{len(report.violations)} violation(s):", file=out)
@@ -282,7 +289,7 @@ def _cmd_solve(args: argparse.Namespace, out: TextIO) -> int:
         print(json.dumps(dump_plan(plan), indent=2), file=out)
     else:
         _print_plan_summary(problem, plan, out)
-        _print_report(report, out)
+        _print_report(report, out, grouped=True)
         _print_timeline_start(problem, plan, args, out)
         if args.output:
             print(f"plan written to {args.output}", file=out)
@@ -306,6 +313,7 @@ def _print_timeline_start(
     total = len(timed_steps(problem, plan))
     if total == 0:
         return
+    print("", file=out)
     for line in render_timeline(problem, plan, first=_TIMELINE_SHOWN):
         print(line, file=out)
     if args.output:

@@ -24,6 +24,7 @@ import math
 import os
 from collections import defaultdict
 from collections.abc import Sequence
+from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +45,8 @@ _LABELS_UP_TO = 80
 # Height of one Gantt lane in inches, and the Gantt panel's most (beyond, lanes shrink).
 _LANE_IN = 0.2
 _GANTT_MAX_IN = 14.0
+# Up to this many hosts the Gantt chart has a row for each; beyond, only for the busy ones.
+_IDLE_HOSTS_SHOWN = 20
 # The host boot-CPU panel draws at most this many hosts (the busiest against their limit).
 _HOSTS_DRAWN = 8
 # Several plans on one axes: a colour and a line style each, so that no two look alike
@@ -179,11 +182,19 @@ def _gantt_bars(problem: Problem, plan: Plan) -> dict[str, list[tuple[float, flo
     return bars
 
 
+def _gantt_hosts(problem: Problem, bars: dict[str, list[Any]]) -> list[str]:
+    """The hosts the Gantt chart has a row for: all of them up to `_IDLE_HOSTS_SHOWN`,
+    beyond that only those with something to start or move."""
+    if len(problem.hosts) <= _IDLE_HOSTS_SHOWN:
+        return [h.name for h in problem.hosts]
+    return [h.name for h in problem.hosts if bars[h.name]]
+
+
 def gantt_lanes(problem: Problem, plan: Plan) -> int:
     """How many lanes `plot_gantt` draws (hosts, overlapping bars, the unplaced row): what
     a figure's height is sized by."""
     bars = _gantt_bars(problem, plan)
-    lanes = sum(_lanes(items)[1] for items in bars.values())
+    lanes = sum(_lanes(bars[host])[1] for host in _gantt_hosts(problem, bars))
     return lanes + (1 if _unplaced(problem, plan) else 0)
 
 
@@ -213,7 +224,8 @@ def plot_gantt(
     show_labels = total <= _LABELS_UP_TO if labels is None else labels
     ticks, names = [], []
     row = 0
-    for host in problem.hosts:
+    shown = _gantt_hosts(problem, bars)
+    for host in (problem.host(name) for name in shown):
         items = bars[host.name]
         lane_of, lanes = _lanes(items)
         for (start, end, kind, guest), lane in zip(items, lane_of, strict=True):
@@ -228,13 +240,13 @@ def plot_gantt(
         row += lanes
         ax.axhline(row, color="0.85", linewidth=0.6)
     if unplaced:
-        shown = ", ".join(unplaced[:12]) + (
+        listed = ", ".join(unplaced[:12]) + (
             f" (+{len(unplaced) - 12} more)" if len(unplaced) > 12 else ""
         )
         ax.text(
             0.005,
             row + 0.5,
-            f" {shown}",
+            f" {listed}",
             va="center",
             fontsize=7,
             color=_OVER,
@@ -247,8 +259,10 @@ def plot_gantt(
     ax.set_yticks(ticks, names)
     ax.set_ylim(max(row, 1), 0)
     _time_axis(ax, end_s if end_s is not None else plan_end_s(plan))
+    idle = len(problem.hosts) - len(shown)
     ax.set_title(
-        "Boots (blue) and live migrations (orange; hatched: source until ready) per host",
+        "Boots (blue) and live migrations (orange; hatched: source until ready) per host"
+        + (f"; {idle} hosts with nothing to start or move left out" if idle else ""),
         fontsize=10,
     )
     if total == 0:
@@ -395,7 +409,13 @@ def plot_utilisation(problem: Problem, plan: Plan, ax: Any = None) -> Any:
                 label=f"{resource} {when}",
             )
     ax.axhline(100, color="black", linewidth=0.8, linestyle=":")
-    ax.set_xticks(range(len(problem.hosts)), [h.name for h in problem.hosts])
+    many = len(problem.hosts) > _IDLE_HOSTS_SHOWN
+    ax.set_xticks(
+        range(len(problem.hosts)),
+        [h.name for h in problem.hosts],
+        rotation=90 if many else 0,
+        fontsize=6 if many else 10,
+    )
     ax.set_ylabel("% of usable")
     ax.set_title(
         f"Host utilisation before (pale) and after; imbalance {imbalance(problem):.3f} -> "
@@ -428,11 +448,6 @@ def _ready_series(problem: Problem, plan: Plan) -> tuple[list[int], list[int]]:
     return times, levels
 
 
-def legend_entry(label: str, plan: Plan, report: CheckReport) -> str:
-    """A plan's entry in a comparison's legend: its label and the checker's verdict."""
-    return f"{label}: {verdict(report)}"
-
-
 def plot_ready(
     problem: Problem,
     plans: Sequence[Plan],
@@ -460,7 +475,7 @@ def plot_ready(
             [*levels, placed],
             where="post",
             linewidth=1.6,
-            label=f"{legend_entry(label, plan, report)}; {placed} of {len(problem.guests)} "
+            label=f"{label}: {verdict(report)}; {placed} of {len(problem.guests)} "
             f"up, the last at {last}",
             **style(index),
         )
@@ -507,12 +522,15 @@ def compare_pools(
         word = "valid" if report.ok else "INVALID"
         ax.step(xs, ys, where="post", linewidth=1.4, label=f"{label}: {word}", **style(index))
         if limit is not None and any(level > limit for level in levels):
+            # The step drawn explicitly (each level from its instant to the next), so
+            # that a single stretch above the limit is filled too.
+            corner_x = [x for pair in pairwise(xs) for x in pair]
+            corner_y = [y for y in ys[:-1] for _ in range(2)]
             ax.fill_between(
-                xs,
+                corner_x,
                 limit,
-                ys,
-                where=[y > limit for y in ys],
-                step="post",
+                corner_y,
+                where=[y > limit for y in corner_y],
                 color=_OVER,
                 alpha=0.2,
                 linewidth=0,

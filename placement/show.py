@@ -88,7 +88,8 @@ class _Loads:
         pools: dict[str, list[tuple[int, int, int]]] = {pool: [] for pool in problem.boot_pools}
         cpu: dict[str, list[tuple[int, int, int]]] = {}
         booting: list[tuple[int, int, int]] = []
-        self.starts: list[tuple[int, str, str | None]] = []  # (instant, guest, group)
+        # Instant -> the (guest, start group) of each boot that starts then.
+        self.starts: dict[int, list[tuple[str, str | None]]] = {}
         self.ready: dict[str, int] = {}
         for a in plan.by_guest().values():
             if a.start_s is None or a.ready_s is None:
@@ -98,7 +99,7 @@ class _Loads:
             if a.action is Action.START:
                 load = guest.boot.load
                 booting.append((a.start_s, a.ready_s, 1))
-                self.starts.append((a.start_s, a.guest, guest.boot.group))
+                self.starts.setdefault(a.start_s, []).append((a.guest, guest.boot.group))
                 if guest.boot.cpu and a.host is not None:
                     cpu.setdefault(a.host, []).append((a.start_s, a.ready_s, guest.boot.cpu))
             elif a.action is Action.MIGRATE:
@@ -110,7 +111,6 @@ class _Loads:
         self.pools = {pool: step_series(items) for pool, items in pools.items()}
         self.cpu = {host: step_series(items) for host, items in cpu.items()}
         self.booting = step_series(booting)
-        self.starts.sort()
 
     def headroom(self, problem: Problem, pool: str, instant: int) -> int:
         """The pool's limit less its planned load at `instant` (negative: over it)."""
@@ -142,12 +142,12 @@ class _Loads:
                 reasons.append(f"boot CPU on {host.name}")
         stagger = problem.schedule.stagger_s
         before = [
-            (t, name)
-            for t, name, group in self.starts
-            if t == start - stagger and (group is None or group != guest.boot.group)
+            name
+            for name, group in sorted(self.starts.get(start - stagger, []))
+            if group is None or group != guest.boot.group
         ]
         if stagger and before:
-            reasons.append(f"stagger {stagger} s after {before[-1][1]}")
+            reasons.append(f"stagger {stagger} s after {before[-1]}")
         limit = problem.schedule.max_starts
         if limit is not None and level_at(self.booting, start - 1) >= limit:
             reasons.append(f"max_starts {limit}")

@@ -90,6 +90,8 @@ def _start_note(problem: Problem, guest_name: str) -> tuple[str | None, str]:
         return current, f"replaces the frozen copy kept on {current}"
     if guest.state is GuestState.RUNNING and host.state is HostState.FAILED:
         return current, f"restart: {current} failed"
+    if host.state is HostState.FAILED:  # stopped there: it went down with its host
+        return current, f"from failed {current}"
     return None, ""
 
 

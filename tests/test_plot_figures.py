@@ -273,3 +273,75 @@ def test_plot_names_a_bad_plan_among_several(
     assert str(broken) in err
     assert "Traceback" not in err
     assert not (tmp_path / "x.png").exists()
+
+
+def test_home_page_picture_puts_both_plans_on_one_time_axis() -> None:
+    """What docs/index.md shows (bench/pictures.py), drawn from fast plans: a list
+    schedule stands in for the optimiser."""
+    from bench.pictures import EXAMPLE, home_figure
+    from placement.codec import load_problem_file
+    from placement.solvers import SolveOptions, solve
+
+    problem = load_problem_file(EXAMPLE)
+    listed = solve(problem, "first-fit", SolveOptions(schedule="list"))
+    serial = solve(problem, "first-fit", SolveOptions(schedule="serial:45"))
+    figure = home_figure(problem, listed, serial)
+    ready, san = figure.axes
+    assert ready.get_shared_x_axes().joined(ready, san)
+    assert ready.get_xlim() == san.get_xlim()
+    assert ready.get_xlim()[0] == 0
+    legend = [text.get_text() for text in ready.get_legend().get_texts()]
+    assert legend[0].startswith("first-fit (placement and start times together): valid; 30 of 30")
+    assert legend[1].startswith("serial:45: INVALID: 2 violations (1 pool_capacity, 1 host_boot")
+    # serial:45 overloads the SAN: its red fill; the list schedule has none.
+    assert [c.get_gid() for c in san.collections if c.get_gid()] == ["overload:serial:45"]
+    assert "a start every 45 s" in figure.get_suptitle()
+
+
+def test_compare_adds_each_plans_simulated_median() -> None:
+    from placement.simulate import simulate
+
+    problem = _san_cluster()
+    plans = [_back_to_back(problem), _at_once(problem)]
+    runs = [simulate(problem, plan, "open-loop", runs=3, sigma=0.2, trace=True) for plan in plans]
+    figure = compare_figure(problem, plans, labels=["serial", "at once"], simulations=runs)
+    pool = figure.axes[1]
+    medians = [line for line in pool.get_lines() if "simulated median" in line.get_label()]
+    assert [line.get_label() for line in medians] == [
+        "serial: simulated median (open-loop, 3 runs)",
+        "at once: simulated median (open-loop, 3 runs)",
+    ]
+    plan_lines = {line.get_label(): line for line in pool.get_lines()}
+    assert medians[0].get_color() == plan_lines["serial: valid"].get_color()
+
+
+def test_plot_compare_simulate_from_the_command_line(tmp_path: Path) -> None:
+    problem_path, serial, at_once = _files(tmp_path)
+    image = tmp_path / "sim.svg"
+    argv = ["plot", str(problem_path), str(serial), str(at_once), "-o", str(image)]
+    assert main([*argv, "--simulate", "open-loop", "--runs", "2"]) == 0
+    assert "simulated median (open-loop, 2 runs)" in image.read_text()
+
+
+def test_a_large_cluster_gantt_leaves_idle_hosts_out_and_says_so() -> None:
+    hosts = [Host(f"h{i:02d}", {"ram_mib": 4096}) for i in range(30)]
+    guests = [Guest("a", {"ram_mib": 1}), Guest("b", {"ram_mib": 1})]
+    problem = Problem(hosts, guests)
+    plan = Plan(
+        Status.FEASIBLE,
+        "x",
+        0,
+        [
+            Assignment("a", "h03", Action.START, 0, 60),
+            Assignment("b", "h17", Action.START, 0, 60),
+        ],
+    )
+    axes = plot_gantt(problem, plan)
+    assert [t.get_text() for t in axes.get_yticklabels()] == ["h03 (online)", "h17 (online)"]
+    assert "28 hosts with nothing to start or move left out" in axes.get_title()
+    small = Problem(hosts[:3], guests)
+    few = Plan(Status.FEASIBLE, "x", 0, [Assignment("a", "h00", Action.START, 0, 60)])
+    drawn = plot_gantt(small, few)
+    labels = [t.get_text() for t in drawn.get_yticklabels()]
+    assert labels == ["h00 (online)", "h01 (online)", "h02 (online)", "no host (1)"]
+    assert "left out" not in drawn.get_title()

@@ -150,13 +150,14 @@ def test_timeline_is_a_runbook_clock_priority_headroom_and_why() -> None:
     header = lines[1].split()
     assert header == ["start", "ready", "action", "guest", "prio", "where", "san", "left", "why"]
     rows = {line.split()[3]: line for line in lines[2:]}
-    assert rows["a"].split() == ["+00:00", "+01:00", "start", "a", "3", "->", "h", "40"]
+    assert rows["a"].split()[:8] == ["+00:00", "+01:00", "start", "a", "3", "->", "h", "40"]
     assert rows["b"].split()[:8] == ["+01:00", "+02:00", "start", "b", "2", "->", "h", "40"]
     assert rows["b"].endswith("waited for room in san")
     assert rows["c"].split()[7] == "30"
     assert rows["c"].endswith("waited for stagger 5 s after b")
     assert rows["d"].split()[7] == "80"
     assert rows["d"].endswith("waited for b ready")
+    assert "from failed old" in rows["a"]  # stopped on the failed host
 
 
 def test_failed_hosts_guests_are_counted_where_they_were() -> None:
@@ -316,3 +317,19 @@ def test_plot_without_matplotlib_says_how_to_install_it(
     assert main(["plot", str(scenario_path), str(plan_path), "-o", str(image)]) == 2
     assert "pip install 'placement[plot]'" in capsys.readouterr().err
     assert not image.exists()
+
+
+def test_solve_groups_the_violations_of_a_plan_the_checker_rejects(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    example = EXAMPLE.parent.parent / "single-host-restart.json"
+    argv = ["solve", str(example), "--solver", "first-fit", "--schedule", "all-at-once"]
+    assert main([*argv, "--quiet"]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[3] == (
+        "INVALID: 31 violations (29 stagger, 1 pool_capacity, 1 host_boot_cpu): "
+        "do not run it as it is"
+    )
+    assert "  stagger (29):" in out
+    assert "    ... and 26 more like these" in out
+    assert sum(1 for line in out if "(stagger 5 s)" in line) == 3
