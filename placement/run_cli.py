@@ -302,8 +302,8 @@ def add_commands(commands: Any) -> None:
         "--policy",
         default="readiness-gated",
         metavar="NAME",
-        help="readiness-gated (default), open-loop, serial:S, batch:N, ... "
-        "(as `placement simulate --policy`)",
+        help="readiness-gated (default), replan, replan:SOLVER, open-loop, serial:S, "
+        "batch:N, ... (as `placement simulate --policy`)",
     )
     parser.add_argument(
         "--dry-run", action="store_true", help="print the commands with the plan's timing; run none"
@@ -404,6 +404,6 @@ def add_commands(commands: Any) -> None:
     simulated = parser.add_argument_group("simulated")
     simulated.add_argument("--seed", type=int, default=0, help="seed of the draws (0)")
     simulated.add_argument(
-        "--run", dest="sim_run", type=int, default=0, help="which run of the draws (0)"
+        "--run", dest="sim_run", type=int, default=0, metavar="N", help="which run of the draws (0)"
     )
     parser.set_defaults(run=_cmd_run)
