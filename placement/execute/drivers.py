@@ -30,6 +30,7 @@ import shlex
 import socket
 import subprocess
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 import attrs
@@ -623,6 +624,14 @@ class ShellDriver:
         return Probe(Readiness.PENDING, f"ready command exited {done.returncode}")
 
     def hosts_down(self, hosts: Sequence[str], run: Runner) -> set[str]:
-        if self.host_command is None:
+        if self.host_command is None or not hosts:
             return set()
-        return {host for host in hosts if run(_fill(self.host_command, host=host)).returncode == 1}
+        template = self.host_command
+
+        def down(host: str) -> bool:
+            return run(_fill(template, host=host)).returncode == 1
+
+        # One check per host, at the same time: a dead host's check may hang a while.
+        with ThreadPoolExecutor(min(len(hosts), 16), thread_name_prefix="host-check") as pool:
+            answers = list(pool.map(down, hosts))
+        return {host for host, is_down in zip(hosts, answers, strict=True) if is_down}
