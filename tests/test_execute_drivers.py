@@ -41,7 +41,7 @@ from placement.model import (
 from placement.plan import Action, Assignment, Plan, Status, Unplaced
 from tests.fake_tools import install
 
-FAST = LiveOptions(poll_s=0.03, time_scale=0.01, ready_timeout_s=1.0)
+FAST = LiveOptions(poll_s=0.03, time_scale=0.01, ready_timeout_s=2.0)
 LIBVIRT = LibvirtDriver(uri="fake://{host}/system")
 
 
@@ -386,7 +386,7 @@ def test_a_missing_tool_or_a_hanging_one_is_a_failed_attempt(
 
 # --- through `placement run` -----------------------------------------------------------------
 
-RUN_FAST = ["--time-scale", "0.01", "--poll", "0.03", "--ready-timeout", "1"]
+RUN_FAST = ["--time-scale", "0.01", "--poll", "0.03", "--ready-timeout", "2"]
 
 
 def _files(tmp_path: Path, problem: Problem, plan: Plan) -> tuple[str, str]:
@@ -587,7 +587,10 @@ def test_ctrl_c_or_a_crash_then_a_restart_starts_no_guest_twice(
         seen.append(line)
         if "  b  start" in line:
             break
-    time.sleep(0.5)  # b's start command has run; b boots for 3 s
+    # Once b's start command has run (b boots for 3 s), the signal comes.
+    deadline = time.monotonic() + 20
+    while fake.starts()["b"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
     process.send_signal(signum)
     rest, _ = process.communicate(timeout=20)
     if signum == signal.SIGINT:
