@@ -20,6 +20,8 @@ import shlex
 import sys
 from typing import Any, TextIO
 
+import attrs
+
 from placement.cli import (
     EXIT_FAILED,
     EXIT_OK,
@@ -33,6 +35,7 @@ from placement.codec import load_plan_file
 from placement.errors import InvalidInputError
 from placement.interrupt import EXIT_INTERRUPTED, call_stoppably, sigint_stops
 from placement.limits import printable
+from placement.model import HostFailure, Problem, SimulationSettings
 
 DRIVERS = ("libvirt", "pacemaker", "proxmox", "shell", "simulated")
 
@@ -101,6 +104,31 @@ def _driver(args: argparse.Namespace) -> Any:
             )
         return SimulatedDriver(seed=args.seed, run=args.sim_run)
     except ValueError as error:
+        raise UsageError(str(error)) from error
+
+
+def _simulation(args: argparse.Namespace, problem: Problem) -> SimulationSettings:
+    """The problem's simulation settings with this command's changes to them."""
+    changes: dict[str, Any] = {}
+    if args.sigma is not None:
+        changes["sigma"] = args.sigma
+    if args.start_failure is not None:
+        changes["start_failure_probability"] = args.start_failure
+    failures = []
+    for value in args.fail or []:
+        host, _, at = value.partition("@")
+        try:
+            at_s = float(at)
+        except ValueError:
+            at_s = -1.0
+        if not problem.has_host(host) or not 0 <= at_s <= 1e9:
+            raise UsageError(f"--fail {value}: expected HOST@SECONDS with a host of the problem")
+        failures.append(HostFailure(host, at_s))
+    if failures:
+        changes["host_failures"] = (*problem.simulation.host_failures, *failures)
+    try:
+        return attrs.evolve(problem.simulation, **changes)
+    except (TypeError, ValueError) as error:
         raise UsageError(str(error)) from error
 
 
@@ -210,6 +238,10 @@ def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     options = _options(args)
     check_output_path(args.journal, "--journal")
     problem = load_problem(args.problem)
+    if args.driver == "simulated":
+        driver = attrs.evolve(driver, settings=_simulation(args, problem))
+    elif args.sigma is not None or args.start_failure is not None or args.fail:
+        raise UsageError("--sigma, --start-failure and --fail are for --driver simulated")
     try:
         plan = load_plan_file(args.plan)
         report = check(problem, plan)
@@ -403,6 +435,16 @@ def add_commands(commands: Any) -> None:
     )
     simulated = parser.add_argument_group("simulated")
     simulated.add_argument("--seed", type=int, default=0, help="seed of the draws (0)")
+    simulated.add_argument("--sigma", type=float, help="log-spread of boot durations (e.g. 0.3)")
+    simulated.add_argument(
+        "--start-failure", type=float, metavar="P", help="chance a start attempt fails"
+    )
+    simulated.add_argument(
+        "--fail",
+        action="append",
+        metavar="HOST@SECONDS",
+        help="a host that fails during the recovery (repeatable)",
+    )
     simulated.add_argument(
         "--run", dest="sim_run", type=int, default=0, metavar="N", help="which run of the draws (0)"
     )

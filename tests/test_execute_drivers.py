@@ -800,3 +800,28 @@ def test_a_failed_migration_leaves_the_guest_where_it_runs(
     )
     assert code == 1
     assert "  not moved: db on h1 (virsh migrate exited 1" in capsys.readouterr().out
+
+
+def test_placement_run_rehearses_a_host_failure_under_simulation(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--driver simulated with --fail: the re-planner's decisions, line by line."""
+    problem, plan = two_hosts(names=("a", "b", "c"), hosts=("h1", "h2", "h3"))
+    problem_path, plan_path = _files(tmp_path, problem, plan)
+    argv = ["run", problem_path, plan_path, "--driver", "simulated", "--policy", "replan:best-fit"]
+    assert main([*argv, "--fail", "h1@10"]) == 0
+    out = capsys.readouterr().out
+    assert "+00:10  h1  host_down down" in out
+    assert "+00:10  a  lost     on h1  (its host went down)" in out
+    assert "decision (re-plan (host h1 down) in force: best-fit" in out
+    restart = next(
+        line for line in out.splitlines() if line.split()[1:3] == ["a", "start"] and "lost" in line
+    )
+    assert "(lost with its host: started again; planned +00:00 on h1;" in restart
+    assert "3 of 3 guest(s) ready (policy replan:best-fit, driver simulated)" in out
+    assert main([*argv, "--fail", "h9@10"]) == 2
+    assert "--fail h9@10: expected HOST@SECONDS" in capsys.readouterr().err
+    assert main([*argv, "--sigma", "9"]) == 2
+    libvirt = ["run", problem_path, plan_path, "--driver", "libvirt", "--sigma", "0.3"]
+    assert main(libvirt) == 2
+    assert "are for --driver simulated" in capsys.readouterr().err

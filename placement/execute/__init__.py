@@ -264,7 +264,7 @@ def _results(world: Ledger, records: list[Record], interrupted: bool) -> tuple[G
             why = (
                 "interrupted before it could start"
                 if interrupted
-                else "the policy never started it (its dependencies or limits did not allow it)"
+                else "the policy did not start it"
             )
         results.append(
             GuestResult(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from placement.plan import Assignment
+from placement.plan import Action, Assignment
 from placement.simulate.ledger import GuestStatus, Ledger
 
 
@@ -35,7 +35,16 @@ def start_reason(
     elif ledger.lost_once[guest]:
         parts.append("lost with its host: started again")
     planned_one = planned.get(problem.guests[guest].name)
-    if planned_one is not None and planned_one.host is not None and action != "retry":
+    planned_to_start = planned_one is not None and planned_one.action in (
+        Action.START,
+        Action.MIGRATE,
+    )
+    if (
+        planned_to_start
+        and planned_one is not None
+        and planned_one.host is not None
+        and (action != "retry")
+    ):
         where = "" if planned_one.host == problem.hosts[host].name else f" on {planned_one.host}"
         parts.append(f"planned {format_offset(float(planned_one.start_s or 0))}{where}")
     after = [
