@@ -825,3 +825,21 @@ def test_placement_run_rehearses_a_host_failure_under_simulation(
     libvirt = ["run", problem_path, plan_path, "--driver", "libvirt", "--sigma", "0.3"]
     assert main(libvirt) == 2
     assert "are for --driver simulated" in capsys.readouterr().err
+
+
+def test_pacemaker_never_stops_a_resource_the_cluster_runs_elsewhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """db runs on h1 and does not come to h2 where the plan starts it: at its ready
+    timeout it is left running on h1, not disabled."""
+    problem, plan = two_hosts()
+    fake = install(tmp_path, monkeypatch, {"web": {}, "db": {"host": "h1", "started": 0.0}})
+    options = LiveOptions(poll_s=0.03, time_scale=0.01, ready_timeout_s=0.3)
+    result = execute(problem, plan, "readiness-gated", PacemakerDriver(), options=options)
+    assert result.gave_up == ("db",)
+    gave_up = next(r for r in result.records if r.kind == "gave_up")
+    assert gave_up.why == "not ready after 0.3 s (running on h1); left running on h1"
+    assert not [c for c in fake.calls("pcs") if c[1:3] == ["resource", "disable"]]
+    assert fake.state()["guests"]["db"]["host"] == "h1"
+    assert fake.state()["guests"]["db"]["started"] is not None
+    assert fake.state()["constraints"] == {}

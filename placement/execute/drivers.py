@@ -60,10 +60,13 @@ class Readiness(enum.Enum):
 
 @attrs.frozen
 class Probe:
-    """What a probe found, with the tool's words for it (`detail`, for the journal)."""
+    """What a probe found, with the tool's words for it (`detail`, for the journal).
+    `elsewhere`: the host the tool says the guest runs on instead (it is never stopped
+    for not coming up where it was started)."""
 
     state: Readiness
     detail: str = ""
+    elsewhere: str | None = None
 
 
 @attrs.frozen
@@ -401,8 +404,9 @@ class PacemakerDriver:
         found = _FAIL_COUNT.search(count.stdout) if count.ok else None
         if found is not None and found.group(1) not in ("0", "(null)"):
             return Probe(Readiness.FAILED, f"fail count {found.group(1)} on {host}")
-        where = f"running on {', '.join(nodes)}" if nodes else "not running yet"
-        return Probe(Readiness.PENDING, where)
+        if nodes:
+            return Probe(Readiness.PENDING, f"running on {', '.join(nodes)}", nodes[0])
+        return Probe(Readiness.PENDING, "not running yet")
 
     def hosts_down(self, hosts: Sequence[str], run: Runner) -> set[str]:
         listed = run(("crm_node", "-l"))

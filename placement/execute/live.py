@@ -374,7 +374,10 @@ class LiveWorld(Ledger):
             elif self._clock() > deadline:
                 waited = self._ready_timeout(guest)
                 why = f"not ready after {waited:g} s ({probe.detail})"
-                self._end_attempt(guest, False, why, stop_it=True)
+                if probe.elsewhere is not None:
+                    # It runs, elsewhere: stopping it would take down a guest that is up.
+                    why += f"; left running on {probe.elsewhere}"
+                self._end_attempt(guest, False, why, stop_it=probe.elsewhere is None)
 
     def _probe_all(self, asked: Sequence[tuple[str, str]]) -> list[Probe]:
         """Probe each (guest, host), up to `max_parallel` at once, answers in order."""
