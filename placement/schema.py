@@ -235,6 +235,38 @@ _SIMULATION = _described(
     "How `placement simulate` runs a plan: boot-time noise, contention, failures.",
 )
 
+_PROXMOX = _described(
+    _object(
+        {
+            "rebalance_on_start": _described(
+                {"type": "boolean", "default": False},
+                "Proxmox's ha-rebalance-on-start: a guest HA starts goes to the best-scored "
+                "node, not the node it is configured on.",
+            ),
+            "node_affinity": _described(
+                {
+                    "type": "array",
+                    "items": _object(
+                        {
+                            "guests": _NAMES,
+                            "nodes": {
+                                "type": "object",
+                                "description": "Node name -> priority (higher first).",
+                                "propertyNames": _CLEAN,
+                                "additionalProperties": _COUNT,
+                            },
+                            "strict": {"type": "boolean", "default": False},
+                        },
+                        ("guests", "nodes"),
+                    ),
+                },
+                "Proxmox VE 9 HA node-affinity rules with node priorities.",
+            ),
+        }
+    ),
+    "The Proxmox HA configuration the proxmox-* re-creations follow (other solvers ignore it).",
+)
+
 PROBLEM_SCHEMA: JsonSchema = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "$id": "https://placement.invalid/schema/problem-v1.json",
@@ -248,6 +280,7 @@ PROBLEM_SCHEMA: JsonSchema = {
             "schedule": _SCHEDULE,
             "migration": _MIGRATION,
             "simulation": _SIMULATION,
+            "proxmox": _PROXMOX,
             "objective": {
                 "type": "array",
                 "items": {"enum": [objective.value for objective in Objective]},

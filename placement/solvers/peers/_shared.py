@@ -79,6 +79,18 @@ class StartState:
                         hosts.add(host)
         return hosts
 
+    def release(self, guest: Guest) -> None:
+        """Make a guest that was to stay need a host again (a peer's own rule moves it).
+
+        It keeps using its current host among `users`: while it migrates away it still
+        loads that host, as the peers count a migrating guest on both nodes.
+        """
+        host = self.stay.pop(guest.name)
+        del self.placed[guest.name]
+        for name in guest.anti_affinity:
+            self._classes.get(name, {}).get(host, set()).discard(guest.name)
+        self.to_place.append(guest)
+
     def partner_hosts(self, guest: Guest) -> dict[str, int]:
         """Host -> how many other members of the guest's together group run there now."""
         if guest.together is None:
