@@ -88,6 +88,7 @@ def _cmd_import_proxmox(args: argparse.Namespace, out: TextIO) -> int:
         ha_groups=args.ha_groups,
         ha_rules=args.ha_rules,
         configs=args.configs,
+        datacenter=args.datacenter,
         options=_options(args),
     )
     return _write_import(args, result, out)
@@ -193,9 +194,19 @@ def add_commands(commands: Any) -> None:
     proxmox.add_argument(
         "resources", help="output of: pvesh get /cluster/resources --output-format json"
     )
-    proxmox.add_argument("--ha-resources", help="pvesh get /cluster/ha/resources JSON")
-    proxmox.add_argument("--ha-groups", help="pvesh get /cluster/ha/groups JSON (VE 8)")
-    proxmox.add_argument("--ha-rules", help="pvesh get /cluster/ha/rules JSON (VE 9)")
+    proxmox.add_argument(
+        "--ha-resources", help="pvesh get /cluster/ha/resources JSON, or /etc/pve/ha/resources.cfg"
+    )
+    proxmox.add_argument(
+        "--ha-groups", help="pvesh get /cluster/ha/groups JSON, or /etc/pve/ha/groups.cfg (VE 8)"
+    )
+    proxmox.add_argument(
+        "--ha-rules", help="pvesh get /cluster/ha/rules JSON, or /etc/pve/ha/rules.cfg (VE 9)"
+    )
+    proxmox.add_argument(
+        "--datacenter",
+        help="pvesh get /cluster/options JSON, or /etc/pve/datacenter.cfg (the crs option)",
+    )
     proxmox.add_argument(
         "--configs", metavar="DIR", help="folder of VMID.json guest configs (pvesh get .../config)"
     )

@@ -1,0 +1,144 @@
+"""The Proxmox importer on a cluster's own configuration files: /etc/pve/ha/*.cfg
+(section-config text), datacenter.cfg and /cluster/options (the CRS options), node
+affinity with priorities for the re-creations, and what it warns about."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from placement.adapters import import_proxmox
+from placement.adapters.proxmox import parse_section_config
+from placement.cli import main
+from placement.codec import dump_problem
+
+PVE = Path(__file__).parent / "data" / "adapters" / "proxmox"
+
+
+def test_section_config_is_read_as_pvesh_prints_it() -> None:
+    """rules.cfg holds the same rules as ha-rules.json: the problems are the same."""
+    entries = parse_section_config((PVE / "rules.cfg").read_text(), "rule", "rules.cfg")
+    assert entries[0] == {
+        "type": "node-affinity",
+        "rule": "db-on-fast-nodes",
+        "resources": "vm:103",
+        "nodes": "pve1:2,pve2:1",
+        "strict": "1",
+    }
+    resources = parse_section_config((PVE / "resources.cfg").read_text(), "sid", "r.cfg")
+    assert resources[-1] == {"type": "ct", "sid": "ct:200", "state": "started"}
+
+    def problem(rules: str, ha: str) -> dict[str, object]:
+        result = import_proxmox(
+            PVE / "cluster-resources.json",
+            ha_resources=PVE / ha,
+            ha_rules=PVE / rules,
+            configs=PVE / "configs",
+        )
+        return dump_problem(result.problem)
+
+    assert problem("rules.cfg", "resources.cfg") == problem("ha-rules.json", "ha-resources.json")
+
+
+def test_failback_off_is_named() -> None:
+    result = import_proxmox(
+        PVE / "cluster-resources.json",
+        ha_resources=PVE / "resources.cfg",
+        ha_rules=PVE / "rules.cfg",
+        configs=PVE / "configs",
+    )
+    assert any(w.startswith("vm:103: failback 0 is not mapped") for w in result.warnings)
+
+
+def test_bad_section_config_names_the_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rules = tmp_path / "rules.cfg"
+    rules.write_text("node-affinity: a\n\tresources vm:100\nnodes pve1\n")
+    out = tmp_path / "p.json"
+    args = [str(PVE / "cluster-resources.json"), "--ha-rules", str(rules)]
+    code = main(["import", "proxmox", *args, "--configs", str(PVE / "configs"), "-o", str(out)])
+    assert code == 2
+    assert not out.exists()
+    assert capsys.readouterr().err == f"{rules}:3: not a section-config line: 'nodes pve1'\n"
+
+
+def test_datacenter_cfg_turns_on_rebalance_on_start() -> None:
+    result = import_proxmox(
+        PVE / "cluster-resources.json", datacenter=PVE / "datacenter.cfg", configs=PVE / "configs"
+    )
+    assert result.problem.proxmox.rebalance_on_start
+    assert result.document["proxmox"] == {"rebalance_on_start": True}
+    assert any("--solver proxmox-static" in note for note in result.notes)
+    assert not any("crs" in warning for warning in result.warnings)
+
+
+def test_cluster_options_json_dynamic_mode_and_unknown_options_warn() -> None:
+    result = import_proxmox(
+        PVE / "cluster-resources.json",
+        datacenter=PVE / "cluster-options.json",
+        configs=PVE / "configs",
+    )
+    assert not result.problem.proxmox.rebalance_on_start
+    text = "\n".join(result.warnings)
+    assert "crs ha=dynamic is not re-created" in text
+    assert "crs option ha-auto-rebalance-threshold=0.5 not mapped" in text
+    assert any("--solver proxmox-rebalance" in note for note in result.notes)
+
+
+def test_without_datacenter_the_default_basic_scheduler_is_named() -> None:
+    result = import_proxmox(PVE / "cluster-resources.json", configs=PVE / "configs")
+    assert any("--solver proxmox-basic" in note for note in result.notes)
+    assert "proxmox" not in result.document
+
+
+def test_node_without_status_is_failed_with_a_warning(tmp_path: Path) -> None:
+    path = tmp_path / "resources.json"
+    path.write_text(
+        json.dumps(
+            [
+                {"type": "node", "node": "a", "status": "online", "maxcpu": 4, "maxmem": 2**32},
+                {"type": "node", "node": "b", "maxcpu": 4, "maxmem": 2**32},
+            ]
+        )
+    )
+    result = import_proxmox(path)
+    assert result.problem.host("b").state.value == "failed"
+    assert result.warnings == (f"{path}[1]: node 'b' has no status; taken as failed",)
+
+
+def test_group_priorities_go_to_the_re_creations() -> None:
+    """VE 8 groups: 'any' (pve1:2, pve2:1, pve3:1, not restricted) is a preference with
+    priorities; 'prod' (restricted, equal priorities) is only a host restriction."""
+    result = import_proxmox(
+        PVE / "cluster-resources.json",
+        ha_resources=PVE / "ha-resources-groups.json",
+        ha_groups=PVE / "ha-groups.json",
+        configs=PVE / "configs",
+    )
+    rules = result.problem.proxmox.node_affinity
+    assert len(rules) == 1
+    assert rules[0].guests == ("vm:101",)
+    assert dict(rules[0].nodes) == {"pve1": 2, "pve2": 1, "pve3": 1}
+    assert not rules[0].strict
+    assert result.problem.guest("vm:100").hosts == frozenset({"pve1", "pve2"})
+
+
+def test_cli_reads_the_configuration_files(tmp_path: Path) -> None:
+    out = tmp_path / "problem.json"
+    files = {
+        "--ha-resources": "resources.cfg",
+        "--ha-rules": "rules.cfg",
+        "--datacenter": "datacenter.cfg",
+        "--configs": "configs",
+    }
+    args = [item for flag, name in files.items() for item in (flag, str(PVE / name))]
+    code = main(["import", "proxmox", str(PVE / "cluster-resources.json"), *args, "-o", str(out)])
+    assert code == 0
+    document = json.loads(out.read_text())
+    assert document["proxmox"]["rebalance_on_start"] is True
+    assert {"guests": ["ct:200"], "nodes": {"pve2": 0}, "strict": False} in document["proxmox"][
+        "node_affinity"
+    ]
