@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from placement.model import Guest, GuestState, Problem
+from placement.model import Guest, GuestState, Problem, host_allows
 from placement.solvers.common import split_guests
 
 _DIGITS = re.compile(r"(\d+)")
@@ -32,18 +32,33 @@ def natural_key(name: str) -> tuple[tuple[str | int, ...], str]:
 class StartState:
     """The cluster before a peer places anything.
 
-    `stay`: guest -> host for guests that keep running where they are. `to_place`: the
+    `stay`: guest -> host for guests that keep running where they are (as every
+    baseline keeps them, `split_guests`; with `check_capacity=False`, every running
+    guest whose node rules allow its online host, however loaded). `to_place`: the
     guests that need a host, in problem order. `users`: online host -> the guests using
     it already (those that stay and frozen copies). `classes` tracks, per anti-affinity
     class, which running guests of that class each host holds (frozen copies do not
     count: a crashed guest kept for debugging is no longer a member of its class).
     """
 
-    def __init__(self, problem: Problem) -> None:
+    def __init__(self, problem: Problem, *, check_capacity: bool = True) -> None:
         self.problem = problem
-        split = split_guests(problem)
-        self.stay: dict[str, str] = dict(split.stay)
-        self.to_place: list[Guest] = [problem.guest(name) for name in split.place]
+        if check_capacity:
+            split = split_guests(problem)
+            self.stay: dict[str, str] = dict(split.stay)
+            place = split.place
+        else:
+            # A peer that never looks at capacity leaves every running guest where its
+            # node rules allow it, overloaded or not; its own rules may move it later.
+            self.stay = {
+                guest.name: guest.current_host
+                for guest in problem.guests
+                if guest.state is GuestState.RUNNING
+                and guest.current_host is not None
+                and host_allows(problem.host(guest.current_host), guest)
+            }
+            place = tuple(guest.name for guest in problem.guests if guest.name not in self.stay)
+        self.to_place: list[Guest] = [problem.guest(name) for name in place]
         self.users: dict[str, list[Guest]] = {h.name: [] for h in problem.hosts if h.online}
         for guest in problem.guests:
             host = self.stay.get(guest.name)

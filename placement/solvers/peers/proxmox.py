@@ -284,10 +284,11 @@ def _place_one_by_one(
 ) -> Placement:
     online = [host for host in problem.hosts if host.online]
     affinity = NodeAffinity(problem)
-    # A running guest off its preferred nodes fails back (moves) in the same round.
+    # A running guest that its rules no longer allow where it runs (off its preferred
+    # nodes: failback; beside a guest it must avoid) moves in the same round.
     for name in sorted(state.stay):
         guest = problem.guest(name)
-        if name in affinity.rules and not _stays_put(state, guest, affinity):
+        if not _stays_put(state, guest, affinity):
             state.release(guest)
     hosts: dict[str, str | None] = dict(state.stay)
     reasons: dict[str, str] = {}
@@ -320,7 +321,9 @@ def proxmox_basic_placement(
     """
     if rebalance_on_start is None:
         rebalance_on_start = problem.proxmox.rebalance_on_start
-    return _basic(problem, StartState(problem), rebalance_on_start=rebalance_on_start)
+    return _basic(
+        problem, StartState(problem, check_capacity=False), rebalance_on_start=rebalance_on_start
+    )
 
 
 def _basic(problem: Problem, state: StartState, *, rebalance_on_start: bool) -> Placement:
@@ -353,7 +356,7 @@ def proxmox_static_placement(
     """
     if rebalance_on_start is None:
         rebalance_on_start = problem.proxmox.rebalance_on_start
-    state = StartState(problem)
+    state = StartState(problem, check_capacity=False)
     cpu_name, memory_name = static_resources(problem, cpu_resource, memory_resource)
     online = [host for host in problem.hosts if host.online]
     broken = [
