@@ -106,7 +106,11 @@ def _cmd_import_libvirt(args: argparse.Namespace, out: TextIO) -> int:
     from placement.adapters.libvirt import import_libvirt
 
     result = import_libvirt(
-        args.folder, hosts=args.hosts, mapping=args.mapping, options=_options(args)
+        args.folder,
+        hosts=args.hosts,
+        mapping=args.mapping,
+        memory=args.memory,
+        options=_options(args),
     )
     return _write_import(args, result, out)
 
@@ -222,6 +226,13 @@ def add_commands(commands: Any) -> None:
     libvirt.add_argument("folder", help="HOST/DOMAIN.xml per host, or flat with --mapping")
     libvirt.add_argument("--hosts", help="JSON list of hosts (name, capacity, state, ...)")
     libvirt.add_argument("--mapping", help='JSON {"domain": "host"} for a flat folder')
+    libvirt.add_argument(
+        "--memory",
+        choices=("current", "maximum"),
+        default="current",
+        help="demand each guest's <currentMemory>, what it holds (default), or its "
+        "<memory>, what it may balloon up to",
+    )
     _common_import_options(libvirt)
     libvirt.set_defaults(run=_cmd_import_libvirt)
 
