@@ -12,8 +12,8 @@ commands run at one instant. For every step we
    fail a node; `shutdown NODE` with `shutdown_policy=migrate` puts it in maintenance;
    `service SID add NODE STATE RUNNING` adds a service),
 2. write the cluster as Proxmox's own files would show it (`/cluster/resources`
-   JSON, the HA resources, `rules.cfg` as it is, the datacenter options) and import
-   them with `import_proxmox`,
+   JSON, the HA resources and the HA manager's node status, `rules.cfg` as it is, the
+   datacenter options) and import them with `import_proxmox`,
 3. solve with the re-creation the importer names (`proxmox-static`, or
    `proxmox-basic`), then, with `ha-auto-rebalance`, `proxmox-rebalance` on the result,
 4. compare, for every service the log decides in that step, our host with the log's:
@@ -40,7 +40,7 @@ from typing import Any
 import attrs
 
 from placement.adapters import import_proxmox
-from placement.model import HostState, Problem
+from placement.model import Problem
 from placement.solvers import SolveOptions, solve
 
 DATA = Path(__file__).parents[1] / "tests" / "data" / "proxmox-ha"
@@ -129,8 +129,8 @@ def _write_inputs(cluster: _Cluster, stats: dict[str, Any], folder: Path) -> dic
     """The cluster as `pvesh get /cluster/resources` and `/cluster/ha/resources` show it."""
     resources: list[dict[str, Any]] = []
     for name, hardware in sorted(cluster.nodes.items()):
-        # A node in HA maintenance is still up: pvesh shows it online (the replay marks
-        # the maintenance on the imported problem; see `_problem`).
+        # A node in HA maintenance is still up: pvesh shows it online, and the HA
+        # manager's status says it is in maintenance.
         state = cluster.node_state.get(name, "off")
         status = "online" if state in ("online", "maintenance") else "offline"
         resources.append(
@@ -158,9 +158,16 @@ def _write_inputs(cluster: _Cluster, stats: dict[str, Any], folder: Path) -> dic
             }
         )
         ha.append({"sid": sid, "type": kind, "state": service.state})
-    paths = {"resources": folder / "cluster-resources.json", "ha": folder / "ha-resources.json"}
+    node_status = {name: state for name, state in cluster.node_state.items() if state != "off"}
+    manager = {"manager_status": {"node_status": node_status}}
+    paths = {
+        "resources": folder / "cluster-resources.json",
+        "ha": folder / "ha-resources.json",
+        "status": folder / "manager-status.json",
+    }
     paths["resources"].write_text(json.dumps(resources))
     paths["ha"].write_text(json.dumps(ha))
+    paths["status"].write_text(json.dumps(manager))
     return paths
 
 
@@ -172,16 +179,9 @@ def _problem(cluster: _Cluster, test: Path, stats: dict[str, Any], folder: Path)
         ha_resources=paths["ha"],
         ha_rules=rules if rules.is_file() else None,
         datacenter=test / "datacenter.cfg",
+        ha_status=paths["status"],
     )
-    problem = result.problem
-    maintenance = {n for n, s in cluster.node_state.items() if s == "maintenance"}
-    if maintenance:
-        hosts = [
-            attrs.evolve(h, state=HostState.MAINTENANCE) if h.name in maintenance else h
-            for h in problem.hosts
-        ]
-        problem = attrs.evolve(problem, hosts=hosts)
-    return problem
+    return result.problem
 
 
 def _solver(test: Path) -> tuple[str, bool]:

@@ -262,6 +262,10 @@ _PROXMOX = _described(
                 },
                 "Proxmox VE 9 HA node-affinity rules with node priorities.",
             ),
+            "no_failback": _described(
+                _NAMES,
+                "Guests with failback off: they stay on any node their rule allows.",
+            ),
         }
     ),
     "The Proxmox HA configuration the proxmox-* re-creations follow (other solvers ignore it).",

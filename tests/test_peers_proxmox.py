@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -257,6 +258,22 @@ def test_node_affinity_takes_the_highest_priority_online(solver: str) -> None:
     plan = solve(_affinity_problem(both_failed, True), solver, SolveOptions())
     assert plan.assignment("vm:1") is None or plan.assignment("vm:1").host is None  # type: ignore[union-attr]
     assert "node-affinity" in plan.unplaced[0].reason
+
+
+@pytest.mark.parametrize("solver", ["proxmox-static", "proxmox-basic"])
+def test_failback_off_stays_on_a_lower_priority_node(solver: str) -> None:
+    """vm:1 runs on b (priority 1) while a (priority 2) is online: with failback on it
+    moves to a, with failback off it stays; off a node its rule does not list (c, for a
+    strict rule) it moves either way."""
+    online = {"a": "online", "b": "online", "c": "online"}
+    on_b = {"current_host": "b", "state": "running"}
+    problem = _affinity_problem(online, True, **on_b)
+    assert _host_of(problem, solver, "vm:1") == "a"
+    kept = attrs.evolve(problem, proxmox=attrs.evolve(problem.proxmox, no_failback={"vm:1"}))
+    assert _host_of(kept, solver, "vm:1") == "b"
+    on_c = _affinity_problem(online, True, current_host="c", state="running")
+    on_c = attrs.evolve(on_c, proxmox=attrs.evolve(on_c.proxmox, no_failback={"vm:1"}))
+    assert _host_of(on_c, solver, "vm:1") == "a"
 
 
 def test_node_affinity_top_group_is_scored() -> None:

@@ -89,6 +89,7 @@ def _cmd_import_proxmox(args: argparse.Namespace, out: TextIO) -> int:
         ha_rules=args.ha_rules,
         configs=args.configs,
         datacenter=args.datacenter,
+        ha_status=args.ha_status,
         options=_options(args),
     )
     return _write_import(args, result, out)
@@ -210,6 +211,10 @@ def add_commands(commands: Any) -> None:
     proxmox.add_argument(
         "--datacenter",
         help="pvesh get /cluster/options JSON, or /etc/pve/datacenter.cfg (the crs option)",
+    )
+    proxmox.add_argument(
+        "--ha-status",
+        help="pvesh get /cluster/ha/status/manager_status JSON (nodes in HA maintenance)",
     )
     proxmox.add_argument(
         "--configs", metavar="DIR", help="folder of VMID.json guest configs (pvesh get .../config)"

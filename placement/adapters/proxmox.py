@@ -185,6 +185,7 @@ def import_proxmox(
     ha_rules: str | os.PathLike[str] | None = None,
     configs: str | os.PathLike[str] | None = None,
     datacenter: str | os.PathLike[str] | None = None,
+    ha_status: str | os.PathLike[str] | None = None,
     options: ImportOptions | None = None,
 ) -> ImportResult:
     """Build a problem from Proxmox VE's own JSON output (see the module docstring).
@@ -194,7 +195,9 @@ def import_proxmox(
     HA wants started, is imported as running there, so the plan restarts it elsewhere.
     Stopped guests are imported only if HA wants them started, or with
     `options.include_stopped`. `datacenter` (the cluster options) sets the problem's
-    `proxmox.rebalance_on_start`. Raises `InvalidInputError` naming the file and entry.
+    `proxmox.rebalance_on_start`. `ha_status` (the HA manager's status) puts nodes in
+    HA maintenance into `maintenance`, and nodes being fenced into `failed`.
+    Raises `InvalidInputError` naming the file and entry.
     """
     options = options or ImportOptions()
     warnings: list[str] = []
@@ -228,6 +231,9 @@ def import_proxmox(
         )
         node_online[name] = online
         node_cpus[name] = int(cpus or 0)
+
+    if ha_status is not None:
+        _apply_node_status(ha_status, hosts, node_online, warnings)
 
     ha_state: dict[str, str] = {}
     ha_group_of: dict[str, str] = {}
@@ -327,16 +333,15 @@ def import_proxmox(
         _apply_groups(ha_groups, ha_group_of, affinity)
     if ha_rules is not None:
         _apply_rules(ha_rules, affinity, notes)
-    for sid in sorted(no_failback & affinity.preference_of):
-        warnings.append(
-            f"{sid}: failback 0 is not mapped; the proxmox-* re-creations move it back to "
-            "its highest-priority node"
-        )
+    no_failback |= affinity.no_failback
 
     document: dict[str, Any] = {"schema_version": 1, "hosts": hosts, "guests": guests}
     peer: dict[str, Any] = {}
     if affinity.rules:
         peer["node_affinity"] = affinity.rules
+    # Failback only matters to a guest with node priorities or preferences.
+    if no_failback & affinity.preference_of:
+        peer["no_failback"] = sorted(no_failback & affinity.preference_of)
     solver = "proxmox-basic (the default CRS; --datacenter reads the cluster's)"
     if datacenter is not None:
         solver = _apply_datacenter(datacenter, peer, warnings, notes)
@@ -345,6 +350,40 @@ def import_proxmox(
     apply_common_options(document, options)
     notes.append(f"Proxmox's own choice for comparison: placement solve PROBLEM --solver {solver}")
     return finish(document, warnings, notes, source)
+
+
+def _apply_node_status(
+    path: str | os.PathLike[str],
+    hosts: list[dict[str, Any]],
+    node_online: dict[str, bool],
+    warnings: list[str],
+) -> None:
+    """Node states as the HA manager sees them (`pvesh get
+    /cluster/ha/status/manager_status`, or the bare manager status): `maintenance` is
+    maintenance (the node runs, HA moves its guests away), `fence` is failed."""
+    where = str(path)
+    document = read_json(path)
+    if isinstance(document, Mapping) and isinstance(document.get("manager_status"), Mapping):
+        document = document["manager_status"]
+    status = document.get("node_status") if isinstance(document, Mapping) else None
+    if not isinstance(status, Mapping):
+        raise InvalidInputError([InputError(where, "expected the HA manager status (node_status)")])
+    by_name = {host["name"]: host for host in hosts}
+    for node, state in sorted(status.items()):
+        host = by_name.get(node)
+        if host is None:
+            warnings.append(f"{where}: node_status names unknown node '{node}'; ignored")
+        elif state == "maintenance" and node_online[node]:
+            host["state"] = "maintenance"
+            node_online[node] = False
+        elif state == "fence":
+            host["state"] = "failed"
+            node_online[node] = False
+        elif state not in ("online", "maintenance") and node_online[node]:
+            warnings.append(
+                f"{where}: HA sees node '{node}' as {state!r}; taken as online, as "
+                "/cluster/resources says"
+            )
 
 
 # The CRS options the re-creations follow; `ha` defaults to `basic` (datacenter.cfg(5)).
@@ -426,6 +465,8 @@ class _Affinity:
         self.warnings = warnings
         self.rules: list[dict[str, Any]] = []
         self.preference_of: set[str] = set()  # guests with an entry in `rules`
+        self.ruled: set[str] = set()  # guests of any rule or group so far
+        self.no_failback: set[str] = set()  # members of groups with nofailback
 
     def add(
         self, what: str, where: str, members: list[str], nodes: dict[str, int], strict: bool
@@ -436,7 +477,7 @@ class _Affinity:
             self.warnings.append(f"{where}: {what} names unknown node(s) {unknown}; ignored")
         known = {node: priority for node, priority in nodes.items() if node in self.node_names}
         present = [sid for sid in members if sid in self.guests]
-        twice = [sid for sid in present if sid in self.preference_of]
+        twice = [sid for sid in present if sid in self.ruled]
         if twice:
             self.warnings.append(
                 f"{where}: {what} names {twice}, already in another rule or group; "
@@ -445,6 +486,7 @@ class _Affinity:
             present = [sid for sid in present if sid not in twice]
         if not present:
             return
+        self.ruled.update(present)
         if strict:
             for sid in present:
                 _restrict(self.guests[sid], list(known))
@@ -472,6 +514,7 @@ def _apply_groups(
 ) -> None:
     source = str(path)
     groups: dict[str, tuple[dict[str, int], bool, str]] = {}
+    no_failback: set[str] = set()
     for index, item in _read_entries(path, "group"):
         name = item.get("group")
         if isinstance(name, str):
@@ -480,6 +523,8 @@ def _apply_groups(
                 _flag(item.get("restricted")),
                 f"{source}[{index}]",
             )
+            if _flag(item.get("nofailback")):
+                no_failback.add(name)
     members: dict[str, list[str]] = {}
     for sid, group_name in sorted(group_of.items()):
         if sid not in affinity.guests:
@@ -495,6 +540,8 @@ def _apply_groups(
         if not restricted:
             affinity.warnings.append(f"{where}: group '{group_name}' is not restricted")
         affinity.add(f"group '{group_name}'", where, sids, nodes, restricted)
+        if group_name in no_failback:
+            affinity.no_failback.update(sids)
 
 
 def _apply_rules(path: str | os.PathLike[str], affinity: _Affinity, notes: list[str]) -> None:

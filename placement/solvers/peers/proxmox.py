@@ -196,21 +196,32 @@ class NodeAffinity:
         for rule in problem.proxmox.node_affinity:
             for name in rule.guests:
                 self.rules.setdefault(name, rule)
+        self.no_failback = problem.proxmox.no_failback
 
-    def preferred(self, guest: Guest, allowed: Sequence[str]) -> list[str]:
-        """The nodes of `allowed` (online nodes the guest's rules admit) Proxmox prefers."""
+    def _priorities(self, guest: Guest, allowed: Sequence[str]) -> dict[str, int]:
         rule = self.rules.get(guest.name)
         if rule is None:
-            return list(allowed)
-        priority = {
+            return dict.fromkeys(allowed, 0)
+        return {
             node: rule.nodes.get(node, -1)
             for node in allowed
             if node in rule.nodes or not rule.strict
         }
+
+    def preferred(self, guest: Guest, allowed: Sequence[str]) -> list[str]:
+        """The nodes of `allowed` (online nodes the guest's rules admit) Proxmox prefers."""
+        priority = self._priorities(guest, allowed)
         if not priority:
             return []
         top = max(priority.values())
-        return [node for node in allowed if priority.get(node) == top]
+        return [node for node in priority if priority[node] == top]
+
+    def may_stay(self, guest: Guest, allowed: Sequence[str]) -> list[str]:
+        """The nodes of `allowed` a running guest may stay on: its preferred ones, or,
+        with failback off, every node its rule allows."""
+        if guest.name in self.no_failback:
+            return list(self._priorities(guest, allowed))
+        return self.preferred(guest, allowed)
 
 
 def _candidates(
@@ -256,7 +267,7 @@ def _stays_put(state: StartState, guest: Guest, affinity: NodeAffinity) -> bool:
     affinity does too (a together partner there, or no conflicting guest). Proxmox does
     not look at capacity for this. (`ha-rebalance-on-start` would score a stopped guest.)
     With a node-affinity rule the node must also be in its highest priority group present
-    (HA resources fail back by default).
+    (HA resources fail back by default), or, with failback off, be one its rule allows.
     """
     current = guest.current_host
     if guest.state is GuestState.FROZEN or current is None:
@@ -264,7 +275,7 @@ def _stays_put(state: StartState, guest: Guest, affinity: NodeAffinity) -> bool:
     if not host_allows(state.problem.host(current), guest):
         return False
     online = [host.name for host in state.problem.hosts if host_allows(host, guest)]
-    if current not in affinity.preferred(guest, online):
+    if current not in affinity.may_stay(guest, online):
         return False
     if current in state.partner_hosts(guest):
         return True
