@@ -482,6 +482,8 @@ class ProxmoxSettings:
     `node_affinity`: node-affinity rules with their node priorities and strictness.
     `no_failback`: guests with `failback 0` (a VE 8 group's `nofailback`): a running one
     stays on any node its rule allows instead of moving back to its highest priority.
+    `unmanaged`: guests that are not HA resources (or are `ignored`): the HA manager
+    neither counts their usage nor starts or recovers them.
     """
 
     rebalance_on_start: bool = attrs.field(default=False, validator=_check_bool)
@@ -489,6 +491,9 @@ class ProxmoxSettings:
         default=(), converter=_affinity_tuple
     )
     no_failback: frozenset[str] = attrs.field(
+        factory=frozenset, converter=frozenset, validator=_check_names
+    )
+    unmanaged: frozenset[str] = attrs.field(
         factory=frozenset, converter=frozenset, validator=_check_names
     )
 
@@ -815,10 +820,11 @@ def reference_errors(document: Mapping[str, Any]) -> list[InputError]:
         for name in _keys(rule.get("nodes")):
             if hosts_whole and name not in host_names:
                 errors.append(InputError(f"{where}.nodes.{name}", f"unknown host '{name}'"))
-    no_failback = proxmox.get("no_failback") if isinstance(proxmox, Mapping) else None
-    for index, name in _strings(no_failback):
-        if guests_whole and name not in guest_names:
-            errors.append(InputError(f"proxmox.no_failback[{index}]", f"unknown guest '{name}'"))
+    for key in ("no_failback", "unmanaged"):
+        listed = proxmox.get(key) if isinstance(proxmox, Mapping) else None
+        for index, name in _strings(listed):
+            if guests_whole and name not in guest_names:
+                errors.append(InputError(f"proxmox.{key}[{index}]", f"unknown guest '{name}'"))
 
     # Imported here: graph.py imports this module for its types.
     from placement.graph import cycles

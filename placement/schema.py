@@ -266,6 +266,11 @@ _PROXMOX = _described(
                 _NAMES,
                 "Guests with failback off: they stay on any node their rule allows.",
             ),
+            "unmanaged": _described(
+                _NAMES,
+                "Guests that are not HA resources: Proxmox HA neither counts, starts "
+                "nor recovers them.",
+            ),
         }
     ),
     "The Proxmox HA configuration the proxmox-* re-creations follow (other solvers ignore it).",

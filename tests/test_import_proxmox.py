@@ -187,3 +187,28 @@ def test_ha_status_puts_nodes_in_maintenance(tmp_path: Path) -> None:
         ["import", "proxmox", str(PVE / "cluster-resources.json"), "--ha-status", str(status)]
     )
     assert code == 2
+
+
+def test_guests_outside_ha_are_unmanaged_for_the_re_creations(tmp_path: Path) -> None:
+    """Only vm:100 and vm:103 are HA resources, and vm:101 is `ignored`: the rest is not
+    the HA manager's to count or recover."""
+    ha = tmp_path / "ha-resources.json"
+    ha.write_text(
+        json.dumps(
+            [
+                {"sid": "vm:100", "state": "started"},
+                {"sid": "vm:101", "state": "ignored"},
+                {"sid": "vm:103", "state": "started"},
+            ]
+        )
+    )
+    result = import_proxmox(
+        PVE / "cluster-resources.json", ha_resources=ha, configs=PVE / "configs"
+    )
+    names = {g.name for g in result.problem.guests}
+    assert "vm:101" in names  # running: imported, but not HA's
+    assert result.problem.proxmox.unmanaged == names - {"vm:100", "vm:103"}
+    assert any("are not HA resources (proxmox.unmanaged)" in note for note in result.notes)
+    # Without the HA resources, nothing is known: every guest counts as HA's.
+    plain = import_proxmox(PVE / "cluster-resources.json", configs=PVE / "configs")
+    assert not plain.problem.proxmox.unmanaged

@@ -276,6 +276,31 @@ def test_failback_off_stays_on_a_lower_priority_node(solver: str) -> None:
     assert _host_of(on_c, solver, "vm:1") == "a"
 
 
+def test_guests_that_are_not_ha_resources_are_neither_counted_nor_recovered() -> None:
+    """`big1` and `big2` run on a but are not HA resources: Proxmox does not count them,
+    so the two nodes tie and vm:1 goes to a (by name); `lost` is not an HA resource
+    either, so its failed node's loss is not Proxmox HA's business and it stays
+    unplaced. Counted (no `unmanaged`), the two sends vm:1 to b (lost goes to b too)."""
+    hosts = [host("a", 8, 64), host("b", 8, 64), host("c", 8, 64, state="failed")]
+    guests = [
+        guest("big1", 3, 24, current_host="a", state="running"),
+        guest("big2", 3, 24, current_host="a", state="running"),
+        guest("lost", 1, 1, current_host="c", state="running"),
+        guest("vm:1", 1, 1),
+    ]
+    for solver in ("proxmox-static", "proxmox-basic"):
+        counted = Problem(hosts=hosts, guests=guests)
+        assert _host_of(counted, solver, "vm:1") == "b"
+        assert _host_of(counted, solver, "lost") == "b"
+        unmanaged = {"big1", "big2", "lost"}
+        ignored = attrs.evolve(counted, proxmox=ProxmoxSettings(unmanaged=unmanaged))
+        assert _host_of(ignored, solver, "vm:1") == "a"
+        plan = solve(ignored, solver, SolveOptions())
+        assert _host_of(ignored, solver, "lost") is None
+        assert "not an HA resource" in {u.guest: u.reason for u in plan.unplaced}["lost"]
+        assert _host_of(ignored, solver, "big1") == "a"
+
+
 def test_node_affinity_top_group_is_scored() -> None:
     """Two nodes share the top priority: the scorer picks between them only (c, empty and
     huge, would win the score but has a lower priority)."""

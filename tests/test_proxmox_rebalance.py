@@ -10,7 +10,7 @@ import pytest
 
 from placement.check import check
 from placement.imbalance import imbalance
-from placement.model import Guest, Host, MigrationSettings, Problem
+from placement.model import Guest, Host, MigrationSettings, Problem, ProxmoxSettings
 from placement.plan import Action
 from placement.solvers import SolveOptions, available_solvers, solve
 from placement.solvers.peers.proxmox_rebalance import proxmox_rebalance_placement
@@ -49,6 +49,14 @@ def _moves(problem: Problem, hosts: dict[str, str | None]) -> list[tuple[str, st
 def test_it_is_registered_as_a_peer() -> None:
     info = {s.name: s for s in available_solvers()}["proxmox-rebalance"]
     assert info.kind == "peer"
+
+
+def test_guests_outside_ha_are_not_migrated() -> None:
+    """vm0 and vm1 are not HA resources (`proxmox.unmanaged`): the balancer takes the
+    next guests in order instead."""
+    problem = _crowded(proxmox=ProxmoxSettings(unmanaged={"vm0", "vm1"}))
+    placement = proxmox_rebalance_placement(problem)
+    assert _moves(problem, dict(placement.hosts)) == [("vm2", "n3"), ("vm3", "n3")]
 
 
 def test_best_single_moves_until_below_the_threshold() -> None:

@@ -342,6 +342,16 @@ def import_proxmox(
     # Failback only matters to a guest with node priorities or preferences.
     if no_failback & affinity.preference_of:
         peer["no_failback"] = sorted(no_failback & affinity.preference_of)
+    if ha_resources is not None:
+        unmanaged = sorted(name for name in by_name if ha_state.get(name, "ignored") == "ignored")
+        if unmanaged:
+            peer["unmanaged"] = unmanaged
+            notes.append(
+                f"{len(unmanaged)} guest(s) are not HA resources (proxmox.unmanaged): the "
+                "proxmox-* re-creations neither count, start nor recover them, as the HA "
+                f"manager; other solvers plan them: {', '.join(unmanaged[:10])}"
+                + (" …" if len(unmanaged) > 10 else "")
+            )
     solver = "proxmox-basic (the default CRS; --datacenter reads the cluster's)"
     if datacenter is not None:
         solver = _apply_datacenter(datacenter, peer, warnings, notes)

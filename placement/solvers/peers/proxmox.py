@@ -8,6 +8,8 @@ How Proxmox picks a node for one HA service:
 
 1. Services are handled one at a time, in the string order of their service ids
    (`sort keys`: vm:1000 < vm:101). Ours are guest names, in the same order.
+   Guests that are not HA resources (`proxmox.unmanaged`) are neither placed nor
+   counted: the HA manager does not know them.
 2. Candidates: the online nodes its node-affinity rules allow (here: `host_allows`, i.e.
    allowed hosts, avoided hosts, labels, and a frozen guest's own host).
 3. A service that runs on an online node stays there, and one that is merely started
@@ -297,13 +299,20 @@ def _place_one_by_one(
     affinity = NodeAffinity(problem)
     # A running guest that its rules no longer allow where it runs (off its preferred
     # nodes: failback; beside a guest it must avoid) moves in the same round.
+    unmanaged = problem.proxmox.unmanaged
     for name in sorted(state.stay):
         guest = problem.guest(name)
-        if not _stays_put(state, guest, affinity):
+        if name not in unmanaged and not _stays_put(state, guest, affinity):
             state.release(guest)
     hosts: dict[str, str | None] = dict(state.stay)
     reasons: dict[str, str] = {}
     for guest in _service_order(state.to_place):
+        if guest.name in unmanaged:
+            hosts[guest.name] = None
+            reasons[guest.name] = (
+                "not an HA resource (proxmox.unmanaged): Proxmox HA neither starts nor recovers it"
+            )
+            continue
         keep = guest.state is GuestState.RUNNING or not rebalance_on_start
         if keep and _stays_put(state, guest, affinity):
             node = guest.current_host
@@ -338,7 +347,11 @@ def proxmox_basic_placement(
 
 
 def _basic(problem: Problem, state: StartState, *, rebalance_on_start: bool) -> Placement:
-    counts = {name: len(users) for name, users in state.users.items()}
+    unmanaged = problem.proxmox.unmanaged
+    counts = {
+        name: sum(1 for user in users if user.name not in unmanaged)
+        for name, users in state.users.items()
+    }
 
     def choose(_guest: Guest, candidates: Sequence[str]) -> str:
         return min(candidates, key=lambda node: (counts[node], node))
@@ -395,7 +408,9 @@ def proxmox_static_placement(
 
     for node, users in state.users.items():
         for user in users:
-            usage.add(node, *demand(user))
+            # The HA manager only counts its own resources (its service status).
+            if user.name not in problem.proxmox.unmanaged:
+                usage.add(node, *demand(user))
 
     def choose(guest: Guest, candidates: Sequence[str]) -> str:
         scores = usage.scores(*demand(guest))

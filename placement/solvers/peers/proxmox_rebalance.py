@@ -16,8 +16,9 @@ What it does, per HA manager round (about every 10 s), with the static-load sche
    relative to the current imbalance); otherwise stop.
 
 Here the rounds run back to back on the state the moves produce. Choices where the
-documentation says nothing: only guests that run now move (a guest the plan starts is
-placed by the `static` scheduler first, as Proxmox would, and is not moved again); a move
+documentation says nothing: only HA resources that run now move (a guest the plan
+starts is placed by the `static` scheduler first, as Proxmox would, and is not moved
+again; `proxmox.unmanaged` guests never move, though their load counts); a move
 respects capacity (usable amounts after reservation and overcommit), node rules and
 anti-affinity, as the HA rules do; ties go to the guest in natural name order, then the
 node name; `migration.max_moves` (if set) caps the number of guests that end away from
@@ -126,7 +127,13 @@ def proxmox_rebalance_placement(
             loads.add(unit, host)
     # Units that can move: every member runs now, may be live-migrated, all on one host.
     movable: list[Unit] = []
-    for unit in units_of(problem, (g.name for g in problem.guests if problem.can_migrate(g))):
+    # The balancer only migrates HA resources.
+    migratable = (
+        g.name
+        for g in problem.guests
+        if problem.can_migrate(g) and g.name not in problem.proxmox.unmanaged
+    )
+    for unit in units_of(problem, migratable):
         whole = unit.guests[0].together is None or len(unit.guests) == len(
             problem.together_groups()[unit.guests[0].together]
         )
