@@ -57,7 +57,13 @@ class StartState:
                 and guest.current_host is not None
                 and host_allows(problem.host(guest.current_host), guest)
             }
-            place = tuple(guest.name for guest in problem.guests if guest.name not in self.stay)
+            # A guest that can neither stay nor live-migrate is stopped, as everywhere.
+            stuck = set(split_guests(problem).stop) - set(self.stay)
+            place = tuple(
+                guest.name
+                for guest in problem.guests
+                if guest.name not in self.stay and guest.name not in stuck
+            )
         self.to_place: list[Guest] = [problem.guest(name) for name in place]
         self.users: dict[str, list[Guest]] = {h.name: [] for h in problem.hosts if h.online}
         for guest in problem.guests:
