@@ -472,6 +472,18 @@ def _affinity_tuple(
     )
 
 
+def _check_cpu_counts(
+    _inst: object, attribute: attrs.Attribute[Any], value: Mapping[str, Any]
+) -> None:
+    for key, count in value.items():
+        if isinstance(count, bool) or not isinstance(count, int | float):
+            raise ValueError(f"'{attribute.name}.{key}' must be a number (got {count!r})")
+        if not math.isfinite(count) or count < 0 or count > MAX_RATIO:
+            raise ValueError(
+                f"'{attribute.name}.{key}' must be >= 0 and <= {MAX_RATIO} (got {_short(count)})"
+            )
+
+
 @attrs.frozen
 class ProxmoxSettings:
     """The Proxmox HA configuration the `proxmox-*` re-creations follow (other solvers
@@ -483,7 +495,9 @@ class ProxmoxSettings:
     `no_failback`: guests with `failback 0` (a VE 8 group's `nofailback`): a running one
     stays on any node its rule allows instead of moving back to its highest priority.
     `unmanaged`: guests that are not HA resources (or are `ignored`): the HA manager
-    neither counts their usage nor starts or recovers them.
+    neither counts their usage nor starts or recovers them. `cpus`: per guest, the CPUs
+    the static scheduler counts where that is not its whole `vcpus` demand (a
+    container's `cpulimit` of 0.5; 0 for no limit, which counts as every CPU of a node).
     """
 
     rebalance_on_start: bool = attrs.field(default=False, validator=_check_bool)
@@ -495,6 +509,9 @@ class ProxmoxSettings:
     )
     unmanaged: frozenset[str] = attrs.field(
         factory=frozenset, converter=frozenset, validator=_check_names
+    )
+    cpus: Mapping[str, float] = attrs.field(
+        factory=dict, converter=_frozen_map, validator=_check_cpu_counts
     )
 
 
@@ -825,6 +842,9 @@ def reference_errors(document: Mapping[str, Any]) -> list[InputError]:
         for index, name in _strings(listed):
             if guests_whole and name not in guest_names:
                 errors.append(InputError(f"proxmox.{key}[{index}]", f"unknown guest '{name}'"))
+    for name in _keys(proxmox.get("cpus") if isinstance(proxmox, Mapping) else None):
+        if guests_whole and name not in guest_names:
+            errors.append(InputError(f"proxmox.cpus.{name}", f"unknown guest '{name}'"))
 
     # Imported here: graph.py imports this module for its types.
     from placement.graph import cycles

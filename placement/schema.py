@@ -271,6 +271,13 @@ _PROXMOX = _described(
                 "Guests that are not HA resources: Proxmox HA neither counts, starts "
                 "nor recovers them.",
             ),
+            "cpus": {
+                "type": "object",
+                "description": "Per guest, the CPUs Proxmox's static scheduler counts where "
+                "that is not its vcpus demand (0: every CPU of a node).",
+                "propertyNames": _CLEAN,
+                "additionalProperties": {"type": "number", "minimum": 0, "maximum": MAX_RATIO},
+            },
         }
     ),
     "The Proxmox HA configuration the proxmox-* re-creations follow (other solvers ignore it).",

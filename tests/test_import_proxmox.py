@@ -212,3 +212,24 @@ def test_guests_outside_ha_are_unmanaged_for_the_re_creations(tmp_path: Path) ->
     # Without the HA resources, nothing is known: every guest counts as HA's.
     plain = import_proxmox(PVE / "cluster-resources.json", configs=PVE / "configs")
     assert not plain.problem.proxmox.unmanaged
+
+
+def test_fractional_and_unlimited_container_cpus(tmp_path: Path) -> None:
+    """ct:200 with cpulimit 0.5 demands 1 whole vCPU but the static CRS counts 0.5. With
+    no cpulimit and no cores the CRS counts it as every CPU of a node (0); its demand is
+    its node's CPUs, here (pve3 has failed and reports no size) pvestatd's maxcpu, 1."""
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    for path in (PVE / "configs").iterdir():
+        (configs / path.name).write_text(path.read_text())
+    container = json.loads((configs / "200.json").read_text())
+    container["cpulimit"] = "0.5"
+    (configs / "200.json").write_text(json.dumps(container))
+    problem = import_proxmox(PVE / "cluster-resources.json", configs=configs).problem
+    assert problem.guest("ct:200").demand["vcpus"] == 1
+    assert dict(problem.proxmox.cpus) == {"ct:200": 0.5}
+    del container["cpulimit"], container["cores"]
+    (configs / "200.json").write_text(json.dumps(container))
+    problem = import_proxmox(PVE / "cluster-resources.json", configs=configs).problem
+    assert problem.guest("ct:200").demand["vcpus"] == 1
+    assert dict(problem.proxmox.cpus) == {"ct:200": 0}

@@ -301,6 +301,20 @@ def test_guests_that_are_not_ha_resources_are_neither_counted_nor_recovered() ->
         assert _host_of(ignored, solver, "big1") == "a"
 
 
+def test_exact_static_cpus_replace_the_whole_vcpu_demand() -> None:
+    """a has 4 CPUs, b 8 and runs x (4 CPUs); no memory anywhere. ct:1 demands 4 whole
+    vCPUs: on a the CPU ratios would be (1.0, 0.5), on b (0, 1.0): same maximum, lower
+    RMS on b, so b. As an unlimited container (`proxmox.cpus` 0) it counts every CPU of
+    the node it is scored on: on a (1.0, 0.5), on b (0, 1.5): a."""
+    problem = Problem(
+        hosts=[host("a", 4, 16), host("b", 8, 16)],
+        guests=[guest("x", 4, 0, current_host="b", state="running"), guest("ct:1", 4, 0)],
+    )
+    assert proxmox_static_placement(problem).hosts["ct:1"] == "b"
+    exact = attrs.evolve(problem, proxmox=ProxmoxSettings(cpus={"ct:1": 0}))
+    assert proxmox_static_placement(exact).hosts["ct:1"] == "a"
+
+
 def test_node_affinity_top_group_is_scored() -> None:
     """Two nodes share the top priority: the scorer picks between them only (c, empty and
     huge, would win the score but has a lower priority)."""

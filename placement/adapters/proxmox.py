@@ -158,8 +158,9 @@ def _memory_mib(value: Any) -> int | None:
 
 def _config_usage(
     kind: str, config: Mapping[str, Any], where: str, warnings: list[str]
-) -> tuple[int | None, int | None]:
-    """(CPUs, memory MiB) as the static CRS derives them from a guest configuration."""
+) -> tuple[float | None, int | None]:
+    """(CPUs, memory MiB) as the static CRS derives them from a guest configuration
+    (CPUs may be fractional: a container's cpulimit; None: no limit)."""
 
     def count(key: str) -> float | None:
         value = _number(config, key)
@@ -174,7 +175,7 @@ def _config_usage(
         memory = _memory_mib(config.get("memory", 512))
     if memory is None:
         warnings.append(f"{where}: memory {config.get('memory')!r} not understood; maxmem used")
-    return (math.ceil(cpus) if cpus else None), memory
+    return (cpus if cpus else None), memory
 
 
 def import_proxmox(
@@ -249,6 +250,7 @@ def import_proxmox(
                     no_failback.add(sid)
 
     config_dir = Path(configs) if configs is not None else None
+    exact_cpus: dict[str, float] = {}
     guests: list[dict[str, Any]] = []
     skipped_stopped: list[str] = []
     missing_config = 0
@@ -285,7 +287,7 @@ def import_proxmox(
 
         cpus = _number(item, "maxcpu")
         memory = _number(item, "maxmem")
-        demand_cpus = math.ceil(cpus) if cpus is not None else None
+        static_cpus = cpus  # what the static CRS counts (pvestatd's maxcpu, else config)
         demand_mib = int(memory // MIB) if memory is not None else None
         config_path = config_dir / f"{vmid}.json" if config_dir is not None else None
         if config_path is not None and config_path.is_file():
@@ -296,12 +298,19 @@ def import_proxmox(
                 config = config["data"]
             from_cpus, from_memory = _config_usage(str(kind), config, str(config_path), warnings)
             if from_cpus is None and kind == "lxc":
-                # An unlimited container may use every CPU of its node.
-                from_cpus = node_cpus.get(node) or demand_cpus
-            demand_cpus = from_cpus if from_cpus is not None else demand_cpus
+                # An unlimited container: the CRS counts it as every CPU of a node.
+                from_cpus = 0.0
+            static_cpus = from_cpus if from_cpus is not None else static_cpus
             demand_mib = from_memory if from_memory is not None else demand_mib
         else:
             missing_config += 1
+        demand_cpus: int | None = None
+        if static_cpus is not None:
+            # The plan demands whole vCPUs; an unlimited container may use its whole node.
+            whole_node = node_cpus.get(node) or (math.ceil(cpus) if cpus else None)
+            demand_cpus = math.ceil(static_cpus) if static_cpus else whole_node
+            if static_cpus != demand_cpus:
+                exact_cpus[sid] = static_cpus
         if demand_cpus is None or demand_mib is None:
             raise InvalidInputError(
                 [InputError(where, f"{sid} has no maxcpu or maxmem and no configuration")]
@@ -342,6 +351,8 @@ def import_proxmox(
     # Failback only matters to a guest with node priorities or preferences.
     if no_failback & affinity.preference_of:
         peer["no_failback"] = sorted(no_failback & affinity.preference_of)
+    if exact_cpus:
+        peer["cpus"] = exact_cpus
     if ha_resources is not None:
         unmanaged = sorted(name for name in by_name if ha_state.get(name, "ignored") == "ignored")
         if unmanaged:

@@ -403,8 +403,11 @@ def proxmox_static_placement(
         [host.capacity[memory_name] for host in online],
     )
 
+    exact_cpus = problem.proxmox.cpus
+
     def demand(guest: Guest) -> tuple[float, float]:
-        return float(guest.demand.get(cpu_name, 0)), float(guest.demand.get(memory_name, 0))
+        cpus = exact_cpus.get(guest.name, guest.demand.get(cpu_name, 0))
+        return float(cpus), float(guest.demand.get(memory_name, 0))
 
     for node, users in state.users.items():
         for user in users:
