@@ -1,34 +1,38 @@
-"""Replay Proxmox's own CRS regression tests through `placement import proxmox` and the
+"""Replay Proxmox's own HA regression tests through `placement import proxmox` and the
 `proxmox-*` re-creations, decision by decision.
 
-    python -m bench.proxmox_replay [TEST_DIR ...]   (default: tests/data/proxmox-ha/*)
+    python -m bench.proxmox_replay [-v] [TEST_DIR ...]   (default: tests/data/proxmox-ha/*)
 
 Each test directory holds the HA simulator's input (`hardware_status`, `service_config`,
-`static_service_stats`, `datacenter.cfg`, `rules_config`, `cmdlist`) and `log.expect`,
-the log of the real HA manager. The `cmdlist` is a list of steps, each a list of
-commands run at one instant. For every step we
+`static_service_stats`, `datacenter.cfg`, `rules_config` or `groups`, `cmdlist`) and
+`log.expect`, the log of the real HA manager. The log drives the replay: it says, round by
+round, what the manager saw (node states as it changed them, services as it added and
+moved them, the commands the simulator ran) and what it decided. A decision is
 
-1. apply its commands to the simulated cluster (`power NODE on|off`, `network NODE off`
-   fail a node; `shutdown NODE` with `shutdown_policy=migrate` puts it in maintenance;
-   `service SID add NODE STATE RUNNING` adds a service),
-2. write the cluster as Proxmox's own files would show it (`/cluster/resources`
-   JSON, the HA resources and the HA manager's node status, `rules.cfg` as it is, the
-   datacenter options) and import them with `import_proxmox`,
-3. solve with the re-creation the importer names (`proxmox-static`, or
-   `proxmox-basic`), then, with `ha-auto-rebalance`, `proxmox-rebalance` on the result,
-4. compare, for every service the log decides in that step, our host with the log's:
-   the node of its last change to `started` in the step, or none when the log says
-   "no recovery node found". A service we move that the log leaves alone is a
-   disagreement too.
+- where a service HA starts goes: "re-balance selected ... node X for startup", or its
+  change from `request_start` to `started` on its node;
+- where a running service moves: "migrate service 'S' to node 'X'" or "relocate ...",
+  unless a command asked for it (an operator's, or the balancer's, counted below);
+- where a service of a fenced node is recovered: "recover service 'S' ... to node 'X'",
+  or "no recovery node found" (counted once per recovery);
+- with `ha-auto-rebalance`, each "auto rebalance - migrate S to X", and, at the end of the
+  log, that the balancer finds no further move.
 
-The next step starts from the log's decisions, not ours, so that one disagreement does
-not count again in every later step. What cannot be expressed is named, never skipped
-silently: a command the replay does not know raises `ValueError`.
+Before the first decision of a round, the replay writes the cluster as the manager sees
+it the way Proxmox's own tools would show it (`/cluster/resources` JSON, the HA resources,
+the HA manager's node status, the test's `rules_config` or `groups` as they are, the
+datacenter options), imports it with `import_proxmox`, and solves it with the
+re-creation the importer names (`proxmox-static` or `proxmox-basic`); for a balancer
+decision, `proxmox-rebalance` limited to one move. Every decision of the round is
+compared with our host for that service, and a running service we move that the round
+leaves alone is a disagreement too. The state then follows the log, not our plan, so one
+disagreement is not counted again in every later round.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import re
 import sys
@@ -42,28 +46,41 @@ import attrs
 from placement.adapters import import_proxmox
 from placement.model import Problem
 from placement.solvers import SolveOptions, solve
+from placement.solvers.peers.proxmox_rebalance import proxmox_rebalance_placement
 
 DATA = Path(__file__).parents[1] / "tests" / "data" / "proxmox-ha"
 
-_STEP = re.compile(r"^\w+\s+(\d+)\s+cmdlist: execute (.*)$")
-_STARTED = re.compile(
-    r"service '([^']+)': state changed from '\w+' to 'started'\s+\(node = ([^,)]+)"
-)
-_NO_NODE = re.compile(r"recovering service '([^']+)' from fenced node '[^']+' failed")
+_LINE = re.compile(r"^(\w+)\s+(\d+)\s+(\S+):\s(.*)$")
+_NODE = re.compile(r"^node '([^']+)': state changed from '[^']*' => '([^']+)'")
+_ADD = re.compile(r"^adding new service '([^']+)' on node '([^']+)'")
+_STATE = re.compile(r"^service '([^']+)': state changed from '[^']*' to '([^']+)'(?:\s+\((.*)\))?")
+_SELECT = re.compile(r"^service (\S+): re-balance selected (?:new|current) node (\S+) for")
+_MOVE = re.compile(r"^(?:migrate|relocate) service '([^']+)' to node '([^']+)'")
+_RECOVER = re.compile(r"^recover service '([^']+)' from fenced node '[^']+' to node '([^']+)'")
+_NO_NODE = re.compile(r"^recovering service '([^']+)' from fenced node '[^']+' failed")
+_AUTO = re.compile(r"^auto rebalance - (?:migrate|relocate) (\S+) to (\S+)")
+_COMMAND = re.compile(r"^got crm command: (?:migrate|relocate) (\S+) (\S+)")
+_EXECUTE = re.compile(r"^execute (.*)$")
+
+# CRM service states, and where a service in them stands for the replay.
+_ON_TARGET = {"migrate", "relocate", "request_start_balance"}  # running at its target
+_LEFT_OUT = {"fence", "error", "stopped", "request_stop", "freeze"}
+_BALANCER = "(balancer)"
 
 
 @attrs.frozen
 class Decision:
-    """One decision of the real HA manager and ours: `expected` and `ours` are node
-    names, or None for "no node"; `moved` marks a service we moved that the log did not
-    decide about (its `expected` is where it was)."""
+    """One decision of the real HA manager and ours. `kind`: start, move, recover,
+    rebalance, or stay (a running service we moved that the round left alone).
+    `expected` and `ours` are node names, or None for "no node" (for `rebalance`
+    of the balancer at the end of a log: None for "no move", else the service moved)."""
 
     test: str
-    step: int
+    time: int
+    kind: str
     service: str
     expected: str | None
     ours: str | None
-    moved: bool = False
 
     @property
     def agrees(self) -> bool:
@@ -73,185 +90,264 @@ class Decision:
 @attrs.define
 class _Service:
     node: str
-    state: str  # the requested HA state: started, stopped, ...
-    running: bool = False
-
-
-@attrs.define
-class _Cluster:
-    nodes: dict[str, dict[str, Any]]
-    services: dict[str, _Service]
-    node_state: dict[str, str]  # online, failed, maintenance, off
+    state: str  # the CRM's service state (request_start, started, migrate, ...)
+    requested: str  # the configured state (started, stopped, disabled, ignored)
+    target: str | None = None
+    group: str | None = None
+    failback: Any = None
 
 
 def _read(path: Path) -> Any:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def log_steps(log: str) -> list[dict[str, str | None]]:
-    """Per cmdlist step (commands sharing one instant), service -> the node the HA
-    manager decided (None: no recovery node found)."""
-    steps: list[dict[str, str | None]] = []
-    step_time: str | None = None
-    for line in log.splitlines():
-        match = _STEP.match(line)
-        if match:
-            if match.group(1) != step_time:
-                steps.append({})
-                step_time = match.group(1)
-            continue
-        if not steps:
-            continue
-        if started := _STARTED.search(line):
-            steps[-1][started.group(1)] = started.group(2).strip()
-        elif (failed := _NO_NODE.search(line)) and failed.group(1) not in steps[-1]:
-            steps[-1][failed.group(1)] = None
-    return steps
+def _requested(state: str) -> str:
+    return "started" if state == "enabled" else state
 
 
-def _apply(cluster: _Cluster, command: str, shutdown_policy: str) -> None:
-    words = command.split()
-    match words:
-        case ["power", node, "on"]:
-            cluster.node_state[node] = "online"
-        case ["power", node, "off"] | ["network", node, "off"]:
-            cluster.node_state[node] = "failed"
-        case ["shutdown", node] if shutdown_policy == "migrate":
-            cluster.node_state[node] = "maintenance"
-        case ["service", sid, "add", node, state, running]:
-            requested = "started" if state in ("started", "enabled") else state
-            cluster.services[sid] = _Service(node, requested, running == "1")
-        case _:
-            raise ValueError(f"command not replayed: {command!r}")
+class _Replay:
+    def __init__(self, test: Path, scratch: Path) -> None:
+        self.test = test
+        self.scratch = scratch
+        self.hardware: dict[str, Any] = _read(test / "hardware_status")
+        self.stats: dict[str, Any] = _read(test / "static_service_stats")
+        crs = _read(test / "datacenter.cfg").get("crs", {})
+        self.solver = "proxmox-basic" if crs.get("ha", "basic") == "basic" else "proxmox-static"
+        self.auto_rebalance = bool(crs.get("ha-auto-rebalance"))
+        self.config: dict[str, dict[str, Any]] = {
+            sid: dict(conf) for sid, conf in _read(test / "service_config").items()
+        }
+        self.nodes: dict[str, str] = {}  # the manager's view: online, maintenance, ...
+        self.services: dict[str, _Service] = {}
+        self.decisions: list[Decision] = []
+        self._round: int | None = None
+        self._placed: dict[str, str | None] | None = None
+        self._snapshot: dict[str, _Service] = {}
+        self._decided: set[str] = set()
+        self._commanded: set[str] = set()
+        self._unrecoverable: set[str] = set()
 
+    # --- the cluster as Proxmox's tools would show it ----------------------------------
 
-def _write_inputs(cluster: _Cluster, stats: dict[str, Any], folder: Path) -> dict[str, Path]:
-    """The cluster as `pvesh get /cluster/resources` and `/cluster/ha/resources` show it."""
-    resources: list[dict[str, Any]] = []
-    for name, hardware in sorted(cluster.nodes.items()):
-        # A node in HA maintenance is still up: pvesh shows it online, and the HA
-        # manager's status says it is in maintenance.
-        state = cluster.node_state.get(name, "off")
-        status = "online" if state in ("online", "maintenance") else "offline"
-        resources.append(
-            {
-                "type": "node",
-                "node": name,
-                "status": status,
-                "maxcpu": hardware["maxcpu"],
-                "maxmem": hardware["maxmem"],
-            }
+    def _where(self, service: _Service) -> tuple[str, str] | None:
+        """(node, pvesh status) the service stands at for the manager, or None."""
+        up = {name for name, state in self.nodes.items() if state in ("online", "maintenance")}
+        if service.requested != "started" or service.state in _LEFT_OUT:
+            return None
+        if service.state in _ON_TARGET:
+            node = service.target or service.node
+            return (node, "running") if node in up else None
+        if service.state == "recovery":
+            return service.node, "unknown"
+        if service.node not in up:
+            return None  # waits to be fenced: the manager does not act on it yet
+        return service.node, ("stopped" if service.state == "request_start" else "running")
+
+    def problem(self) -> Problem:
+        resources: list[dict[str, Any]] = []
+        for name, hardware in sorted(self.hardware.items()):
+            up = self.nodes.get(name) in ("online", "maintenance")
+            resources.append(
+                {
+                    "type": "node",
+                    "node": name,
+                    "status": "online" if up else "offline",
+                    "maxcpu": hardware["maxcpu"],
+                    "maxmem": hardware["maxmem"],
+                }
+            )
+        ha: list[dict[str, Any]] = []
+        for sid, service in sorted(self.services.items()):
+            where = self._where(service)
+            if where is None:
+                continue
+            kind, _, vmid = sid.partition(":")
+            usage = self.stats.get(sid, {})
+            resources.append(
+                {
+                    "type": "qemu" if kind == "vm" else "lxc",
+                    "vmid": int(vmid),
+                    "node": where[0],
+                    "status": where[1],
+                    "maxcpu": usage.get("maxcpu", 1),
+                    "maxmem": usage.get("maxmem", 512 * 1024 * 1024),
+                }
+            )
+            entry: dict[str, Any] = {"sid": sid, "state": "started"}
+            if service.group is not None:
+                entry["group"] = service.group
+            if service.failback is not None:
+                entry["failback"] = service.failback
+            ha.append(entry)
+        status = {"manager_status": {"node_status": dict(self.nodes)}}
+        files = {"resources": resources, "ha": ha, "status": status}
+        paths = {name: self.scratch / f"{name}.json" for name in files}
+        for name, document in files.items():
+            paths[name].write_text(json.dumps(document))
+        rules = self.test / "rules_config"
+        groups = self.test / "groups"
+        result = import_proxmox(
+            paths["resources"],
+            ha_resources=paths["ha"],
+            ha_rules=rules if rules.is_file() else None,
+            ha_groups=groups if groups.is_file() and not rules.is_file() else None,
+            datacenter=self.test / "datacenter.cfg",
+            ha_status=paths["status"],
         )
-    ha: list[dict[str, Any]] = []
-    for sid, service in sorted(cluster.services.items()):
-        kind, _, vmid = sid.partition(":")
-        up = cluster.node_state.get(service.node) in ("online", "maintenance")
-        usage = stats.get(sid, {})
-        resources.append(
-            {
-                "type": "qemu" if kind == "vm" else "lxc",
-                "vmid": int(vmid),
-                "node": service.node,
-                "status": ("running" if service.running else "stopped") if up else "unknown",
-                "maxcpu": usage.get("maxcpu", 1),
-                "maxmem": usage.get("maxmem", 512 * 1024 * 1024),
-            }
-        )
-        ha.append({"sid": sid, "type": kind, "state": service.state})
-    node_status = {name: state for name, state in cluster.node_state.items() if state != "off"}
-    manager = {"manager_status": {"node_status": node_status}}
-    paths = {
-        "resources": folder / "cluster-resources.json",
-        "ha": folder / "ha-resources.json",
-        "status": folder / "manager-status.json",
-    }
-    paths["resources"].write_text(json.dumps(resources))
-    paths["ha"].write_text(json.dumps(ha))
-    paths["status"].write_text(json.dumps(manager))
-    return paths
+        return result.problem
 
+    # --- rounds ------------------------------------------------------------------------
 
-def _problem(cluster: _Cluster, test: Path, stats: dict[str, Any], folder: Path) -> Problem:
-    paths = _write_inputs(cluster, stats, folder)
-    rules = test / "rules_config"
-    result = import_proxmox(
-        paths["resources"],
-        ha_resources=paths["ha"],
-        ha_rules=rules if rules.is_file() else None,
-        datacenter=test / "datacenter.cfg",
-        ha_status=paths["status"],
-    )
-    return result.problem
+    def _start_round(self, time: int) -> None:
+        self._finish_round()
+        self._round = time
+        self._placed = None
+        self._decided = set()
+        self._commanded = set()
 
+    def _placement(self) -> dict[str, str | None]:
+        if self._placed is None:
+            self._snapshot = copy.deepcopy(self.services)
+            plan = solve(self.problem(), self.solver, SolveOptions(schedule="all-at-once"))
+            self._placed = {a.guest: a.host for a in plan.assignments}
+        return self._placed
 
-def _solver(test: Path) -> tuple[str, bool]:
-    crs = _read(test / "datacenter.cfg").get("crs", {})
-    mode = "proxmox-basic" if crs.get("ha", "basic") == "basic" else "proxmox-static"
-    return mode, bool(crs.get("ha-auto-rebalance"))
+    def _decide(self, kind: str, sid: str, node: str | None) -> None:
+        assert self._round is not None
+        ours = self._placement().get(sid)
+        self._decided.add(sid)
+        self.decisions.append(Decision(self.test.name, self._round, kind, sid, node, ours))
 
+    def _finish_round(self) -> None:
+        """Running services the round left alone must stay where they are in ours too."""
+        if self._placed is None or self._round is None:
+            return
+        for sid, service in sorted(self._snapshot.items()):
+            if sid in self._decided or sid in self._commanded or service.state != "started":
+                continue
+            if self.nodes.get(service.node) != "online" or sid not in self._placed:
+                continue
+            if self._placed[sid] != service.node:
+                self.decisions.append(
+                    Decision(
+                        self.test.name, self._round, "stay", sid, service.node, self._placed[sid]
+                    )
+                )
 
-def _placed(problem: Problem, solver: str) -> dict[str, str | None]:
-    plan = solve(problem, solver, SolveOptions(schedule="all-at-once"))
-    return {a.guest: a.host for a in plan.assignments}
+    def _balancer_move(self) -> tuple[str, str | None] | None:
+        """The first move of `proxmox-rebalance` on the cluster now, or None."""
+        problem = self.problem()
+        hosts = proxmox_rebalance_placement(problem, max_moves=1).hosts
+        for guest in problem.guests:
+            if problem.runs_now(guest) and hosts.get(guest.name) != guest.current_host:
+                return guest.name, hosts.get(guest.name)
+        return None
 
+    # --- the log -----------------------------------------------------------------------
 
-def _running_at(problem: Problem, hosts: dict[str, str | None]) -> Problem:
-    """`problem` with every placed guest running where it was placed."""
-    guests = [
-        attrs.evolve(g, current_host=hosts[g.name], state="running")
-        if hosts.get(g.name) is not None
-        else g
-        for g in problem.guests
-    ]
-    return attrs.evolve(problem, guests=guests)
+    def _command(self, command: str) -> None:
+        words = command.split()
+        if len(words) >= 3 and words[0] == "service":
+            sid, verb = words[1], words[2]
+            if verb == "add" and len(words) >= 5:
+                self.config[sid] = {"node": words[3], "state": words[4]}
+            elif verb == "delete":
+                self.config.pop(sid, None)
+                self.services.pop(sid, None)
+            elif verb in ("started", "stopped", "disabled", "enabled", "ignored"):
+                self.config.setdefault(sid, {})["state"] = verb
+                if sid in self.services:
+                    self.services[sid].requested = _requested(verb)
+
+    def run(self) -> list[Decision]:
+        for line in (self.test / "log.expect").read_text().splitlines():
+            match = _LINE.match(line)
+            if match is None:
+                continue
+            time, source, message = int(match.group(2)), match.group(3), match.group(4)
+            if source == "cmdlist":
+                if executed := _EXECUTE.match(message):
+                    self._command(executed.group(1))
+                continue
+            if not source.endswith("/crm"):
+                continue
+            if time != self._round:
+                self._start_round(time)
+            self._line(message)
+        self._finish_round()
+        if self.auto_rebalance:
+            self._round = -1
+            move = self._balancer_move()
+            self.decisions.append(
+                Decision(self.test.name, -1, "rebalance", _BALANCER, None, move and move[0])
+            )
+        return self.decisions
+
+    def _line(self, message: str) -> None:
+        if node := _NODE.match(message):
+            self.nodes[node.group(1)] = node.group(2)
+        elif added := _ADD.match(message):
+            sid, node_name = added.groups()
+            conf = self.config.get(sid, {})
+            requested = _requested(str(conf.get("state", "started")))
+            state = "request_start" if requested == "started" else "request_stop"
+            self.services[sid] = _Service(
+                node_name, state, requested, None, conf.get("group"), conf.get("failback")
+            )
+        elif select := _SELECT.match(message):
+            self._decide("start", select.group(1), select.group(2))
+        elif auto := _AUTO.match(message):
+            sid, target = auto.groups()
+            move = self._balancer_move()
+            ours = move[1] if move is not None and move[0] == sid else None
+            assert self._round is not None
+            self.decisions.append(
+                Decision(self.test.name, self._round, "rebalance", sid, target, ours)
+            )
+            self._commanded.add(sid)
+        elif command := _COMMAND.match(message):
+            self._commanded.add(command.group(1))
+        elif moved := _MOVE.match(message):
+            sid, target = moved.groups()
+            if sid not in self._commanded:
+                self._decide("move", sid, target)
+        elif recovered := _RECOVER.match(message):
+            self._decide("recover", recovered.group(1), recovered.group(2))
+        elif lost := _NO_NODE.match(message):
+            sid = lost.group(1)
+            if sid not in self._unrecoverable:
+                self._unrecoverable.add(sid)
+                self._decide("recover", sid, None)
+        elif changed := _STATE.match(message):
+            self._state(*changed.groups())
+
+    def _state(self, sid: str, state: str, params: str | None) -> None:
+        service = self.services.get(sid)
+        if service is None:
+            return
+        fields = dict(part.split(" = ", 1) for part in (params or "").split(", ") if " = " in part)
+        if (
+            service.state == "request_start"
+            and state == "started"
+            and sid not in self._decided
+            and sid not in self._commanded
+        ):
+            self._decide("start", sid, fields.get("node", service.node))
+        if state != "recovery":
+            self._unrecoverable.discard(sid)
+        service.state = state
+        service.node = fields.get("node", service.node)
+        service.target = fields.get("target")
 
 
 def replay(test: Path) -> list[Decision]:
     """Every decision of the test's log next to ours (see the module docstring)."""
-    hardware = _read(test / "hardware_status")
-    datacenter = _read(test / "datacenter.cfg")
-    shutdown_policy = str(datacenter.get("ha", {}).get("shutdown_policy", "conditional"))
-    stats = _read(test / "static_service_stats")
-    cluster = _Cluster(
-        nodes=hardware,
-        services={
-            sid: _Service(conf["node"], "started" if conf["state"] == "enabled" else conf["state"])
-            for sid, conf in _read(test / "service_config").items()
-        },
-        node_state={},
-    )
-    solver, auto_rebalance = _solver(test)
-    expected_steps = log_steps((test / "log.expect").read_text())
-    commands: list[list[str]] = _read(test / "cmdlist")
-    decisions: list[Decision] = []
     with tempfile.TemporaryDirectory() as scratch:
-        for step, step_commands in enumerate(commands):
-            for command in step_commands:
-                _apply(cluster, command, shutdown_policy)
-            expected = expected_steps[step] if step < len(expected_steps) else {}
-            problem = _problem(cluster, test, stats, Path(scratch))
-            ours = _placed(problem, solver)
-            if auto_rebalance:
-                ours = _placed(_running_at(problem, ours), "proxmox-rebalance")
-            for sid, node in sorted(expected.items()):
-                decisions.append(Decision(test.name, step, sid, node, ours.get(sid)))
-            for sid, service in sorted(cluster.services.items()):
-                if sid in expected or sid not in ours:
-                    continue
-                was = service.node if service.running else None
-                if was is not None and ours[sid] != was:
-                    decisions.append(Decision(test.name, step, sid, was, ours[sid], moved=True))
-            # The next step starts from the real manager's decisions.
-            for sid, service in cluster.services.items():
-                if sid in expected and expected[sid] is not None:
-                    service.node = str(expected[sid])
-                    service.running = service.state == "started"
-                elif service.state == "started" and service.node in ours.values():
-                    service.running = service.running or ours.get(sid) == service.node
-    return decisions
+        return _Replay(test, Path(scratch)).run()
 
 
 def replay_dirs(folders: Sequence[Path]) -> Iterator[Path]:
+    """The test directories in `folders` (each a test, or a folder of tests)."""
     for folder in folders:
         if (folder / "log.expect").is_file():
             yield folder
@@ -260,7 +356,11 @@ def replay_dirs(folders: Sequence[Path]) -> Iterator[Path]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.proxmox_replay", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.proxmox_replay",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("tests", nargs="*", type=Path, default=[DATA], help="test directories")
     parser.add_argument("-v", "--verbose", action="store_true", help="list every decision")
     args = parser.parse_args(argv)
@@ -275,11 +375,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for d in decisions:
             if args.verbose or not d.agrees:
                 mark = "ok" if d.agrees else "DIFFERS"
-                what = "moved by us, left by Proxmox" if d.moved else "decided"
-                print(
-                    f"  step {d.step} {d.service}: Proxmox {d.expected}, ours {d.ours} "
-                    f"({what}) {mark}"
-                )
+                when = "end" if d.time < 0 else f"t={d.time}"
+                print(f"  {when} {d.kind} {d.service}: Proxmox {d.expected}, ours {d.ours} {mark}")
     print(f"{'total':48} {agreed:>5} / {total:<9}")
     return 0 if agreed == total else 1
 
