@@ -26,7 +26,9 @@ re-creation the importer names (`proxmox-static` or `proxmox-basic`); for a bala
 decision, `proxmox-rebalance` limited to one move. Every decision of the round is
 compared with our host for that service, and a running service we move that the round
 leaves alone is a disagreement too. The state then follows the log, not our plan, so one
-disagreement is not counted again in every later round.
+disagreement is not counted again in every later round. A test may start from an earlier
+`manager_status`; the simulator's own resource types (`fa:`, which fail on purpose) are
+left out.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ _NO_NODE = re.compile(r"^recovering service '([^']+)' from fenced node '[^']+' f
 _AUTO = re.compile(r"^auto rebalance - (?:migrate|relocate) (\S+) to (\S+)")
 _COMMAND = re.compile(r"^got crm command: (?:migrate|relocate) (\S+) (\S+)")
 _EXECUTE = re.compile(r"^execute (.*)$")
+_GUEST = re.compile(r"^(vm|ct):\d+$")
 
 # CRM service states, and where a service in them stands for the replay.
 _ON_TARGET = {"migrate", "relocate", "request_start_balance"}  # running at its target
@@ -119,6 +122,19 @@ class _Replay:
         }
         self.nodes: dict[str, str] = {}  # the manager's view: online, maintenance, ...
         self.services: dict[str, _Service] = {}
+        # A test may start from a manager status of an earlier run.
+        status = _read(test / "manager_status")
+        self.nodes.update(status.get("node_status", {}))
+        for sid, known in status.get("service_status", {}).items():
+            conf = self.config.get(sid, {})
+            self.services[sid] = _Service(
+                known.get("node", conf.get("node", "")),
+                known.get("state", "started"),
+                _requested(str(conf.get("state", "started"))),
+                known.get("target"),
+                conf.get("group"),
+                conf.get("failback"),
+            )
         self.decisions: list[Decision] = []
         self._round: int | None = None
         self._placed: dict[str, str | None] | None = None
@@ -159,7 +175,7 @@ class _Replay:
         ha: list[dict[str, Any]] = []
         for sid, service in sorted(self.services.items()):
             where = self._where(service)
-            if where is None:
+            if where is None or not _GUEST.match(sid):
                 continue
             kind, _, vmid = sid.partition(":")
             usage = self.stats.get(sid, {})
@@ -214,6 +230,8 @@ class _Replay:
 
     def _decide(self, kind: str, sid: str, node: str | None) -> None:
         assert self._round is not None
+        if not _GUEST.match(sid):
+            return  # the simulator's own resource types (fa:) are no guests
         ours = self._placement().get(sid)
         self._decided.add(sid)
         self.decisions.append(Decision(self.test.name, self._round, kind, sid, node, ours))

@@ -103,6 +103,30 @@ def test_an_operator_migration_is_not_a_decision(tmp_path: Path) -> None:
     assert all(d.agrees for d in decisions)
 
 
+def test_a_test_may_start_from_a_manager_status(tmp_path: Path) -> None:
+    """vm:1 already runs on node2 (manager_status, no 'adding new service' line); node2
+    fails and the manager recovers it to node1, the only node left."""
+    test = _test_dir(tmp_path, [])
+    status = {
+        "node_status": {"node1": "online", "node2": "online"},
+        "service_status": {"vm:1": {"node": "node2", "state": "started"}},
+    }
+    (test / "manager_status").write_text(json.dumps(status))
+    crm = "info    300    node1/crm: "
+    (test / "log.expect").write_text(
+        "\n".join(
+            [
+                f"{crm}node 'node2': state changed from 'online' => 'unknown'",
+                f"{crm}service 'vm:1': state changed from 'started' to 'fence'",
+                f"{crm}service 'vm:1': state changed from 'fence' to 'recovery'",
+                f"{crm}recover service 'vm:1' from fenced node 'node2' to node 'node1'",
+            ]
+        )
+    )
+    decisions = replay(test)
+    assert [(d.kind, d.expected, d.ours) for d in decisions] == [("recover", "node1", "node1")]
+
+
 def test_the_report_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([str(DATA / "test-crs-static3")]) == 0
     out = capsys.readouterr().out
