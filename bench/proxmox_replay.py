@@ -67,7 +67,9 @@ _GUEST = re.compile(r"^(vm|ct):\d+$")
 
 # CRM service states, and where a service in them stands for the replay.
 _ON_TARGET = {"migrate", "relocate", "request_start_balance"}  # running at its target
-_LEFT_OUT = {"fence", "error", "stopped", "request_stop", "freeze"}
+# Still on its node, using it, but not the scheduler's to move (it counts their usage).
+_HELD = {"request_stop", "freeze", "error"}
+_LEFT_OUT = {"fence", "stopped"}
 _BALANCER = "(balancer)"
 
 
@@ -148,6 +150,8 @@ class _Replay:
     def _where(self, service: _Service) -> tuple[str, str] | None:
         """(node, pvesh status) the service stands at for the manager, or None."""
         up = {name for name, state in self.nodes.items() if state in ("online", "maintenance")}
+        if service.state in _HELD:
+            return (service.node, "running") if service.node in up else None
         if service.requested != "started" or service.state in _LEFT_OUT:
             return None
         if service.state in _ON_TARGET:
@@ -168,8 +172,9 @@ class _Replay:
                     "type": "node",
                     "node": name,
                     "status": "online" if up else "offline",
-                    "maxcpu": hardware["maxcpu"],
-                    "maxmem": hardware["maxmem"],
+                    # Older tests name them cpus and memory.
+                    "maxcpu": hardware.get("maxcpu", hardware.get("cpus")),
+                    "maxmem": hardware.get("maxmem", hardware.get("memory")),
                 }
             )
         ha: list[dict[str, Any]] = []
@@ -189,7 +194,8 @@ class _Replay:
                     "maxmem": usage.get("maxmem", 512 * 1024 * 1024),
                 }
             )
-            entry: dict[str, Any] = {"sid": sid, "state": "started"}
+            held = service.state in _HELD
+            entry: dict[str, Any] = {"sid": sid, "state": "stopped" if held else "started"}
             if service.group is not None:
                 entry["group"] = service.group
             if service.failback is not None:
@@ -307,7 +313,8 @@ class _Replay:
         elif added := _ADD.match(message):
             sid, node_name = added.groups()
             conf = self.config.get(sid, {})
-            requested = _requested(str(conf.get("state", "started")))
+            # The simulator starts only what is configured started (or enabled).
+            requested = _requested(str(conf.get("state", "stopped")))
             state = "request_start" if requested == "started" else "request_stop"
             self.services[sid] = _Service(
                 node_name, state, requested, None, conf.get("group"), conf.get("failback")

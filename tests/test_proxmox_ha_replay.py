@@ -127,6 +127,35 @@ def test_a_test_may_start_from_a_manager_status(tmp_path: Path) -> None:
     assert [(d.kind, d.expected, d.ours) for d in decisions] == [("recover", "node1", "node1")]
 
 
+def test_a_service_being_stopped_still_counts(tmp_path: Path) -> None:
+    """vm:2 is configured stopped but still on node1 (request_stop): Proxmox counts its
+    usage there, so vm:1, rebalanced on start, goes to node2, not to node1 by name."""
+    test = _test_dir(tmp_path, [])
+    (test / "datacenter.cfg").write_text(
+        json.dumps({"crs": {"ha": "static", "ha-rebalance-on-start": 1}})
+    )
+    config = {
+        "vm:1": {"node": "node1", "state": "started"},
+        "vm:2": {"node": "node1", "state": "stopped"},
+    }
+    (test / "service_config").write_text(json.dumps(config))
+    stats = {"vm:1": {"maxcpu": 1, "maxmem": 2**30}, "vm:2": {"maxcpu": 4, "maxmem": 2**33}}
+    (test / "static_service_stats").write_text(json.dumps(stats))
+    crm = "info     20    node1/crm: "
+    lines = [
+        f"{crm}node 'node1': state changed from 'unknown' => 'online'",
+        f"{crm}node 'node2': state changed from 'unknown' => 'online'",
+        f"{crm}adding new service 'vm:1' on node 'node1'",
+        f"{crm}adding new service 'vm:2' on node 'node1'",
+        f"{crm}service vm:1: re-balance selected new node node2 for startup",
+    ]
+    (test / "log.expect").write_text("\n".join(lines) + "\n")
+    decisions = replay(test)
+    assert [(d.kind, d.service, d.expected, d.ours) for d in decisions] == [
+        ("start", "vm:1", "node2", "node2")
+    ]
+
+
 def test_the_report_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([str(DATA / "test-crs-static3")]) == 0
     out = capsys.readouterr().out
