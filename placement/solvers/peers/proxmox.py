@@ -276,9 +276,10 @@ def _stays_put(state: StartState, guest: Guest, affinity: NodeAffinity) -> bool:
         return False
     if not host_allows(state.problem.host(current), guest):
         return False
-    online = [host.name for host in state.problem.hosts if host_allows(host, guest)]
-    if current not in affinity.may_stay(guest, online):
-        return False
+    if guest.name in affinity.rules:
+        online = [host.name for host in state.problem.hosts if host_allows(host, guest)]
+        if current not in affinity.may_stay(guest, online):
+            return False
     if current in state.partner_hosts(guest):
         return True
     group = [guest]
