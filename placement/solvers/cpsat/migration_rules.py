@@ -1,11 +1,12 @@
 """Live migrations in the CP-SAT model, one function per rule family.
 
-A guest running now moves when its unit ends on another host. Each possible move gets a
+A guest running now moves when its unit ends on another host. Each possible move has a
 start variable and an optional fixed-size interval of its migration time, present when
-it moves (`movable: false` guests have no other candidate host: see `view.py`). The
-moves obey the per-host and cluster-wide concurrency limits (cumulatives: a move counts
-on its source, and on its target through one optional interval per target host), the
-move budget, and load the boot pools while they run.
+it moves (created with the other variables in `variables.py`; `movable: false` guests
+have no other candidate host: see `view.py`). The moves obey the per-host and
+cluster-wide concurrency limits (cumulatives: a move counts on its source, and on its
+target through one optional interval per target host), the move budget, and load the
+boot pools while they run.
 
 Capacity over time: on a host that can lose a guest by a move and gain one, the final
 state is not the peak. There one cumulative per resource holds, from the host's first
@@ -17,88 +18,12 @@ stay). Hosts that only gain guests keep the cheap final-state sum (`add_capacity
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import TYPE_CHECKING
 
-import attrs
 from ortools.sat.python import cp_model
 
 from placement.model import Guest
+from placement.solvers.cpsat.variables import Variables
 from placement.solvers.cpsat.view import ProblemView
-
-if TYPE_CHECKING:  # variables.py imports this module
-    from placement.solvers.cpsat.variables import Variables
-
-
-@attrs.frozen
-class Move:
-    """A running guest that may move: from host `source` to any of `targets`."""
-
-    guest: Guest
-    unit: int
-    source: int
-    targets: tuple[int, ...]
-    duration_s: int
-
-
-@attrs.define
-class MigrationVariables:
-    """`moving[i]`: move `i` happens. `start[i]`, `ready[i]`: its interval (ready 0 when
-    it does not happen). `interval[i]`: the move, present when it happens."""
-
-    moves: tuple[Move, ...]
-    moving: list[cp_model.IntVar]
-    start: list[cp_model.IntVar]
-    ready: list[cp_model.IntVar]
-    interval: list[cp_model.IntervalVar]
-
-
-def possible_moves(view: ProblemView) -> tuple[Move, ...]:
-    """Every running guest whose unit has a candidate host other than its own."""
-    problem = view.problem
-    moves = []
-    for unit in view.units:
-        for guest in unit.guests:
-            if not problem.runs_now(guest) or guest.current_host is None:
-                continue
-            source = problem.host_position(guest.current_host)
-            targets = tuple(h for h in unit.candidates if h != source)
-            if targets:
-                moves.append(
-                    Move(guest, unit.index, source, targets, problem.migration_duration(guest))
-                )
-    return tuple(moves)
-
-
-def create_migration_variables(
-    view: ProblemView,
-    model: cp_model.CpModel,
-    x: dict[tuple[int, int], cp_model.IntVar],
-    horizon_s: int,
-) -> MigrationVariables:
-    """One start, ready time and optional interval per possible move; a move that cannot
-    end by the horizon does not happen."""
-    moves = possible_moves(view)
-    moving: list[cp_model.IntVar] = []
-    start: list[cp_model.IntVar] = []
-    ready: list[cp_model.IntVar] = []
-    interval: list[cp_model.IntervalVar] = []
-    for move in moves:
-        happens = model.new_bool_var("")
-        # It moves exactly when its unit ends on another host.
-        model.add(happens == sum(x[move.unit, h] for h in move.targets))
-        if move.duration_s > horizon_s:
-            model.add(happens == 0)
-        begin = model.new_int_var(0, max(horizon_s - move.duration_s, 0), "")
-        done = model.new_int_var(0, horizon_s, "")
-        model.add(done == begin + move.duration_s).only_enforce_if(happens)
-        model.add(done == 0).only_enforce_if(~happens)
-        moving.append(happens)
-        start.append(begin)
-        ready.append(done)
-        interval.append(
-            model.new_optional_fixed_size_interval_var(begin, move.duration_s, happens, "")
-        )
-    return MigrationVariables(moves, moving, start, ready, interval)
 
 
 def add_migration_budget(view: ProblemView, variables: Variables) -> None:

@@ -50,7 +50,6 @@ from placement.solvers.cpsat.migration_rules import (
     add_migration_budget,
     add_migration_concurrency,
     add_migration_load,
-    possible_moves,
 )
 from placement.solvers.cpsat.objectives import (
     ExactModelTooLargeError,
@@ -71,7 +70,7 @@ from placement.solvers.cpsat.schedule_rules import (
     add_stagger,
 )
 from placement.solvers.cpsat.search import run_search
-from placement.solvers.cpsat.variables import Variables, create_variables
+from placement.solvers.cpsat.variables import Variables, create_variables, possible_moves
 from placement.solvers.cpsat.view import ProblemView, build_view, canonical_hosts
 from placement.solvers.stop import is_stopped
 
