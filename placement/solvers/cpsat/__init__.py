@@ -25,6 +25,6 @@ from placement.solvers import SolveOptions, register
 )
 def solve_cpsat(problem: Problem, options: SolveOptions) -> Plan:
     """Solve `problem` with CP-SAT (see the package docstring)."""
-    from placement.solvers.cpsat.stages import solve_lexicographic
+    from placement.solvers.cpsat.strategy import solve_lexicographic
 
     return solve_lexicographic(problem, options)

@@ -35,8 +35,8 @@ from placement.indexing import HostIndex, units
 from placement.model import BALANCE_STEPS, Guest, GuestState, Objective, Problem
 from placement.plan import Plan
 from placement.solvers import SolveOptions
-from placement.solvers.common import Placement, finish_plan
-from placement.solvers.cpsat.search import run_search
+from placement.solvers.common import Placement, better, finish_plan
+from placement.solvers.cpsat.search import LARGE_MODEL_PAIRS, new_solver, run_search
 
 logger = logging.getLogger(__name__)
 
@@ -125,9 +125,6 @@ def improve_placement(
     """The leading placement stages solved on type counts until `deadline`, from the
     verified `incumbent`; returns the better verified plan of the two and what happened
     (`metrics`), including CP-SAT's stage bounds when they hold for the original."""
-    from placement.solvers.common import better
-    from placement.solvers.cpsat.stages import _LARGE_MODEL_PAIRS, _parameters
-
     started = time.perf_counter()
     stages = leading_stages(problem)
     index = HostIndex(problem)
@@ -233,7 +230,7 @@ def improve_placement(
             model.minimize(expression)
         seconds = (deadline - time.perf_counter()) / (len(searched) - position)
         # The optimiser's own settings: a light presolve on big models, from the hint.
-        solver = _parameters(options, seconds, large=len(count) > _LARGE_MODEL_PAIRS)
+        solver = new_solver(options, seconds, large=len(count) > LARGE_MODEL_PAIRS)
         status = run_search(solver, model, options.stop)
         log: dict[str, Any] = {
             "stage": objective.value,

@@ -34,6 +34,9 @@ from placement.model import Guest, Objective, Problem
 from placement.plan import Plan, Unplaced
 from placement.solvers import SolveOptions
 from placement.solvers.common import HostLoads, Unit, better, explain_unplaced
+from placement.solvers.cpsat.plans import check_estimate_s, with_own_bounds
+from placement.solvers.cpsat.reasons import structural_reasons
+from placement.solvers.cpsat.stages import improve
 from placement.solvers.stop import is_stopped
 
 # Pairs a round's restricted model aims at: a model of this size is built in a few
@@ -57,12 +60,10 @@ def solve_large(
     """Improve the verified `incumbent` by solving restricted problems until the deadline;
     returns the best verified plan with stages bounded on the original problem (by
     `placement.bounds`, and by `known_bounds`, proven elsewhere on the whole problem)."""
-    from placement.solvers.cpsat.stages import check_estimate_s, improve, structural_reasons
-
     deadline = started + options.time_limit_s
     structural = structural_reasons(problem)
     stage_bounds = _Bounds(problem, known_bounds or {})
-    best = _with_own_bounds(problem, incumbent, stage_bounds)
+    best = with_own_bounds(problem, incumbent, stage_bounds)
     rng = random.Random(options.seed)
     rounds: list[dict[str, Any]] = []
     returned = "greedy"
@@ -91,7 +92,7 @@ def solve_large(
         budget = remaining if remaining < 4 * MIN_ROUND_S else remaining / 2
         round_options = attrs.evolve(options, time_limit_s=budget, on_progress=options.on_progress)
         found = improve(restricted, round_options, best, structural, round_started, 0.0)
-        candidate = _with_own_bounds(problem, found, stage_bounds)
+        candidate = with_own_bounds(problem, found, stage_bounds)
         improved = check(problem, candidate).ok and better(problem, candidate, best)
         if improved:
             best = candidate
@@ -244,19 +245,6 @@ class _Bounds:
         if own is None:
             return known
         return min(own, known) if objective.maximise else max(own, known)
-
-
-def _with_own_bounds(problem: Problem, plan: Plan, stage_bounds: StageBounds | _Bounds) -> Plan:
-    """`plan` with its stages valued by the checker and bounded by `placement.bounds`."""
-    from placement.solvers.cpsat.stages import with_checked_stages
-
-    values = check(problem, plan).metrics["objectives"]
-    held: dict[str, float] = {}
-    bounds: dict[str, float | None] = {}
-    for objective in problem.objective:
-        bounds[objective.value] = stage_bounds(objective, held)
-        held[objective.value] = float(values[objective.value])
-    return with_checked_stages(problem, plan, bounds)
 
 
 def _reasons_on_original(

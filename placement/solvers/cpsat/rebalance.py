@@ -38,14 +38,16 @@ from placement.imbalance import SPREAD_STEPS, host_load_steps, load_resources, s
 from placement.model import Guest, Objective, Problem
 from placement.plan import Action, Plan
 from placement.solvers import SolveOptions
-from placement.solvers.common import HostLoads, Placement, Unit, finish_plan, units_of
+from placement.solvers.common import HostLoads, Placement, Unit, better, finish_plan, units_of
 from placement.solvers.cpsat.imbalance_stage import (
     TARGET_DENOMINATOR,
     add_distance_to_target,
     ratio,
     tangent_target,
 )
+from placement.solvers.cpsat.plans import with_own_bounds
 from placement.solvers.cpsat.search import run_search
+from placement.solvers.cpsat.view import pair_count
 from placement.solvers.stop import is_stopped
 
 logger = logging.getLogger(__name__)
@@ -72,8 +74,6 @@ def applies(problem: Problem, incumbent: Plan | None) -> bool:
     """Whether the rebalance search fits: a verified incumbent, nothing to boot, only
     stages of the final hosts with `spread` or `imbalance` among them, and too many
     pairs for the full model to search well."""
-    from placement.solvers.cpsat.stages import pair_count
-
     if incumbent is None or not any(goal in problem.objective for goal in GOALS):
         return False
     if not set(problem.objective) <= STAGES:
@@ -398,9 +398,6 @@ def solve_rebalance(
 ) -> Plan:
     """Improve the verified `incumbent` of a rebalance by neighbourhoods until the
     deadline; returns the best verified plan with stages bounded by `placement.bounds`."""
-    from placement.solvers.common import better
-    from placement.solvers.cpsat.large import _with_own_bounds
-
     deadline = started + options.time_limit_s
     state = _State(problem, incumbent)
     rng = random.Random(options.seed)
@@ -434,11 +431,11 @@ def solve_rebalance(
     placement = Placement(hosts=final, reasons={a.guest: a.reason for a in incumbent.unplaced})
     candidate = finish_plan(problem, placement, options, "cpsat", started)
     stage_bounds = StageBounds(problem)
-    best = _with_own_bounds(problem, incumbent, stage_bounds)
+    best = with_own_bounds(problem, incumbent, stage_bounds)
     returned = "greedy"
     report = check(problem, candidate)
     if report.ok:
-        candidate = _with_own_bounds(problem, candidate, stage_bounds)
+        candidate = with_own_bounds(problem, candidate, stage_bounds)
         if better(problem, candidate, best):
             best, returned = candidate, "neighbourhood search"
     else:

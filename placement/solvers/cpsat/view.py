@@ -258,3 +258,9 @@ def canonical_hosts(view: ProblemView, unit_host: tuple[int | None, ...]) -> tup
             if h is not None and h in relabel:
                 hosts[u] = relabel[h]
     return tuple(hosts)
+
+
+def pair_count(problem: Problem) -> int:
+    """An upper estimate of the model's (guest, host) pairs: each guest's allowed hosts."""
+    online = sum(1 for host in problem.hosts if host.online)
+    return sum(online if g.hosts is None else len(g.hosts) for g in problem.guests)
