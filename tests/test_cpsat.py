@@ -321,26 +321,22 @@ def test_the_second_pass_improves_an_unproven_stage_within_the_later_holds() -> 
 
     from bench.scenarios import generate
     from placement.solvers.cpsat import model, plans, stages
-    from placement.solvers.cpsat.objectives import stage_expression
+    from placement.solvers.cpsat.stage_solver import StageSolver
     from placement.solvers.cpsat.view import build_view
 
     scenario = generate("S", 1)
     start = solve(scenario, "first-fit", SolveOptions(schedule="list"))
     assert check(scenario, start).ok
     view = build_view(scenario)
-    variables = model.build_model(view)
-    incumbent = model.solution_of_plan(view, start)
-    expression = stage_expression(Objective.RECOVERY, view, variables)
+    options = SolveOptions(time_limit_s=3, deterministic=True, seed=1)
+    solver = StageSolver(view, options, model.solution_of_plan(view, start))
+    expression = solver.expression(Objective.RECOVERY)
     found = round(check(scenario, start).metrics["objectives"]["recovery"])
-    variables.model.add(expression <= found)  # held as the first pass left it
+    solver.model.add(expression <= found)  # held as the first pass left it
     log: dict[str, object] = {"stage": "recovery", "value": float(found)}
     bounds: dict[str, float | None] = {"recovery": None}
-    options = SolveOptions(time_limit_s=3, deterministic=True, seed=1)
     better = stages._second_pass(
-        view,
-        variables,
-        options,
-        incumbent,
+        solver,
         [(Objective.RECOVERY, expression, found, log)],
         bounds,
         time.perf_counter() + 3,
@@ -362,7 +358,7 @@ def test_the_second_pass_keeps_no_bound_while_a_later_stage_is_held() -> None:
     import time
 
     from placement.solvers.cpsat import model, stages
-    from placement.solvers.cpsat.objectives import stage_expression
+    from placement.solvers.cpsat.stage_solver import StageSolver
     from placement.solvers.cpsat.view import build_view
 
     hosts = [Host("h0", {"cpu": 10}), Host("h1", {"cpu": 10})]
@@ -372,20 +368,17 @@ def test_the_second_pass_keeps_no_bound_while_a_later_stage_is_held() -> None:
     ]
     scenario = Problem(hosts, guests, objective=("placed", "migrations"))
     view = build_view(scenario)
-    variables = model.build_model(view)
     start = solve(scenario, "first-fit", SolveOptions())
-    incumbent = model.solution_of_plan(view, start)
-    placed = stage_expression(Objective.PLACED, view, variables)
-    moves = stage_expression(Objective.MIGRATIONS, view, variables)
+    options = SolveOptions(time_limit_s=2, deterministic=True)
+    solver = StageSolver(view, options, model.solution_of_plan(view, start))
+    placed = solver.expression(Objective.PLACED)
+    moves = solver.expression(Objective.MIGRATIONS)
     found = round(check(scenario, start).metrics["objectives"]["placed"])
-    variables.model.add(placed >= found)
-    variables.model.add(moves <= 0)
+    solver.model.add(placed >= found)
+    solver.model.add(moves <= 0)
     bounds: dict[str, float | None] = {"placed": 2 * found + 10.0}
     stages._second_pass(
-        view,
-        variables,
-        SolveOptions(time_limit_s=2, deterministic=True),
-        incumbent,
+        solver,
         [(Objective.PLACED, placed, found, {"stage": "placed", "value": float(found)})],
         bounds,
         time.perf_counter() + 2,

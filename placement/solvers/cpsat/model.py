@@ -15,9 +15,7 @@ import attrs
 from ortools.sat.python import cp_model
 
 from placement.model import Objective
-from placement.plan import (
-    Plan,
-)
+from placement.plan import Plan
 from placement.solvers.cpsat.migration_rules import (
     add_capacity_over_time,
     add_migration_budget,

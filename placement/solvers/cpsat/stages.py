@@ -1,9 +1,10 @@
-"""The stage loop: one CP-SAT solve of the full model per objective stage.
+"""The stage loop: the full model optimised one objective stage after another.
 
 It starts from a verified plan (the seed portfolio's, `incumbent`) when there is one;
-each stage starts from the previous stage's plan as a hint and keeps the earlier stages
-at the values found. Every plan goes through the checker before it is returned; a
-CP-SAT plan that fails it is logged as a bug and the best verified plan is returned.
+each stage starts from the best solution so far as a hint and keeps the earlier stages
+at the values found (`StageSolver`). Every plan goes through the checker before it is
+returned; a CP-SAT plan that fails it is logged as a bug and the best verified plan is
+returned.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from typing import Any
 
 import attrs
 from ortools.sat.python import cp_model
@@ -31,19 +33,8 @@ from placement.solvers.cpsat.imbalance_stage import (
     ratio_lower_bound,
     tangent_target,
 )
-from placement.solvers.cpsat.model import (
-    Solution,
-    add_hint,
-    build_model,
-    hold,
-    solution_of_plan,
-    solution_of_solver,
-)
-from placement.solvers.cpsat.objectives import (
-    ExactModelTooLargeError,
-    host_steps,
-    stage_expression,
-)
+from placement.solvers.cpsat.model import Solution, solution_of_plan
+from placement.solvers.cpsat.objectives import ExactModelTooLargeError, host_steps
 from placement.solvers.cpsat.plans import (
     SOLVER_NAME,
     check_estimate_s,
@@ -51,14 +42,8 @@ from placement.solvers.cpsat.plans import (
     plan_of_solution,
     with_checked_stages,
 )
-from placement.solvers.cpsat.search import (
-    LARGE_MODEL_PAIRS,
-    ProgressCallback,
-    StallWatch,
-    new_solver,
-    run_search,
-)
-from placement.solvers.cpsat.variables import Variables
+from placement.solvers.cpsat.search import ProgressCallback, StallWatch
+from placement.solvers.cpsat.stage_solver import StageSolver
 from placement.solvers.cpsat.view import ProblemView, build_view
 from placement.solvers.stop import is_stopped
 
@@ -82,15 +67,10 @@ def improve(
     """Stage by stage from `incumbent_plan` (a verified plan, or None) until
     `started + options.time_limit_s`; returns the best verified plan."""
     view = build_view(problem)
-    variables = build_model(view)
+    solver = StageSolver(view, options, None)
     model_s = time.perf_counter() - started - first_plan_s
-    incumbent = solution_of_plan(view, incumbent_plan) if incumbent_plan is not None else None
-
-    bounds: dict[str, float | None] = {}
-    held: dict[str, float] = {}  # the value each finished stage is held at
-    holds: list[tuple[Objective, int]] = []  # the same in model units, for other models
-    stage_bounds = StageBounds(problem)
-    stage_log: list[dict[str, object]] = []
+    if incumbent_plan is not None:
+        solver.incumbent = solution_of_plan(view, incumbent_plan)
     # The stages search until `search_s`: the rest of the limit assembles and checks the
     # plan, and explains unplaced guests when the incumbent has some (probes, explain.py).
     explain_s = min(2.0, options.time_limit_s / 10)
@@ -101,179 +81,21 @@ def improve(
     if incumbent_plan is not None and incumbent_plan.unplaced:
         reserve_s += explain_s
     search_s = max(options.time_limit_s - reserve_s, 0.5 * options.time_limit_s)
-    # Stages CP-SAT left unproven, for a second pass with the time the later stages saved.
-    unproven: list[tuple[Objective, cp_model.LinearExprT, int, dict[str, object]]] = []
-    # Solutions that end an `imbalance` stage: held in later stages by a rounded bound
-    # when the exact one does not fit in 64 bits, so they stay candidates themselves.
-    kept: list[Solution] = []
-    stalled = False  # a stage of a large model ended with no solution of CP-SAT's own
-    stages = list(problem.objective)
-    for position, objective in enumerate(stages):
-        if objective is Objective.IMBALANCE:
-            remaining = search_s - (time.perf_counter() - started)
-            budget = max(remaining / (len(stages) - position), 0.05)
-            try:
-                outcome = _imbalance_stage(view, variables, incumbent, options, budget)
-            except ExactModelTooLargeError as error:
-                stage_log.append(_too_large(objective, error))
-                break  # the plan so far stands, valued by the checker
-            if outcome.solution is None:
-                break  # nothing to hold the later stages to; the greedy plan stands
-            incumbent = outcome.solution
-            kept.append(outcome.solution)
-            stage_log.append(outcome.log)
-            held[objective.value] = outcome.value
-            bounds[objective.value] = _tighter(
-                objective, outcome.bound, stage_bounds(objective, held)
-            )
-            continue
-        try:
-            expression = stage_expression(objective, view, variables)
-        except ExactModelTooLargeError as error:
-            stage_log.append(_too_large(objective, error))
-            break  # the plan so far stands, valued by the checker
-        scale = BALANCE_STEPS if objective is Objective.BALANCE else 1
-        ours = stage_bounds(objective, held)
-        if incumbent is not None and ours is not None:
-            known = model_value(view, incumbent, structural, objective)
-            if abs(known - ours * scale) < 0.5:
-                # The incumbent meets a bound we proved ourselves: no search needed.
-                value = known
-                bounds[objective.value] = ours
-                held[objective.value] = value / scale
-                stage_log.append(
-                    {
-                        "stage": objective.value,
-                        "cp_sat_status": "SKIPPED (meets the bound)",
-                        "seconds": 0.0,
-                        "value": value / scale,
-                        "cp_sat_bound": None,
-                    }
-                )
-                hold(variables, objective, expression, value)
-                holds.append((objective, value))
-                continue
-        if objective.maximise:
-            variables.model.maximize(expression)
-        else:
-            variables.model.minimize(expression)
-        if incumbent is not None:
-            add_hint(view, variables, incumbent)
-        stage_started = time.perf_counter()
-        remaining = search_s - (stage_started - started)
-        budget = max(remaining / (len(stages) - position), 0.05)
-        # Consolidation: CP-SAT first (it proves the easy packings and the bound), then
-        # the host-emptying neighbourhoods with the rest of the stage's time. CP-SAT
-        # hands over after its share once it has improved on its start and stalled
-        # (a fixed share in deterministic mode, where wall time must not decide).
-        emptying = objective is Objective.CONSOLIDATE and consolidate.applies(view, stages)
-        watched = emptying and not options.deterministic
-        cp_budget = budget * _CONSOLIDATE_CP_SAT_SHARE if emptying and not watched else budget
-        solver = new_solver(options, cp_budget, large=view.num_pairs > LARGE_MODEL_PAIRS)
-        callback = (
-            ProgressCallback(options.on_progress, objective.value, started)
-            if options.on_progress is not None or watched
-            else None
-        )
-        watch = (
-            StallWatch(
-                solver,
-                callback,
-                budget * _CONSOLIDATE_CP_SAT_SHARE,
-                budget * _CONSOLIDATE_STALL_SHARE,
-            )
-            if watched and callback is not None
-            else None
-        )
-        try:
-            status = run_search(solver, variables.model, options.stop, callback)
-        finally:
-            if watch is not None:
-                watch.finish()
-        if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE, cp_model.INFEASIBLE):
-            stalled = view.num_pairs > LARGE_MODEL_PAIRS
-        if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-            incumbent = solution_of_solver(view, variables, solver)
-            value = round(solver.objective_value)
-        elif incumbent is not None:
-            value = model_value(view, incumbent, structural, objective)
-        else:
-            break  # nothing to hold the later stages to; the greedy plan stands
-        # CP-SAT's bound means something only once it has a solution of its own.
-        cp_bound: float | None = None
-        if status == cp_model.OPTIMAL:
-            cp_bound = value / scale
-        elif status == cp_model.FEASIBLE and abs(solver.best_objective_bound) < 1e15:
-            cp_bound = solver.best_objective_bound / scale
-        stage_log.append(
-            {
-                "stage": objective.value,
-                "cp_sat_status": solver.status_name(status),
-                "seconds": round(solver.wall_time, 3),
-                "value": value / scale,
-                "cp_sat_bound": cp_bound,
-            }
-        )
-        bound = _tighter(objective, cp_bound, ours)
-        searchable = status != cp_model.INFEASIBLE and incumbent is not None
-        if watch is not None:
-            stage_log[-1]["cp_sat_stopped_stalled"] = watch.stopped
-        if emptying and searchable and (bound is None or value > bound):
-            if options.deterministic:
-                left = budget - solver.deterministic_time
-            else:
-                left = budget - (time.perf_counter() - stage_started)
-            assert incumbent is not None  # (searchable)
-            incumbent, searched = consolidate.empty_hosts(
-                view, holds, incumbent, options, left, math.ceil(bound or 0)
-            )
-            value = min(value, searched["hosts_after"])
-            stage_log[-1]["value"] = value / scale
-            stage_log[-1]["neighbourhoods"] = searched
-        held[objective.value] = value / scale
-        bounds[objective.value] = bound
-        hold(variables, objective, expression, value)
-        holds.append((objective, value))
-        if status == cp_model.FEASIBLE and bounds[objective.value] != value / scale:
-            # (A stage with no solution of CP-SAT's own is not retried: the model is too
-            # big for the time, and the neighbourhood search takes over when it stalls.)
-            unproven.append((objective, expression, value, stage_log[-1]))
-
-    if unproven and incumbent is not None:
-        incumbent = _second_pass(
-            view,
-            variables,
-            options,
-            incumbent,
-            unproven,
-            bounds,
+    loop = _StageLoop(solver, structural, started, search_s)
+    loop.run()
+    if loop.unproven and solver.incumbent is not None:
+        solver.incumbent = _second_pass(
+            solver,
+            loop.unproven,
+            loop.bounds,
             started + search_s,
             # CP-SAT's bound is the lexicographic one only when no later stage is held.
-            bound_holds=unproven[0][0] is stages[-1],
+            bound_holds=loop.unproven[0][0] is loop.stages[-1],
         )
-
     runtime_s = round(time.perf_counter() - started, 6)
-    candidates: list[Plan] = []
     if is_stopped(options.stop):
         explain_s = 0.0  # interrupted: the plan now, with the reasons known without probes
-    if incumbent is not None:
-        # Probes explain vague unplaced reasons within a tenth of the limit (at most 2 s).
-        plan = plan_of_solution(view, incumbent, structural, Status.FEASIBLE, runtime_s, explain_s)
-        report = check(problem, plan)
-        if report.ok:
-            candidates.append(with_checked_stages(problem, plan, bounds))
-        else:
-            logger.error(
-                "BUG: the CP-SAT plan fails the checker (%s); returning the best verified plan",
-                "; ".join(v.message for v in report.violations[:3]),
-            )
-    for solution in kept:
-        plan = plan_of_solution(view, solution, structural, Status.FEASIBLE, runtime_s)
-        if check(problem, plan).ok:
-            candidates.append(with_checked_stages(problem, plan, bounds))
-    if incumbent_plan is not None:
-        greedy = attrs.evolve(incumbent_plan, solver=SOLVER_NAME, runtime_s=runtime_s)
-        candidates.append(with_checked_stages(problem, greedy, bounds))
+    candidates = _candidates(loop, incumbent_plan, runtime_s, explain_s)
     if not candidates:
         return Plan(status=Status.UNKNOWN, solver=SOLVER_NAME, runtime_s=runtime_s, assignments=())
     best = candidates[0]
@@ -286,11 +108,256 @@ def improve(
         "units": len(view.units),
         "pairs": view.num_pairs,
         "boots": len(view.boots),
-        "stages": stage_log,
-        "returned": "cp-sat" if best is candidates[0] and incumbent is not None else "greedy",
-        "stalled": stalled,
+        "stages": loop.log,
+        "returned": "cp-sat"
+        if best is candidates[0] and solver.incumbent is not None
+        else "greedy",
+        "stalled": loop.stalled,
     }
     return attrs.evolve(best, metrics=metrics)
+
+
+# One stage CP-SAT left unproven: its objective, expression, the value it is held at and
+# its log entry, for a second pass with the time the later stages saved.
+_Unproven = tuple[Objective, cp_model.LinearExprT, int, dict[str, object]]
+
+
+class _StageLoop:
+    """One pass over the problem's objective stages on `solver`, searching until
+    `started + search_s`, and what it found: the values held, the bounds, the log."""
+
+    def __init__(
+        self, solver: StageSolver, structural: dict[str, str], started: float, search_s: float
+    ) -> None:
+        self.solver = solver
+        self.view = solver.view
+        self.options = solver.options
+        self.structural = structural
+        self.started = started
+        self.search_s = search_s
+        self.stages = list(self.view.problem.objective)
+        self.bounds: dict[str, float | None] = {}
+        self.held: dict[str, float] = {}  # the value each finished stage is held at
+        self.stage_bounds = StageBounds(self.view.problem)
+        self.log: list[dict[str, object]] = []
+        self.unproven: list[_Unproven] = []
+        # Solutions that end an `imbalance` stage: held in later stages by a rounded bound
+        # when the exact one does not fit in 64 bits, so they stay candidates themselves.
+        self.kept: list[Solution] = []
+        self.stalled = False  # a stage of a large model ended with no solution of its own
+
+    def run(self) -> None:
+        """Each stage in turn; the first that finds nothing to hold ends the pass (the
+        plan so far stands, valued by the checker)."""
+        for position, objective in enumerate(self.stages):
+            if objective is Objective.IMBALANCE:
+                if not self._imbalance(objective, self._budget(position)):
+                    break
+                continue
+            try:
+                expression = self.solver.expression(objective)
+            except ExactModelTooLargeError as error:
+                self.log.append(_too_large(objective, error))
+                break
+            ours = self.stage_bounds(objective, self.held)
+            if self._meets_own_bound(objective, expression, ours):
+                continue
+            if not self._search(objective, expression, ours, position):
+                break  # nothing to hold the later stages to; the greedy plan stands
+
+    def _budget(self, position: int) -> float:
+        """An equal share of the search time left for each stage from `position` on."""
+        remaining = self.search_s - (time.perf_counter() - self.started)
+        return max(remaining / (len(self.stages) - position), 0.05)
+
+    def _imbalance(self, objective: Objective, budget: float) -> bool:
+        try:
+            outcome = _imbalance_stage(self.solver, budget)
+        except ExactModelTooLargeError as error:
+            self.log.append(_too_large(objective, error))
+            return False
+        if outcome.solution is None:
+            return False
+        self.solver.incumbent = outcome.solution
+        self.kept.append(outcome.solution)
+        self.log.append(outcome.log)
+        self.held[objective.value] = outcome.value
+        self.bounds[objective.value] = _tighter(
+            objective, outcome.bound, self.stage_bounds(objective, self.held)
+        )
+        return True
+
+    def _meets_own_bound(
+        self, objective: Objective, expression: cp_model.LinearExprT, ours: float | None
+    ) -> bool:
+        """Whether the incumbent meets a bound we proved ourselves (`ours`): then the
+        stage is held at its value with no search."""
+        incumbent = self.solver.incumbent
+        if incumbent is None or ours is None:
+            return False
+        scale = _scale(objective)
+        value = model_value(self.view, incumbent, self.structural, objective)
+        if abs(value - ours * scale) >= 0.5:
+            return False
+        self.bounds[objective.value] = ours
+        self.held[objective.value] = value / scale
+        self.log.append(
+            {
+                "stage": objective.value,
+                "cp_sat_status": "SKIPPED (meets the bound)",
+                "seconds": 0.0,
+                "value": value / scale,
+                "cp_sat_bound": None,
+            }
+        )
+        self.solver.hold(objective, expression, value)
+        return True
+
+    def _search(
+        self,
+        objective: Objective,
+        expression: cp_model.LinearExprT,
+        ours: float | None,
+        position: int,
+    ) -> bool:
+        """Optimise `objective` from the incumbent within the stage's share of the time,
+        then hold it at the value found; False when there is nothing to hold."""
+        solver = self.solver
+        solver.optimise(objective, expression)
+        stage_started = time.perf_counter()
+        budget = self._budget(position)
+        # Consolidation: CP-SAT first (it proves the easy packings and the bound), then
+        # the host-emptying neighbourhoods with the rest of the stage's time.
+        emptying = objective is Objective.CONSOLIDATE and consolidate.applies(
+            self.view, self.stages
+        )
+        cp, status, watch = self._cp_search(objective, budget, emptying)
+        if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE, cp_model.INFEASIBLE):
+            self.stalled = solver.large
+        if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            solver.incumbent = solver.read(cp)
+            value = round(cp.objective_value)
+        elif solver.incumbent is not None:
+            value = model_value(self.view, solver.incumbent, self.structural, objective)
+        else:
+            return False
+        scale = _scale(objective)
+        # CP-SAT's bound means something only once it has a solution of its own.
+        cp_bound: float | None = None
+        if status == cp_model.OPTIMAL:
+            cp_bound = value / scale
+        elif status == cp_model.FEASIBLE and abs(cp.best_objective_bound) < 1e15:
+            cp_bound = cp.best_objective_bound / scale
+        log: dict[str, object] = {
+            "stage": objective.value,
+            "cp_sat_status": cp.status_name(status),
+            "seconds": round(cp.wall_time, 3),
+            "value": value / scale,
+            "cp_sat_bound": cp_bound,
+        }
+        self.log.append(log)
+        bound = _tighter(objective, cp_bound, ours)
+        searchable = status != cp_model.INFEASIBLE and solver.incumbent is not None
+        if watch is not None:
+            log["cp_sat_stopped_stalled"] = watch.stopped
+        if emptying and searchable and (bound is None or value > bound):
+            if self.options.deterministic:
+                left = budget - cp.deterministic_time
+            else:
+                left = budget - (time.perf_counter() - stage_started)
+            searched = self._empty_hosts(left, bound)
+            value = min(value, searched["hosts_after"])
+            log["value"] = value / scale
+            log["neighbourhoods"] = searched
+        self.held[objective.value] = value / scale
+        self.bounds[objective.value] = bound
+        solver.hold(objective, expression, value)
+        if status == cp_model.FEASIBLE and self.bounds[objective.value] != value / scale:
+            # (A stage with no solution of CP-SAT's own is not retried: the model is too
+            # big for the time, and the neighbourhood search takes over when it stalls.)
+            self.unproven.append((objective, expression, value, log))
+        return True
+
+    def _cp_search(
+        self, objective: Objective, budget: float, emptying: bool
+    ) -> tuple[cp_model.CpSolver, cp_model.CpSolverStatus, StallWatch | None]:
+        """CP-SAT's search of the stage. Before the host-emptying neighbourhoods CP-SAT
+        hands over after its share once it has improved on its start and stalled (a
+        fixed share in deterministic mode, where wall time must not decide)."""
+        options = self.options
+        watched = emptying and not options.deterministic
+        cp_budget = budget * _CONSOLIDATE_CP_SAT_SHARE if emptying and not watched else budget
+        cp = self.solver.new_search(cp_budget)
+        callback = (
+            ProgressCallback(options.on_progress, objective.value, self.started)
+            if options.on_progress is not None or watched
+            else None
+        )
+        watch = (
+            StallWatch(
+                cp,
+                callback,
+                budget * _CONSOLIDATE_CP_SAT_SHARE,
+                budget * _CONSOLIDATE_STALL_SHARE,
+            )
+            if watched and callback is not None
+            else None
+        )
+        try:
+            status = self.solver.run(cp, callback)
+        finally:
+            if watch is not None:
+                watch.finish()
+        return cp, status, watch
+
+    def _empty_hosts(self, seconds: float, bound: float | None) -> dict[str, Any]:
+        """The consolidate stage's host-emptying neighbourhoods for `seconds` from the
+        incumbent (the earlier stages held), which they improve; what they did."""
+        incumbent = self.solver.incumbent
+        assert incumbent is not None  # (searchable)
+        incumbent, searched = consolidate.empty_hosts(
+            self.view, self.solver.holds, incumbent, self.options, seconds, math.ceil(bound or 0)
+        )
+        self.solver.incumbent = incumbent
+        return searched
+
+
+def _scale(objective: Objective) -> int:
+    """Model units per unit of `objective` (balance is modelled in steps)."""
+    return BALANCE_STEPS if objective is Objective.BALANCE else 1
+
+
+def _candidates(
+    loop: _StageLoop, incumbent_plan: Plan | None, runtime_s: float, explain_s: float
+) -> list[Plan]:
+    """The verified plans to choose from, valued by the checker and bounded by the loop's
+    bounds: CP-SAT's first (a failure of the checker is logged as a bug), then the
+    solutions kept from `imbalance` stages, then the seed."""
+    solver = loop.solver
+    problem = solver.view.problem
+    structural = loop.structural
+    candidates: list[Plan] = []
+    if solver.incumbent is not None:
+        # Probes explain vague unplaced reasons within a tenth of the limit (at most 2 s).
+        plan = plan_of_solution(
+            solver.view, solver.incumbent, structural, Status.FEASIBLE, runtime_s, explain_s
+        )
+        report = check(problem, plan)
+        if report.ok:
+            candidates.append(with_checked_stages(problem, plan, loop.bounds))
+        else:
+            logger.error(
+                "BUG: the CP-SAT plan fails the checker (%s); returning the best verified plan",
+                "; ".join(v.message for v in report.violations[:3]),
+            )
+    for solution in loop.kept:
+        plan = plan_of_solution(solver.view, solution, structural, Status.FEASIBLE, runtime_s)
+        if check(problem, plan).ok:
+            candidates.append(with_checked_stages(problem, plan, loop.bounds))
+    if incumbent_plan is not None:
+        greedy = attrs.evolve(incumbent_plan, solver=SOLVER_NAME, runtime_s=runtime_s)
+        candidates.append(with_checked_stages(problem, greedy, loop.bounds))
+    return candidates
 
 
 def _too_large(objective: Objective, error: ExactModelTooLargeError) -> dict[str, object]:
@@ -305,11 +372,8 @@ def _too_large(objective: Objective, error: ExactModelTooLargeError) -> dict[str
 
 
 def _second_pass(
-    view: ProblemView,
-    variables: Variables,
-    options: SolveOptions,
-    incumbent: Solution,
-    unproven: list[tuple[Objective, cp_model.LinearExprT, int, dict[str, object]]],
+    solver: StageSolver,
+    unproven: list[_Unproven],
     bounds: dict[str, float | None],
     search_end: float,
     *,
@@ -322,32 +386,29 @@ def _second_pass(
     CP-SAT's bound here is on plans that also keep the later stages' values, which bounds
     the stage itself only when it is the last one (`bound_holds`). Returns the incumbent,
     improved or not; updates the stage's log entry and, when it holds, its bound."""
+    incumbent = solver.incumbent
+    assert incumbent is not None  # (the caller checks it)
     remaining = search_end - time.perf_counter()
     if remaining < 0.5:
         return incumbent
     objective, expression, found, log = unproven[0]
-    scale = BALANCE_STEPS if objective is Objective.BALANCE else 1
-    if objective.maximise:
-        variables.model.maximize(expression)
-    else:
-        variables.model.minimize(expression)
-    add_hint(view, variables, incumbent)
-    solver = new_solver(options, remaining, large=view.num_pairs > LARGE_MODEL_PAIRS)
-    status = run_search(solver, variables.model, options.stop)
-    log["second_pass_seconds"] = round(solver.wall_time, 3)
-    log["second_pass_status"] = solver.status_name(status)
+    scale = _scale(objective)
+    solver.optimise(objective, expression)
+    cp, status = solver.search(remaining)
+    log["second_pass_seconds"] = round(cp.wall_time, 3)
+    log["second_pass_status"] = cp.status_name(status)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return incumbent
-    value = round(solver.objective_value)
+    value = round(cp.objective_value)
     if value > found if objective.maximise else value < found:
-        incumbent = solution_of_solver(view, variables, solver)
+        incumbent = solver.read(cp)
         log["value"] = value / scale
-        hold(variables, objective, expression, value)
+        solver.hold(objective, expression, value)
     if not bound_holds:
         return incumbent
     cp_bound = value / scale if status == cp_model.OPTIMAL else None
-    if status == cp_model.FEASIBLE and abs(solver.best_objective_bound) < 1e15:
-        cp_bound = solver.best_objective_bound / scale
+    if status == cp_model.FEASIBLE and abs(cp.best_objective_bound) < 1e15:
+        cp_bound = cp.best_objective_bound / scale
     bounds[objective.value] = _tighter(objective, cp_bound, bounds[objective.value])
     return incumbent
 
@@ -372,53 +433,46 @@ def _solution_steps(view: ProblemView, solution: Solution) -> list[int]:
     return [steps[hosts[h].name] for h in view.online_hosts]
 
 
-def _imbalance_stage(
-    view: ProblemView,
-    variables: Variables,
-    incumbent: Solution | None,
-    options: SolveOptions,
-    seconds: float,
-) -> _StageOutcome:
-    """Lower the imbalance within `seconds` from `incumbent` by the convex-concave
+def _imbalance_stage(solver: StageSolver, seconds: float) -> _StageOutcome:
+    """Lower the imbalance within `seconds` from the incumbent by the convex-concave
     procedure (imbalance_stage.py), then hold it for the later stages."""
-    model = variables.model
-    steps = host_steps(view, variables)
+    view = solver.view
+    model = solver.model
+    steps = host_steps(view, solver.variables)
     deadline = time.perf_counter() + seconds
-    large = view.num_pairs > LARGE_MODEL_PAIRS
+    incumbent = solver.incumbent
     iterations = 0
     wall = 0.0
     status_name = "UNKNOWN"
     if incumbent is None:
         # No plan yet: start from the even-load solution (`spread`'s target).
         model.minimize(add_distance_to_target(model, steps, _even_target(view)))
-        solver = new_solver(options, seconds / 2, large)
-        status = run_search(solver, model, options.stop)
-        wall += solver.wall_time
-        status_name = solver.status_name(status)
+        cp, status = solver.search(seconds / 2)
+        wall += cp.wall_time
+        status_name = cp.status_name(status)
         if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             failed: dict[str, object] = {"stage": "imbalance", "cp_sat_status": status_name}
             return _StageOutcome(None, 0.0, None, {**failed, "seconds": wall, "value": None})
-        incumbent = solution_of_solver(view, variables, solver)
+        incumbent = solver.read(cp)
     current = _solution_steps(view, incumbent)
     # A share of the time proves the bound (below); the rest lowers the ratio.
     search_deadline = time.perf_counter() + 0.7 * (deadline - time.perf_counter())
     while (remaining := search_deadline - time.perf_counter()) > 0.01:
         distance = add_distance_to_target(model, steps, tangent_target(current))
         model.minimize(distance)
-        add_hint(view, variables, incumbent)
-        solver = new_solver(options, remaining, large)
-        status = run_search(solver, model, options.stop)
+        solver.hint(incumbent)
+        cp, status = solver.search(remaining)
         iterations += 1
-        wall += solver.wall_time
-        status_name = solver.status_name(status)
+        wall += cp.wall_time
+        status_name = cp.status_name(status)
         if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             break
-        candidate = solution_of_solver(view, variables, solver)
+        candidate = solver.read(cp)
         loads = _solution_steps(view, candidate)
         if not ratio(loads) < ratio(current):
             break  # a fixed point of the procedure (or out of time)
         incumbent, current = candidate, loads
-    bound = _imbalance_bound(view, variables, steps, options, deadline, large)
+    bound = _imbalance_bound(solver, steps, deadline)
     # Later stages keep the last problem's objective at the incumbent's value, which
     # keeps the ratio at or below the incumbent's (up to the target's rounding; the
     # incumbent itself stays a candidate, see `kept`).
@@ -438,35 +492,28 @@ def _imbalance_stage(
 
 
 def _imbalance_bound(
-    view: ProblemView,
-    variables: Variables,
+    solver: StageSolver,
     steps: list[tuple[cp_model.LinearExprT, int, int]],
-    options: SolveOptions,
     deadline: float,
-    large: bool,
 ) -> float:
     """A proven lower bound on the imbalance under the stages held so far: the least sum
     of squared loads and the largest total load, each by CP-SAT (its bound, whether or
     not it finished) within half the time left."""
-    model = variables.model
+    model = solver.model
     q = TARGET_DENOMINATOR
     seconds = max((deadline - time.perf_counter()) / 2, 0.05)
     model.clear_hints()  # type: ignore[no-untyped-call]  # untyped in ortools
     model.minimize(add_distance_to_target(model, steps, 0))  # (q * s)^2 summed
-    solver = new_solver(options, seconds, large)
-    status = run_search(solver, model, options.stop)
+    cp, status = solver.search(seconds)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return 0.0
-    squares_low = solver.best_objective_bound / (q * q)
+    squares_low = cp.best_objective_bound / (q * q)
     model.maximize(cp_model.LinearExpr.sum([expression for expression, _, _ in steps]))
-    solver = new_solver(options, max(deadline - time.perf_counter(), 0.05), large)
-    status = run_search(solver, model, options.stop)
+    cp, status = solver.search(max(deadline - time.perf_counter(), 0.05))
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return 0.0
     count = len(steps)
-    return imbalance_of_ratio(
-        count, ratio_lower_bound(count, squares_low, solver.best_objective_bound)
-    )
+    return imbalance_of_ratio(count, ratio_lower_bound(count, squares_low, cp.best_objective_bound))
 
 
 def _even_target(view: ProblemView) -> int:

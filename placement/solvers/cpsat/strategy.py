@@ -18,12 +18,8 @@ import attrs
 
 from placement.bounds import StageBounds
 from placement.model import Objective, Problem
-from placement.plan import (
-    Plan,
-)
-from placement.solvers import (
-    SolveOptions,
-)
+from placement.plan import Plan
+from placement.solvers import SolveOptions
 from placement.solvers.common import stage_value
 from placement.solvers.cpsat import aggregate, rebalance
 from placement.solvers.cpsat.incumbent import greedy_incumbent
