@@ -17,12 +17,6 @@ LIMIT = 80
 # (module path, function) -> lines: not yet split (issue #20).
 LONGER: dict[tuple[str, str], int] = {
     ("placement/solvers/cpsat/aggregate.py", "improve_placement"): 160,
-    ("placement/solvers/cpsat/large.py", "restrict"): 90,
-    ("placement/solvers/cpsat/migration_rules.py", "add_capacity_over_time"): 89,
-    ("placement/solvers/cpsat/rebalance.py", "_solve_neighbourhood"): 112,
-    ("placement/solvers/cpsat/rebalance.py", "__init__"): 84,
-    ("placement/solvers/cpsat/incumbent.py", "greedy_incumbent"): 82,
-    ("placement/solvers/cpsat/view.py", "build_view"): 94,
     ("placement/solvers/schedule.py", "list_schedule"): 227,
 }
 

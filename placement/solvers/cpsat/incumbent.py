@@ -58,7 +58,6 @@ def _seed_cost(name: str) -> float:
 
 def greedy_incumbent(problem: Problem, options: SolveOptions) -> Plan | None:
     """The best verified baseline plan (with the list schedule), or None."""
-
     best: Plan | None = None
     if options.hint is not None:
         # The caller's plan (re-planning: the one being carried out), if it is valid here.
@@ -72,25 +71,7 @@ def greedy_incumbent(problem: Problem, options: SolveOptions) -> Plan | None:
         hint=None,
         time_limit_s=options.time_limit_s / 4,
     )
-    # Every baseline and peer is a candidate start: the optimiser must never end worse
-    # than any of them. Peers may break rules (that is their finding); only plans that
-    # pass the checker seed the search. Best fit comes first; the others run while no
-    # more than a quarter of the time limit is spent.
-    others = [
-        info.name
-        for info in available_solvers()
-        if info.kind != "optimiser"
-        and info.name not in (*_GREEDY_SEEDS, vector_packing.SOLVER_NAME)
-    ]
-    # Cheap ones first: the greedy packers, then the vector-packing heuristics one by one
-    # (as one baseline they take 14 packers' time, which 10,000 guests do not leave, and
-    # one of them may place more: first fit by the largest share on the L cold pack),
-    # then the others, the slowest peers last.
-    seeds: list[tuple[str, SolveFunction]] = [
-        *((name, get_solver(name).function) for name in _GREEDY_SEEDS),
-        *vector_packing.seed_functions(),
-        *((name, get_solver(name).function) for name in sorted(others, key=_seed_cost)),
-    ]
+    seeds = _seeds()
     started = time.perf_counter()
     # A little under a quarter of the limit: the repacked and reordered variants and the
     # first check come after the seeds (the L cold pack at 60 s: first plan after 15.2 s
@@ -138,6 +119,30 @@ def greedy_incumbent(problem: Problem, options: SolveOptions) -> Plan | None:
             if better(problem, variant, best):
                 best = variant
     return best
+
+
+def _seeds() -> list[tuple[str, SolveFunction]]:
+    """Every baseline and peer, by name, in the order they are tried.
+
+    Every one is a candidate start: the optimiser must never end worse than any of them.
+    Peers may break rules (that is their finding); only plans that pass the checker seed
+    the search. Best fit comes first; the others run while no more than a quarter of the
+    time limit is spent."""
+    others = [
+        info.name
+        for info in available_solvers()
+        if info.kind != "optimiser"
+        and info.name not in (*_GREEDY_SEEDS, vector_packing.SOLVER_NAME)
+    ]
+    # Cheap ones first: the greedy packers, then the vector-packing heuristics one by one
+    # (as one baseline they take 14 packers' time, which 10,000 guests do not leave, and
+    # one of them may place more: first fit by the largest share on the L cold pack),
+    # then the others, the slowest peers last.
+    return [
+        *((name, get_solver(name).function) for name in _GREEDY_SEEDS),
+        *vector_packing.seed_functions(),
+        *((name, get_solver(name).function) for name in sorted(others, key=_seed_cost)),
+    ]
 
 
 def _checked_variant(problem: Problem, plan: Plan) -> Plan | None:

@@ -182,27 +182,9 @@ def restrict(
     k = (TARGET_PAIRS - settled_count) // max(len(movers), 1)
     k = max(_MIN_CANDIDATES, min(_MAX_CANDIDATES, k))
 
-    candidates: dict[int, set[int]] = {}
-    for i in movers:
-        members = groups[i]
-        mask = index.fits_alone(_summed(members))
-        for guest in members:
-            mask &= index.allowed(guest)
-        options = np.flatnonzero(mask)
-        keep: set[int] = set()
-        current = chosen[i]
-        if current is not None:
-            keep.add(current)
-        for guest in members:
-            if problem.runs_now(guest) and mask[index.position[guest.current_host or ""]]:
-                keep.add(index.position[guest.current_host or ""])
-        if len(options) > 0:
-            # Most room first, then a random sample for diversity.
-            roomiest = options[np.argsort(-room[options], kind="stable")][: (k + 1) // 2]
-            keep.update(int(h) for h in roomiest)
-            rest = [int(h) for h in options if int(h) not in keep]
-            keep.update(rng.sample(rest, min(len(rest), k - len(keep) + len(roomiest) // 2)))
-        candidates[i] = keep
+    candidates = {
+        i: _candidates(problem, index, groups[i], chosen[i], room, k, rng) for i in movers
+    }
 
     guests: list[Guest] = []
     group_of = {g.name: i for i, members in enumerate(groups) for g in members}
@@ -219,6 +201,36 @@ def restrict(
         guests.append(attrs.evolve(guest, hosts=allowed))  # type: ignore[arg-type]
     pairs = settled_count + sum(len(c) for c in candidates.values())
     return attrs.evolve(problem, guests=guests), len(movers), pairs
+
+
+def _candidates(
+    problem: Problem,
+    index: HostIndex,
+    members: tuple[Guest, ...],
+    current: int | None,
+    room: np.ndarray,
+    k: int,
+    rng: random.Random,
+) -> set[int]:
+    """The hosts a unit free to move may use in a round: its `current` host, its members'
+    own hosts, and about `k` others it fits on (the roomiest half, then a random sample)."""
+    mask = index.fits_alone(_summed(members))
+    for guest in members:
+        mask &= index.allowed(guest)
+    options = np.flatnonzero(mask)
+    keep: set[int] = set()
+    if current is not None:
+        keep.add(current)
+    for guest in members:
+        if problem.runs_now(guest) and mask[index.position[guest.current_host or ""]]:
+            keep.add(index.position[guest.current_host or ""])
+    if len(options) > 0:
+        # Most room first, then a random sample for diversity.
+        roomiest = options[np.argsort(-room[options], kind="stable")][: (k + 1) // 2]
+        keep.update(int(h) for h in roomiest)
+        rest = [int(h) for h in options if int(h) not in keep]
+        keep.update(rng.sample(rest, min(len(rest), k - len(keep) + len(roomiest) // 2)))
+    return keep
 
 
 def _summed(members: tuple[Guest, ...]) -> dict[str, int]:

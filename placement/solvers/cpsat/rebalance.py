@@ -155,6 +155,11 @@ class _State:
             for guest in problem.guests
             if guest.name not in in_units
         }
+        self._load_steps(loads)
+
+    def _load_steps(self, loads: HostLoads) -> None:
+        """The integer arithmetic of `spread`'s load steps on the online hosts."""
+        problem = self.problem
         # Load steps: host h's load is sum_r used_r * scale[h, r] / denominator[h], so the
         # steps are the ceiling of SPREAD_STEPS * that, in integers as the checker.
         self.load_names = load_resources(problem)
@@ -280,23 +285,7 @@ def _solve_neighbourhood(
     kept = {h: loads.used[h].copy() for h in hosts}
     for u in freed:
         kept[int(state.at[u])] -= state.demand[u]
-    classes: dict[str, dict[int, int]] = {}  # class -> host -> members kept there
-    freed_set = set(freed)
-
-    def hold(guest: Guest, h: int) -> None:
-        if h in on:
-            for name in guest.anti_affinity:
-                counts = classes.setdefault(name, {})
-                counts[h] = counts.get(h, 0) + 1
-
-    for u, unit in enumerate(state.units):
-        if u not in freed_set:
-            for guest in unit.guests:
-                hold(guest, int(state.at[u]))
-    for guest in state.problem.guests:
-        host = state.outside.get(guest.name)
-        if host is not None:
-            hold(guest, state.position[host])
+    classes = _kept_classes(state, on, set(freed))
 
     model = cp_model.CpModel()
     x: dict[tuple[int, int], cp_model.IntVar] = {}
@@ -338,6 +327,51 @@ def _solve_neighbourhood(
         outside = state.moves() - sum(state.moves_of(u, int(state.at[u])) for u in freed)
         model.add(moved_here <= state.budget - outside)
     target = state.goal_target()
+    host_loads = _host_load_steps(state, x, hosts, freed, kept)
+    # Lexicographic in one objective: the distance to the target first, then the cost.
+    distance = add_distance_to_target(model, host_loads, target)
+    most_cost = sum(max(state.cost_of(u, h) for h in hosts) for u in freed) + 1
+    model.minimize(cp_model.LinearExpr.sum([distance * most_cost, cost_here]))
+
+    solver = _round_solver(options, seconds)
+    status = run_search(solver, model, options.stop)
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return None
+    chosen = {u: h for (u, h), var in x.items() if solver.value(var)}
+    return chosen, status == cp_model.OPTIMAL
+
+
+def _kept_classes(state: _State, on: set[int], freed: set[int]) -> dict[str, dict[int, int]]:
+    """Anti-affinity class -> host of `on` -> members that stay there (the units not
+    `freed`, and the guests outside the movable units)."""
+    classes: dict[str, dict[int, int]] = {}  # class -> host -> members kept there
+
+    def hold(guest: Guest, h: int) -> None:
+        if h in on:
+            for name in guest.anti_affinity:
+                counts = classes.setdefault(name, {})
+                counts[h] = counts.get(h, 0) + 1
+
+    for u, unit in enumerate(state.units):
+        if u not in freed:
+            for guest in unit.guests:
+                hold(guest, int(state.at[u]))
+    for guest in state.problem.guests:
+        host = state.outside.get(guest.name)
+        if host is not None:
+            hold(guest, state.position[host])
+    return classes
+
+
+def _host_load_steps(
+    state: _State,
+    x: dict[tuple[int, int], cp_model.IntVar],
+    hosts: list[int],
+    freed: list[int],
+    kept: dict[int, IntArray],
+) -> list[tuple[cp_model.LinearExprT, int, int]]:
+    """Per host of the round: its load in steps as a linear expression of `x`, and the
+    least and largest value that expression takes."""
     host_loads: list[tuple[cp_model.LinearExprT, int, int]] = []
     for h in hosts:
         # Each unit's load on the host, rounded to a step: a linear stand-in for the
@@ -361,11 +395,11 @@ def _solve_neighbourhood(
             [v for _, v in pairs], [a for a, _ in pairs]
         )
         host_loads.append((steps, fixed, fixed + sum(a for a, _ in pairs)))
-    # Lexicographic in one objective: the distance to the target first, then the cost.
-    distance = add_distance_to_target(model, host_loads, target)
-    most_cost = sum(max(state.cost_of(u, h) for h in hosts) for u in freed) + 1
-    model.minimize(cp_model.LinearExpr.sum([distance * most_cost, cost_here]))
+    return host_loads
 
+
+def _round_solver(options: SolveOptions, seconds: float) -> cp_model.CpSolver:
+    """The solver of a round: the options' workers and seed, a limit of `seconds`."""
     solver = cp_model.CpSolver()
     solver.parameters.num_workers = max(1, options.workers)
     solver.parameters.random_seed = options.seed
@@ -374,11 +408,7 @@ def _solve_neighbourhood(
         solver.parameters.interleave_search = True
     else:
         solver.parameters.max_time_in_seconds = seconds
-    status = run_search(solver, model, options.stop)
-    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        return None
-    chosen = {u: h for (u, h), var in x.items() if solver.value(var)}
-    return chosen, status == cp_model.OPTIMAL
+    return solver
 
 
 def _apply(state: _State, chosen: dict[int, int], hosts: list[int]) -> bool:
