@@ -66,30 +66,7 @@ def solve_lexicographic(problem: Problem, options: SolveOptions) -> Plan:
         assert incumbent_plan is not None  # applies() checks it
         return rebalance.solve_rebalance(problem, options, incumbent_plan, started, first_plan_s)
     if incumbent_plan is not None and pair_count(problem) > MAX_MODEL_PAIRS:
-        known: dict[str, float] = {}
-        counted: dict[str, Any] | None = None
-        leading = aggregate.leading_stages(problem)
-        if leading and _meets_bounds(problem, incumbent_plan, leading):
-            # Already proven by our bounds (a failover that places everyone): the
-            # neighbourhoods get the time.
-            leading = []
-            counted = {"skipped": "the incumbent meets our bounds on the placement stages"}
-        if leading:
-            # The placement stages on type counts: 60 % of the time left when they are the
-            # whole objective, else 40 % (the rest goes to the neighbourhoods).
-            share = 0.6 if len(leading) == len(problem.objective) else 0.4
-            remaining = options.time_limit_s - (time.perf_counter() - started)
-            deadline = time.perf_counter() + share * remaining
-            incumbent_plan, counted = aggregate.improve_placement(
-                problem, options, incumbent_plan, deadline
-            )
-            known = counted.get("bounds") or {}
-        plan = solve_large(
-            problem, options, incumbent_plan, started, first_plan_s, known_bounds=known
-        )
-        if counted is not None:
-            plan = attrs.evolve(plan, metrics={**plan.metrics, "type_counts": counted})
-        return plan
+        return _beyond_the_pair_model(problem, options, incumbent_plan, started, first_plan_s)
     plan = improve(problem, options, incumbent_plan, structural, started, first_plan_s)
     remaining = options.time_limit_s - (time.perf_counter() - started)
     if (
@@ -101,4 +78,37 @@ def solve_lexicographic(problem: Problem, options: SolveOptions) -> Plan:
         # The full model found nothing in a stage (a big model with live migrations can
         # spend its whole share on presolve): search neighbourhoods of the best plan.
         return solve_large(problem, options, plan, started, first_plan_s)
+    return plan
+
+
+def _beyond_the_pair_model(
+    problem: Problem,
+    options: SolveOptions,
+    incumbent_plan: Plan,
+    started: float,
+    first_plan_s: float,
+) -> Plan:
+    """Too many pairs for the full model: the leading placement stages on type counts
+    (unless the incumbent already meets our bounds on them), then neighbourhoods."""
+    known: dict[str, float] = {}
+    counted: dict[str, Any] | None = None
+    leading = aggregate.leading_stages(problem)
+    if leading and _meets_bounds(problem, incumbent_plan, leading):
+        # Already proven by our bounds (a failover that places everyone): the
+        # neighbourhoods get the time.
+        leading = []
+        counted = {"skipped": "the incumbent meets our bounds on the placement stages"}
+    if leading:
+        # The placement stages on type counts: 60 % of the time left when they are the
+        # whole objective, else 40 % (the rest goes to the neighbourhoods).
+        share = 0.6 if len(leading) == len(problem.objective) else 0.4
+        remaining = options.time_limit_s - (time.perf_counter() - started)
+        deadline = time.perf_counter() + share * remaining
+        incumbent_plan, counted = aggregate.improve_placement(
+            problem, options, incumbent_plan, deadline
+        )
+        known = counted.get("bounds") or {}
+    plan = solve_large(problem, options, incumbent_plan, started, first_plan_s, known_bounds=known)
+    if counted is not None:
+        plan = attrs.evolve(plan, metrics={**plan.metrics, "type_counts": counted})
     return plan
