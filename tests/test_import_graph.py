@@ -162,5 +162,8 @@ def test_the_graph_sees_function_level_and_dynamic_imports() -> None:
 
 
 def test_no_import_circles() -> None:
+    """(A command module imports what it shares with the CLI from `placement.cli_common`;
+    a CP-SAT strategy imports `cpsat.model`, `cpsat.search`, `cpsat.plans`, never the
+    reverse.)"""
     circles = sorted(" -> ".join(cycle) for cycle in nx.simple_cycles(import_graph()))
     assert circles == []
