@@ -22,7 +22,7 @@ from typing import Any, TextIO
 
 import attrs
 
-from placement.cli import (
+from placement.cli_common import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_UNPLACED,

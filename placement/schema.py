@@ -248,6 +248,54 @@ _SIMULATION = _described(
     "How `placement simulate` runs a plan: boot-time noise, contention, failures.",
 )
 
+_PROXMOX = _described(
+    _object(
+        {
+            "rebalance_on_start": _described(
+                {"type": "boolean", "default": False},
+                "Proxmox's ha-rebalance-on-start: a guest HA starts goes to the best-scored "
+                "node, not the node it is configured on.",
+            ),
+            "node_affinity": _described(
+                {
+                    "type": "array",
+                    "items": _object(
+                        {
+                            "guests": _NAMES,
+                            "nodes": {
+                                "type": "object",
+                                "description": "Node name -> priority (higher first).",
+                                "propertyNames": _CLEAN,
+                                "additionalProperties": _COUNT,
+                            },
+                            "strict": {"type": "boolean", "default": False},
+                        },
+                        ("guests", "nodes"),
+                    ),
+                },
+                "Proxmox VE 9 HA node-affinity rules with node priorities.",
+            ),
+            "no_failback": _described(
+                _NAMES,
+                "Guests with failback off: they stay on any node their rule allows.",
+            ),
+            "unmanaged": _described(
+                _NAMES,
+                "Guests that are not HA resources: Proxmox HA neither counts, starts "
+                "nor recovers them.",
+            ),
+            "cpus": {
+                "type": "object",
+                "description": "Per guest, the CPUs Proxmox's static scheduler counts where "
+                "that is not its vcpus demand (0: every CPU of a node).",
+                "propertyNames": _CLEAN,
+                "additionalProperties": {"type": "number", "minimum": 0, "maximum": MAX_RATIO},
+            },
+        }
+    ),
+    "The Proxmox HA configuration the proxmox-* re-creations follow (other solvers ignore it).",
+)
+
 _PROBLEM_SCHEMA: JsonSchema = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "$id": PROBLEM_SCHEMA_ID,
@@ -263,6 +311,7 @@ _PROBLEM_SCHEMA: JsonSchema = {
             "schedule": _SCHEDULE,
             "migration": _MIGRATION,
             "simulation": _SIMULATION,
+            "proxmox": _PROXMOX,
             "objective": {
                 "type": "array",
                 "items": {"enum": [objective.value for objective in Objective]},
@@ -437,6 +486,35 @@ _ANNOTATIONS: dict[str, tuple[str, str | None, Any, Any]] = {
     ),
     "simulation.random_host_failure_probability": ("Random host failure chance", None, 0.0, 0.1),
     "simulation.duration_factors": ("Duration factors", None, {}, {"sql01": 1.5}),
+    "proxmox": (
+        "Proxmox HA configuration",
+        None,
+        {},
+        {"rebalance_on_start": True},
+    ),
+    "proxmox.rebalance_on_start": ("Rebalance on start", None, False, True),
+    "proxmox.node_affinity": (
+        "Node affinity",
+        None,
+        [],
+        [{"guests": ["vm:100"], "nodes": {"pve1": 2, "pve2": 1}}],
+    ),
+    "proxmox.node_affinity[].guests": (
+        "Rule guests",
+        "The guests (HA resources) the rule is for.",
+        _ABSENT,
+        ["vm:100"],
+    ),
+    "proxmox.node_affinity[].nodes": ("Rule nodes", None, _ABSENT, {"pve1": 2, "pve2": 1}),
+    "proxmox.node_affinity[].strict": (
+        "Strict",
+        "Strict: never on another node; else any other online node when none of its is.",
+        False,
+        True,
+    ),
+    "proxmox.no_failback": ("No failback", None, [], ["vm:100"]),
+    "proxmox.unmanaged": ("Not HA resources", None, [], ["vm:200"]),
+    "proxmox.cpus": ("Static CPUs", None, {}, {"ct:200": 0.5}),
     "objective": (
         "Objective stages",
         "The lexicographic order of the objective stages.",

@@ -23,6 +23,8 @@ from placement.model import (
     HostBoot,
     MigrationSettings,
     Problem,
+    ProxmoxNodeAffinity,
+    ProxmoxSettings,
     Schedule,
     SimulationSettings,
 )
@@ -53,7 +55,7 @@ def _all() -> list[tuple[str, str, dict[str, Any], bool]]:
 
 def test_every_property_has_a_title_description_example_and_default() -> None:
     properties = _all()
-    assert len(properties) == 81
+    assert len(properties) == 90
     missing = [
         f"{name}: {path}: {what}"
         for name, path, child, required in properties
@@ -116,6 +118,8 @@ _MODEL = {
     "schedule": (Schedule, "schedule."),
     "migration": (MigrationSettings, "migration."),
     "simulation": (SimulationSettings, "simulation."),
+    "proxmox": (ProxmoxSettings, "proxmox."),
+    "proxmox node affinity": (ProxmoxNodeAffinity, "proxmox.node_affinity[]."),
 }
 
 
@@ -129,7 +133,7 @@ def test_every_default_is_the_models() -> None:
                 continue
             assert by_path[path]["default"] == _model_default(cls, field), path
             checked += 1
-    assert checked == 53  # every default of the problem format
+    assert checked == 60  # every default of the problem format
 
 
 # docs/format.md: each section's table, and the schema object it documents.
@@ -141,6 +145,7 @@ _SECTIONS = {
     "### Schedule": "schedule.",
     "### Migration": "migration.",
     "### Simulation": "simulation.",
+    "### Proxmox HA configuration": "proxmox.",
 }
 # How docs/format.md words a default that is not a JSON value.
 _WORDED = {
@@ -184,8 +189,10 @@ def test_format_reference_states_the_schemas_defaults() -> None:
     documented = _documented_defaults()
     schema = {path: (child, req) for name, path, child, req in _all() if name == "problem"}
     # Every key of the problem format has its row, but the simulation's failure list's
-    # fields and the host boot limits, which their parents' rows describe.
-    rows = {p for p in schema if not p.startswith(("simulation.host_failures[]", "hosts[].boot."))}
+    # fields, the host boot limits and the Proxmox rules' fields, which their parents'
+    # rows describe.
+    nested = ("simulation.host_failures[]", "hosts[].boot.", "proxmox.node_affinity[]")
+    rows = {p for p in schema if not p.startswith(nested)}
     assert set(documented) == rows - {"simulation"}
     for path, value in documented.items():
         child, required = schema[path]
