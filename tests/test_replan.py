@@ -14,6 +14,7 @@ from placement.check import check
 from placement.model import (
     BootProfile,
     Guest,
+    GuestState,
     Host,
     HostFailure,
     HostState,
@@ -295,3 +296,41 @@ def test_replan_keeps_every_limit_and_re_places_what_a_host_failure_loses(
         reasons = {u.guest: u.reason for u in final.unplaced}
         for name in outcome.never_ready:
             assert reasons.get(name), name
+        # And no host ends holding more than its room: what runs (or still boots) was
+        # never given away by a re-plan.
+        world = World(problem, plan, physics, draws)
+        world.run(FAST.controller(problem, plan), 10 * problem.schedule.horizon_s)
+        for h, host in enumerate(problem.hosts):
+            if not world.online[h]:
+                continue
+            used: dict[str, int] = {}
+            for g, guest in enumerate(problem.guests):
+                holds = world.status[g] in (GuestStatus.READY, GuestStatus.RUNNING)
+                frozen_here = guest.state is GuestState.FROZEN and guest.current_host == host.name
+                if (holds and world.host_of[g] == h) or (frozen_here and world.host_of[g] != h):
+                    for resource, amount in guest.demand.items():
+                        used[resource] = used.get(resource, 0) + amount
+            for resource, amount in used.items():
+                assert amount <= host.usable(resource), (host.name, resource)
+
+
+def test_a_lost_guest_the_re_plan_has_no_room_for_is_reported_with_the_reason() -> None:
+    from placement.execute import SimulatedDriver, execute
+
+    # Two hosts of 8 GiB; h1 dies at 150 with g1 (ready) and g3 (booting) on it: h0
+    # holds g0 and g2 (4 GiB each) and has room for neither.
+    problem = Problem(
+        hosts=[_host("h0"), _host("h1")],
+        guests=[_guest(f"g{i}", ram=4096) for i in range(4)],
+        boot_pools={"san": 100},
+    )
+    plan = _plan({"g0": ("h0", 0), "g1": ("h1", 0), "g2": ("h0", 100), "g3": ("h1", 100)})
+    assert check(problem, plan).ok
+    settings = SimulationSettings(host_failures=[HostFailure("h1", 150.0)])
+    result = execute(problem, plan, FAST, SimulatedDriver(settings))
+    by_guest = {r.guest: r for r in result.guests}
+    assert by_guest["g0"].status == "ready"
+    assert by_guest["g2"].status == "ready"
+    for name in ("g1", "g3"):
+        assert by_guest[name].status == "lost"
+        assert "left it unplaced" in (by_guest[name].why or ""), by_guest[name].why

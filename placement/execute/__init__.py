@@ -260,7 +260,12 @@ def _results(world: Ledger, records: list[Record], interrupted: bool) -> tuple[G
         status = world.status[index]
         host = world.host_of[index]
         why = last_why.get(guest.name)
-        if status is GuestStatus.WAITING:
+        if index in world.policy_reasons and status not in (
+            GuestStatus.READY,
+            GuestStatus.BOOTING,
+        ):
+            why = world.policy_reasons[index]
+        elif status is GuestStatus.WAITING:
             why = (
                 "interrupted before it could start"
                 if interrupted

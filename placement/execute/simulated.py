@@ -12,7 +12,7 @@ from placement.execute.journal import Record, wall_clock
 from placement.execute.reasons import start_reason
 from placement.model import Problem, SimulationSettings
 from placement.plan import Assignment, Plan
-from placement.simulate import _UNTIL_HORIZONS
+from placement.simulate import UNTIL_HORIZONS
 from placement.simulate.draws import RunDraws, draw_runs, planned_makespan_s
 from placement.simulate.engine import Controller, World
 from placement.simulate.ledger import Event, EventKind
@@ -112,6 +112,6 @@ def run_simulated(
     settings = driver.settings_for(problem)
     draws = driver.draws(problem, plan)
     world = _RecordingWorld(problem, plan, settings, draws, emit)
-    until = _UNTIL_HORIZONS * max(float(problem.schedule.horizon_s), planned_makespan_s(plan), 1.0)
+    until = UNTIL_HORIZONS * max(float(problem.schedule.horizon_s), planned_makespan_s(plan), 1.0)
     world.run(controller, until)
     return world, RunOutcome.of(world, problem, draws.run)

@@ -81,7 +81,7 @@ __all__ = [
 
 #: A run stops at the latest this many times the horizon (a boot on a resource that
 #: delivers nothing would otherwise never end).
-_UNTIL_HORIZONS = 10.0
+UNTIL_HORIZONS = 10.0
 
 
 @attrs.frozen
@@ -132,7 +132,7 @@ def run_once(
     world = World(problem, plan, settings, draws)
     if trace:
         world.trace = []
-    until = _UNTIL_HORIZONS * max(float(problem.schedule.horizon_s), planned_makespan_s(plan), 1.0)
+    until = UNTIL_HORIZONS * max(float(problem.schedule.horizon_s), planned_makespan_s(plan), 1.0)
     world.run(controller, until)
     return RunOutcome.of(world, problem, draws.run)
 

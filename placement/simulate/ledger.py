@@ -166,6 +166,9 @@ class Ledger(abc.ABC):
         # and what it says it did and why, as (instant, text), for a person to read.
         self.policy_stats: dict[str, float] = {}
         self.policy_log: list[tuple[float, str]] = []
+        # Why the policy leaves a guest of the recovery unstarted (a re-plan found it no
+        # room), for the report at the end.
+        self.policy_reasons: dict[int, str] = {}
 
     # --- what a policy reads ------------------------------------------------------------
 

@@ -7,8 +7,9 @@ loop with a delay, Pacemaker's batch limit counting started actions, Proxmox HA'
 workers per node, vSphere's priority groups waiting for readiness). Each policy is a
 small object: `controller(problem, plan)` gives one run's `Controller`, which the engine
 asks at instant 0, after every batch of events and at the wake-up instants it asks for.
-The closed-loop executor (not built yet) is to run the same controllers against real
-tools: a controller reads and starts through the `World` it is given, nothing else.
+The closed-loop executor (`placement.execute`) runs the same controllers against real
+tools: a controller reads and starts through the ledger it is given
+(`placement.simulate.ledger.Ledger`), nothing else.
 
 What a policy sees is what a manager knows: which guests it started, which start
 commands returned, which guests are ready, failed or lost, which hosts are down, and the

@@ -10,6 +10,8 @@ what it knows (`remaining_problem`):
 - guests still booting (or waiting for a retry) are pinned to their host as starts
   whose boot takes what is left of their declared duration, so their boot load still
   counts against the pools;
+- what holds a host now (ready, running or booting there) is taken out of its room, so
+  no re-plan can give that room away by leaving such a guest out;
 - guests lost with a host, or given up on a host (which they now avoid), start again;
 - guests the plan stops stay stopped (no host may take them);
 - hosts that went down are failed hosts.
@@ -34,13 +36,16 @@ from typing import Any
 
 import attrs
 
-from placement.model import GuestState, HostState, Problem
+from placement.model import GuestState, Host, HostState, Problem
 from placement.plan import Action, Assignment, Plan, Status, Unplaced
 from placement.simulate.engine import Controller, Decision
 from placement.simulate.ledger import Event, EventKind, GuestStatus, Ledger
 from placement.simulate.policies import Policy, ReadinessGated
 
 _EPS = 1e-9
+
+#: Guests a re-plan places anew (when it has room for them).
+_TO_START = (GuestStatus.WAITING, GuestStatus.LOST, GuestStatus.GAVE_UP)
 
 #: How often (s) a live executor looks at a re-plan solving in the background.
 _POLL_S = 0.5
@@ -67,15 +72,56 @@ def _remaining_s(world: Ledger, guest: int) -> int:
     return math.ceil(left - _EPS)
 
 
+#: Statuses of guests that hold their host now (running, or booting there).
+_HOLDING = (GuestStatus.READY, GuestStatus.RUNNING, GuestStatus.BOOTING, GuestStatus.RETRY_WAIT)
+
+
+def _holding(world: Ledger) -> list[dict[str, int]]:
+    """Per host, the demand of what holds it now: guests running, ready or booting there
+    (and the frozen copies of guests restarted elsewhere, on their old host)."""
+    problem = world.problem
+    held: list[dict[str, int]] = [{} for _ in problem.hosts]
+    for g, guest in enumerate(problem.guests):
+        places = []
+        if world.status[g] in _HOLDING and world.host_of[g] is not None:
+            places.append(world.host_of[g])
+        if guest.state is GuestState.FROZEN and guest.current_host is not None:
+            frozen_on = problem.host_position(guest.current_host)
+            if frozen_on not in places and world.status[g] not in (GuestStatus.RUNNING,):
+                places.append(frozen_on)
+        for h in places:
+            assert h is not None
+            for resource, amount in guest.demand.items():
+                held[h][resource] = held[h].get(resource, 0) + amount
+    return held
+
+
+def _room_left(host: Host, held: Mapping[str, int]) -> Host:
+    """`host` with what `held` takes out of it: its usable amounts, less that, as plain
+    capacity (no reservation, no overcommit), so no plan can count on that room."""
+    resources = set(host.capacity) | set(held)
+    capacity = {r: max(host.usable(r) - held.get(r, 0), 0) for r in resources}
+    changes: dict[str, Any] = {"capacity": capacity, "reserved": {}, "overcommit": {}}
+    return attrs.evolve(host, **changes)
+
+
 def remaining_problem(world: Ledger, failed_on: Mapping[int, set[str]] | None = None) -> Problem:
     """The recovery's problem as it stands now, time 0 being now (see the module text).
-    `failed_on`: guest -> hosts where every start of it failed, which it now avoids."""
+    `failed_on`: guest -> hosts where every start of it failed, which it now avoids.
+
+    What holds a host now (a guest running, ready or booting there) is taken out of the
+    host's room and keeps no demand of its own, so no re-plan can give that room away
+    by leaving such a guest out: the executor never stops what runs, and a boot under
+    way cannot be taken back."""
     failed_on = failed_on or {}
     problem = world.problem
-    hosts = [
-        host if world.online[h] else attrs.evolve(host, state=HostState.FAILED)
-        for h, host in enumerate(problem.hosts)
-    ]
+    held = _holding(world)
+    hosts = []
+    for h, original in enumerate(problem.hosts):
+        if not world.online[h]:
+            hosts.append(attrs.evolve(original, state=HostState.FAILED))
+        else:
+            hosts.append(_room_left(original, held[h]) if held[h] else original)
     guests = []
     for g, guest in enumerate(problem.guests):
         status = world.status[g]
@@ -83,7 +129,13 @@ def remaining_problem(world: Ledger, failed_on: Mapping[int, set[str]] | None = 
         name = problem.hosts[host].name if host is not None else None
         migrating = status is GuestStatus.BOOTING and world.migrating[g]
         if status in (GuestStatus.READY, GuestStatus.RUNNING) or migrating:
-            guest = attrs.evolve(guest, current_host=name, state=GuestState.RUNNING, movable=False)
+            fixed: dict[str, Any] = {
+                "current_host": name,
+                "state": GuestState.RUNNING,
+                "movable": False,
+                "demand": {},
+            }
+            guest = attrs.evolve(guest, **fixed)
         elif status in (GuestStatus.BOOTING, GuestStatus.RETRY_WAIT):
             assert name is not None
             pinned: dict[str, Any] = {
@@ -91,6 +143,7 @@ def remaining_problem(world: Ledger, failed_on: Mapping[int, set[str]] | None = 
                 "state": GuestState.STOPPED,
                 "hosts": (name,),
                 "avoid_hosts": (),
+                "demand": {},
                 "boot": attrs.evolve(guest.boot, duration_s=_remaining_s(world, g)),
             }
             guest = attrs.evolve(guest, **pinned)
@@ -321,11 +374,7 @@ class _Replanning:
     def _anything_to_place(self, world: Ledger, structural: bool) -> bool:
         """Whether a re-plan could change anything: a guest still to start (or, after a
         loss or a failure, one to start again)."""
-        wanted = (
-            (GuestStatus.WAITING, GuestStatus.LOST, GuestStatus.GAVE_UP)
-            if structural
-            else (GuestStatus.WAITING,)
-        )
+        wanted = _TO_START if structural else (GuestStatus.WAITING,)
         return any(status in wanted for status in world.status)
 
     # --- re-planning --------------------------------------------------------------------
@@ -409,6 +458,13 @@ class _Replanning:
                 f"{len(plan.unplaced)} unplaced",
             )
         )
+        reasons = {u.guest: u.reason for u in plan.unplaced}
+        for g, guest in enumerate(world.problem.guests):
+            reason = reasons.get(guest.name)
+            if reason is None:
+                world.policy_reasons.pop(g, None)
+            elif world.to_recover[g] and world.status[g] in _TO_START:
+                world.policy_reasons[g] = f"the re-plan ({why}) left it unplaced: {reason}"
         actions = {a.guest: a.action for a in plan.assignments}
         for g, guest in enumerate(world.problem.guests):
             if actions.get(guest.name) not in (Action.MIGRATE, None):
