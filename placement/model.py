@@ -448,6 +448,52 @@ class SimulationSettings:
     )
 
 
+# Pacemaker's INFINITY: scores are clamped to +-1,000,000 and that value means "always".
+PACEMAKER_INFINITY = 1_000_000
+
+
+def _check_scores(_inst: object, attribute: attrs.Attribute[Any], value: Mapping[str, Any]) -> None:
+    for key, score in value.items():
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"'{attribute.name}' keys must be non-empty strings (got {key!r})")
+        if isinstance(score, Mapping):
+            _check_scores(_inst, attribute, score)
+            continue
+        if not _is_int(score):
+            raise ValueError(f"'{attribute.name}.{key}' must be an integer (got {score!r})")
+        if not -PACEMAKER_INFINITY <= score <= PACEMAKER_INFINITY:
+            raise ValueError(
+                f"'{attribute.name}.{key}' must be in [-{PACEMAKER_INFINITY}, "
+                f"{PACEMAKER_INFINITY}] (got {_short(score)})"
+            )
+
+
+def _frozen_scores(value: Mapping[str, Mapping[str, int]] | None) -> Mapping[str, Any]:
+    return MappingProxyType({name: _frozen_map(scores) for name, scores in (value or {}).items()})
+
+
+@attrs.frozen
+class PacemakerSettings:
+    """Pacemaker's own scores, read only by the `pacemaker-*` re-creations.
+
+    A problem that carries them (`placement import pacemaker` writes them) is solved by
+    those re-creations as Pacemaker's scheduler does at every transition: every guest is
+    assigned afresh, running ones included, highest priority first, each to the allowed
+    host with the highest score. `stickiness`: guest -> its `resource-stickiness`, added
+    to the score of the host it runs on (guests not listed: 0). `scores`: guest -> host ->
+    a finite location score (an `rsc_location` or `cli-prefer` constraint; hard bans and
+    opt-in allowances are the guest's `avoid_hosts` and `hosts`). Every score is an
+    integer within +-1,000,000, Pacemaker's INFINITY. Other solvers ignore this block.
+    """
+
+    stickiness: Mapping[str, int] = attrs.field(
+        factory=dict, converter=_frozen_map, validator=_check_scores
+    )
+    scores: Mapping[str, Mapping[str, int]] = attrs.field(
+        factory=dict, converter=_frozen_scores, validator=_check_scores
+    )
+
+
 def _host_tuple(value: Iterable[Host]) -> tuple[Host, ...]:
     return tuple(value)
 
@@ -482,6 +528,7 @@ class Problem:
     )
     migration: MigrationSettings = attrs.field(factory=MigrationSettings)
     simulation: SimulationSettings = attrs.field(factory=SimulationSettings)
+    pacemaker: PacemakerSettings | None = None
     _host_index: Mapping[str, int] = attrs.field(init=False, repr=False, eq=False)
     _guest_index: Mapping[str, int] = attrs.field(init=False, repr=False, eq=False)
     _resources: tuple[str, ...] = attrs.field(init=False, repr=False, eq=False)
@@ -768,6 +815,41 @@ def reference_errors(document: Mapping[str, Any]) -> list[InputError]:
     return errors
 
 
+def pacemaker_reference_errors(document: Mapping[str, Any]) -> list[InputError]:
+    """Names in the `pacemaker` block of a problem document that name no guest or host.
+
+    Checked when a file is read, not when a `Problem` is built: solvers build smaller
+    problems from a bigger one (`attrs.evolve`), and the scores of guests or hosts left
+    out of those are simply not used.
+    """
+    errors: list[InputError] = []
+    hosts = _items(document, "hosts")
+    guests = _items(document, "guests")
+    host_names = {n for _, host in hosts if (n := _name(host))}
+    guest_names = {n for _, guest in guests if (n := _name(guest))}
+    hosts_whole = isinstance(document.get("hosts"), list) and len(host_names) == len(hosts)
+    guests_whole = isinstance(document.get("guests"), list) and len(guest_names) == len(guests)
+    pacemaker = document.get("pacemaker")
+    if isinstance(pacemaker, Mapping):
+        for field in ("stickiness", "scores"):
+            for name in _keys(pacemaker.get(field)):
+                if guests_whole and name not in guest_names:
+                    errors.append(
+                        InputError(f"pacemaker.{field}.{name}", f"unknown guest '{name}'")
+                    )
+                    continue
+                if field == "scores":
+                    for node in _keys(pacemaker["scores"][name]):
+                        if hosts_whole and node not in host_names:
+                            errors.append(
+                                InputError(
+                                    f"pacemaker.scores.{name}.{node}", f"unknown host '{node}'"
+                                )
+                            )
+
+    return errors
+
+
 def _amount(value: Any) -> int:
     """An amount as the sums below count it (a wrong shape counts 0: the schema says so)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -868,4 +950,9 @@ def _reference_view(problem: Problem) -> dict[str, Any]:
             "host_failures": [{"host": f.host} for f in problem.simulation.host_failures],
             "duration_factors": problem.simulation.duration_factors,
         },
+        "pacemaker": (
+            {"stickiness": problem.pacemaker.stickiness, "scores": problem.pacemaker.scores}
+            if problem.pacemaker is not None
+            else None
+        ),
     }

@@ -20,7 +20,14 @@ from placement.limits import (
     MAX_RATIO,
     MAX_SECONDS,
 )
-from placement.model import SCHEMA_VERSION, Contention, GuestState, HostState, Objective
+from placement.model import (
+    PACEMAKER_INFINITY,
+    SCHEMA_VERSION,
+    Contention,
+    GuestState,
+    HostState,
+    Objective,
+)
 from placement.plan import Action, Status
 
 JsonSchema = dict[str, Any]
@@ -235,6 +242,38 @@ _SIMULATION = _described(
     "How `placement simulate` runs a plan: boot-time noise, contention, failures.",
 )
 
+_SCORE: JsonSchema = {
+    "type": "integer",
+    "minimum": -PACEMAKER_INFINITY,
+    "maximum": PACEMAKER_INFINITY,
+}
+
+_PACEMAKER = _described(
+    _object(
+        {
+            "stickiness": {
+                "type": "object",
+                "description": "Guest -> resource-stickiness, added to the score of the "
+                "host it runs on (not listed: 0).",
+                "propertyNames": _CLEAN,
+                "additionalProperties": _SCORE,
+            },
+            "scores": {
+                "type": "object",
+                "description": "Guest -> host -> finite location score.",
+                "propertyNames": _CLEAN,
+                "additionalProperties": {
+                    "type": "object",
+                    "propertyNames": _CLEAN,
+                    "additionalProperties": _SCORE,
+                },
+            },
+        }
+    ),
+    "Pacemaker's scores, read only by the pacemaker-* re-creations: with this block they "
+    "assign every guest afresh, running ones included, as Pacemaker does.",
+)
+
 PROBLEM_SCHEMA: JsonSchema = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "$id": "https://placement.invalid/schema/problem-v1.json",
@@ -248,6 +287,7 @@ PROBLEM_SCHEMA: JsonSchema = {
             "schedule": _SCHEDULE,
             "migration": _MIGRATION,
             "simulation": _SIMULATION,
+            "pacemaker": _PACEMAKER,
             "objective": {
                 "type": "array",
                 "items": {"enum": [objective.value for objective in Objective]},

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from placement.check import check
-from placement.model import Guest, Host, Problem
+from placement.model import Guest, Host, PacemakerSettings, Problem
 from placement.solvers import SolveOptions, solve
 from placement.solvers.peers.pacemaker import (
     Strategy,
@@ -218,3 +218,69 @@ def test_pacemaker_is_deterministic_and_never_overloads(strategy: str, problem: 
         assert "anti_affinity" not in broken
     if not _frozen_overload(problem):
         assert "capacity" not in broken
+
+
+# --- Pacemaker's transition: every resource assigned afresh (problem.pacemaker) ---------
+
+
+def _transition(
+    guests: list[Guest], stickiness: dict[str, int] | None = None, **scores: dict[str, int]
+) -> Problem:
+    """Two hosts of 1024 and `guests`, with Pacemaker's scores (so everything is
+    reassigned at each transition)."""
+    return Problem(
+        hosts=[ram_host("node1", 1024), ram_host("node2", 1024)],
+        guests=guests,
+        pacemaker=PacemakerSettings(stickiness=stickiness or {}, scores=scores),
+    )
+
+
+def test_a_higher_priority_resource_preempts_running_ones() -> None:
+    """As utilization-order2: rsc4 (1024, priority 3) is stopped, rsc3 (512, priority 2)
+    runs on node1, rsc1 (768) on node2. Pacemaker assigns rsc4 first, to node1 (both
+    empty, name), moves rsc3 to node2 and has no room left for rsc1. Without Pacemaker's
+    scores running guests stay and rsc4 finds no room."""
+    guests = [
+        ram_guest("rsc1", 768, current_host="node2", state="running"),
+        ram_guest("rsc3", 512, priority=2, current_host="node1", state="running"),
+        ram_guest("rsc4", 1024, priority=3),
+    ]
+    placed = pacemaker_placement(_transition(guests), "utilization").hosts
+    assert placed == {"rsc4": "node1", "rsc3": "node2", "rsc1": None}
+    kept = pacemaker_placement(Problem(hosts=_transition(guests).hosts, guests=guests))
+    assert kept.hosts["rsc4"] is None
+
+
+def test_stickiness_keeps_a_running_resource_against_a_finite_preference() -> None:
+    """vm runs on node1 and prefers node2 by 50: with stickiness 0 it moves there, with
+    100 it stays (its score on node1 is then 100 > 50)."""
+    guests = [ram_guest("vm", 512, current_host="node1", state="running")]
+    moved = pacemaker_placement(_transition(guests, vm={"node2": 50}), "balanced")
+    assert moved.hosts == {"vm": "node2"}
+    stays = pacemaker_placement(_transition(guests, {"vm": 100}, vm={"node2": 50}), "balanced")
+    assert stays.hosts == {"vm": "node1"}
+
+
+def test_a_negative_score_keeps_a_resource_off_that_host() -> None:
+    guests = [ram_guest("vm", 512)]
+    placed = pacemaker_placement(_transition(guests, vm={"node1": -10}), "minimal")
+    assert placed.hosts == {"vm": "node2"}
+    nowhere = _transition(guests, vm={"node1": -10, "node2": -1})
+    assert pacemaker_placement(nowhere, "minimal").hosts == {"vm": None}
+
+
+def test_running_resources_are_assigned_before_stopped_ones_of_equal_priority() -> None:
+    """A stopped resource scores -INFINITY on its (absent) current node, so the running
+    one, listed later, is assigned first and keeps its node; the stopped one of the same
+    size finds no room left (minimal packs onto node1 by name otherwise)."""
+    guests = [
+        ram_guest("new", 1024),
+        ram_guest("old", 1024, current_host="node2", state="running"),
+    ]
+    problem = Problem(
+        hosts=[ram_host("node1", 1024), ram_host("node2", 1024)],
+        guests=guests,
+        pacemaker=PacemakerSettings(scores={"old": {"node1": 10}}),
+    )
+    # old goes first and takes node1 (score 10); new then gets node2.
+    assert pacemaker_placement(problem, "minimal").hosts == {"old": "node1", "new": "node2"}

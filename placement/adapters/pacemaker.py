@@ -39,6 +39,7 @@ from placement.adapters.common import (
     parse_xml,
 )
 from placement.errors import InputError, InvalidInputError
+from placement.model import PACEMAKER_INFINITY
 
 UTILIZATION_NAMES = {
     "cpu": "vcpus",
@@ -106,6 +107,23 @@ def _score(text: str | None) -> str:
     if text in _INFINITY or text.lower() in _INFINITY:
         return "inf"
     return "finite"
+
+
+def _score_value(text: str | None) -> int | None:
+    """A score as Pacemaker reads it: +-INFINITY as +-1,000,000, an integer clamped to
+    that range (None when it is not a number)."""
+    kind = _score(text)
+    if kind == "inf":
+        return PACEMAKER_INFINITY
+    if kind == "-inf":
+        return -PACEMAKER_INFINITY
+    if text is None:
+        return None
+    try:
+        value = int(text.strip().lstrip("+"))
+    except ValueError:
+        return None
+    return max(-PACEMAKER_INFINITY, min(PACEMAKER_INFINITY, value))
 
 
 def _node_up(state: ET.Element) -> bool:
@@ -188,25 +206,59 @@ def import_pacemaker(
 
     status = root.find("status")
     node_up: dict[str, bool] = {}
+    node_states: dict[str, ET.Element] = {}
     if status is not None:
         for state in status.findall("node_state"):
             if state.get("uname") is not None:
                 node_up[state.get("uname", "")] = _node_up(state)
+                node_states[state.get("uname", "")] = state
+    resources = configuration.find("resources")
+    running = _running_on(status)
+    # Pacemaker Remote and guest nodes: a remote connection (ocf:pacemaker:remote,
+    # named by its id) or a guest (meta `remote-node`) makes a node resources can run on.
+    remote_nodes = _remote_nodes(resources, running)
 
     hosts: list[dict[str, Any]] = []
+    node_attributes: dict[str, dict[str, str]] = {}  # what location rules test
     nodes_element = configuration.find("nodes")
-    for node in nodes_element.findall("node") if nodes_element is not None else ():
+    configured = list(nodes_element.findall("node")) if nodes_element is not None else []
+    known = {node.get("uname") for node in configured}
+    for name in sorted(remote_nodes):
+        if name not in known:
+            configured.append(ET.Element("node", {"uname": name, "type": "remote"}))
+    for node in configured:
         where = f"{source}: nodes/{_where(node)}"
         name = checked_name(node.get("uname"), f"{where}/@uname")
-        if node.get("type") == "remote":
-            warnings.append(f"{where}: remote node '{name}' imported as an ordinary host")
         attributes: dict[str, str] = {}
         for block in node.findall("instance_attributes"):
             attributes.update(_nvpairs(block))
         capacity = _utilization(node, warnings, where)
+        # What the NodeUtilization agent measures is written to the status section.
+        node_state = node_states.get(name)
+        if node_state is not None:
+            for transient in node_state.findall("transient_attributes"):
+                capacity.update(_utilization(transient, warnings, f"{source}: status/{name}"))
+        tested = {**attributes, "#uname": name, "#id": node.get("id") or name}
+        if node_state is not None:
+            for transient in node_state.findall("transient_attributes"):
+                for block in transient.findall("instance_attributes"):
+                    tested.update(_nvpairs(block))
+        node_attributes[name] = tested
+        if name in remote_nodes:
+            kind, resource = remote_nodes[name]
+            up = bool(running.get(resource))
+            warnings.append(
+                f"{where}: {kind} node '{name}' imported as an ordinary host, online while "
+                f"'{resource}' runs now; a plan that moves or stops '{resource}' does not "
+                "move what runs on it"
+            )
+        else:
+            up = node_up.get(name, status is None)
+            if node.get("type") == "remote":
+                warnings.append(f"{where}: remote node '{name}' imported as an ordinary host")
         if not capacity:
             warnings.append(f"{where}: node '{name}' has no utilization; capacity 0")
-        if not node_up.get(name, status is None):
+        if not up:
             host_state = "failed"
         elif _truthy(attributes.get("standby")) or _truthy(attributes.get("maintenance")):
             host_state = "maintenance"
@@ -215,18 +267,42 @@ def import_pacemaker(
         hosts.append({"name": name, "capacity": capacity, "state": host_state})
     host_names = {host["name"] for host in hosts}
 
-    running = _running_on(status)
     guests: dict[str, dict[str, Any]] = {}
     parent: dict[str, str] = {}  # union-find of together groups
     group_names: dict[str, str] = {}
-    resources = configuration.find("resources")
+    group_members: dict[str, list[str]] = {}
+    stickiness: dict[str, int] = {}
+    thresholds: dict[str, int] = {}
+    templates = {
+        template.get("id"): template
+        for template in (resources.findall("template") if resources is not None else ())
+    }
+    defaults: dict[str, str] = {}
+    if properties.get("default-resource-stickiness") is not None:
+        defaults["resource-stickiness"] = properties["default-resource-stickiness"]
+    for block in configuration.findall("rsc_defaults"):
+        defaults.update(_nvpairs(block))
 
-    def add_primitive(primitive: ET.Element, where: str) -> str:
+    def add_primitive(
+        primitive: ET.Element, where: str, inherited: dict[str, str] | None = None
+    ) -> str:
         name = checked_name(primitive.get("id"), f"{where}/@id")
-        meta: dict[str, str] = {}
-        for block in primitive.findall("meta_attributes"):
-            meta.update(_nvpairs(block))
-        demand = _utilization(primitive, warnings, where)
+        # Meta attributes: resource defaults, then the group's, then the template's, then
+        # the primitive's own; utilization: the template's, then the primitive's own.
+        meta: dict[str, str] = {**defaults, **(inherited or {})}
+        sources = [primitive]
+        template_id = primitive.get("template")
+        if template_id is not None:
+            template = templates.get(template_id)
+            if template is None:
+                warnings.append(f"{where}: template {template_id!r} is not defined; not mapped")
+            else:
+                sources.insert(0, template)
+        demand: dict[str, int] = {}
+        for element in sources:
+            for block in element.findall("meta_attributes"):
+                meta.update(_nvpairs(block))
+            demand.update(_utilization(element, warnings, where))
         guest: dict[str, Any] = {"name": name, "demand": demand}
         priority_text = meta.get("priority")
         if priority_text is not None:
@@ -235,11 +311,20 @@ def import_pacemaker(
                 warnings.append(f"{where}: priority {priority_text!r} is not >= 0; priority 0 used")
             else:
                 guest["priority"] = priority
-        if meta.get("target-role", "").lower() == "stopped":
+        sticky = _score_value(meta.get("resource-stickiness", "0"))
+        if sticky is None:
             warnings.append(
-                f"{where}: target-role=Stopped; imported as a guest to start (remove it "
-                "from the problem if it must stay stopped)"
+                f"{where}: resource-stickiness {meta.get('resource-stickiness')!r} is not a "
+                "score; 0 used"
             )
+        elif sticky:
+            stickiness[name] = sticky
+        threshold = _score_value(meta.get("migration-threshold", "INFINITY"))
+        thresholds[name] = PACEMAKER_INFINITY if threshold is None else threshold
+        if meta.get("target-role", "").lower() == "stopped":
+            # Allowed on no host: the plan leaves it stopped (or stops it), with a reason.
+            guest["hosts"] = []
+            notes.append(f"{where}: target-role=Stopped: kept stopped")
         if meta.get("is-managed", "true").lower() in ("false", "no", "0", "off"):
             warnings.append(f"{where}: is-managed=false; Pacemaker will not act on it")
         if meta.get("allow-migrate", "false").lower() not in ("true", "yes", "1", "on"):
@@ -261,13 +346,19 @@ def import_pacemaker(
             notes.append(f"{where}: fencing device, not a guest: left out")
         elif child.tag == "primitive":
             add_primitive(child, where)
+        elif child.tag == "template":
+            continue  # read through the primitives that name it
         elif child.tag == "group":
             group = checked_name(child.get("id"), f"{where}/@id")
+            group_meta: dict[str, str] = {}
+            for block in child.findall("meta_attributes"):
+                group_meta.update(_nvpairs(block))
             previous: str | None = None
             for member in child.findall("primitive"):
-                name = add_primitive(member, f"{where}/{_where(member)}")
+                name = add_primitive(member, f"{where}/{_where(member)}", group_meta)
                 parent.setdefault(name, name)
                 group_names[name] = group
+                group_members.setdefault(group, []).append(name)
                 if previous is not None:
                     parent[_find(parent, name)] = _find(parent, previous)
                     guests[name].setdefault("boot", {}).setdefault("after", []).append(previous)
@@ -275,28 +366,80 @@ def import_pacemaker(
         else:
             warnings.append(f"{where}: <{child.tag}> resources are not mapped")
 
+    # Fail-counts in the status section: a resource that failed migration-threshold
+    # times on a node may not run there until the failures are cleaned up.
+    for node_name, node_state in node_states.items():
+        for transient in node_state.findall("transient_attributes"):
+            counts: dict[str, int] = {}
+            for block in transient.findall("instance_attributes"):
+                for attribute, value in _nvpairs(block).items():
+                    if not attribute.startswith("fail-count-"):
+                        continue
+                    resource = attribute.removeprefix("fail-count-").split("#", 1)[0]
+                    amount = _score_value(value) or 0
+                    counts[resource] = min(PACEMAKER_INFINITY, counts.get(resource, 0) + amount)
+            for resource, count in sorted(counts.items()):
+                threshold = thresholds.get(resource, 0)
+                if resource in guests and node_name in host_names and 0 < threshold <= count:
+                    guest = guests[resource]
+                    guest["avoid_hosts"] = sorted(set(guest.get("avoid_hosts", [])) | {node_name})
+                    notes.append(
+                        f"{source}: status/{node_name}: {resource} failed {count} times there "
+                        f"(migration-threshold {threshold}): banned from {node_name}"
+                    )
+
     by_id = {element.get("id"): element for element in configuration.iter() if element.get("id")}
+    scores: dict[str, dict[str, int]] = {}
+
+    def members(name: str | None, where: str) -> list[str]:
+        """The guests a constraint on `name` applies to: the primitive, or a group's members."""
+        if name in group_members:
+            return group_members[name]
+        return [name] if _known(name, guests, by_id, where, warnings) and name else []
+
     constraints = configuration.find("constraints")
     for constraint in list(constraints) if constraints is not None else ():
         where = f"{source}: constraints/{_where(constraint)}"
-        if constraint.find("resource_set") is not None or constraint.find("rule") is not None:
+        has_rules = constraint.find("rule") is not None
+        if constraint.find("resource_set") is not None or (
+            has_rules and constraint.tag != "rsc_location"
+        ):
             inner = "resource sets" if constraint.find("resource_set") is not None else "rules"
             warnings.append(f"{where}: {inner} are not mapped")
             continue
         if constraint.tag == "rsc_location":
-            _location(constraint, where, guests, host_names, symmetric, warnings)
-        elif constraint.tag == "rsc_colocation":
-            first, second = constraint.get("rsc"), constraint.get("with-rsc")
-            score = _score(constraint.get("score"))
-            if not _known(first, guests, by_id, where, warnings) or not _known(
-                second, guests, by_id, where, warnings
-            ):
+            located = constraint.get("rsc")
+            if located is None:
+                warnings.append(f"{where}: rsc-pattern locations are not mapped")
                 continue
-            assert first is not None
-            assert second is not None
+            if has_rules:
+                matched = _rule_scores(constraint, where, node_attributes, warnings)
+            else:
+                matched = [(constraint.get("node"), constraint.get("score"))]
+            for guest_name in members(located, where):
+                for target, score_text in matched:
+                    _location(
+                        where,
+                        guest_name,
+                        target,
+                        score_text,
+                        guests,
+                        host_names,
+                        symmetric,
+                        scores,
+                        warnings,
+                    )
+        elif constraint.tag == "rsc_colocation":
+            first_members = members(constraint.get("rsc"), where)
+            second_members = members(constraint.get("with-rsc"), where)
+            if not first_members or not second_members:
+                continue
+            # A group is colocated through its first member (the others follow it).
+            first, second = first_members[0], second_members[-1]
+            score = _score(constraint.get("score"))
             if score == "-inf":
                 label = f"colocation:{constraint.get('id')}"
-                for name in (first, second):
+                for name in (*first_members, *second_members):
                     classes = set(guests[name].get("anti_affinity", [])) | {label}
                     guests[name]["anti_affinity"] = sorted(classes)
             elif score == "inf":
@@ -309,10 +452,9 @@ def import_pacemaker(
                     f"{where}: finite score {constraint.get('score')!r} is a preference; not mapped"
                 )
         elif constraint.tag == "rsc_order":
-            first, then = constraint.get("first"), constraint.get("then")
-            kind = constraint.get("kind")
-            if kind is None:
-                kind = (
+            order_kind = constraint.get("kind")
+            if order_kind is None:
+                order_kind = (
                     "Mandatory"
                     if _score(constraint.get("score", "INFINITY")) == "inf"
                     else "Optional"
@@ -321,30 +463,32 @@ def import_pacemaker(
                 constraint.get("first-action", "start"),
                 constraint.get("then-action", "start"),
             )
-            if kind != "Mandatory":
-                warnings.append(f"{where}: kind {kind} ordering is not mapped")
+            if order_kind != "Mandatory":
+                warnings.append(f"{where}: kind {order_kind} ordering is not mapped")
                 continue
             if actions != ("start", "start"):
                 warnings.append(
                     f"{where}: ordering of {actions[0]} then {actions[1]} is not mapped"
                 )
                 continue
-            if not _known(first, guests, by_id, where, warnings) or not _known(
-                then, guests, by_id, where, warnings
-            ):
+            first_members = members(constraint.get("first"), where)
+            then_members = members(constraint.get("then"), where)
+            if not first_members or not then_members:
                 continue
-            assert first is not None
-            assert then is not None
+            # A group is up when its last member is; it starts with its first.
+            first, then = first_members[-1], then_members[0]
             after = guests[then].setdefault("boot", {}).setdefault("after", [])
-            if first not in after:
+            if first not in after and first != then:
                 after.append(first)
         else:
             warnings.append(f"{where}: <{constraint.tag}> is not mapped")
 
     for name in list(parent):
         root_name = _find(parent, name)
-        members = [m for m in parent if _find(parent, m) == root_name]
-        label = next((group_names[m] for m in members if m in group_names), f"together:{root_name}")
+        members_of = [m for m in parent if _find(parent, m) == root_name]
+        label = next(
+            (group_names[m] for m in members_of if m in group_names), f"together:{root_name}"
+        )
         guests[name]["together"] = label
 
     # Pacemaker counts an attribute a node does not list as capacity 0, so a resource
@@ -364,6 +508,9 @@ def import_pacemaker(
         "schema_version": 1,
         "hosts": hosts,
         "guests": list(guests.values()),
+        # Read by the pacemaker-* re-creations only: they then assign every resource
+        # afresh, as Pacemaker's scheduler does at each transition.
+        "pacemaker": {"stickiness": stickiness, "scores": scores},
     }
     # batch-limit: how many actions the cluster runs at once, our batch limit of starts.
     batch_limit = parse_int(properties.get("batch-limit"))
@@ -376,6 +523,25 @@ def import_pacemaker(
         document["migration"] = {"max_per_host": migration_limit}
     apply_common_options(document, options)
     return finish(document, warnings, notes, source)
+
+
+def _remote_nodes(
+    resources: ET.Element | None, running: dict[str, set[str]]
+) -> dict[str, tuple[str, str]]:
+    """Node name -> ("remote" or "guest", the resource that makes the node)."""
+    found: dict[str, tuple[str, str]] = {}
+    for primitive in resources.iter("primitive") if resources is not None else ():
+        ident = primitive.get("id")
+        if ident is None:
+            continue
+        if (primitive.get("provider"), primitive.get("type")) == ("pacemaker", "remote"):
+            found[ident] = ("remote", ident)
+        meta: dict[str, str] = {}
+        for block in primitive.findall("meta_attributes"):
+            meta.update(_nvpairs(block))
+        if meta.get("remote-node"):
+            found[meta["remote-node"]] = ("guest", ident)
+    return found
 
 
 def _find(parent: dict[str, str], name: str) -> str:
@@ -401,34 +567,105 @@ def _known(
 
 
 def _location(
-    constraint: ET.Element,
     where: str,
+    name: str,
+    node: str | None,
+    score_text: str | None,
     guests: dict[str, dict[str, Any]],
     host_names: set[str],
     symmetric: bool,
+    scores: dict[str, dict[str, int]],
     warnings: list[str],
 ) -> None:
-    name, node = constraint.get("rsc"), constraint.get("node")
-    if name is None:
-        warnings.append(f"{where}: rsc-pattern locations are not mapped")
-        return
-    if name not in guests:
-        warnings.append(
-            f"{where}: refers to {name!r}, which is not an imported primitive; not mapped"
-        )
-        return
+    """-INFINITY bans the node; in an opt-in cluster a score >= 0 allows it; a finite or
+    +INFINITY score is also a score Pacemaker adds (`pacemaker.scores`)."""
     if node not in host_names:
         warnings.append(f"{where}: refers to unknown node {node!r}; not mapped")
         return
     assert node is not None
     guest = guests[name]
-    score = _score(constraint.get("score"))
-    if score == "-inf":
+    score = _score_value(score_text)
+    if score is None:
+        warnings.append(f"{where}: score {score_text!r} is not a score; not mapped")
+        return
+    if score == -PACEMAKER_INFINITY:
         guest["avoid_hosts"] = sorted(set(guest.get("avoid_hosts", [])) | {node})
-    elif not symmetric and not constraint.get("score", "0").startswith("-"):
+        return
+    if not symmetric and score >= 0 and guest.get("hosts") != []:
         guest["hosts"] = sorted(set(guest.get("hosts", [])) | {node})
-    else:
-        warnings.append(
-            f"{where}: score {constraint.get('score')!r} for {name} on {node} is a "
-            "preference in a symmetric cluster; not mapped"
+    if score:
+        per_host = scores.setdefault(name, {})
+        per_host[node] = max(
+            -PACEMAKER_INFINITY, min(PACEMAKER_INFINITY, per_host.get(node, 0) + score)
         )
+
+
+_COMPARISONS = {"lt", "gt", "lte", "gte", "eq", "ne"}
+
+
+def _rule_scores(
+    constraint: ET.Element,
+    where: str,
+    node_attributes: dict[str, dict[str, str]],
+    warnings: list[str],
+) -> list[tuple[str | None, str | None]]:
+    """(node, score) for every node a location rule matches. Rules made of node-attribute
+    expressions (`#uname`, `#id`, node and transient attributes; `eq`, `ne`, `lt`, `gt`,
+    `lte`, `gte`, `defined`, `not_defined`) joined by `and` / `or` are evaluated; a rule
+    with anything else (dates, roles, nested rules, `score-attribute`) is not mapped."""
+    matched: list[tuple[str | None, str | None]] = []
+    for rule in constraint.findall("rule"):
+        score_text = rule.get("score")
+        children = list(rule)
+        unmappable = (
+            score_text is None
+            or rule.get("role") is not None
+            or not children
+            or any(child.tag != "expression" for child in children)
+            or any(
+                child.get("operation") not in _COMPARISONS | {"defined", "not_defined"}
+                or child.get("value-source", "literal") != "literal"
+                for child in children
+            )
+        )
+        if unmappable:
+            warnings.append(f"{where}: rule {rule.get('id')!r} is not mapped")
+            continue
+        combine = all if rule.get("boolean-op", "and") == "and" else any
+        for node, attributes in node_attributes.items():
+            if combine(_expression_holds(child, attributes) for child in children):
+                matched.append((node, score_text))
+    return matched
+
+
+def _expression_holds(expression: ET.Element, attributes: dict[str, str]) -> bool:
+    operation = expression.get("operation")
+    value = attributes.get(expression.get("attribute", ""))
+    if operation == "defined":
+        return value is not None
+    if operation == "not_defined":
+        return value is None
+    wanted = expression.get("value")
+    if value is None or wanted is None:
+        return operation == "ne"
+    kind = expression.get("type")
+    left: float | str = value
+    right: float | str = wanted
+    if kind in ("number", "integer") or (kind is None and operation not in ("eq", "ne")):
+        try:
+            left, right = float(value), float(wanted)
+        except ValueError:
+            if kind is not None:
+                return False
+    if operation == "eq":
+        return left == right
+    if operation == "ne":
+        return left != right
+    if isinstance(left, float) != isinstance(right, float):
+        return False
+    return {
+        "lt": left < right,  # type: ignore[operator]
+        "gt": left > right,  # type: ignore[operator]
+        "lte": left <= right,  # type: ignore[operator]
+        "gte": left >= right,  # type: ignore[operator]
+    }[operation or ""]

@@ -37,13 +37,18 @@ class StartState:
     it already (those that stay and frozen copies). `classes` tracks, per anti-affinity
     class, which running guests of that class each host holds (frozen copies do not
     count: a crashed guest kept for debugging is no longer a member of its class).
+
+    `reassign`: nothing stays; every guest is to place, running ones included (as
+    Pacemaker's scheduler assigns every resource at each transition).
     """
 
-    def __init__(self, problem: Problem) -> None:
+    def __init__(self, problem: Problem, *, reassign: bool = False) -> None:
         self.problem = problem
         split = split_guests(problem)
-        self.stay: dict[str, str] = dict(split.stay)
-        self.to_place: list[Guest] = [problem.guest(name) for name in split.place]
+        self.stay: dict[str, str] = {} if reassign else dict(split.stay)
+        self.to_place: list[Guest] = (
+            list(problem.guests) if reassign else [problem.guest(name) for name in split.place]
+        )
         self.users: dict[str, list[Guest]] = {h.name: [] for h in problem.hosts if h.online}
         for guest in problem.guests:
             host = self.stay.get(guest.name)

@@ -42,7 +42,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 
-from placement.model import Guest, Host, Problem, host_allows
+from placement.model import PACEMAKER_INFINITY, Guest, Host, Problem, host_allows
 from placement.plan import Plan
 from placement.solvers import SolveOptions, register
 from placement.solvers.common import Placement, finish_plan
@@ -191,6 +191,8 @@ def pacemaker_placement(
     capacity and count as resources assigned there. Capacity is our usable amount.
     """
     strategy = Strategy(strategy)
+    if problem.pacemaker is not None:
+        return _reassign(problem, strategy)
     state = StartState(problem)
     online = [host for host in problem.hosts if host.online]
     nodes = _Nodes(online)
@@ -255,6 +257,146 @@ def pacemaker_placement(
                 break
             assign(guest, node)
     return Placement(hosts=hosts, reasons=reasons)
+
+
+def _add_scores(first: int, second: int) -> int:
+    """Pacemaker's score sum: -INFINITY wins over anything, then +INFINITY, else the sum
+    clamped to +-INFINITY."""
+    if -PACEMAKER_INFINITY in (first, second):
+        return -PACEMAKER_INFINITY
+    if PACEMAKER_INFINITY in (first, second):
+        return PACEMAKER_INFINITY
+    return max(-PACEMAKER_INFINITY, min(PACEMAKER_INFINITY, first + second))
+
+
+class _Scores:
+    """Each unit's score on each online host, as Pacemaker sums it before assigning:
+    0 where allowed (-INFINITY where a ban, the opt-in list or the host's state rule it
+    out), plus the finite location scores, plus the stickiness of members that run on
+    that host now. A group's score is the sum of its members' (each member is colocated
+    with the one before it, so their preferences add up)."""
+
+    def __init__(self, problem: Problem, online: Sequence[Host]) -> None:
+        assert problem.pacemaker is not None
+        self.problem = problem
+        self.settings = problem.pacemaker
+        self.online = online
+
+    def of(self, unit: Sequence[Guest], host: Host) -> int:
+        total = 0
+        for guest in unit:
+            if not host_allows(host, guest):
+                return -PACEMAKER_INFINITY
+            total = _add_scores(total, self.settings.scores.get(guest.name, {}).get(host.name, 0))
+            if self.problem.runs_now(guest) and guest.current_host == host.name:
+                total = _add_scores(total, self.settings.stickiness.get(guest.name, 0))
+        return total
+
+    def current_host(self, unit: Sequence[Guest]) -> str | None:
+        """Where the unit runs now (its first running member's host), if anywhere."""
+        for guest in unit:
+            if self.problem.runs_now(guest):
+                return guest.current_host
+        return None
+
+
+def _reassign_order(
+    problem: Problem,
+    units: list[list[Guest]],
+    online: Sequence[Host],
+    strategy: Strategy,
+    scores: _Scores,
+) -> list[list[Guest]]:
+    """Units in the order Pacemaker assigns resources: highest priority first; then the
+    one with the higher score on the host it runs on now (a stopped one counts
+    -INFINITY, so running ones come first); then the scores compared host by host over
+    the hosts in the order an empty cluster sorts them; then configuration order."""
+    empty = _Nodes(online)
+    compare = _node_comparator(empty, strategy, None)
+    hosts = {host.name: host for host in online}
+    ordered = [hosts[name] for name in sorted(hosts, key=functools.cmp_to_key(compare))]
+
+    def key(indexed: tuple[int, list[Guest]]) -> tuple[int, int, tuple[int, ...], int]:
+        position, unit = indexed
+        current = scores.current_host(unit)
+        on_current = scores.of(unit, hosts[current]) if current in hosts else -PACEMAKER_INFINITY
+        vector = tuple(-scores.of(unit, host) for host in ordered)
+        return (-max(guest.priority for guest in unit), -on_current, vector, position)
+
+    return [unit for _, unit in sorted(enumerate(units), key=key)]
+
+
+def _reassign(problem: Problem, strategy: Strategy) -> Placement:
+    """Pacemaker's transition: every guest assigned afresh (see `PacemakerSettings`)."""
+    state = StartState(problem, reassign=True)
+    online = [host for host in problem.hosts if host.online]
+    nodes = _Nodes(online)
+    # Frozen copies are not Pacemaker's to move: they keep holding their host.
+    for name, users in state.users.items():
+        for user in users:
+            nodes.consume(name, user)
+    scores = _Scores(problem, online)
+    hosts: dict[str, str | None] = {}
+    reasons: dict[str, str] = {}
+
+    def leave_stopped(unit: Sequence[Guest], reason: str) -> None:
+        for guest in unit:
+            hosts[guest.name] = None
+            reasons[guest.name] = reason
+
+    def assign(guest: Guest, node: str) -> None:
+        hosts[guest.name] = node
+        state.place(guest, node)
+        nodes.consume(node, guest)
+
+    units = _units(problem, state.to_place)
+    for unit in _reassign_order(problem, units, online, strategy, scores):
+        # A node with a negative score cannot run the resource.
+        scored = {host.name: scores.of(unit, host) for host in online}
+        candidates = [name for name, score in scored.items() if score >= 0]
+        if not candidates:
+            leave_stopped(unit, "no online host is allowed by its node rules and scores")
+            continue
+        separate = state.conflicting_hosts(unit)
+        candidates = [node for node in candidates if node not in separate]
+        if not candidates:
+            leave_stopped(
+                unit, "anti-affinity: every allowed host already runs a guest of its class"
+            )
+            continue
+        current = scores.current_host(unit)
+        fitting = [node for node in candidates if nodes.fits(node, demand_of(unit))]
+        members = unit
+        if not fitting and len(unit) > 1:
+            # No node holds the whole group: its members follow the first one by one.
+            fitting = [node for node in candidates if nodes.fits(node, unit[0].demand)]
+        if not fitting:
+            leave_stopped(unit, "no allowed host has enough remaining capacity")
+            continue
+        node = _best_scored(fitting, scored, nodes, strategy, current)
+        for position, guest in enumerate(members):
+            if not nodes.fits(node, guest.demand):
+                reason = f"its group's host {node} has not enough remaining capacity for it"
+                leave_stopped(unit[position:], reason)
+                break
+            assign(guest, node)
+    return Placement(hosts=hosts, reasons=reasons)
+
+
+def _best_scored(
+    candidates: Sequence[str],
+    scored: Mapping[str, int],
+    nodes: _Nodes,
+    strategy: Strategy,
+    current: str | None,
+) -> str:
+    """The highest-scoring candidate, ties broken by the strategy's node order; then,
+    as Pacemaker does for a positive score, the host the unit runs on wins a tie."""
+    top = max(scored[node] for node in candidates)
+    best = _best_node([n for n in candidates if scored[n] == top], nodes, strategy, current)
+    if top > 0 and current is not None and current in candidates and scored[current] == top:
+        return current
+    return best
 
 
 # --- registered solvers ----------------------------------------------------------------
