@@ -282,7 +282,9 @@ class Guest:
     `hosts`: the allowed hosts (None: every host). `avoid_hosts`: never these.
     `labels`: labels every host it runs on must carry. `anti_affinity`: classes; two
     guests sharing a class never share a host. `together`: guests naming the same group
-    all run on one host. `priority` >= 0: the guest counts `priority + 1` in the
+    all run on one host. `follows`: another guest this one may only run beside: it runs
+    on that guest's host or not at all, while that guest may run alone (Pacemaker's
+    one-way colocation). `priority` >= 0: the guest counts `priority + 1` in the
     `placed` objective and weighs its ready time in `recovery`. `migration_cost`: the
     weight of moving it while it runs. `movable`: False when it cannot be live-migrated
     (local disks, device passthrough): while it runs it may only stay or be stopped.
@@ -297,6 +299,7 @@ class Guest:
         factory=frozenset, converter=frozenset, validator=_check_names
     )
     together: str | None = attrs.field(default=None, validator=_check_optional_name)
+    follows: str | None = attrs.field(default=None, validator=_check_optional_name)
     hosts: frozenset[str] | None = attrs.field(
         default=None,
         converter=attrs.converters.optional(frozenset),
@@ -750,6 +753,12 @@ def reference_errors(document: Mapping[str, Any]) -> list[InputError]:
             for _, name in sorted(_strings(guest.get(field)), key=lambda item: item[1]):
                 if hosts_whole and name not in host_names:
                     errors.append(InputError(f"{where}.{field}", f"unknown host '{name}'"))
+        follows = guest.get("follows")
+        if guests_whole and isinstance(follows, str) and follows:
+            if follows not in guest_names:
+                errors.append(InputError(f"{where}.follows", f"unknown guest '{follows}'"))
+            elif follows == _name(guest):
+                errors.append(InputError(f"{where}.follows", "a guest cannot follow itself"))
         boot = guest.get("boot")
         if not isinstance(boot, Mapping):
             continue
@@ -811,8 +820,38 @@ def reference_errors(document: Mapping[str, Any]) -> list[InputError]:
         errors.append(
             InputError(f"guests[{first[cycle[0]]}].boot.after", f"dependency cycle: {loop}")
         )
+    leaders: dict[str, str] = {}
+    for _, item in guests:
+        follower, leader = _name(item), item.get("follows")
+        if isinstance(leader, str) and leader in guest_names and follower not in (None, leader):
+            leaders[str(follower)] = leader
+    for ring in _follow_loops(leaders):
+        errors.append(
+            InputError(
+                f"guests[{first[ring[0]]}].follows",
+                "follows loop: " + " -> ".join([*ring, ring[0]]),
+            )
+        )
     errors.extend(_total_errors(document, hosts, guests))
     return errors
+
+
+def _follow_loops(leaders: Mapping[str, str]) -> list[list[str]]:
+    """Each loop of guests following one another (A follows B follows A), once."""
+    loops: list[list[str]] = []
+    done: set[str] = set()
+    for start in leaders:
+        path: list[str] = []
+        seen: dict[str, int] = {}
+        name: str | None = start
+        while name is not None and name not in done and name not in seen:
+            seen[name] = len(path)
+            path.append(name)
+            name = leaders.get(name)
+        if name is not None and name in seen:
+            loops.append(path[seen[name] :])
+        done.update(path)
+    return loops
 
 
 def pacemaker_reference_errors(document: Mapping[str, Any]) -> list[InputError]:
@@ -939,6 +978,7 @@ def _reference_view(problem: Problem) -> dict[str, Any]:
                 "state": guest.state.value,
                 "hosts": sorted(guest.hosts) if guest.hosts is not None else None,
                 "avoid_hosts": sorted(guest.avoid_hosts),
+                "follows": guest.follows,
                 "boot": {"load": guest.boot.load, "after": list(guest.boot.after)},
             }
             for guest in problem.guests

@@ -124,6 +124,10 @@ _GUEST = _object(
         "state": {"enum": [state.value for state in GuestState], "default": "stopped"},
         "anti_affinity": _described(_NAMES, "Classes: guests sharing one never share a host."),
         "together": _described(_OPTIONAL_NAME, "Group that runs on one host."),
+        "follows": _described(
+            _OPTIONAL_NAME,
+            "A guest this one runs beside: on its host or not at all (it may run alone).",
+        ),
         "hosts": _described(
             {"type": ["array", "null"], "items": _NAME, "uniqueItems": True},
             "Allowed hosts (null: all).",

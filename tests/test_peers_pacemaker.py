@@ -284,3 +284,21 @@ def test_running_resources_are_assigned_before_stopped_ones_of_equal_priority() 
     )
     # old goes first and takes node1 (score 10); new then gets node2.
     assert pacemaker_placement(problem, "minimal").hosts == {"old": "node1", "new": "node2"}
+
+
+def test_a_primary_goes_to_the_most_free_host_when_its_dependents_fit_nowhere() -> None:
+    """colocated-utilization-primitive-2: rsc2 and rsc3 (priority 1) follow rsc1, 2 cpu
+    each, on hosts of 2 and 4. rsc3 goes first and assigns rsc1 first; the three (6)
+    fit nowhere, so rsc1 takes the host with the most free capacity, node2, and only
+    rsc3 fits beside it."""
+    problem = Problem(
+        hosts=[Host(name="node1", capacity={"cpu": 2}), Host(name="node2", capacity={"cpu": 4})],
+        guests=[
+            Guest(name="rsc1", demand={"cpu": 2}),
+            Guest(name="rsc2", demand={"cpu": 2}, follows="rsc1"),
+            Guest(name="rsc3", demand={"cpu": 2}, follows="rsc1", priority=1),
+        ],
+        pacemaker=PacemakerSettings(),
+    )
+    placed = pacemaker_placement(problem, "utilization").hosts
+    assert placed == {"rsc1": "node2", "rsc3": "node2", "rsc2": None}

@@ -3,24 +3,38 @@
 What is read (element and attribute names as in Pacemaker's CIB schema):
 
 - `configuration/crm_config` nvpairs `placement-strategy`, `symmetric-cluster`,
-  `batch-limit` (the batch limit of starts) and `migration-limit` (migrations per node).
+  `batch-limit` (the batch limit of starts), `migration-limit` (migrations per node) and
+  the old `default-resource-stickiness`; `configuration/rsc_defaults` meta attributes.
 - `configuration/nodes/node` (`id`, `uname`), its `utilization` nvpairs (capacities) and
   `instance_attributes` `standby` / `maintenance` (the node takes no resources).
-- `configuration/resources`: `primitive` (`id`), its `utilization` nvpairs (demands) and
-  `meta_attributes` `priority` and `target-role`; a `group` is a chain of its members:
-  each is colocated with and ordered after the one before it.
-- `configuration/constraints`: `rsc_location` (`rsc`, `node`, `score`): -INFINITY avoids
-  the node, and in an opt-in cluster (`symmetric-cluster=false`) a positive score allows
-  it; `rsc_colocation` (`rsc`, `with-rsc`, `score`): -INFINITY is anti-affinity, +INFINITY
-  a together group; `rsc_order` (`first`, `then`, `kind` or `score`) Mandatory: `then`
-  starts after `first` is up.
+  Pacemaker Remote nodes (an `ocf:pacemaker:remote` primitive) and guest nodes (a
+  resource with meta `remote-node`) become hosts too, online while that resource runs.
+- `configuration/resources`: `primitive` (`id`, `template`), its `utilization` nvpairs
+  (demands) and `meta_attributes` `priority`, `target-role` (`Stopped`: allowed on no
+  host, so it stays or is stopped), `resource-stickiness`, `migration-threshold` and
+  `allow-migrate`; a `template` lends its utilization and meta attributes to the
+  primitives that name it; a `group` is a chain of its members (each is colocated with
+  and ordered after the one before it) and lends them its meta attributes.
+- `configuration/constraints`, on primitives or groups (a group's members): `rsc_location`
+  (`node` and `score`, or rules of node-attribute expressions): -INFINITY avoids the node,
+  in an opt-in cluster (`symmetric-cluster=false`) a score >= 0 allows it, and any other
+  score is one of Pacemaker's scores (`pacemaker.scores`); `rsc_colocation` (`rsc`,
+  `with-rsc`, `score`): -INFINITY is anti-affinity, +INFINITY makes `rsc` follow
+  `with-rsc` (it runs beside it or not at all; `with-rsc` may run alone); `rsc_order`
+  (`first`, `then`, `kind` or `score`) Mandatory: `then` starts after `first` is up.
 - `status/node_state` (`in_ccm`, `crmd`): whether a node is up; its
-  `lrm/lrm_resources/lrm_resource/lrm_rsc_op` history: where each resource runs now.
+  `lrm/lrm_resources/lrm_resource/lrm_rsc_op` history: where each resource runs now; its
+  `transient_attributes`: `utilization` (what the NodeUtilization agent measured, over
+  the configured amounts), node attributes for location rules, and `fail-count-*`: a
+  resource that failed `migration-threshold` times on a node avoids it.
 
+Stickiness and finite scores go to the problem's `pacemaker` block, read only by the
+`pacemaker-*` re-creations, which then assign every resource afresh as Pacemaker does.
 Utilization attributes are mapped to resource names: `cpu` -> `vcpus`, `memory`,
 `hv_memory` and `host_memory` -> `ram_mib` (Pacemaker's attributes carry no unit; the
 VirtualDomain and NodeUtilization agents set memory in MiB), anything else keeps its name.
-Whatever cannot be mapped (a finite score, a rule, a resource set, a clone) is a warning.
+Whatever cannot be mapped (a finite colocation score, a rule on dates or roles, a
+resource set, a clone or bundle) is a warning that names it.
 """
 
 from __future__ import annotations
@@ -434,19 +448,28 @@ def import_pacemaker(
             second_members = members(constraint.get("with-rsc"), where)
             if not first_members or not second_members:
                 continue
-            # A group is colocated through its first member (the others follow it).
-            first, second = first_members[0], second_members[-1]
+            # A group runs where its first member runs (the others are colocated with it).
+            dependent, primary = first_members[0], second_members[0]
             score = _score(constraint.get("score"))
             if score == "-inf":
                 label = f"colocation:{constraint.get('id')}"
-                for name in (*first_members, *second_members):
+                for name in (dependent, primary):
                     classes = set(guests[name].get("anti_affinity", [])) | {label}
                     guests[name]["anti_affinity"] = sorted(classes)
             elif score == "inf":
-                parent.setdefault(first, first)
-                parent.setdefault(second, second)
-                parent[_find(parent, first)] = _find(parent, second)
-                group_names.setdefault(second, f"colocation:{constraint.get('id')}")
+                # One-way: the dependent runs beside the primary or not at all; the
+                # primary may run alone.
+                why = _follow_conflict(dependent, primary, guests, parent)
+                if why is None:
+                    guests[dependent]["follows"] = primary
+                else:
+                    warnings.append(
+                        f"{where}: {why}; imported as a together group (both or neither)"
+                    )
+                    parent.setdefault(dependent, dependent)
+                    parent.setdefault(primary, primary)
+                    parent[_find(parent, dependent)] = _find(parent, primary)
+                    group_names.setdefault(primary, f"colocation:{constraint.get('id')}")
             else:
                 warnings.append(
                     f"{where}: finite score {constraint.get('score')!r} is a preference; not mapped"
@@ -542,6 +565,29 @@ def _remote_nodes(
         if meta.get("remote-node"):
             found[meta["remote-node"]] = ("guest", ident)
     return found
+
+
+def _follow_conflict(
+    dependent: str, primary: str, guests: dict[str, dict[str, Any]], parent: dict[str, str]
+) -> str | None:
+    """Why `dependent` cannot simply follow `primary` (None when it can)."""
+    if dependent == primary:
+        return f"{dependent} is colocated with itself"
+    already = guests[dependent].get("follows")
+    if already is not None and already != primary:
+        return f"{dependent} already follows {already}, and a guest follows one guest"
+    leader: str | None = primary
+    while leader is not None:
+        if leader == dependent:
+            return f"{primary} follows {dependent} in turn"
+        leader = guests[leader].get("follows")
+    if (
+        dependent in parent
+        and primary in parent
+        and _find(parent, dependent) == _find(parent, primary)
+    ):
+        return f"{dependent} and {primary} are in one group already"
+    return None
 
 
 def _find(parent: dict[str, str], name: str) -> str:

@@ -61,6 +61,7 @@ from placement.solvers.cpsat.placement_rules import (
     add_anti_affinity,
     add_capacity,
     add_dependencies_placed,
+    add_follows,
     add_host_symmetry,
 )
 from placement.solvers.cpsat.schedule_rules import (
@@ -122,6 +123,7 @@ RuleFamily = Callable[[ProblemView, Variables], None]
 RULE_FAMILIES: dict[str, RuleFamily] = {
     "capacity": add_capacity,
     "anti_affinity": add_anti_affinity,
+    "follows": add_follows,
     "after_placed": add_dependencies_placed,
     "pool_capacity": add_boot_pools,
     "max_starts": add_batch_limit,
@@ -734,6 +736,10 @@ def solve_lexicographic(problem: Problem, options: SolveOptions) -> Plan:
         known: dict[str, float] = {}
         counted: dict[str, Any] | None = None
         leading = aggregate.leading_stages(problem)
+        if leading and any(guest.follows is not None for guest in problem.guests):
+            # Counts of interchangeable units cannot say beside which guest one runs.
+            leading = []
+            counted = {"skipped": "guests follow others, which type counts cannot express"}
         if leading and _meets_bounds(problem, incumbent_plan, leading):
             # Already proven by our bounds (a failover that places everyone): the
             # neighbourhoods get the time.

@@ -42,7 +42,14 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 
-from placement.model import PACEMAKER_INFINITY, Guest, Host, Problem, host_allows
+from placement.model import (
+    PACEMAKER_INFINITY,
+    Guest,
+    Host,
+    PacemakerSettings,
+    Problem,
+    host_allows,
+)
 from placement.plan import Plan
 from placement.solvers import SolveOptions, register
 from placement.solvers.common import Placement, finish_plan
@@ -152,113 +159,6 @@ def _units(problem: Problem, to_place: Sequence[Guest]) -> list[list[Guest]]:
     return units
 
 
-def _resource_order(
-    problem: Problem, units: list[list[Guest]], online: Sequence[Host], strategy: Strategy
-) -> list[list[Guest]]:
-    """Units in Pacemaker's assignment order.
-
-    Highest priority first (a group counts with its highest member). Then, as Pacemaker
-    does for resources that are not active anywhere, the node scores are compared node by
-    node over the cluster's nodes in their preferred order (here: the order an empty
-    cluster would give them): the first node where one unit is allowed and the other is
-    banned puts the allowed unit first. Then configuration order.
-    """
-    empty = _Nodes(online)
-    compare = _node_comparator(empty, strategy, None)
-    node_order = sorted((host.name for host in online), key=functools.cmp_to_key(compare))
-    hosts = {host.name: host for host in online}
-
-    def allowed_vector(unit: list[Guest]) -> tuple[int, ...]:
-        # 0: allowed (score 0), 1: banned (-INFINITY); smaller sorts first.
-        return tuple(
-            0 if all(host_allows(hosts[node], guest) for guest in unit) else 1
-            for node in node_order
-        )
-
-    def key(indexed: tuple[int, list[Guest]]) -> tuple[int, tuple[int, ...], int]:
-        position, unit = indexed
-        return (-max(guest.priority for guest in unit), allowed_vector(unit), position)
-
-    return [unit for _, unit in sorted(enumerate(units), key=key)]
-
-
-def pacemaker_placement(
-    problem: Problem, strategy: Strategy | str = Strategy.BALANCED
-) -> Placement:
-    """Place the guests that need a host as Pacemaker's `placement-strategy` would.
-
-    Guests that run on an online host stay; they and frozen copies use their host's
-    capacity and count as resources assigned there. Capacity is our usable amount.
-    """
-    strategy = Strategy(strategy)
-    if problem.pacemaker is not None:
-        return _reassign(problem, strategy)
-    state = StartState(problem)
-    online = [host for host in problem.hosts if host.online]
-    nodes = _Nodes(online)
-    for name, users in state.users.items():
-        for user in users:
-            nodes.consume(name, user)
-
-    hosts: dict[str, str | None] = dict(state.stay)
-    reasons: dict[str, str] = {}
-
-    def leave_stopped(unit: Sequence[Guest], reason: str) -> None:
-        for guest in unit:
-            hosts[guest.name] = None
-            reasons[guest.name] = reason
-
-    def assign(guest: Guest, node: str) -> None:
-        hosts[guest.name] = node
-        state.place(guest, node)
-        nodes.consume(node, guest)
-
-    for unit in _resource_order(problem, _units(problem, state.to_place), online, strategy):
-        candidates = [
-            host.name for host in online if all(host_allows(host, guest) for guest in unit)
-        ]
-        if not candidates:
-            leave_stopped(unit, "no online host is allowed by its node rules")
-            continue
-        # Members of its together group that keep running pin the group to their host.
-        anchors = set(state.partner_hosts(unit[0]))
-        if anchors:
-            candidates = [node for node in candidates if node in anchors]
-            if not candidates:
-                leave_stopped(unit, "its together group runs on a host it may not use")
-                continue
-        separate = state.conflicting_hosts(unit)
-        candidates = [node for node in candidates if node not in separate]
-        if not candidates:
-            leave_stopped(
-                unit, "anti-affinity: every allowed host already runs a guest of its class"
-            )
-            continue
-        preferred = unit[0].current_host
-        fitting = [node for node in candidates if nodes.fits(node, demand_of(unit))]
-        if fitting:
-            node = _best_node(fitting, nodes, strategy, preferred)
-            for guest in unit:
-                assign(guest, node)
-            continue
-        if len(unit) == 1:
-            leave_stopped(unit, "no allowed host has enough remaining capacity")
-            continue
-        # No node holds the whole group: its members follow the first one by one.
-        fitting = [node for node in candidates if nodes.fits(node, unit[0].demand)]
-        if not fitting:
-            leave_stopped(unit, "no allowed host has enough remaining capacity for its group")
-            continue
-        node = _best_node(fitting, nodes, strategy, preferred)
-        for position, guest in enumerate(unit):
-            if not nodes.fits(node, guest.demand):
-                reason = f"its group's host {node} has not enough remaining capacity for it"
-                leave_stopped(unit[position:], reason)
-                break
-            assign(guest, node)
-    return Placement(hosts=hosts, reasons=reasons)
-
-
 def _add_scores(first: int, second: int) -> int:
     """Pacemaker's score sum: -INFINITY wins over anything, then +INFINITY, else the sum
     clamped to +-INFINITY."""
@@ -273,23 +173,38 @@ class _Scores:
     """Each unit's score on each online host, as Pacemaker sums it before assigning:
     0 where allowed (-INFINITY where a ban, the opt-in list or the host's state rule it
     out), plus the finite location scores, plus the stickiness of members that run on
-    that host now. A group's score is the sum of its members' (each member is colocated
-    with the one before it, so their preferences add up)."""
+    that host now (`problem.pacemaker`; none without it). A group's score is the sum of
+    its members' (each member is colocated with the one before it, so their preferences
+    add up)."""
 
-    def __init__(self, problem: Problem, online: Sequence[Host]) -> None:
-        assert problem.pacemaker is not None
+    def __init__(self, problem: Problem) -> None:
         self.problem = problem
-        self.settings = problem.pacemaker
-        self.online = online
+        settings = problem.pacemaker or PacemakerSettings()
+        self.stickiness = settings.stickiness
+        self.scores = settings.scores
 
     def of(self, unit: Sequence[Guest], host: Host) -> int:
         total = 0
         for guest in unit:
             if not host_allows(host, guest):
                 return -PACEMAKER_INFINITY
-            total = _add_scores(total, self.settings.scores.get(guest.name, {}).get(host.name, 0))
+            total = _add_scores(total, self.scores.get(guest.name, {}).get(host.name, 0))
             if self.problem.runs_now(guest) and guest.current_host == host.name:
-                total = _add_scores(total, self.settings.stickiness.get(guest.name, 0))
+                total = _add_scores(total, self.stickiness.get(guest.name, 0))
+        return total
+
+    def with_leaders(self, unit: Sequence[Guest], host: Host) -> int:
+        """The unit's score plus those of the guests it follows, and theirs in turn, as
+        Pacemaker weighs a dependent when it orders resources."""
+        total = self.of(unit, host)
+        seen = {guest.name for guest in unit}
+        for guest in unit:
+            leader = guest.follows
+            while leader is not None and leader not in seen:
+                seen.add(leader)
+                followed = self.problem.guest(leader)
+                total = _add_scores(total, self.of([followed], host))
+                leader = followed.follows
         return total
 
     def current_host(self, unit: Sequence[Guest]) -> str | None:
@@ -300,17 +215,18 @@ class _Scores:
         return None
 
 
-def _reassign_order(
-    problem: Problem,
-    units: list[list[Guest]],
-    online: Sequence[Host],
-    strategy: Strategy,
-    scores: _Scores,
+def _resource_order(
+    problem: Problem, units: list[list[Guest]], online: Sequence[Host], strategy: Strategy
 ) -> list[list[Guest]]:
-    """Units in the order Pacemaker assigns resources: highest priority first; then the
-    one with the higher score on the host it runs on now (a stopped one counts
-    -INFINITY, so running ones come first); then the scores compared host by host over
-    the hosts in the order an empty cluster sorts them; then configuration order."""
+    """Units in the order Pacemaker assigns resources (`cmp_resources`).
+
+    Highest priority first (a group counts with its highest member). Then the unit with
+    the higher score on the host it runs on now (a stopped one counts -INFINITY, so
+    running ones come first). Then the scores (with those of the guests it follows) are
+    compared host by host over the hosts in the order an empty cluster sorts them: the
+    first host where one scores higher puts it first. Then configuration order.
+    """
+    scores = _Scores(problem)
     empty = _Nodes(online)
     compare = _node_comparator(empty, strategy, None)
     hosts = {host.name: host for host in online}
@@ -319,25 +235,45 @@ def _reassign_order(
     def key(indexed: tuple[int, list[Guest]]) -> tuple[int, int, tuple[int, ...], int]:
         position, unit = indexed
         current = scores.current_host(unit)
-        on_current = scores.of(unit, hosts[current]) if current in hosts else -PACEMAKER_INFINITY
-        vector = tuple(-scores.of(unit, host) for host in ordered)
+        on_current = (
+            scores.with_leaders(unit, hosts[current]) if current in hosts else -PACEMAKER_INFINITY
+        )
+        vector = tuple(-scores.with_leaders(unit, host) for host in ordered)
         return (-max(guest.priority for guest in unit), -on_current, vector, position)
 
     return [unit for _, unit in sorted(enumerate(units), key=key)]
 
 
-def _reassign(problem: Problem, strategy: Strategy) -> Placement:
-    """Pacemaker's transition: every guest assigned afresh (see `PacemakerSettings`)."""
-    state = StartState(problem, reassign=True)
+def pacemaker_placement(
+    problem: Problem, strategy: Strategy | str = Strategy.BALANCED
+) -> Placement:
+    """Place the guests as Pacemaker's `placement-strategy` would.
+
+    With Pacemaker's scores (`problem.pacemaker`, as `placement import pacemaker` writes
+    them) every guest is assigned afresh, running ones included, as the scheduler does at
+    each transition. Without them guests that run on an online host stay, and only the
+    others are placed. Frozen copies (and guests that stay) use their host's capacity and
+    count as resources assigned there. Capacity is our usable amount.
+    """
+    strategy = Strategy(strategy)
+    state = StartState(problem, reassign=problem.pacemaker is not None)
     online = [host for host in problem.hosts if host.online]
     nodes = _Nodes(online)
-    # Frozen copies are not Pacemaker's to move: they keep holding their host.
     for name, users in state.users.items():
         for user in users:
             nodes.consume(name, user)
-    scores = _Scores(problem, online)
-    hosts: dict[str, str | None] = {}
+    scores = _Scores(problem)
+
+    hosts: dict[str, str | None] = dict(state.stay)
     reasons: dict[str, str] = {}
+    units = _units(problem, state.to_place)
+    unit_of = {guest.name: index for index, unit in enumerate(units) for guest in unit}
+    followers: dict[int, list[int]] = {}
+    for index, unit in enumerate(units):
+        for guest in unit:
+            if guest.follows in unit_of and unit_of[guest.follows] != index:
+                followers.setdefault(unit_of[guest.follows], []).append(index)
+    done: set[int] = set()
 
     def leave_stopped(unit: Sequence[Guest], reason: str) -> None:
         for guest in unit:
@@ -349,38 +285,94 @@ def _reassign(problem: Problem, strategy: Strategy) -> Placement:
         state.place(guest, node)
         nodes.consume(node, guest)
 
-    units = _units(problem, state.to_place)
-    for unit in _reassign_order(problem, units, online, strategy, scores):
-        # A node with a negative score cannot run the resource.
+    def colocated_demand(index: int) -> dict[str, int]:
+        """The unit and every unit not yet assigned that follows it, directly or not:
+        Pacemaker checks their summed utilization before it picks the primary's node."""
+        members = [*units[index]]
+        queue, seen = [index], {index}
+        while queue:
+            for other in followers.get(queue.pop(), ()):
+                if other not in seen and other not in done:
+                    seen.add(other)
+                    queue.append(other)
+                    members.extend(units[other])
+        return demand_of(members)
+
+    def place(index: int) -> None:
+        if index in done:
+            return
+        done.add(index)
+        unit = units[index]
+        # The guests it follows are assigned first (Pacemaker assigns a primary before
+        # its dependent); it may then only go where they went.
+        pinned: set[str] | None = None
+        for guest in unit:
+            leader = guest.follows
+            if leader is None or any(leader == member.name for member in unit):
+                continue
+            if leader in unit_of:
+                place(unit_of[leader])
+            where = hosts.get(leader)
+            if where is None:
+                leave_stopped(unit, f"follows {leader}, which is not placed")
+                return
+            pinned = {where} if pinned is None else pinned & {where}
         scored = {host.name: scores.of(unit, host) for host in online}
+        # A host with a negative score cannot run the resource.
         candidates = [name for name, score in scored.items() if score >= 0]
+        if pinned is not None:
+            candidates = [name for name in candidates if name in pinned]
         if not candidates:
             leave_stopped(unit, "no online host is allowed by its node rules and scores")
-            continue
+            return
+        # Members of its together group that keep running pin the group to their host.
+        anchors = set(state.partner_hosts(unit[0]))
+        if anchors:
+            candidates = [node for node in candidates if node in anchors]
+            if not candidates:
+                leave_stopped(unit, "its together group runs on a host it may not use")
+                return
         separate = state.conflicting_hosts(unit)
         candidates = [node for node in candidates if node not in separate]
         if not candidates:
             leave_stopped(
                 unit, "anti-affinity: every allowed host already runs a guest of its class"
             )
-            continue
+            return
         current = scores.current_host(unit)
-        fitting = [node for node in candidates if nodes.fits(node, demand_of(unit))]
-        members = unit
-        if not fitting and len(unit) > 1:
-            # No node holds the whole group: its members follow the first one by one.
+        together = colocated_demand(index)
+        fitting = [node for node in candidates if nodes.fits(node, together)]
+        prefer: str | None = None
+        if not fitting:
+            # No host holds it with all that follows it: the hosts with room for the
+            # first member alone remain, and Pacemaker prefers the one with the most
+            # free capacity (when it scores as well as the best).
             fitting = [node for node in candidates if nodes.fits(node, unit[0].demand)]
+            prefer = _most_free(candidates, nodes)
         if not fitting:
             leave_stopped(unit, "no allowed host has enough remaining capacity")
-            continue
-        node = _best_scored(fitting, scored, nodes, strategy, current)
-        for position, guest in enumerate(members):
+            return
+        node = _best_scored(fitting, scored, nodes, strategy, current, prefer)
+        for position, guest in enumerate(unit):
             if not nodes.fits(node, guest.demand):
                 reason = f"its group's host {node} has not enough remaining capacity for it"
                 leave_stopped(unit[position:], reason)
                 break
             assign(guest, node)
+
+    for unit in _resource_order(problem, units, online, strategy):
+        place(unit_of[unit[0].name])
     return Placement(hosts=hosts, reasons=reasons)
+
+
+def _most_free(candidates: Sequence[str], nodes: _Nodes) -> str | None:
+    """The candidate with the most free capacity, attribute by attribute (the first in
+    name order that no later one beats)."""
+    best: str | None = None
+    for node in sorted(candidates):
+        if best is None or nodes.compare_capacity(node, best) < 0:
+            best = node
+    return best
 
 
 def _best_scored(
@@ -389,10 +381,14 @@ def _best_scored(
     nodes: _Nodes,
     strategy: Strategy,
     current: str | None,
+    prefer: str | None = None,
 ) -> str:
-    """The highest-scoring candidate, ties broken by the strategy's node order; then,
-    as Pacemaker does for a positive score, the host the unit runs on wins a tie."""
+    """The highest-scoring candidate, ties broken by the strategy's node order; a
+    preferred host wins when it scores as well as that; then, as Pacemaker does for a
+    positive score, the host the unit runs on wins a tie."""
     top = max(scored[node] for node in candidates)
+    if prefer is not None and prefer in candidates and scored[prefer] >= top:
+        return prefer
     best = _best_node([n for n in candidates if scored[n] == top], nodes, strategy, current)
     if top > 0 and current is not None and current in candidates and scored[current] == top:
         return current
