@@ -111,6 +111,10 @@ def _truthy(text: str | None) -> bool:
     return text is not None and text.lower() in ("on", "true", "yes", "1", "y")
 
 
+def _false(text: str | None) -> bool:
+    return text is not None and text.lower() in ("off", "false", "no", "0", "n")
+
+
 def _score(text: str | None) -> str:
     """'-inf' for -INFINITY, 'inf' for +INFINITY, 'finite' for anything else."""
     if text is None:
@@ -285,6 +289,12 @@ def import_pacemaker(
     parent: dict[str, str] = {}  # union-find of together groups
     group_names: dict[str, str] = {}
     group_members: dict[str, list[str]] = {}
+    clone_members: dict[str, list[str]] = {}  # clone id -> its instances' guests
+    clone_of: dict[str, str] = {}  # instance guest -> its clone id
+    # Anonymous clone instances are recorded as ID or ID:N: where each primitive runs.
+    clone_running: dict[str, set[str]] = {}
+    for resource_id, on_nodes in running.items():
+        clone_running.setdefault(resource_id.split(":", 1)[0], set()).update(on_nodes)
     stickiness: dict[str, int] = {}
     thresholds: dict[str, int] = {}
     templates = {
@@ -298,11 +308,18 @@ def import_pacemaker(
         defaults.update(_nvpairs(block))
 
     def add_primitive(
-        primitive: ET.Element, where: str, inherited: dict[str, str] | None = None
+        primitive: ET.Element,
+        where: str,
+        inherited: dict[str, str] | None = None,
+        instance: tuple[int, str | None] | None = None,
     ) -> str:
+        """Add one guest. `instance`: (number, node it runs on) for a clone instance, which
+        is named `ID:NUMBER`."""
         name = checked_name(primitive.get("id"), f"{where}/@id")
-        # Meta attributes: resource defaults, then the group's, then the template's, then
-        # the primitive's own; utilization: the template's, then the primitive's own.
+        if instance is not None:
+            name = f"{name}:{instance[0]}"
+        # Meta attributes: resource defaults, then the clone's and group's, then the
+        # template's, then the primitive's own; utilization: the template's, then its own.
         meta: dict[str, str] = {**defaults, **(inherited or {})}
         sources = [primitive]
         template_id = primitive.get("template")
@@ -339,11 +356,12 @@ def import_pacemaker(
             # Allowed on no host: the plan leaves it stopped (or stops it), with a reason.
             guest["hosts"] = []
             notes.append(f"{where}: target-role=Stopped: kept stopped")
-        if meta.get("is-managed", "true").lower() in ("false", "no", "0", "off"):
-            warnings.append(f"{where}: is-managed=false; Pacemaker will not act on it")
         if meta.get("allow-migrate", "false").lower() not in ("true", "yes", "1", "on"):
             guest["movable"] = False
-        nodes = sorted(running.get(name, set()))
+        if instance is not None:
+            nodes = [instance[1]] if instance[1] is not None else []
+        else:
+            nodes = sorted(running.get(name, set()))
         if len(nodes) > 1:
             warnings.append(f"{where}: active on several nodes {nodes}; {nodes[0]} used")
         if nodes:
@@ -351,8 +369,90 @@ def import_pacemaker(
                 raise InvalidInputError([InputError(where, f"runs on unknown node '{nodes[0]}'")])
             guest["current_host"] = nodes[0]
             guest["state"] = "running"
+        if _false(meta.get("is-managed")) or _truthy(properties.get("maintenance-mode")):
+            # Pacemaker leaves it as it is: running where it runs, or stopped.
+            guest["hosts"] = [nodes[0]] if nodes else []
+            warnings.append(
+                f"{where}: not managed (is-managed=false or maintenance-mode): kept as it is"
+            )
         guests[name] = guest
         return name
+
+    def add_group(
+        group_element: ET.Element,
+        where: str,
+        inherited: dict[str, str] | None = None,
+        instance: tuple[int, str | None] | None = None,
+    ) -> list[str]:
+        """Add a group's members: each colocated with and started after the one before."""
+        group = checked_name(group_element.get("id"), f"{where}/@id")
+        if instance is not None:
+            group = f"{group}:{instance[0]}"
+        meta: dict[str, str] = dict(inherited or {})
+        for block in group_element.findall("meta_attributes"):
+            meta.update(_nvpairs(block))
+        names: list[str] = []
+        for member in group_element.findall("primitive"):
+            name = add_primitive(member, f"{where}/{_where(member)}", meta, instance)
+            parent.setdefault(name, name)
+            group_names[name] = group
+            if names:
+                parent[_find(parent, name)] = _find(parent, names[-1])
+                guests[name].setdefault("boot", {}).setdefault("after", []).append(names[-1])
+            names.append(name)
+        group_members[group] = names
+        return names
+
+    def add_clone(clone: ET.Element, where: str) -> None:
+        """Add the instances of a clone (of a primitive or a group) that has utilization,
+        so that the capacity they take counts: `clone-max` of them but no more than there
+        are nodes, one per node at most (anti-affinity within the clone), numbered in the
+        order of the nodes they run on now."""
+        ident = checked_name(clone.get("id"), f"{where}/@id")
+        meta: dict[str, str] = {"resource-stickiness": "1"}  # a clone instance's default
+        for block in clone.findall("meta_attributes"):
+            meta.update(_nvpairs(block))
+        child = next((c for c in clone if c.tag in ("primitive", "group")), None)
+        if child is None or child.get("id") is None:
+            warnings.append(f"{where}: clone of neither a primitive nor a group; not mapped")
+            return
+        primitives = [child] if child.tag == "primitive" else child.findall("primitive")
+        if not any(
+            element.find("utilization") is not None
+            for primitive in primitives
+            for element in (primitive, templates.get(primitive.get("template")))
+            if element is not None
+        ):
+            # Without utilization its instances take no capacity any solver could see.
+            warnings.append(f"{where}: a clone without utilization; not mapped")
+            return
+        # One instance per node at most: more would only ever be stopped.
+        count = min(parse_int(meta.get("clone-max", "")) or len(hosts), len(hosts))
+        if (parse_int(meta.get("clone-node-max", "1")) or 1) > 1:
+            warnings.append(f"{where}: clone-node-max > 1 is read as 1 instance per node")
+        first = primitives[0] if primitives else None
+        base = first.get("id", "") if first is not None else ""
+        where_now = sorted(clone_running.get(base, set()))
+        label = f"clone:{ident}"
+        instances: list[str] = []
+        for number in range(count):
+            now = where_now[number] if number < len(where_now) else None
+            at = f"{where}/{_where(child)}"
+            if child.tag == "primitive":
+                names = [add_primitive(child, at, meta, (number, now))]
+            else:
+                names = add_group(child, at, meta, (number, now))
+            if names:
+                classes = set(guests[names[0]].get("anti_affinity", [])) | {label}
+                guests[names[0]]["anti_affinity"] = sorted(classes)
+            instances.extend(names)
+            for name in names:
+                clone_of[name] = ident
+        clone_members[ident] = instances
+        notes.append(
+            f"{where}: {count} instances {instances[0] if instances else ''}... "
+            "(a clone instance is stopped and started, never migrated)"
+        )
 
     for child in list(resources) if resources is not None else ():
         where = f"{source}: resources/{_where(child)}"
@@ -363,20 +463,9 @@ def import_pacemaker(
         elif child.tag == "template":
             continue  # read through the primitives that name it
         elif child.tag == "group":
-            group = checked_name(child.get("id"), f"{where}/@id")
-            group_meta: dict[str, str] = {}
-            for block in child.findall("meta_attributes"):
-                group_meta.update(_nvpairs(block))
-            previous: str | None = None
-            for member in child.findall("primitive"):
-                name = add_primitive(member, f"{where}/{_where(member)}", group_meta)
-                parent.setdefault(name, name)
-                group_names[name] = group
-                group_members.setdefault(group, []).append(name)
-                if previous is not None:
-                    parent[_find(parent, name)] = _find(parent, previous)
-                    guests[name].setdefault("boot", {}).setdefault("after", []).append(previous)
-                previous = name
+            add_group(child, where)
+        elif child.tag in ("clone", "master"):
+            add_clone(child, where)
         else:
             warnings.append(f"{where}: <{child.tag}> resources are not mapped")
 
@@ -390,13 +479,23 @@ def import_pacemaker(
                     if not attribute.startswith("fail-count-"):
                         continue
                     resource = attribute.removeprefix("fail-count-").split("#", 1)[0]
+                    resource = resource.split(":", 1)[0]  # an anonymous clone's instance
                     amount = _score_value(value) or 0
                     counts[resource] = min(PACEMAKER_INFINITY, counts.get(resource, 0) + amount)
             for resource, count in sorted(counts.items()):
-                threshold = thresholds.get(resource, 0)
-                if resource in guests and node_name in host_names and 0 < threshold <= count:
-                    guest = guests[resource]
+                # A failed clone instance bans the whole (anonymous) clone from the node.
+                banned = [
+                    name
+                    for name in guests
+                    if name == resource or (name.split(":", 1)[0] == resource and name in clone_of)
+                ]
+                threshold = thresholds.get(banned[0], 0) if banned else 0
+                if node_name not in host_names or not 0 < threshold <= count:
+                    continue
+                for name in banned:
+                    guest = guests[name]
                     guest["avoid_hosts"] = sorted(set(guest.get("avoid_hosts", [])) | {node_name})
+                if banned:
                     notes.append(
                         f"{source}: status/{node_name}: {resource} failed {count} times there "
                         f"(migration-threshold {threshold}): banned from {node_name}"
@@ -405,10 +504,16 @@ def import_pacemaker(
     by_id = {element.get("id"): element for element in configuration.iter() if element.get("id")}
     scores: dict[str, dict[str, int]] = {}
 
-    def members(name: str | None, where: str) -> list[str]:
-        """The guests a constraint on `name` applies to: the primitive, or a group's members."""
+    def members(name: str | None, where: str, location: bool = False) -> list[str]:
+        """The guests a constraint on `name` applies to: the primitive, a group's members,
+        or (for a location) a clone's instances."""
         if name in group_members:
             return group_members[name]
+        if location and name in clone_members:
+            return clone_members[name]
+        if name in clone_members:
+            warnings.append(f"{where}: refers to clone {name!r}, which only locations map")
+            return []
         return [name] if _known(name, guests, by_id, where, warnings) and name else []
 
     constraints = configuration.find("constraints")
@@ -430,7 +535,7 @@ def import_pacemaker(
                 matched = _rule_scores(constraint, where, node_attributes, warnings)
             else:
                 matched = [(constraint.get("node"), constraint.get("score"))]
-            for guest_name in members(located, where):
+            for guest_name in members(located, where, location=True):
                 for target, score_text in matched:
                     _location(
                         where,
