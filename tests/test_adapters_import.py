@@ -374,3 +374,35 @@ def test_pacemaker_location_rules_on_node_attributes(tmp_path: Path) -> None:
     result = import_pacemaker(cib)
     assert result.problem.guest("vm").avoid_hosts == frozenset({"n1", "n2", "n3"})
     assert any("rule 'r3' is not mapped" in warning for warning in result.warnings)
+
+
+CLONE_CIB = """<cib><configuration>
+<crm_config/><nodes><node id="1" uname="n1"/><node id="2" uname="n2"/><node id="3" uname="n3"/>
+</nodes>
+<resources>
+  <clone id="cl-storage"><primitive id="storage" class="ocf" provider="heartbeat" type="Dummy"/>
+  </clone>
+  <primitive id="vm" class="ocf" provider="heartbeat" type="VirtualDomain"/>
+  <primitive id="frozen" class="ocf" provider="heartbeat" type="VirtualDomain">
+    <meta_attributes id="f-m"><nvpair id="f-u" name="is-managed" value="false"/></meta_attributes>
+  </primitive>
+</resources>
+<constraints>
+  <rsc_location id="no-storage-n3" rsc="cl-storage" node="n3" score="-INFINITY"/>
+  <rsc_colocation id="vm-with-storage" rsc="vm" with-rsc="cl-storage" score="INFINITY"/>
+</constraints></configuration></cib>
+"""
+
+
+def test_pacemaker_beside_a_clone_and_unmanaged(tmp_path: Path) -> None:
+    """A resource colocated with a clone runs only where the clone may (not n3); a
+    clone without utilization is no guest; an unmanaged resource that is stopped stays
+    stopped (allowed on no host)."""
+    cib = tmp_path / "cib.xml"
+    cib.write_text(CLONE_CIB)
+    result = import_pacemaker(cib)
+    problem = result.problem
+    assert problem.guest("vm").avoid_hosts == frozenset({"n3"})
+    assert not problem.has_guest("storage:0")
+    assert problem.guest("frozen").hosts == frozenset()
+    assert any("not managed" in warning for warning in result.warnings)

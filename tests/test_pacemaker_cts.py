@@ -54,6 +54,8 @@ def test_guest_and_remote_nodes_are_hosts_with_a_warning() -> None:
     assert {"lxc1", "lxc2"} <= set(hosts)
     assert any("guest node 'lxc1'" in warning for warning in result.warnings)
     assert any(g.current_host == "lxc1" for g in result.problem.guests)
+    # A container never runs inside a guest node.
+    assert result.problem.guest("container1").avoid_hosts >= {"lxc1", "lxc2"}
 
 
 def test_clone_instances_with_utilization_take_capacity() -> None:

@@ -291,6 +291,7 @@ def import_pacemaker(
     group_members: dict[str, list[str]] = {}
     clone_members: dict[str, list[str]] = {}  # clone id -> its instances' guests
     clone_of: dict[str, str] = {}  # instance guest -> its clone id
+    clone_bans: dict[str, set[str]] = {}  # every clone id -> nodes it may not run on
     # Anonymous clone instances are recorded as ID or ID:N: where each primitive runs.
     clone_running: dict[str, set[str]] = {}
     for resource_id, on_nodes in running.items():
@@ -465,9 +466,21 @@ def import_pacemaker(
         elif child.tag == "group":
             add_group(child, where)
         elif child.tag in ("clone", "master"):
+            clone_meta: dict[str, str] = {}
+            for block in child.findall("meta_attributes"):
+                clone_meta.update(_nvpairs(block))
+            stopped = clone_meta.get("target-role", "").lower() == "stopped"
+            # Where it may not run, for those that must run beside it (filled in below).
+            clone_bans[child.get("id", "")] = set(host_names) if stopped else set()
             add_clone(child, where)
         else:
             warnings.append(f"{where}: <{child.tag}> resources are not mapped")
+
+    # What makes a remote or guest node (its connection, its container) cannot run on one.
+    for _kind, resource in remote_nodes.values():
+        if resource in guests:
+            guest = guests[resource]
+            guest["avoid_hosts"] = sorted(set(guest.get("avoid_hosts", [])) | set(remote_nodes))
 
     # Fail-counts in the status section: a resource that failed migration-threshold
     # times on a node may not run there until the failures are cleaned up.
@@ -517,6 +530,18 @@ def import_pacemaker(
         return [name] if _known(name, guests, by_id, where, warnings) and name else []
 
     constraints = configuration.find("constraints")
+    # A resource that must run beside a clone can only run where the clone may: its
+    # -INFINITY locations, gathered first.
+    for constraint in constraints.findall("rsc_location") if constraints is not None else ():
+        if constraint.get("rsc") not in clone_bans:
+            continue
+        if constraint.find("rule") is not None:
+            ruled = _rule_scores(constraint, "", node_attributes, [])
+        else:
+            ruled = [(constraint.get("node"), constraint.get("score"))]
+        clone_bans[constraint.get("rsc", "")].update(
+            node for node, score in ruled if node and _score(score) == "-inf"
+        )
     for constraint in list(constraints) if constraints is not None else ():
         where = f"{source}: constraints/{_where(constraint)}"
         has_rules = constraint.find("rule") is not None
@@ -549,6 +574,14 @@ def import_pacemaker(
                         warnings,
                     )
         elif constraint.tag == "rsc_colocation":
+            with_clone = constraint.get("with-rsc")
+            if with_clone in clone_bans and _score(constraint.get("score")) == "inf":
+                bans = clone_bans[with_clone]
+                for name in members(constraint.get("rsc"), where):
+                    guest = guests[name]
+                    guest["avoid_hosts"] = sorted(set(guest.get("avoid_hosts", [])) | bans)
+                notes.append(f"{where}: beside clone {with_clone}: only where the clone may run")
+                continue
             first_members = members(constraint.get("rsc"), where)
             second_members = members(constraint.get("with-rsc"), where)
             if not first_members or not second_members:
