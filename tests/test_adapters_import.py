@@ -344,6 +344,9 @@ def test_pacemaker_transition_semantics(tmp_path: Path) -> None:
     assert problem.pacemaker.scores["a"] == {"n2": 50} == problem.pacemaker.scores["b"]
     assert problem.pacemaker.scores["vm1"] == {"n1": 1_000_000}
     assert problem.pacemaker.stickiness == {"a": 100, "b": 100}
+    # --include-stopped: a resource held with target-role=Stopped is one to start.
+    held = import_pacemaker(cib, options=ImportOptions(include_stopped=True)).problem
+    assert held.guest("vm2").hosts is None
 
 
 RULE_CIB = """<cib><configuration>

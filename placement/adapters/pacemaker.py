@@ -354,9 +354,18 @@ def import_pacemaker(
         threshold = _score_value(meta.get("migration-threshold", "INFINITY"))
         thresholds[name] = PACEMAKER_INFINITY if threshold is None else threshold
         if meta.get("target-role", "").lower() == "stopped":
-            # Allowed on no host: the plan leaves it stopped (or stops it), with a reason.
-            guest["hosts"] = []
-            notes.append(f"{where}: target-role=Stopped: kept stopped")
+            if options.include_stopped:
+                warnings.append(
+                    f"{where}: target-role=Stopped; imported as a guest to start "
+                    "(--include-stopped)"
+                )
+            else:
+                # Allowed on no host: the plan leaves it stopped (or stops it), as
+                # Pacemaker does; --include-stopped has the plan start it instead.
+                guest["hosts"] = []
+                notes.append(
+                    f"{where}: target-role=Stopped: kept stopped (--include-stopped starts it)"
+                )
         if meta.get("allow-migrate", "false").lower() not in ("true", "yes", "1", "on"):
             guest["movable"] = False
         if instance is not None:
