@@ -409,3 +409,50 @@ def test_pacemaker_beside_a_clone_and_unmanaged(tmp_path: Path) -> None:
     assert not problem.has_guest("storage:0")
     assert problem.guest("frozen").hosts == frozenset()
     assert any("not managed" in warning for warning in result.warnings)
+
+
+SETS_CIB = """<cib><configuration>
+<crm_config/><nodes><node id="1" uname="n1"/><node id="2" uname="n2"/></nodes>
+<resources>
+  <primitive id="a" class="ocf" provider="heartbeat" type="Dummy"/>
+  <primitive id="b" class="ocf" provider="heartbeat" type="Dummy"/>
+  <primitive id="c" class="ocf" provider="heartbeat" type="Dummy"/>
+  <primitive id="x" class="ocf" provider="heartbeat" type="Dummy"/>
+  <primitive id="y" class="ocf" provider="heartbeat" type="Dummy"/>
+  <primitive id="z" class="ocf" provider="heartbeat" type="Dummy"/>
+</resources>
+<constraints>
+  <rsc_colocation id="chain" score="INFINITY">
+    <resource_set id="chain-set"><resource_ref id="a"/><resource_ref id="b"/>
+      <resource_ref id="c"/></resource_set>
+  </rsc_colocation>
+  <rsc_colocation id="apart" score="-INFINITY">
+    <resource_set id="apart-set"><resource_ref id="x"/><resource_ref id="y"/>
+      <resource_ref id="z"/></resource_set>
+  </rsc_colocation>
+  <rsc_order id="start-order" kind="Mandatory">
+    <resource_set id="o1"><resource_ref id="a"/><resource_ref id="b"/></resource_set>
+    <resource_set id="o2" sequential="false"><resource_ref id="x"/><resource_ref id="y"/>
+    </resource_set>
+  </rsc_order>
+  <rsc_location id="no-n2" rsc-pattern="" node="n2" score="-INFINITY">
+    <resource_set id="l1"><resource_ref id="z"/></resource_set>
+  </rsc_location>
+</constraints></configuration></cib>
+"""
+
+
+def test_pacemaker_resource_sets(tmp_path: Path) -> None:
+    """A colocation set: each member beside the one before it (c follows b follows a);
+    a -INFINITY set: no two members share a node; an ordering set: in order within a
+    sequential set, and the next (unordered) set after its last member; a location on a
+    set applies to each member."""
+    cib = tmp_path / "cib.xml"
+    cib.write_text(SETS_CIB)
+    problem = import_pacemaker(cib).problem
+    assert (problem.guest("b").follows, problem.guest("c").follows) == ("a", "b")
+    x, y, z = (problem.guest(name).anti_affinity for name in "xyz")
+    assert all(pair for pair in (x & y, y & z, x & z))
+    assert problem.guest("b").boot.after == ("a",)
+    assert problem.guest("x").boot.after == ("b",) == problem.guest("y").boot.after
+    assert problem.guest("z").avoid_hosts == frozenset({"n2"})

@@ -22,6 +22,7 @@ What is read (element and attribute names as in Pacemaker's CIB schema):
   `with-rsc`, `score`): -INFINITY is anti-affinity, +INFINITY makes `rsc` follow
   `with-rsc` (it runs beside it or not at all; `with-rsc` may run alone); `rsc_order`
   (`first`, `then`, `kind` or `score`) Mandatory: `then` starts after `first` is up.
+  Resource sets in these constraints are read as pairs, as Pacemaker reads them.
 - `status/node_state` (`in_ccm`, `crmd`): whether a node is up; its
   `lrm/lrm_resources/lrm_resource/lrm_rsc_op` history: where each resource runs now; its
   `transient_attributes`: `utilization` (what the NodeUtilization agent measured, over
@@ -34,11 +35,13 @@ Utilization attributes are mapped to resource names: `cpu` -> `vcpus`, `memory`,
 `hv_memory` and `host_memory` -> `ram_mib` (Pacemaker's attributes carry no unit; the
 VirtualDomain and NodeUtilization agents set memory in MiB), anything else keeps its name.
 Whatever cannot be mapped (a finite colocation score, a rule on dates or roles, a
-resource set, a clone or bundle) is a warning that names it.
+resource set with a role, a clone without utilization, a bundle) is a warning that
+names it.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import xml.etree.ElementTree as ET  # types only; parsing is defusedxml's
 from typing import Any
@@ -551,76 +554,118 @@ def import_pacemaker(
         clone_bans[constraint.get("rsc", "")].update(
             node for node, score in ruled if node and _score(score) == "-inf"
         )
+
+    def colocate(
+        dependent_id: str | None,
+        primary_id: str | None,
+        score_text: str | None,
+        where: str,
+        label: str,
+    ) -> None:
+        """`dependent_id` with `primary_id` at `score_text` (one colocation pair)."""
+        score = _score(score_text)
+        if primary_id in clone_bans and score == "inf":
+            bans = clone_bans[primary_id]
+            for name in members(dependent_id, where):
+                guest = guests[name]
+                guest["avoid_hosts"] = sorted(set(guest.get("avoid_hosts", [])) | bans)
+            notes.append(f"{where}: beside clone {primary_id}: only where the clone may run")
+            return
+        first_members = members(dependent_id, where)
+        second_members = members(primary_id, where)
+        if not first_members or not second_members:
+            return
+        # A group runs where its first member runs (the others are colocated with it).
+        dependent, primary = first_members[0], second_members[0]
+        if score == "-inf":
+            for name in (dependent, primary):
+                classes = set(guests[name].get("anti_affinity", [])) | {label}
+                guests[name]["anti_affinity"] = sorted(classes)
+        elif score == "inf":
+            # One-way: the dependent runs beside the primary or not at all; the primary
+            # may run alone.
+            why = _follow_conflict(dependent, primary, guests, parent)
+            if why is None:
+                guests[dependent]["follows"] = primary
+            else:
+                warnings.append(f"{where}: {why}; imported as a together group (both or neither)")
+                parent.setdefault(dependent, dependent)
+                parent.setdefault(primary, primary)
+                parent[_find(parent, dependent)] = _find(parent, primary)
+                group_names.setdefault(primary, label)
+        else:
+            warnings.append(f"{where}: finite score {score_text!r} is a preference; not mapped")
+
+    def order(first_id: str | None, then_id: str | None, where: str) -> None:
+        """`then_id` starts after `first_id` is up (one mandatory start ordering)."""
+        first_members = members(first_id, where)
+        then_members = members(then_id, where)
+        if not first_members or not then_members:
+            return
+        # A group is up when its last member is; it starts with its first.
+        first, then = first_members[-1], then_members[0]
+        after = guests[then].setdefault("boot", {}).setdefault("after", [])
+        if first not in after and first != then:
+            after.append(first)
+
     for constraint in list(constraints) if constraints is not None else ():
         where = f"{source}: constraints/{_where(constraint)}"
         has_rules = constraint.find("rule") is not None
-        if constraint.find("resource_set") is not None or (
-            has_rules and constraint.tag != "rsc_location"
-        ):
-            inner = "resource sets" if constraint.find("resource_set") is not None else "rules"
-            warnings.append(f"{where}: {inner} are not mapped")
+        sets = constraint.findall("resource_set")
+        if has_rules and constraint.tag != "rsc_location":
+            warnings.append(f"{where}: rules are not mapped")
+            continue
+        unmapped_set = next(
+            (
+                item
+                for item in sets
+                if item.get("role") is not None
+                or item.get("action", "start") != "start"
+                or _false(item.get("require-all"))
+            ),
+            None,
+        )
+        if unmapped_set is not None:
+            warnings.append(
+                f"{where}: resource set {unmapped_set.get('id')!r} with a role, an action "
+                "or require-all=false is not mapped"
+            )
             continue
         if constraint.tag == "rsc_location":
-            located = constraint.get("rsc")
-            if located is None:
-                warnings.append(f"{where}: rsc-pattern locations are not mapped")
-                continue
             if has_rules:
                 matched = _rule_scores(constraint, where, node_attributes, warnings)
             else:
                 matched = [(constraint.get("node"), constraint.get("score"))]
-            for guest_name in members(located, where, location=True):
-                for target, score_text in matched:
-                    _location(
-                        where,
-                        guest_name,
-                        target,
-                        score_text,
-                        guests,
-                        host_names,
-                        symmetric,
-                        scores,
-                        warnings,
-                    )
+            located_ids = [constraint.get("rsc")] if not sets else _set_refs(sets)
+            if located_ids == [None]:
+                warnings.append(f"{where}: rsc-pattern locations are not mapped")
+                continue
+            for located_id in located_ids:
+                for guest_name in members(located_id, where, location=True):
+                    for target, score_text in matched:
+                        _location(
+                            where,
+                            guest_name,
+                            target,
+                            score_text,
+                            guests,
+                            host_names,
+                            symmetric,
+                            scores,
+                            warnings,
+                        )
         elif constraint.tag == "rsc_colocation":
-            with_clone = constraint.get("with-rsc")
-            if with_clone in clone_bans and _score(constraint.get("score")) == "inf":
-                bans = clone_bans[with_clone]
-                for name in members(constraint.get("rsc"), where):
-                    guest = guests[name]
-                    guest["avoid_hosts"] = sorted(set(guest.get("avoid_hosts", [])) | bans)
-                notes.append(f"{where}: beside clone {with_clone}: only where the clone may run")
-                continue
-            first_members = members(constraint.get("rsc"), where)
-            second_members = members(constraint.get("with-rsc"), where)
-            if not first_members or not second_members:
-                continue
-            # A group runs where its first member runs (the others are colocated with it).
-            dependent, primary = first_members[0], second_members[0]
-            score = _score(constraint.get("score"))
-            if score == "-inf":
-                label = f"colocation:{constraint.get('id')}"
-                for name in (dependent, primary):
-                    classes = set(guests[name].get("anti_affinity", [])) | {label}
-                    guests[name]["anti_affinity"] = sorted(classes)
-            elif score == "inf":
-                # One-way: the dependent runs beside the primary or not at all; the
-                # primary may run alone.
-                why = _follow_conflict(dependent, primary, guests, parent)
-                if why is None:
-                    guests[dependent]["follows"] = primary
-                else:
-                    warnings.append(
-                        f"{where}: {why}; imported as a together group (both or neither)"
-                    )
-                    parent.setdefault(dependent, dependent)
-                    parent.setdefault(primary, primary)
-                    parent[_find(parent, dependent)] = _find(parent, primary)
-                    group_names.setdefault(primary, f"colocation:{constraint.get('id')}")
-            else:
-                warnings.append(
-                    f"{where}: finite score {constraint.get('score')!r} is a preference; not mapped"
+            label = f"colocation:{constraint.get('id')}"
+            score_text = constraint.get("score")
+            if not sets:
+                colocate(
+                    constraint.get("rsc"), constraint.get("with-rsc"), score_text, where, label
                 )
+                continue
+            pairs = _colocation_set_pairs(sets, _score(score_text) == "-inf")
+            for index, (dependent_id, primary_id) in enumerate(pairs):
+                # A class per pair: a set's anti-colocations are pairs, not one class.
+                colocate(dependent_id, primary_id, score_text, where, f"{label}:{index}")
         elif constraint.tag == "rsc_order":
             order_kind = constraint.get("kind")
             if order_kind is None:
@@ -641,15 +686,11 @@ def import_pacemaker(
                     f"{where}: ordering of {actions[0]} then {actions[1]} is not mapped"
                 )
                 continue
-            first_members = members(constraint.get("first"), where)
-            then_members = members(constraint.get("then"), where)
-            if not first_members or not then_members:
+            if not sets:
+                order(constraint.get("first"), constraint.get("then"), where)
                 continue
-            # A group is up when its last member is; it starts with its first.
-            first, then = first_members[-1], then_members[0]
-            after = guests[then].setdefault("boot", {}).setdefault("after", [])
-            if first not in after and first != then:
-                after.append(first)
+            for first_id, then_id in _order_set_pairs(sets):
+                order(first_id, then_id, where)
         else:
             warnings.append(f"{where}: <{constraint.tag}> is not mapped")
 
@@ -712,6 +753,56 @@ def _remote_nodes(
         if meta.get("remote-node"):
             found[meta["remote-node"]] = ("guest", ident)
     return found
+
+
+def _set_refs(sets: list[ET.Element]) -> list[str | None]:
+    """Every resource a constraint's resource sets name, in order."""
+    return [ref.get("id") for item in sets for ref in item.findall("resource_ref")]
+
+
+def _sequential(item: ET.Element) -> bool:
+    return not _false(item.get("sequential"))
+
+
+def _colocation_set_pairs(
+    sets: list[ET.Element], negative: bool
+) -> list[tuple[str | None, str | None]]:
+    """(dependent, primary) pairs of a colocation with resource sets, as Pacemaker reads
+    them: in a sequential set each member is colocated with the one before it (with a
+    negative score, with every one before it); a set is colocated with the set after it,
+    through its first member and the other set's last (every member, where a set is not
+    sequential)."""
+    pairs: list[tuple[str | None, str | None]] = []
+    refs = [[ref.get("id") for ref in item.findall("resource_ref")] for item in sets]
+    for item, names in zip(sets, refs, strict=True):
+        if not _sequential(item):
+            continue
+        for index, name in enumerate(names[1:], start=1):
+            earlier = names[:index] if negative else [names[index - 1]]
+            pairs.extend((name, other) for other in earlier)
+    for position in range(len(sets) - 1):
+        dependents = refs[position][:1] if _sequential(sets[position]) else refs[position]
+        later = refs[position + 1]
+        primaries = later[-1:] if _sequential(sets[position + 1]) else later
+        pairs.extend((one, other) for one in dependents for other in primaries)
+    return pairs
+
+
+def _order_set_pairs(sets: list[ET.Element]) -> list[tuple[str | None, str | None]]:
+    """(first, then) pairs of an ordering with resource sets: in a sequential set each
+    member starts after the one before it; a set starts after the set before it (its
+    first member after the other's last, or every member where a set is not sequential)."""
+    pairs: list[tuple[str | None, str | None]] = []
+    refs = [[ref.get("id") for ref in item.findall("resource_ref")] for item in sets]
+    for item, names in zip(sets, refs, strict=True):
+        if _sequential(item):
+            pairs.extend(itertools.pairwise(names))
+    for position in range(len(sets) - 1):
+        earlier = refs[position][-1:] if _sequential(sets[position]) else refs[position]
+        later = refs[position + 1]
+        thens = later[:1] if _sequential(sets[position + 1]) else later
+        pairs.extend((one, other) for one in earlier for other in thens)
+    return pairs
 
 
 def _follow_conflict(
