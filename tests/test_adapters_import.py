@@ -393,6 +393,7 @@ CLONE_CIB = """<cib><configuration>
 <constraints>
   <rsc_location id="no-storage-n3" rsc="cl-storage" node="n3" score="-INFINITY"/>
   <rsc_colocation id="vm-with-storage" rsc="vm" with-rsc="cl-storage" score="INFINITY"/>
+  <rsc_location id="promoted-off-n1" rsc="vm" role="Promoted" node="n1" score="-INFINITY"/>
 </constraints></configuration></cib>
 """
 
@@ -409,6 +410,8 @@ def test_pacemaker_beside_a_clone_and_unmanaged(tmp_path: Path) -> None:
     assert not problem.has_guest("storage:0")
     assert problem.guest("frozen").hosts == frozenset()
     assert any("not managed" in warning for warning in result.warnings)
+    # A rule for a role of a promotable clone is not ours to plan: n1 stays allowed.
+    assert any("role Promoted is not mapped" in warning for warning in result.warnings)
 
 
 SETS_CIB = """<cib><configuration>

@@ -631,6 +631,11 @@ def import_pacemaker(
                 "or require-all=false is not mapped"
             )
             continue
+        role = constraint.get("role") or constraint.get("rsc-role")
+        if role is not None and role.lower() != "started":
+            # Roles of promotable clones (which instance is promoted) are not planned here.
+            warnings.append(f"{where}: role {role} is not mapped")
+            continue
         if constraint.tag == "rsc_location":
             if has_rules:
                 matched = _rule_scores(constraint, where, node_attributes, warnings)
