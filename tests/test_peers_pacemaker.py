@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from placement.check import check
-from placement.model import Guest, Host, PacemakerSettings, Problem
+from placement.model import PACEMAKER_INFINITY, Guest, Host, PacemakerSettings, Problem
 from placement.solvers import SolveOptions, solve
 from placement.solvers.peers.pacemaker import (
     Strategy,
@@ -302,3 +302,14 @@ def test_a_primary_goes_to_the_most_free_host_when_its_dependents_fit_nowhere() 
     )
     placed = pacemaker_placement(problem, "utilization").hosts
     assert placed == {"rsc1": "node2", "rsc3": "node2", "rsc2": None}
+
+
+def test_a_dependent_pulls_its_primary_to_the_host_it_prefers_but_bans_nothing() -> None:
+    """app follows db and prefers node2 (score 100): db goes there too, where minimal
+    alone would take node1. app's ban of node1 is not passed on: when app may not use
+    node2 either, db still takes node1."""
+    guests = [ram_guest("db", 256), ram_guest("app", 256, follows="db")]
+    pulled = _transition(guests, app={"node2": 100})
+    assert pacemaker_placement(pulled, "minimal").hosts == {"db": "node2", "app": "node2"}
+    banned = _transition(guests, app={"node1": -PACEMAKER_INFINITY, "node2": -1})
+    assert pacemaker_placement(banned, "minimal").hosts == {"db": "node1", "app": None}

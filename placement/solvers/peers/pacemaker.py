@@ -318,6 +318,15 @@ def pacemaker_placement(
                 return
             pinned = {where} if pinned is None else pinned & {where}
         scored = {host.name: scores.of(unit, host) for host in online}
+        # What follows it pulls it along: each dependent's scores are added where they
+        # keep the score from going negative (Pacemaker passes preferences, not bans,
+        # from a dependent to its primary).
+        for other in followers.get(index, ()):
+            for host in online:
+                own = scored[host.name]
+                if own >= 0:
+                    pulled = _add_scores(own, scores.of(units[other], host))
+                    scored[host.name] = max(pulled, 0)
         # A host with a negative score cannot run the resource.
         candidates = [name for name, score in scored.items() if score >= 0]
         if pinned is not None:
