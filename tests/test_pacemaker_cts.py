@@ -14,6 +14,7 @@ from placement.adapters import import_pacemaker
 from placement.check import check
 from placement.cli import main
 from placement.errors import InvalidInputError
+from placement.model import HostState
 from placement.plan import Status
 from placement.solvers import SolveOptions, available_solvers
 
@@ -56,6 +57,9 @@ def test_guest_and_remote_nodes_are_hosts_with_a_warning() -> None:
     assert any(g.current_host == "lxc1" for g in result.problem.guests)
     # A container never runs inside a guest node.
     assert result.problem.guest("container1").avoid_hosts >= {"lxc1", "lxc2"}
+    # guest-node-host-dies: the containers' host is down, so are the guest nodes.
+    died = import_pacemaker(CTS / "guest-node-host-dies.xml").problem
+    assert died.host("lxc1").state is HostState.FAILED
 
 
 def test_clone_instances_with_utilization_take_capacity() -> None:

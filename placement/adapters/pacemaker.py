@@ -267,7 +267,8 @@ def import_pacemaker(
         node_attributes[name] = tested
         if name in remote_nodes:
             kind, resource = remote_nodes[name]
-            up = bool(running.get(resource))
+            # Up while what makes it runs now, on a node that is up itself.
+            up = any(node_up.get(node, status is None) for node in running.get(resource, ()))
             warnings.append(
                 f"{where}: {kind} node '{name}' imported as an ordinary host, online while "
                 f"'{resource}' runs now; a plan that moves or stops '{resource}' does not "
