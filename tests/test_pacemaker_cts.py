@@ -57,6 +57,10 @@ def test_guest_and_remote_nodes_are_hosts_with_a_warning() -> None:
     assert any(g.current_host == "lxc1" for g in result.problem.guests)
     # A container never runs inside a guest node.
     assert result.problem.guest("container1").avoid_hosts >= {"lxc1", "lxc2"}
+    # whitebox-orphaned: lxc1 is gone from the configuration; what ran there is to
+    # be recovered, not a reason to refuse the CIB.
+    orphaned = import_pacemaker(CTS / "whitebox-orphaned.xml")
+    assert any("which is no node of the configuration" in w for w in orphaned.warnings)
     # guest-node-host-dies: the containers' host is down, so are the guest nodes.
     died = import_pacemaker(CTS / "guest-node-host-dies.xml").problem
     assert died.host("lxc1").state is HostState.FAILED

@@ -376,11 +376,18 @@ def import_pacemaker(
             nodes = [instance[1]] if instance[1] is not None else []
         else:
             nodes = sorted(running.get(name, set()))
+        gone = [node for node in nodes if node not in host_names]
+        if gone:
+            # A node the status still lists but the configuration no longer has (an
+            # orphaned guest node): what ran there is to be recovered.
+            warnings.append(
+                f"{where}: runs on {', '.join(gone)}, which is no node of the "
+                "configuration; imported as not running"
+            )
+            nodes = [node for node in nodes if node in host_names]
         if len(nodes) > 1:
             warnings.append(f"{where}: active on several nodes {nodes}; {nodes[0]} used")
         if nodes:
-            if nodes[0] not in host_names:
-                raise InvalidInputError([InputError(where, f"runs on unknown node '{nodes[0]}'")])
             guest["current_host"] = nodes[0]
             guest["state"] = "running"
         if _false(meta.get("is-managed")) or _truthy(properties.get("maintenance-mode")):
