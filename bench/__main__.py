@@ -127,6 +127,11 @@ def parser() -> argparse.ArgumentParser:
         "(tests/data/pacemaker-cts)",
     )
     cts.add_argument("--verbose", action="store_true", help="list the agreeing tests too")
+    cts.add_argument(
+        "--all",
+        action="store_true",
+        help="the tests with placement-strategy=default too (pacemaker-default)",
+    )
     return top
 
 
@@ -179,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
 
         from bench.pacemaker_cts import main as main_cts
 
-        return main_cts(Path(args.folder), verbose=args.verbose)
+        return main_cts(Path(args.folder), verbose=args.verbose, every_strategy=args.all)
     if args.command == "suites":
         from bench.suites import SUITES
 

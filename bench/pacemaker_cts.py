@@ -1,7 +1,8 @@
 """Replay Pacemaker's scheduler regression tests against our re-creation.
 
 For every CTS test (`NAME.xml`, the CIB, beside `NAME.summary`, what `crm_simulate`
-printed for it) whose `placement-strategy` is one we re-create, import the CIB, solve it
+printed for it) whose `placement-strategy` is `balanced`, `utilization` or `minimal`
+(with `--all`, `default` too), import the CIB, solve it
 with `pacemaker-<strategy>`, and compare where each resource ends up with the "Revised
 Cluster Status" of the summary, resource by resource.
 
@@ -10,7 +11,7 @@ fencing devices (`stonith:` class), which are not guests. A resource Pacemaker l
 that our import does not hold is a disagreement ("not imported"), and so is every
 resource of a CIB the importer refuses.
 
-    python -m bench pacemaker-cts [FOLDER] [--verbose]
+    python -m bench pacemaker-cts [FOLDER] [--all] [--verbose]
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ def revised_placement(summary: str) -> dict[str, str | None]:
             continue
         words = match["state"].split()
         node = words[1] if len(words) > 1 and words[0] in _ON_NODE else None
+        if node == "[":  # active on several nodes: `Started [ node1 node2 ]`, the first
+            node = words[2] if len(words) > 2 and words[2] != "]" else None
         placement[match["name"]] = node
     return placement
 
@@ -170,9 +173,10 @@ def report(results: list[Case], verbose: bool = False) -> str:
     return "\n".join(lines)
 
 
-def main(folder: Path, verbose: bool = False) -> int:
-    """Replay the suite in `folder` and print the report; 2 when it holds no test."""
-    found = cases(folder)
+def main(folder: Path, verbose: bool = False, every_strategy: bool = False) -> int:
+    """Replay the suite in `folder` and print the report; 2 when it holds no test.
+    `every_strategy`: the tests with the `default` strategy too (`pacemaker-default`)."""
+    found = cases(folder, (*STRATEGIES, "default") if every_strategy else STRATEGIES)
     if not found:
         print(f"{folder}: no CTS tests with a summary and a strategy")
         return 2

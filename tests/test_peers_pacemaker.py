@@ -313,3 +313,20 @@ def test_a_dependent_pulls_its_primary_to_the_host_it_prefers_but_bans_nothing()
     assert pacemaker_placement(pulled, "minimal").hosts == {"db": "node2", "app": "node2"}
     banned = _transition(guests, app={"node1": -PACEMAKER_INFINITY, "node2": -1})
     assert pacemaker_placement(banned, "minimal").hosts == {"db": "node1", "app": None}
+
+
+def test_default_ignores_utilization_and_keeps_configuration_order() -> None:
+    """placement-strategy=default: no capacity check (both land, node1 is overloaded
+    when the count ties break by name) and no sorting but by priority: `later` (running,
+    listed second) does not go first as it would with a strategy."""
+    guests = [
+        ram_guest("first", 1024),
+        ram_guest("later", 1024, current_host="node2", state="running"),
+        ram_guest("big", 2048, priority=1),
+    ]
+    placed = pacemaker_placement(_transition(guests), "default").hosts
+    # big (priority 1) first: node1 by name; first: node2 (fewer resources); later:
+    # a tie at one each, so the node it runs on.
+    assert placed == {"big": "node1", "first": "node2", "later": "node2"}
+    plan = solve(_transition(guests), "pacemaker-default")
+    assert {v.rule for v in check(_transition(guests), plan).violations} == {"capacity"}

@@ -222,7 +222,8 @@ def import_pacemaker(
     else:
         notes.append(
             f"placement-strategy={strategy}: Pacemaker ignores utilization here, so its "
-            "own placement may overload nodes"
+            "own placement may overload nodes; its choice for comparison: placement solve "
+            "PROBLEM --solver pacemaker-default"
         )
 
     status = root.find("status")

@@ -1,33 +1,40 @@
-"""Pacemaker's placement strategies: `balanced`, `utilization` and `minimal`.
+"""Pacemaker's placement strategies: `balanced`, `utilization`, `minimal` and `default`.
 
-A re-creation from the behaviour of Pacemaker's scheduler (`pcmk__sort_resources`,
-`compare_nodes` in pcmk_sched_nodes.c, `pcmk__compare_node_capacities`,
-`have_enough_capacity` and the colocated-utilization handling in
-pcmk_sched_utilization.c) and the "Utilization and Placement Strategy" chapter of
-*Pacemaker Explained*. No code is copied.
+A re-creation from the behaviour of Pacemaker's scheduler (`assign_resources` and
+`pcmk__sort_resources` / `cmp_resources`, `compare_nodes` in pcmk_sched_nodes.c,
+`assign_best_node` and `pcmk__primitive_assign` in pcmk_sched_primitive.c,
+`pcmk__compare_node_capacities`, `have_enough_capacity` and
+`pcmk__ban_insufficient_capacity` in pcmk_sched_utilization.c) and the "Utilization and
+Placement Strategy" chapter of *Pacemaker Explained*. No code is copied.
 
-How Pacemaker assigns resources when `placement-strategy` is not `default`:
+Scores. A unit's score on a node is 0 where its rules allow it (-INFINITY elsewhere),
+plus its finite location scores, plus its `resource-stickiness` on the node it runs on,
+from `problem.pacemaker` (`PacemakerSettings`); a group sums its members'. A negative
+score keeps it off the node. With `problem.pacemaker` every guest is assigned afresh, as
+the scheduler does at each transition; without it guests running on an online host stay
+and only the others are assigned.
 
-1. Resources are assigned one at a time, highest `priority` first. Equal priorities are
-   ordered by their node scores (a resource allowed on a node that sorts earlier comes
-   first, see `_resource_order`) and then by configuration order.
-2. A node is a candidate if it is online (not in standby or maintenance), no location
-   rule bans it (here: `host_allows`), no resource it must not share a node with is
-   assigned there (anti-colocation), and it has enough capacity: for every utilization
-   attribute the resource names, required <= remaining. Remaining is the node's capacity
-   minus what resources already assigned there use.
-3. Candidates are ordered by node score (all equal here), then, for `balanced`, by free
-   capacity compared attribute by attribute: the node with more remaining in more
-   attributes comes first, however small the differences; then by fewer resources
-   assigned; then the node the resource is active on; then the node name.
-   `utilization` skips the capacity comparison; `minimal` skips it and the resource
-   count, so it packs onto the first node by name. The first candidate wins.
-4. A resource that fits on no node stays stopped.
-
-A together group is a Pacemaker group: its members' summed utilization must fit on one
-node; when no node can hold them all, the members are assigned one after another to the
-node of the first, and the first member that does not fit stops itself and every member
-after it (each member of a group is colocated with the one before it).
+1. Order. Highest `priority` first; then (not for `default`, which keeps configuration
+   order) the unit with the higher score on the node it runs on now (a stopped one
+   counts -INFINITY), then the scores with those of the guests it follows, node by node
+   over the nodes in the order an empty cluster sorts them; then configuration order.
+2. A unit that follows another (`Guest.follows`) is assigned after it, and only to its
+   node. A node is a candidate if it is online, no rule bans it, its score is >= 0, no
+   guest of one of its anti-affinity classes is assigned there, and it has room: for
+   every utilization attribute, required <= remaining, for the unit together with every
+   unit not yet assigned that follows it; when no node has room for them all, room for
+   the unit's first member, and the node with the most free capacity is preferred if it
+   scores as well as the best. `default` checks no capacity.
+3. Candidates are ordered by score (a primary's counts its dependents' preferences,
+   never below 0), then, for `balanced`, by free capacity compared attribute by
+   attribute (the node with more remaining in more attributes first, however small the
+   differences); then by fewer resources assigned; then the node the unit is active on;
+   then the node name. `minimal` skips the capacity comparison and the resource count,
+   so it packs onto the first node by name. The first candidate wins; with a positive
+   score, the node it runs on wins a tie.
+4. A unit that fits on no node stays stopped. A group that no node can hold whole is
+   assigned member by member to its first member's node, and the first member that does
+   not fit stops itself and every member after it.
 
 Our resource names are the utilization attributes; a node's capacity is our usable amount
 (`floor((capacity - reserved) * overcommit)`): Pacemaker has no overcommit, so an operator
@@ -64,12 +71,18 @@ class Strategy(enum.Enum):
     BALANCED = "balanced"
     UTILIZATION = "utilization"
     MINIMAL = "minimal"
+    DEFAULT = "default"
 
 
 class _Nodes:
-    """Remaining capacity and assigned-resource count of every online node."""
+    """Remaining capacity and assigned-resource count of every online node.
 
-    def __init__(self, online: Sequence[Host]) -> None:
+    `checked`: whether capacity is checked at all (not with the `default` strategy,
+    which ignores utilization: every node fits).
+    """
+
+    def __init__(self, online: Sequence[Host], checked: bool = True) -> None:
+        self.checked = checked
         self.remaining: dict[str, dict[str, int]] = {
             host.name: {resource: host.usable(resource) for resource in host.capacity}
             for host in online
@@ -88,6 +101,8 @@ class _Nodes:
         An attribute the node does not define counts as 0 remaining; a node already
         overloaded by guests that stay fails even a zero requirement.
         """
+        if not self.checked:
+            return True
         remaining = self.remaining[node]
         return all(amount <= remaining.get(resource, 0) for resource, amount in demand.items())
 
@@ -234,6 +249,10 @@ def _resource_order(
 
     def key(indexed: tuple[int, list[Guest]]) -> tuple[int, int, tuple[int, ...], int]:
         position, unit = indexed
+        if strategy is Strategy.DEFAULT:
+            # The default strategy does not sort: priority (as the CIB is read), then
+            # configuration order.
+            return (-max(guest.priority for guest in unit), 0, (), position)
         current = scores.current_host(unit)
         on_current = (
             scores.with_leaders(unit, hosts[current]) if current in hosts else -PACEMAKER_INFINITY
@@ -258,7 +277,7 @@ def pacemaker_placement(
     strategy = Strategy(strategy)
     state = StartState(problem, reassign=problem.pacemaker is not None)
     online = [host for host in problem.hosts if host.online]
-    nodes = _Nodes(online)
+    nodes = _Nodes(online, checked=strategy is not Strategy.DEFAULT)
     for name, users in state.users.items():
         for user in users:
             nodes.consume(name, user)
@@ -427,6 +446,11 @@ _solver(
 _solver(
     Strategy.UTILIZATION,
     "Pacemaker placement-strategy=utilization: fewest resources among nodes with room",
+)
+_solver(
+    Strategy.DEFAULT,
+    "Pacemaker placement-strategy=default: utilization ignored, fewest resources first "
+    "(may overload hosts)",
 )
 _solver(
     Strategy.MINIMAL,
