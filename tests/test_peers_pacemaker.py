@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 
@@ -197,8 +198,15 @@ def _frozen_overload(problem: Problem) -> bool:
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_problems())
+@pytest.mark.parametrize("transition", [False, True], ids=["running-stay", "transition"])
 @pytest.mark.parametrize("strategy", STRATEGIES)
-def test_pacemaker_is_deterministic_and_never_overloads(strategy: str, problem: Problem) -> None:
+def test_pacemaker_is_deterministic_and_never_overloads(
+    strategy: str, transition: bool, problem: Problem
+) -> None:
+    """With Pacemaker's scores (`transition`) every guest is assigned afresh; either
+    way the same plan twice, and no rule a strategy checks is broken."""
+    if transition:
+        problem = attrs.evolve(problem, pacemaker=PacemakerSettings())
     name = f"pacemaker-{strategy}"
     first = solve(problem, name, SolveOptions(schedule="all-at-once"))
     second = solve(problem, name, SolveOptions(schedule="all-at-once"))
