@@ -475,6 +475,17 @@ def _frozen_scores(value: Mapping[str, Mapping[str, int]] | None) -> Mapping[str
     return MappingProxyType({name: _frozen_map(scores) for name, scores in (value or {}).items()})
 
 
+def _frozen_clones(value: Mapping[str, Iterable[str]] | None) -> Mapping[str, Any]:
+    return MappingProxyType({name: tuple(guests) for name, guests in (value or {}).items()})
+
+
+def _check_clones(_inst: object, attribute: attrs.Attribute[Any], value: Mapping[str, Any]) -> None:
+    for key, guests in value.items():
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"'{attribute.name}' keys must be non-empty strings (got {key!r})")
+        _check_names(_inst, attribute, guests)
+
+
 @attrs.frozen
 class PacemakerSettings:
     """Pacemaker's own scores, read only by the `pacemaker-*` re-creations.
@@ -486,7 +497,9 @@ class PacemakerSettings:
     to the score of the host it runs on (guests not listed: 0). `scores`: guest -> host ->
     a finite location score (an `rsc_location` or `cli-prefer` constraint; hard bans and
     opt-in allowances are the guest's `avoid_hosts` and `hosts`). Every score is an
-    integer within +-1,000,000, Pacemaker's INFINITY. Other solvers ignore this block.
+    integer within +-1,000,000, Pacemaker's INFINITY. `clones`: clone id -> the guests
+    that are its instances, which are interchangeable: every instance that can stay where
+    it runs does so before any instance moves. Other solvers ignore this block.
     """
 
     stickiness: Mapping[str, int] = attrs.field(
@@ -494,6 +507,9 @@ class PacemakerSettings:
     )
     scores: Mapping[str, Mapping[str, int]] = attrs.field(
         factory=dict, converter=_frozen_scores, validator=_check_scores
+    )
+    clones: Mapping[str, tuple[str, ...]] = attrs.field(
+        factory=dict, converter=_frozen_clones, validator=_check_clones
     )
 
 
@@ -885,6 +901,16 @@ def pacemaker_reference_errors(document: Mapping[str, Any]) -> list[InputError]:
                                     f"pacemaker.scores.{name}.{node}", f"unknown host '{node}'"
                                 )
                             )
+        clones = pacemaker.get("clones")
+        for clone in _keys(clones):
+            assert isinstance(clones, Mapping)
+            for position, member in _strings(clones[clone]):
+                if guests_whole and member not in guest_names:
+                    errors.append(
+                        InputError(
+                            f"pacemaker.clones.{clone}[{position}]", f"unknown guest '{member}'"
+                        )
+                    )
 
     return errors
 

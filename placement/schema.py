@@ -262,6 +262,12 @@ _PACEMAKER = _described(
                 "propertyNames": _CLEAN,
                 "additionalProperties": _SCORE,
             },
+            "clones": {
+                "type": "object",
+                "description": "Clone id -> the guests that are its interchangeable instances.",
+                "propertyNames": _CLEAN,
+                "additionalProperties": _NAMES,
+            },
             "scores": {
                 "type": "object",
                 "description": "Guest -> host -> finite location score.",

@@ -338,3 +338,25 @@ def test_default_ignores_utilization_and_keeps_configuration_order() -> None:
     assert placed == {"big": "node1", "first": "node2", "later": "node2"}
     plan = solve(_transition(guests), "pacemaker-default")
     assert {v.rule for v in check(_transition(guests), plan).violations} == {"capacity"}
+
+
+def test_clone_instances_that_can_stay_stay_before_any_moves() -> None:
+    """utilization-order2's clone: `c:0` runs on node1, which rsc4 (priority 3) takes;
+    `c:1` runs on node2 and has room there. The instances are interchangeable: `c:1`
+    stays, `c:0` finds no other room and stops (it does not take node2 from `c:1`)."""
+    guests = [
+        ram_guest("rsc4", 1024, priority=3),
+        ram_guest(
+            "c:0", 512, priority=1, current_host="node1", state="running", anti_affinity=["clone:c"]
+        ),
+        ram_guest(
+            "c:1", 512, priority=1, current_host="node2", state="running", anti_affinity=["clone:c"]
+        ),
+    ]
+    problem = Problem(
+        hosts=[ram_host("node1", 1024), ram_host("node2", 1024)],
+        guests=guests,
+        pacemaker=PacemakerSettings(clones={"c": ["c:0", "c:1"]}),
+    )
+    placed = pacemaker_placement(problem, "utilization").hosts
+    assert placed == {"rsc4": "node1", "c:1": "node2", "c:0": None}

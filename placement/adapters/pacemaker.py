@@ -296,6 +296,7 @@ def import_pacemaker(
     group_members: dict[str, list[str]] = {}
     clone_members: dict[str, list[str]] = {}  # clone id -> its instances' guests
     clone_of: dict[str, str] = {}  # instance guest -> its clone id
+    clone_firsts: dict[str, list[str]] = {}  # clone id -> each instance's first guest
     clone_bans: dict[str, set[str]] = {}  # every clone id -> nodes it may not run on
     # Anonymous clone instances are recorded as ID or ID:N: where each primitive runs.
     clone_running: dict[str, set[str]] = {}
@@ -467,6 +468,7 @@ def import_pacemaker(
             if names:
                 classes = set(guests[names[0]].get("anti_affinity", [])) | {label}
                 guests[names[0]]["anti_affinity"] = sorted(classes)
+                clone_firsts.setdefault(ident, []).append(names[0])
             instances.extend(names)
             for name in names:
                 clone_of[name] = ident
@@ -735,7 +737,12 @@ def import_pacemaker(
         "guests": list(guests.values()),
         # Read by the pacemaker-* re-creations only: they then assign every resource
         # afresh, as Pacemaker's scheduler does at each transition.
-        "pacemaker": {"stickiness": stickiness, "scores": scores},
+        "pacemaker": {
+            "stickiness": stickiness,
+            "scores": scores,
+            # Each clone's instances, by their first member (a cloned group is one unit).
+            "clones": clone_firsts,
+        },
     }
     # batch-limit: how many actions the cluster runs at once, our batch limit of starts.
     batch_limit = parse_int(properties.get("batch-limit"))

@@ -317,7 +317,36 @@ def pacemaker_placement(
                     members.extend(units[other])
         return demand_of(members)
 
+    # Clone instances are interchangeable: when the first of a clone's comes up, every
+    # instance that can stay where it runs stays, before any instance moves.
+    clone_of_unit: dict[int, list[int]] = {}
+    for instances in (problem.pacemaker.clones if problem.pacemaker else {}).values():
+        indices = [unit_of[name] for name in instances if name in unit_of]
+        for position in indices:
+            clone_of_unit[position] = indices
+
+    def stay_if_possible(index: int) -> None:
+        """Assign a running unit to the node it runs on when every rule lets it."""
+        unit = units[index]
+        current = scores.current_host(unit)
+        if current is None or current not in nodes.count:
+            return
+        host = next(host for host in online if host.name == current)
+        if any(guest.follows is not None for guest in unit) or scores.of(unit, host) < 0:
+            return
+        if current in state.conflicting_hosts(unit) or not nodes.fits(current, demand_of(unit)):
+            return
+        done.add(index)
+        for guest in unit:
+            assign(guest, current)
+
     def place(index: int) -> None:
+        if index in done:
+            return
+        for sibling in clone_of_unit.pop(index, ()):
+            clone_of_unit.pop(sibling, None)
+            if sibling not in done:
+                stay_if_possible(sibling)
         if index in done:
             return
         done.add(index)
