@@ -89,6 +89,13 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=0, help="seed of the draws (0)")
     sim.add_argument("--instance", action="append", default=[], help="only these instances")
     sim.add_argument("--out", default="results/sim.jsonl", help="results file, appended to")
+    sim.add_argument(
+        "--physics",
+        action="append",
+        default=[],
+        help="only these physics (exact, noise, noise+thrash, noise+thrash+fence, "
+        "noise+second-failure)",
+    )
 
     sim_speed = commands.add_parser(
         "sim-speed", help="time 1,000 simulated runs of a 583-guest recovery per policy"
@@ -155,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
             Path(args.out),
             args.seed,
             log=lambda message: print(message, file=sys.stderr),
+            only=args.physics,
         )
         return 0
     if args.command == "sim-speed":

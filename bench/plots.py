@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench.report import InstanceView, label, ran, views
+from placement.plot import style
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -35,16 +36,26 @@ def _pyplot() -> Any:
     return plt
 
 
+# Markers of the runtime scatter: with the 10 colours, no two of 40 solvers look alike.
+_MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*")
+
+
+def _figure_and_axes(ax: Any, size: tuple[float, float]) -> tuple[Figure, Any]:
+    """`ax` and its figure, or a new pyplot figure of `size` (inches) and its axes."""
+    if ax is not None:
+        return ax.figure, ax
+    return _pyplot().subplots(figsize=size)  # type: ignore[no-any-return]
+
+
 def _kind_order(rows: Sequence[Row]) -> list[str]:
     kinds = {label(r): r.get("kind") for r in rows}
     rank = {"optimiser": 0, "baseline": 1, "peer": 2}
     return sorted(kinds, key=lambda name: (rank.get(str(kinds[name]), 3), name))
 
 
-def gap_figure(rows: Sequence[Row]) -> Figure:
+def gap_figure(rows: Sequence[Row], ax: Any = None) -> Figure:
     """Per solver, the distribution of the gap to the best proven bound (per cent) of
-    every comparable plan, all families together."""
-    plt = _pyplot()
+    every comparable plan, all families together. Draws into `ax` when given."""
     gaps: dict[str, list[float]] = defaultdict(list)
     for instances in views(rows).values():
         for view in instances:
@@ -53,8 +64,7 @@ def gap_figure(rows: Sequence[Row]) -> Figure:
                 if gap is not None:
                     gaps[label(row)].append(100 * gap)
     names = [n for n in _kind_order(rows) if gaps.get(n)]
-    figure: Figure
-    figure, axes = plt.subplots(figsize=(8, 0.45 * max(len(names), 2) + 1.2))
+    figure, axes = _figure_and_axes(ax, (8, 0.45 * max(len(names), 2) + 1.2))
     if names:
         data = [gaps[n] for n in names]
         try:
@@ -70,12 +80,11 @@ def gap_figure(rows: Sequence[Row]) -> Figure:
     return figure
 
 
-def runtime_figure(rows: Sequence[Row]) -> Figure:
-    """Wall time of every run against the instance's guest count, per solver."""
-    plt = _pyplot()
-    figure: Figure
-    figure, axes = plt.subplots(figsize=(8, 5))
-    for name in _kind_order(rows):
+def runtime_figure(rows: Sequence[Row], ax: Any = None) -> Figure:
+    """Wall time of every run against the instance's guest count, per solver: a colour
+    and a marker each (no two solvers alike). Draws into `ax` when given."""
+    figure, axes = _figure_and_axes(ax, (8, 5))
+    for index, name in enumerate(_kind_order(rows)):
         points = [
             (r["counts"]["guests"], max(float(r.get("wall_s") or 0.0), 1e-3))
             for r in rows
@@ -89,8 +98,9 @@ def runtime_figure(rows: Sequence[Row]) -> Figure:
             xs,
             ys,
             label=name,
-            s=36 if optimiser else 12,
-            marker="o" if optimiser else ".",
+            s=40 if optimiser else 18,
+            color=style(index)["color"],
+            marker=_MARKERS[index % len(_MARKERS)],
             alpha=0.8,
         )
     axes.set_xscale("log")
@@ -116,38 +126,64 @@ def sample_instance(rows: Sequence[Row], pool: str = "san_iops") -> InstanceView
     return None
 
 
-def san_figure(rows: Sequence[Row], instance: str | None = None, pool: str = "san_iops") -> Figure:
-    """The load of `pool` over time in each solver's plan of one instance (default: the
-    first with an optimiser curve), against the pool's limit."""
-    plt = _pyplot()
+def _rank(row: Row) -> tuple[int, float, float]:
+    """Best first: valid, then most placed, then lowest recovery."""
+    recovery = float((row.get("objectives") or {}).get("recovery") or 0.0)
+    return (1 if row.get("violations") else 0, -float(row.get("placed") or 0), recovery)
+
+
+def san_figure(
+    rows: Sequence[Row],
+    instance: str | None = None,
+    pool: str = "san_iops",
+    ax: Any = None,
+    others: int = 4,
+) -> Figure:
+    """The load of `pool` over time in the optimiser's plan of one instance (default:
+    the first with an optimiser curve) and in the `others` best other solvers' plans
+    (valid first, then most placed, then lowest recovery), against the pool's limit: a
+    colour and a line style each, the checker's verdict in each legend entry. Draws into
+    `ax` when given."""
     view: InstanceView | None
     if instance is None:
         view = sample_instance(rows, pool)
     else:
         view = next((v for vs in views(rows).values() for v in vs if v.name == instance), None)
-    figure: Figure
-    figure, axes = plt.subplots(figsize=(9, 4.5))
+    figure, axes = _figure_and_axes(ax, (9, 4.5))
     if view is None:
         axes.set_title(f"no plan with a {pool} curve")
         return figure
-    limit = None
+    drawn = []
     for name in _kind_order(view.rows):
         row = next((r for r in view.rows if label(r) == name and ran(r)), None)
-        curve = (row or {}).get("curves", {}).get(pool) if row else None
-        if not curve:
-            continue
-        limit = (row or {}).get("pools", {}).get(pool, {}).get("limit", limit)
-        xs = [point[0] for point in curve]
-        ys = [point[1] for point in curve]
-        optimiser = (row or {}).get("kind") == "optimiser"
-        axes.step(xs, ys, where="post", label=name, linewidth=2.2 if optimiser else 1.0)
+        if row and (row.get("curves") or {}).get(pool):
+            drawn.append(row)
+    mine = [r for r in drawn if r.get("kind") == "optimiser"]
+    rest = sorted((r for r in drawn if r.get("kind") != "optimiser"), key=_rank)
+    chosen = mine + rest[:others]
+    limit = None
+    for index, row in enumerate(chosen):
+        curve = row["curves"][pool]
+        limit = row.get("pools", {}).get(pool, {}).get("limit", limit)
+        violations = int(row.get("violations") or 0)
+        verdict = "valid" if not violations else f"INVALID: {violations} violations"
+        axes.step(
+            [point[0] for point in curve],
+            [point[1] for point in curve],
+            where="post",
+            label=f"{label(row)}: {verdict}",
+            linewidth=2.2 if row.get("kind") == "optimiser" else 1.2,
+            **style(index),
+        )
     if limit:
         axes.axhline(limit, color="black", linestyle="--", linewidth=1, label=f"limit {limit}")
     axes.set_xlabel("seconds since the failure")
     axes.set_ylabel(pool)
-    axes.set_title(f"{pool} load over time, instance {view.name}")
+    left_out = len(rest) - len(rest[:others])
+    more = f" (the {others} best of {len(rest)} others shown)" if left_out > 0 else ""
+    axes.set_title(f"{pool} load over time, instance {view.name}: the optimiser{more}")
     axes.grid(alpha=0.3)
-    axes.legend(fontsize=7, ncol=2)
+    axes.legend(fontsize=7)
     figure.tight_layout()
     return figure
 

@@ -14,11 +14,16 @@ A *strategy* is a placement (a solver's plan) and a way to run it (a policy):
   `batch-limit` counting started actions), `first-fit/priority-groups` (vSphere): the
   greedy placement started the peers' usual ways;
 - `proxmox-static/proxmox`: Proxmox HA's static CRS placement, started by its LRM;
-- `pacemaker-balanced/pacemaker`: Pacemaker's balanced placement under its throttling.
+- `pacemaker-balanced/pacemaker`: Pacemaker's balanced placement under its throttling;
+- `cpsat/replan`: the optimiser's plan carried out readiness-gated, solved again with
+  CP-SAT from the state of the recovery at each departure (a host lost, a start given
+  up, a boot late or early by half its duration), only under the physics with a second
+  host failure (its re-solves cost seconds each).
 
 Each instance is simulated under every *physics*: boot-time noise sigma in {0, 0.3},
-contention `share` or `thrash`, fencing off or on; every strategy sees the same draws
-(common random numbers). A row per (instance, physics, strategy) goes to a JSON-lines
+contention `share` or `thrash`, fencing off or on, and a second host failure at a random
+instant in half of the runs; every strategy sees the same draws (common random
+numbers). A row per (instance, physics, strategy) goes to a JSON-lines
 file; the report gives recovery p50/p95 with the ratios to `serial:45` and to the
 optimiser's open-loop plan, makespan, peak pool demand, seconds over capacity, and the
 runs that fenced a host or left a guest never ready.
@@ -55,12 +60,19 @@ STRATEGIES: tuple[tuple[str, str, str, str], ...] = (
     ("pacemaker-balanced/pacemaker", "pacemaker-balanced", "all-at-once", "pacemaker"),
 )
 
-#: (label, sigma, contention, fencing)
-PHYSICS: tuple[tuple[str, float, str, bool], ...] = (
-    ("exact", 0.0, "share", False),
-    ("noise", 0.3, "share", False),
-    ("noise+thrash", 0.3, "thrash", False),
-    ("noise+thrash+fence", 0.3, "thrash", True),
+#: Strategies run only under the physics with a second host failure: what they add is
+#: what they do after one, and each of their re-plans is a solve.
+FAILURE_STRATEGIES: tuple[tuple[str, str, str, str], ...] = (
+    ("cpsat/replan", "cpsat", "list", "replan"),
+)
+
+#: (label, sigma, contention, fencing, share of runs with a second host failure)
+PHYSICS: tuple[tuple[str, float, str, bool, float], ...] = (
+    ("exact", 0.0, "share", False, 0.0),
+    ("noise", 0.3, "share", False, 0.0),
+    ("noise+thrash", 0.3, "thrash", False, 0.0),
+    ("noise+thrash+fence", 0.3, "thrash", True, 0.0),
+    ("noise+second-failure", 0.3, "share", False, 0.5),
 )
 
 
@@ -81,7 +93,7 @@ def instances(names: Sequence[str] = ()) -> list[tuple[str, Callable[[], Problem
 
 def plans(problem: Problem, time_limit_s: float) -> dict[tuple[str, str], Plan]:
     """Each (solver, schedule) plan the strategies need, solved once."""
-    needed = {(solver, schedule) for _, solver, schedule, _ in STRATEGIES}
+    needed = {(solver, schedule) for _, solver, schedule, _ in STRATEGIES + FAILURE_STRATEGIES}
     return {
         (solver, schedule): solve(
             problem, solver, SolveOptions(time_limit_s=time_limit_s, schedule=schedule)
@@ -97,16 +109,23 @@ def run(
     out: Path,
     seed: int = 0,
     log: Callable[[str], None] = lambda _message: None,
+    only: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
-    """Simulate every strategy of every instance under every physics; append the rows."""
+    """Simulate every strategy of every instance under every physics (or those named in
+    `only`); append the rows."""
+    unknown = set(only) - {p[0] for p in PHYSICS}
+    if unknown:
+        raise ValueError(f"unknown physics: {', '.join(sorted(unknown))}")
+    chosen = [p for p in PHYSICS if not only or p[0] in only]
     rows = []
     out.parent.mkdir(parents=True, exist_ok=True)
     for name, build in instances(names):
         problem = build()
         solved = plans(problem, time_limit_s)
-        for physics, sigma, contention, fencing in PHYSICS:
+        for physics, sigma, contention, fencing, failures in chosen:
             count = runs if sigma > 0 else 1
-            for label, solver, schedule, policy in STRATEGIES:
+            strategies = STRATEGIES + (FAILURE_STRATEGIES if failures > 0 else ())
+            for label, solver, schedule, policy in strategies:
                 plan = solved[(solver, schedule)]
                 began = time.perf_counter()
                 result = simulate(
@@ -118,7 +137,9 @@ def run(
                     sigma=sigma,
                     contention=contention,
                     fencing=fencing,
+                    random_host_failure_probability=failures,
                 )
+                stats = [o.policy_stats for o in result.outcomes]
                 row = {
                     "instance": name,
                     "physics": physics,
@@ -129,12 +150,16 @@ def run(
                     "plan_valid": check(problem, plan).ok,
                     "plan_runtime_s": plan.runtime_s,
                     "seconds": time.perf_counter() - began,
+                    "replans_mean": sum(s.get("replans", 0.0) for s in stats) / len(stats),
+                    "solve_s_max": max((s.get("solve_s_max", 0.0) for s in stats), default=0.0),
+                    # Never-ready guests the last re-plan found no room for, per run.
+                    "replan_unplaced_mean": sum(s.get("unplaced", 0.0) for s in stats) / len(stats),
                     **result.to_dict(runs=False),
                 }
                 rows.append(row)
                 with out.open("a", encoding="utf-8") as stream:
                     stream.write(json.dumps(row) + "\n")
-            log(f"{name} {physics}: {len(STRATEGIES)} strategies, {count} run(s) each")
+            log(f"{name} {physics}: {len(strategies)} strategies, {count} run(s) each")
     return rows
 
 
@@ -154,6 +179,13 @@ def _ratio(value: float, base: float | None) -> str:
     return f"{value / base:.2f}"
 
 
+def _replans(row: dict[str, Any]) -> str:
+    """Mean re-plans per run and the longest re-solve, for a re-planning strategy."""
+    if not row.get("replans_mean"):
+        return "-"
+    return f"{row['replans_mean']:.1f}, {row.get('solve_s_max', 0.0):.1f}"
+
+
 def report(rows: Sequence[dict[str, Any]]) -> str:
     """Markdown: one table per (instance, physics), a row per strategy."""
     lines = []
@@ -161,15 +193,17 @@ def report(rows: Sequence[dict[str, Any]]) -> str:
         {(r["instance"], r["physics"]) for r in rows},
         key=lambda k: (k[0], [p[0] for p in PHYSICS].index(k[1])),
     )
-    order = [label for label, *_ in STRATEGIES]
+    order = [label for label, *_ in STRATEGIES + FAILURE_STRATEGIES]
     for instance, physics in keys:
         group = {
             r["strategy"]: r for r in rows if (r["instance"], r["physics"]) == (instance, physics)
         }
         serial = group.get("first-fit/serial:45")
         ours = group.get("cpsat/open-loop")
+        gated = group.get("cpsat/readiness-gated")
         serial_p95 = serial["summary"]["recovery"]["p95"] if serial else None
         ours_p95 = ours["summary"]["recovery"]["p95"] if ours else None
+        gated_p95 = gated["summary"]["recovery"]["p95"] if gated else None
         first = next(iter(group.values()))
         settings = first["settings"]
         lines += [
@@ -178,13 +212,15 @@ def report(rows: Sequence[dict[str, Any]]) -> str:
             "",
             f"sigma {settings.get('sigma', 0)}, "
             f"contention {settings.get('contention', 'share')}, "
-            f"fencing {'on' if settings.get('fencing') else 'off'}; "
+            f"fencing {'on' if settings.get('fencing') else 'off'}, "
+            f"second host failure in {settings.get('random_host_failure_probability', 0):.0%}"
+            " of the runs; "
             f"{first['summary']['runs']} run(s) on common draws, seed {first['seed']}.",
             "",
             "| strategy | plan valid | recovery p50 | p95 | p95 / serial:45 "
-            "| p95 / cpsat open-loop | makespan p95 s | peak pool | over cap. p95 s "
-            "| runs fenced | runs never ready |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| p95 / cpsat open-loop | p95 / cpsat gated | makespan p95 s | peak pool "
+            "| over cap. p95 s | runs fenced | runs never ready | re-plans, max solve s |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for label in order:
             row = group.get(label)
@@ -197,10 +233,12 @@ def report(rows: Sequence[dict[str, Any]]) -> str:
                 f"| {label} | {'yes' if row['plan_valid'] else 'no'} "
                 f"| {summary['recovery']['p50']:,.0f} | {p95:,.0f} "
                 f"| {_ratio(p95, serial_p95)} | {_ratio(p95, ours_p95)} "
+                f"| {_ratio(p95, gated_p95)} "
                 f"| {summary['makespan']['p95']:,.0f} | {peak:.2f}x "
                 f"| {summary['seconds_over_capacity']['p95']:,.0f} "
                 f"| {summary['runs_with_fencing']}/{summary['runs']} "
-                f"| {summary['never_ready']['runs']}/{summary['runs']} |"
+                f"| {summary['never_ready']['runs']}/{summary['runs']} "
+                f"| {_replans(row)} |"
             )
     return "\n".join(lines) + "\n"
 

@@ -130,8 +130,15 @@ def _cmd_check(args: argparse.Namespace, out: TextIO) -> int:
     return plan_exit_code(report)
 
 
-def _print_report(report: Any, out: TextIO) -> None:
-    if report.ok:
+def _print_report(report: Any, out: TextIO, grouped: bool = False) -> None:
+    """The checker's verdict and figures. `grouped`: the violations by rule with counts and
+    the first few messages of each (`solve`), not every one (`check`)."""
+    if grouped:
+        from placement.show import render_violations
+
+        for line in render_violations(report):
+            print(line, file=out)
+    elif report.ok:
         print("valid: the plan respects every rule", file=out)
     else:
         print(f"{len(report.violations)} violation(s):", file=out)
@@ -281,7 +288,8 @@ def _cmd_solve(args: argparse.Namespace, out: TextIO) -> int:
         print(json.dumps(dump_plan(plan), indent=2), file=out)
     else:
         _print_plan_summary(problem, plan, out)
-        _print_report(report, out)
+        _print_report(report, out, grouped=True)
+        _print_timeline_start(problem, plan, args, out)
         if args.output:
             print(f"plan written to {args.output}", file=out)
     if stop is not None:
@@ -291,13 +299,34 @@ def _cmd_solve(args: argparse.Namespace, out: TextIO) -> int:
     return plan_exit_code(report, plan)
 
 
+# How many timed actions `solve` prints; `placement show` prints them all.
+_TIMELINE_SHOWN = 8
+
+
+def _print_timeline_start(
+    problem: Problem, plan: Plan, args: argparse.Namespace, out: TextIO
+) -> None:
+    """Who goes where, and when: the first actions of the timeline, and how to see all."""
+    from placement.show import render_timeline, timed_steps
+
+    total = len(timed_steps(problem, plan))
+    if total == 0:
+        return
+    print("", file=out)
+    for line in render_timeline(problem, plan, first=_TIMELINE_SHOWN):
+        print(line, file=out)
+    if args.output:
+        command = f"placement show {args.problem} {args.output}"
+    else:
+        command = f"placement solve {args.problem} ... -o plan.json, then placement show"
+        command += f" {args.problem} plan.json"
+    print(f"every step, as a runbook: {command}", file=out)
+
+
 def _print_plan_summary(problem: Problem, plan: Plan, out: TextIO) -> None:
-    placed = sum(1 for a in plan.assignments if a.host is not None)
-    print(
-        f"{plan.solver}: {plan.status.value} in {plan.runtime_s:.2f} s; "
-        f"{placed} of {len(problem.guests)} guests placed",
-        file=out,
-    )
+    from placement.show import summary_line
+
+    print(summary_line(problem, plan), file=out)
     for stage in plan.stages:
         line = f"  {stage.name:<12} {_number(stage.value)}"
         if stage.bound is not None:

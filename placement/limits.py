@@ -42,7 +42,7 @@ MAX_DEPTH = 64
 
 #: Names (hosts, guests, resources, pools, classes, groups, labels) hold no control
 #: characters (C0, DEL, C1) and no lone surrogates: scripts, logs and terminals break on
-#: them. The JSON Schema says it as `"not": {"pattern": BAD_NAME_PATTERN}`.
+#: them. The JSON Schema says it as `"not": {"type": "string", "pattern": BAD_NAME_PATTERN}`.
 BAD_NAME_PATTERN = "[\\u0000-\\u001f\\u007f-\\u009f\\ud800-\\udfff]"
 _BAD_NAME = re.compile(BAD_NAME_PATTERN)
 

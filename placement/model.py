@@ -513,6 +513,73 @@ class PacemakerSettings:
     )
 
 
+@attrs.frozen
+class ProxmoxNodeAffinity:
+    """A Proxmox VE 9 HA node-affinity rule, as the Proxmox re-creations apply it.
+
+    `guests` prefer `nodes` (node -> priority, higher first): Proxmox places a guest
+    only on the online nodes of the highest priority present, and moves a running one
+    back there (failback). A non-`strict` rule lets the guest fall back to any other
+    online node (priority -1) when none of its nodes is online; a `strict` one does not.
+    """
+
+    guests: tuple[str, ...] = attrs.field(converter=tuple, validator=_check_names)
+    nodes: Mapping[str, int] = attrs.field(converter=_frozen_map, validator=_check_amounts)
+    strict: bool = attrs.field(default=False, validator=_check_bool)
+
+
+def _affinity_tuple(
+    value: Iterable[ProxmoxNodeAffinity | Mapping[str, Any]],
+) -> tuple[ProxmoxNodeAffinity, ...]:
+    return tuple(
+        item if isinstance(item, ProxmoxNodeAffinity) else ProxmoxNodeAffinity(**item)
+        for item in value
+    )
+
+
+def _check_cpu_counts(
+    _inst: object, attribute: attrs.Attribute[Any], value: Mapping[str, Any]
+) -> None:
+    for key, count in value.items():
+        if isinstance(count, bool) or not isinstance(count, int | float):
+            raise ValueError(f"'{attribute.name}.{key}' must be a number (got {count!r})")
+        if not math.isfinite(count) or count < 0 or count > MAX_RATIO:
+            raise ValueError(
+                f"'{attribute.name}.{key}' must be >= 0 and <= {MAX_RATIO} (got {_short(count)})"
+            )
+
+
+@attrs.frozen
+class ProxmoxSettings:
+    """The Proxmox HA configuration the `proxmox-*` re-creations follow (other solvers
+    ignore it; the hard part of a rule belongs in the guests' `hosts`).
+
+    `rebalance_on_start`: the CRS option `ha-rebalance-on-start`; a guest that HA starts
+    is placed on the best-scored node instead of the node it is configured on.
+    `node_affinity`: node-affinity rules with their node priorities and strictness.
+    `no_failback`: guests with `failback 0` (a VE 8 group's `nofailback`): a running one
+    stays on any node its rule allows instead of moving back to its highest priority.
+    `unmanaged`: guests that are not HA resources (or are `ignored`): the HA manager
+    neither counts their usage nor starts or recovers them. `cpus`: per guest, the CPUs
+    the static scheduler counts where that is not its whole `vcpus` demand (a
+    container's `cpulimit` of 0.5; 0 for no limit, which counts as every CPU of a node).
+    """
+
+    rebalance_on_start: bool = attrs.field(default=False, validator=_check_bool)
+    node_affinity: tuple[ProxmoxNodeAffinity, ...] = attrs.field(
+        default=(), converter=_affinity_tuple
+    )
+    no_failback: frozenset[str] = attrs.field(
+        factory=frozenset, converter=frozenset, validator=_check_names
+    )
+    unmanaged: frozenset[str] = attrs.field(
+        factory=frozenset, converter=frozenset, validator=_check_names
+    )
+    cpus: Mapping[str, float] = attrs.field(
+        factory=dict, converter=_frozen_map, validator=_check_cpu_counts
+    )
+
+
 def _host_tuple(value: Iterable[Host]) -> tuple[Host, ...]:
     return tuple(value)
 
@@ -548,6 +615,7 @@ class Problem:
     migration: MigrationSettings = attrs.field(factory=MigrationSettings)
     simulation: SimulationSettings = attrs.field(factory=SimulationSettings)
     pacemaker: PacemakerSettings | None = None
+    proxmox: ProxmoxSettings = attrs.field(factory=ProxmoxSettings)
     _host_index: Mapping[str, int] = attrs.field(init=False, repr=False, eq=False)
     _guest_index: Mapping[str, int] = attrs.field(init=False, repr=False, eq=False)
     _resources: tuple[str, ...] = attrs.field(init=False, repr=False, eq=False)
@@ -819,6 +887,36 @@ def reference_errors(document: Mapping[str, Any]) -> list[InputError]:
                 errors.append(
                     InputError(f"simulation.duration_factors.{name}", f"unknown guest '{name}'")
                 )
+
+    # Only documents are checked here (not `_reference_view`): a built problem may drop
+    # guests (a subset to solve) while its Proxmox rules still name them.
+    proxmox = document.get("proxmox")
+    rules = proxmox.get("node_affinity") if isinstance(proxmox, Mapping) else None
+    ruled: set[str] = set()
+    for position, rule in enumerate(rules if isinstance(rules, list) else ()):
+        if not isinstance(rule, Mapping):
+            continue
+        where = f"proxmox.node_affinity[{position}]"
+        for index, name in _strings(rule.get("guests")):
+            if guests_whole and name not in guest_names:
+                errors.append(InputError(f"{where}.guests[{index}]", f"unknown guest '{name}'"))
+            elif name in ruled:
+                # Proxmox refuses the same: one node-affinity rule per resource.
+                errors.append(
+                    InputError(f"{where}.guests[{index}]", f"'{name}' is in an earlier rule")
+                )
+            ruled.add(name)
+        for name in _keys(rule.get("nodes")):
+            if hosts_whole and name not in host_names:
+                errors.append(InputError(f"{where}.nodes.{name}", f"unknown host '{name}'"))
+    for key in ("no_failback", "unmanaged"):
+        listed = proxmox.get(key) if isinstance(proxmox, Mapping) else None
+        for index, name in _strings(listed):
+            if guests_whole and name not in guest_names:
+                errors.append(InputError(f"proxmox.{key}[{index}]", f"unknown guest '{name}'"))
+    for name in _keys(proxmox.get("cpus") if isinstance(proxmox, Mapping) else None):
+        if guests_whole and name not in guest_names:
+            errors.append(InputError(f"proxmox.cpus.{name}", f"unknown guest '{name}'"))
 
     # Imported here: graph.py imports this module for its types.
     from placement.graph import cycles

@@ -13,6 +13,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TextIO
 
 from placement.cli import (
@@ -172,27 +173,67 @@ def _cmd_show(args: argparse.Namespace, out: TextIO) -> int:
     return plan_exit_code(report)
 
 
-def _cmd_plot(args: argparse.Namespace, out: TextIO) -> int:
-    from placement.plot import PlotUnavailableError, write_plot
+def _plot_path(args: argparse.Namespace) -> str:
+    """`-o`, or beside the (first) plan: PLAN.png, or PLAN-compare.png for several."""
+    if args.output:
+        return str(args.output)
+    first = Path(args.plans[0])
+    suffix = ".png" if len(args.plans) == 1 else "-compare.png"
+    return str(first.with_name(first.stem + suffix))
 
-    problem, plan = _load_pair(args)
-    simulation = None
+
+def _plot_labels(paths: list[str], plans: list[Plan]) -> list[str]:
+    """Each plan's name in a comparison: its file's stem, with the solver when it differs
+    (the whole path when two files share a stem)."""
+    stems = [Path(path).stem for path in paths]
+    names = [
+        path if stems.count(stem) > 1 else stem for path, stem in zip(paths, stems, strict=True)
+    ]
+    return [
+        name if plan.solver in (name, Path(name).stem) else f"{name} ({plan.solver})"
+        for name, plan in zip(names, plans, strict=True)
+    ]
+
+
+def _cmd_plot(args: argparse.Namespace, out: TextIO) -> int:
+    from placement.check import check
+    from placement.plot import PlotUnavailableError, image_format_of, write_compare, write_plot
+
+    path = _plot_path(args)
+    try:
+        image_format_of(path)
+    except ValueError as error:
+        raise UsageError(str(error)) from error
+    check_output_path(path)
+    problem = load_problem(args.problem)
+    plans = []
+    for plan_path in args.plans:
+        try:
+            plan = load_plan_file(plan_path)
+            check(problem, plan)  # names the plan's unknown guests and hosts, as `check` does
+        except InvalidInputError as error:
+            raise SourcedError(plan_path, error) from error
+        plans.append(plan)
+    simulations = None
     if args.simulate:
         from placement.simulate import simulate
 
         try:
-            simulation = simulate(
-                problem, plan, args.simulate, runs=args.runs, sigma=args.sigma, trace=True
-            )
+            simulations = [
+                simulate(problem, plan, args.simulate, runs=args.runs, sigma=args.sigma, trace=True)
+                for plan in plans
+            ]
         except ValueError as error:
             raise UsageError(str(error)) from error
     try:
-        write_plot(problem, plan, args.output, simulation)
+        if len(plans) == 1:
+            write_plot(problem, plans[0], path, simulations[0] if simulations else None)
+        else:
+            labels = _plot_labels(args.plans, plans)
+            write_compare(problem, plans, path, labels, simulations)
     except PlotUnavailableError as error:
         raise UsageError(str(error)) from error
-    except ValueError as error:
-        raise UsageError(str(error)) from error
-    print(f"plot written to {args.output}", file=out)
+    print(f"plot written to {path}", file=out)
     return EXIT_OK
 
 
@@ -270,15 +311,27 @@ def add_commands(commands: Any) -> None:
     show.set_defaults(run=_cmd_show)
 
     plot = commands.add_parser(
-        "plot", help="draw a plan: Gantt per host, boot-pool load, utilisation (matplotlib)"
+        "plot",
+        help="draw a plan (Gantt per host, boot-pool and boot-CPU load, utilisation), or "
+        "several plans on the same axes",
+        description="Draw PLAN checked against PROBLEM: the title carries the checker's "
+        "verdict, load above a limit is shaded red, the time panels share one axis. With "
+        "several plans, draw them on the same axes (guests up over time, each pool's load), "
+        "one colour and line style each, the verdict in each legend entry.",
     )
     plot.add_argument("problem", help="problem JSON file (for a scenario: its --problem-out)")
-    plot.add_argument("plan", help="plan JSON file")
-    plot.add_argument("-o", "--output", required=True, help="image file: .png, .svg or .pdf")
+    plot.add_argument("plans", nargs="+", metavar="plan", help="plan JSON file(s)")
+    plot.add_argument(
+        "-o",
+        "--output",
+        help="image file: .png, .svg or .pdf (default: PLAN.png beside the plan, or "
+        "PLAN-compare.png beside the first of several)",
+    )
     plot.add_argument(
         "--simulate",
         metavar="POLICY",
-        help="add the pool demand simulated under POLICY (e.g. readiness-gated) beside the plan",
+        help="add the pool demand simulated under POLICY (e.g. readiness-gated) beside the "
+        "plan, or each plan's simulated median to a comparison",
     )
     plot.add_argument("--runs", type=int, default=40, help="simulated runs (40)")
     plot.add_argument("--sigma", type=float, default=0.3, help="boot-time noise (0.3)")

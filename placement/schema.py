@@ -21,6 +21,7 @@ from placement.limits import (
     MAX_SECONDS,
 )
 from placement.model import (
+    DEFAULT_OBJECTIVES,
     PACEMAKER_INFINITY,
     SCHEMA_VERSION,
     Contention,
@@ -32,8 +33,14 @@ from placement.plan import Action, Status
 
 JsonSchema = dict[str, Any]
 
+#: The schemas' identifiers: URNs, stable and versioned, that claim no web address.
+PROBLEM_SCHEMA_ID = "urn:placement:schema:problem:v1"
+PLAN_SCHEMA_ID = "urn:placement:schema:plan:v1"
+
 # Names: not empty, no control characters or lone surrogates (placement.limits).
-_CLEAN: JsonSchema = {"minLength": 1, "not": {"pattern": BAD_NAME_PATTERN}}
+# (`"type": "string"` inside the `not`: else null, allowed where a name is optional, would
+# match the pattern vacuously and be refused.)
+_CLEAN: JsonSchema = {"minLength": 1, "not": {"type": "string", "pattern": BAD_NAME_PATTERN}}
 _NAME: JsonSchema = {"type": "string", **_CLEAN}
 _OPTIONAL_NAME: JsonSchema = {"type": ["string", "null"], **_CLEAN}
 _NAMES: JsonSchema = {"type": "array", "items": _NAME, "uniqueItems": True}
@@ -253,41 +260,95 @@ _SCORE: JsonSchema = {
 }
 
 _PACEMAKER = _described(
-    _object(
-        {
-            "stickiness": {
-                "type": "object",
-                "description": "Guest -> resource-stickiness, added to the score of the "
-                "host it runs on (not listed: 0).",
-                "propertyNames": _CLEAN,
-                "additionalProperties": _SCORE,
-            },
-            "clones": {
-                "type": "object",
-                "description": "Clone id -> the guests that are its interchangeable instances.",
-                "propertyNames": _CLEAN,
-                "additionalProperties": _NAMES,
-            },
-            "scores": {
-                "type": "object",
-                "description": "Guest -> host -> finite location score.",
-                "propertyNames": _CLEAN,
-                "additionalProperties": {
+    {
+        # null (the default) is the same as leaving it out: running guests stay.
+        **_object(
+            {
+                "stickiness": {
                     "type": "object",
+                    "description": "Guest -> resource-stickiness, added to the score of the "
+                    "host it runs on (not listed: 0).",
                     "propertyNames": _CLEAN,
                     "additionalProperties": _SCORE,
                 },
-            },
-        }
-    ),
+                "clones": {
+                    "type": "object",
+                    "description": "Clone id -> the guests that are its interchangeable instances.",
+                    "propertyNames": _CLEAN,
+                    "additionalProperties": _NAMES,
+                },
+                "scores": {
+                    "type": "object",
+                    "description": "Guest -> host -> finite location score.",
+                    "propertyNames": _CLEAN,
+                    "additionalProperties": {
+                        "type": "object",
+                        "propertyNames": _CLEAN,
+                        "additionalProperties": _SCORE,
+                    },
+                },
+            }
+        ),
+        "type": ["object", "null"],
+    },
     "Pacemaker's scores, read only by the pacemaker-* re-creations: with this block they "
     "assign every guest afresh, running ones included, as Pacemaker does.",
 )
 
-PROBLEM_SCHEMA: JsonSchema = {
+_PROXMOX = _described(
+    _object(
+        {
+            "rebalance_on_start": _described(
+                {"type": "boolean", "default": False},
+                "Proxmox's ha-rebalance-on-start: a guest HA starts goes to the best-scored "
+                "node, not the node it is configured on.",
+            ),
+            "node_affinity": _described(
+                {
+                    "type": "array",
+                    "items": _object(
+                        {
+                            "guests": _NAMES,
+                            "nodes": {
+                                "type": "object",
+                                "description": "Node name -> priority (higher first).",
+                                "propertyNames": _CLEAN,
+                                "additionalProperties": _COUNT,
+                            },
+                            "strict": {"type": "boolean", "default": False},
+                        },
+                        ("guests", "nodes"),
+                    ),
+                },
+                "Proxmox VE 9 HA node-affinity rules with node priorities.",
+            ),
+            "no_failback": _described(
+                _NAMES,
+                "Guests with failback off: they stay on any node their rule allows.",
+            ),
+            "unmanaged": _described(
+                _NAMES,
+                "Guests that are not HA resources: Proxmox HA neither counts, starts "
+                "nor recovers them.",
+            ),
+            "cpus": {
+                "type": "object",
+                "description": "Per guest, the CPUs Proxmox's static scheduler counts where "
+                "that is not its vcpus demand (0: every CPU of a node).",
+                "propertyNames": _CLEAN,
+                "additionalProperties": {"type": "number", "minimum": 0, "maximum": MAX_RATIO},
+            },
+        }
+    ),
+    "The Proxmox HA configuration the proxmox-* re-creations follow (other solvers ignore it).",
+)
+
+_PROBLEM_SCHEMA: JsonSchema = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "$id": "https://placement.invalid/schema/problem-v1.json",
+    "$id": PROBLEM_SCHEMA_ID,
     "title": "placement problem",
+    "description": "A cluster (hosts, guests, boot pools) and what to decide: where each "
+    "guest runs and when it starts.",
     **_object(
         {
             "schema_version": {"const": SCHEMA_VERSION},
@@ -298,6 +359,7 @@ PROBLEM_SCHEMA: JsonSchema = {
             "migration": _MIGRATION,
             "simulation": _SIMULATION,
             "pacemaker": _PACEMAKER,
+            "proxmox": _PROXMOX,
             "objective": {
                 "type": "array",
                 "items": {"enum": [objective.value for objective in Objective]},
@@ -329,10 +391,12 @@ _ASSIGNMENT = _object(
     required=("guest", "host", "action"),
 )
 
-PLAN_SCHEMA: JsonSchema = {
+_PLAN_SCHEMA: JsonSchema = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "$id": "https://placement.invalid/schema/plan-v1.json",
+    "$id": PLAN_SCHEMA_ID,
     "title": "placement plan",
+    "description": "A solver's answer: per guest its host, action, start and ready time; "
+    "the objective stages with bounds and gaps; the guests left unplaced and why.",
     **_object(
         {
             "schema_version": {"const": SCHEMA_VERSION},
@@ -352,3 +416,263 @@ PLAN_SCHEMA: JsonSchema = {
         required=("schema_version", "status", "solver", "runtime_s", "assignments"),
     ),
 }
+
+
+# --- annotations ---------------------------------------------------------------------------
+# Every property's title, description (when the structure above has none), default (for an
+# optional property: what the model assumes when the key is absent) and one example, by
+# JSON path. `_annotated` copies them into the schemas; tests/test_schema_docs.py checks
+# that every property has them, that each default is the model's, and that docs/format.md
+# says the same.
+_ABSENT = object()
+_ANNOTATIONS: dict[str, tuple[str, str | None, Any, Any]] = {
+    # path: (title, description or None, default or _ABSENT when required, example)
+    "schema_version": ("Schema version", "The format version; always 1.", _ABSENT, 1),
+    "hosts": (
+        "Hosts",
+        "The hypervisor nodes.",
+        _ABSENT,
+        [{"name": "kvm08", "capacity": {"ram_mib": 524288}}],
+    ),
+    "hosts[].name": ("Host name", "Unique host name.", _ABSENT, "kvm08"),
+    "hosts[].capacity": ("Capacity", None, _ABSENT, {"ram_mib": 524288, "vcpus": 64}),
+    "hosts[].overcommit": ("Overcommit", None, {}, {"vcpus": 4.0}),
+    "hosts[].reserved": ("Reserved", None, {}, {"ram_mib": 16384}),
+    "hosts[].state": ("Host state", "Only online hosts receive guests.", "online", "failed"),
+    "hosts[].domain": ("Failure domain", None, None, "rack-1"),
+    "hosts[].labels": ("Host labels", "Properties a guest may require (ssd, gpu).", [], ["ssd"]),
+    "hosts[].boot": (
+        "Host boot limits",
+        "Per-host limits on the guests booting here at once (null: no limit).",
+        {},
+        {"cpu": 16, "max_starts": 4},
+    ),
+    "hosts[].boot.cpu": ("Host boot CPU", None, None, 16),
+    "hosts[].boot.max_starts": ("Host boot limit", None, None, 4),
+    "guests": (
+        "Guests",
+        "The virtual machines and containers.",
+        _ABSENT,
+        [{"name": "web01", "demand": {"ram_mib": 4096}}],
+    ),
+    "guests[].name": ("Guest name", "Unique guest name.", _ABSENT, "web01"),
+    "guests[].demand": ("Demand", None, _ABSENT, {"ram_mib": 4096, "vcpus": 2}),
+    "guests[].priority": ("Priority", None, 0, 3),
+    "guests[].current_host": (
+        "Current host",
+        "Where it is now (required for running and frozen guests).",
+        None,
+        "kvm07",
+    ),
+    "guests[].state": (
+        "Guest state",
+        "A frozen guest crashed and is kept paused: it holds its demand on its current "
+        "host, and its replacement starts elsewhere.",
+        "stopped",
+        "running",
+    ),
+    "guests[].anti_affinity": ("Anti-affinity classes", None, [], ["db"]),
+    "guests[].together": ("Together group", None, None, "app1"),
+    "guests[].follows": ("Follows", None, None, "db1"),
+    "guests[].hosts": ("Allowed hosts", None, None, ["kvm01", "kvm02"]),
+    "guests[].avoid_hosts": ("Avoided hosts", "Hosts it must not run on.", [], ["kvm03"]),
+    "guests[].labels": ("Required labels", None, [], ["ssd"]),
+    "guests[].migration_cost": ("Migration cost", None, 1, 5),
+    "guests[].movable": ("Movable", None, True, False),
+    "guests[].boot": (
+        "Boot profile",
+        "How it boots: duration, load on the boot pools and its host, dependencies, start group.",
+        {},
+        {"duration_s": 90, "load": {"san_iops": 3000}, "cpu": 4},
+    ),
+    "guests[].boot.duration_s": ("Boot duration", None, 60, 90),
+    "guests[].boot.load": ("Boot load", None, {}, {"san_iops": 3000}),
+    "guests[].boot.cpu": ("Boot CPU", None, 0, 4),
+    "guests[].boot.after": ("Dependencies", None, [], ["sql01"]),
+    "guests[].boot.group": ("Start group", None, None, "linux-1"),
+    "boot_pools": ("Boot pools", None, {}, {"san_iops": 20000}),
+    "schedule": (
+        "Schedule",
+        "Cluster-wide rules of the boot schedule.",
+        {},
+        {"stagger_s": 45, "max_starts": 8},
+    ),
+    "schedule.stagger_s": ("Stagger", None, 0, 45),
+    "schedule.max_starts": ("Batch limit", None, None, 8),
+    "schedule.horizon_s": ("Horizon", None, 86400, 7200),
+    "migration": (
+        "Migration",
+        "How long live migrations take and what limits them.",
+        {},
+        {"bandwidth_mib_s": 1100, "max_total": 2},
+    ),
+    "migration.bandwidth_mib_s": ("Migration bandwidth", None, 1000, 1100),
+    "migration.setup_s": ("Migration setup", None, 5, 5),
+    "migration.memory_resource": ("Memory resource", None, "ram_mib", "ram_mib"),
+    "migration.max_per_host": ("Migrations per host", None, None, 1),
+    "migration.max_total": ("Migrations at once", None, None, 2),
+    "migration.max_moves": ("Migration budget", None, None, 10),
+    "migration.load": ("Migration load", None, {}, {"network": 1}),
+    "simulation": ("Simulation", None, {}, {"sigma": 0.3, "fencing": True}),
+    "simulation.sigma": ("Boot-time spread", None, 0.0, 0.3),
+    "simulation.contention": ("Contention", None, "share", "thrash"),
+    "simulation.thrash_slope": ("Thrash slope", None, 0.5, 0.5),
+    "simulation.thrash_floor": ("Thrash floor", None, 0.25, 0.25),
+    "simulation.start_return_s": ("Start returns after", None, 5, 5),
+    "simulation.start_failure_probability": ("Start failure chance", None, 0.0, 0.05),
+    "simulation.retry_delay_s": ("Retry delay", None, 30, 30),
+    "simulation.max_retries": ("Retries", None, 1, 1),
+    "simulation.fencing": ("Fencing", None, False, True),
+    "simulation.fence_ratio": ("Fence ratio", None, 1.5, 1.5),
+    "simulation.fence_grace_s": ("Fence grace", None, 60, 60),
+    "simulation.host_failures": ("Host failures", None, [], [{"host": "kvm03", "at_s": 120}]),
+    "simulation.host_failures[].host": ("Failing host", "The host that fails.", _ABSENT, "kvm03"),
+    "simulation.host_failures[].at_s": (
+        "Failure instant",
+        "Seconds from instant 0 when it fails.",
+        _ABSENT,
+        120,
+    ),
+    "simulation.random_host_failure_probability": ("Random host failure chance", None, 0.0, 0.1),
+    "simulation.duration_factors": ("Duration factors", None, {}, {"sql01": 1.5}),
+    "pacemaker": (
+        "Pacemaker scores",
+        None,
+        None,
+        {"stickiness": {"vm1": 100}, "scores": {"vm1": {"kvm01": 50}}},
+    ),
+    "pacemaker.stickiness": ("Resource stickiness", None, {}, {"vm1": 100}),
+    "pacemaker.scores": ("Location scores", None, {}, {"vm1": {"kvm01": 50}}),
+    "pacemaker.clones": ("Clone instances", None, {}, {"cl-dlm": ["dlm:0", "dlm:1"]}),
+    "proxmox": (
+        "Proxmox HA configuration",
+        None,
+        {},
+        {"rebalance_on_start": True},
+    ),
+    "proxmox.rebalance_on_start": ("Rebalance on start", None, False, True),
+    "proxmox.node_affinity": (
+        "Node affinity",
+        None,
+        [],
+        [{"guests": ["vm:100"], "nodes": {"pve1": 2, "pve2": 1}}],
+    ),
+    "proxmox.node_affinity[].guests": (
+        "Rule guests",
+        "The guests (HA resources) the rule is for.",
+        _ABSENT,
+        ["vm:100"],
+    ),
+    "proxmox.node_affinity[].nodes": ("Rule nodes", None, _ABSENT, {"pve1": 2, "pve2": 1}),
+    "proxmox.node_affinity[].strict": (
+        "Strict",
+        "Strict: never on another node; else any other online node when none of its is.",
+        False,
+        True,
+    ),
+    "proxmox.no_failback": ("No failback", None, [], ["vm:100"]),
+    "proxmox.unmanaged": ("Not HA resources", None, [], ["vm:200"]),
+    "proxmox.cpus": ("Static CPUs", None, {}, {"ct:200": 0.5}),
+    "objective": (
+        "Objective stages",
+        "The lexicographic order of the objective stages.",
+        [o.value for o in DEFAULT_OBJECTIVES],
+        ["placed", "recovery"],
+    ),
+}
+_PLAN_ANNOTATIONS: dict[str, tuple[str, str | None, Any, Any]] = {
+    "schema_version": ("Schema version", "The format version; always 1.", _ABSENT, 1),
+    "status": ("Status", "optimal only when every stage was proven optimal.", _ABSENT, "feasible"),
+    "solver": ("Solver", "The solver that produced the plan.", _ABSENT, "cpsat"),
+    "runtime_s": (
+        "Solve time",
+        "Wall-clock seconds the whole solve took (what placement solve and show print).",
+        _ABSENT,
+        10.0,
+    ),
+    "stages": (
+        "Objective stages",
+        "Per objective stage, in order: its value, proven bound and gap.",
+        [],
+        [{"name": "placed", "value": 73, "bound": 73, "gap": 0.0}],
+    ),
+    "stages[].name": ("Stage", "The objective of the stage.", _ABSENT, "recovery"),
+    "stages[].value": ("Value", "The stage's objective value.", _ABSENT, 20320),
+    "stages[].bound": ("Bound", "A proven bound on the value (null: none).", None, 17179),
+    "stages[].gap": (
+        "Gap",
+        "Relative distance from the value to the bound (null: no bound).",
+        None,
+        0.1546,
+    ),
+    "assignments": (
+        "Assignments",
+        "Per guest: its host, action, start and ready time.",
+        _ABSENT,
+        [{"guest": "web01", "host": "kvm08", "action": "start", "start_s": 0, "ready_s": 60}],
+    ),
+    "assignments[].guest": ("Guest", "The guest the assignment is for.", _ABSENT, "web01"),
+    "assignments[].host": (
+        "Host",
+        "Where the guest runs in the end (null: nowhere).",
+        _ABSENT,
+        "kvm08",
+    ),
+    "assignments[].action": ("Action", "start, stay, migrate, stop or none.", _ABSENT, "start"),
+    "assignments[].start_s": (
+        "Start",
+        "Seconds after the plan starts when the start or migration begins (null: no timed action).",
+        None,
+        0,
+    ),
+    "assignments[].ready_s": (
+        "Ready",
+        "Seconds after the plan starts when the guest is ready or the migration done "
+        "(null: no timed action).",
+        None,
+        60,
+    ),
+    "unplaced": (
+        "Unplaced guests",
+        "Per guest without a host: the rule that keeps it out.",
+        [],
+        [{"guest": "elk01", "reason": "needs 32 GiB RAM"}],
+    ),
+    "unplaced[].guest": ("Guest", "The guest left without a host.", _ABSENT, "elk01"),
+    "unplaced[].reason": (
+        "Reason",
+        "The rule that keeps it out, in words.",
+        _ABSENT,
+        "needs 32 GiB RAM",
+    ),
+    "metrics": ("Metrics", "Figures the solver adds (free form).", {}, {"first_plan_s": 0.24}),
+}
+
+
+def _annotated(
+    schema: JsonSchema, table: dict[str, tuple[str, str | None, Any, Any]], path: str = ""
+) -> JsonSchema:
+    """A copy of `schema` with each property's annotations from `table` (by JSON path).
+    Copied, never changed in place: properties share their building blocks."""
+    result = dict(schema)
+    if "properties" in schema:
+        properties = {}
+        for key, value in schema["properties"].items():
+            where = f"{path}.{key}" if path else key
+            title, description, default, example = table[where]
+            annotated = _annotated(value, table, where)
+            annotated["title"] = title
+            if description is not None or "description" not in annotated:
+                annotated["description"] = description or title
+            if default is not _ABSENT:
+                annotated["default"] = default
+            annotated["examples"] = [example]
+            properties[key] = annotated
+        result["properties"] = properties
+    if isinstance(schema.get("items"), dict):
+        result["items"] = _annotated(schema["items"], table, f"{path}[]")
+    return result
+
+
+PROBLEM_SCHEMA: JsonSchema = _annotated(_PROBLEM_SCHEMA, _ANNOTATIONS)
+PLAN_SCHEMA: JsonSchema = _annotated(_PLAN_SCHEMA, _PLAN_ANNOTATIONS)

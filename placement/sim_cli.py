@@ -194,8 +194,10 @@ def add_commands(commands: Any) -> None:
         "--policy",
         action="append",
         metavar="NAME",
-        help="open-loop (default), readiness-gated, all-at-once, serial:SECONDS, batch:N, "
-        "batch-ready:N, proxmox, pacemaker, priority-groups; repeat or separate with commas",
+        help="open-loop (default), readiness-gated, readiness-backfill, all-at-once, "
+        "serial:SECONDS, batch:N, batch-ready:N, proxmox, pacemaker, priority-groups, "
+        "replan (re-solve with CP-SAT at each departure), replan:SOLVER; repeat or "
+        "separate with commas",
     )
     parser.add_argument("--runs", type=int, default=1, help="Monte Carlo runs (default 1)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the draws (default 0)")

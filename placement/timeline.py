@@ -7,10 +7,55 @@ without a host, close the list without a time.
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+
 import attrs
 
 from placement.model import GuestState, HostState, Problem
 from placement.plan import Action, Plan
+
+
+def clock(seconds: float | None) -> str:
+    """Seconds after the plan starts as a clock an operator reads: `+18:35` (minutes and
+    seconds), `+1:02:03` past an hour; "" for None."""
+    if seconds is None:
+        return ""
+    total = round(seconds)
+    sign = "-" if total < 0 else "+"
+    hours, rest = divmod(abs(total), 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{sign}{hours}:{minutes:02d}:{secs:02d}"
+    return f"{sign}{minutes:02d}:{secs:02d}"
+
+
+def step_series(intervals: Iterable[tuple[int, int, int]]) -> tuple[list[int], list[int]]:
+    """Instants and the summed amount from each instant on, for half-open intervals
+    `(start, end, amount)`; the series starts at 0 with what is there at 0."""
+    deltas: dict[int, int] = defaultdict(int)
+    for start, end, amount in intervals:
+        if end > start and amount:
+            deltas[start] += amount
+            deltas[end] -= amount
+    times, levels, level = [0], [0], 0
+    for instant in sorted(deltas):
+        level += deltas[instant]
+        if instant == times[-1]:
+            levels[-1] = level
+        else:
+            times.append(instant)
+            levels.append(level)
+    return times, levels
+
+
+def level_at(series: tuple[Sequence[int], Sequence[int]], instant: float) -> int:
+    """The level of a `step_series` at `instant` (0 before it starts)."""
+    times, levels = series
+    index = bisect_right(times, instant) - 1
+    return levels[index] if index >= 0 else 0
+
 
 # Within one instant: stops free room, migrations then begin, starts last.
 _ORDER = {Action.STOP: 0, Action.MIGRATE: 1, Action.START: 2, Action.STAY: 3, Action.NONE: 4}
@@ -45,6 +90,8 @@ def _start_note(problem: Problem, guest_name: str) -> tuple[str | None, str]:
         return current, f"replaces the frozen copy kept on {current}"
     if guest.state is GuestState.RUNNING and host.state is HostState.FAILED:
         return current, f"restart: {current} failed"
+    if host.state is HostState.FAILED:  # stopped there: it went down with its host
+        return current, f"from failed {current}"
     return None, ""
 
 

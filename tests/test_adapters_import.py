@@ -77,10 +77,15 @@ def test_proxmox_ha_rules_and_their_warnings() -> None:
     assert problem.guest("vm:101").anti_affinity
     assert problem.guest("vm:103").together == problem.guest("vm:104").together is not None
     assert problem.guest("ct:200").hosts is None  # the non-strict rule is a preference
+    # ... kept, with the strict rule's priorities, for the Proxmox re-creations.
+    rules = {rule.guests: rule for rule in problem.proxmox.node_affinity}
+    assert dict(rules[("vm:103",)].nodes) == {"pve1": 2, "pve2": 1}
+    assert rules[("vm:103",)].strict
+    assert dict(rules[("ct:200",)].nodes) == {"pve2": 0}
+    assert not rules[("ct:200",)].strict
     text = "\n".join(result.warnings)  # type: ignore[attr-defined]
-    assert "dns-prefers-pve2" in text
-    assert "not strict" in text
-    assert "priorities are preferences" in text
+    assert "'dns-prefers-pve2' is not strict" in text
+    assert "'db-on-fast-nodes' has node priorities" in text
 
 
 def test_proxmox_ha_groups_restricted_and_not() -> None:

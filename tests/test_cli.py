@@ -187,5 +187,7 @@ def test_solve_that_overloads_exits_1_and_still_writes_the_plan(
     )
     plan = tmp_path / "plan.json"
     assert main(["solve", str(problem), "--solver", "proxmox-static", "-o", str(plan)]) == 1
-    assert "capacity: host h1 ram_mib" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "INVALID: 1 violation (1 capacity): do not run it as it is" in out
+    assert "  capacity (1):\n    host h1 ram_mib" in out  # the rule, then its message
     assert plan.exists()

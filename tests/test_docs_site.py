@@ -9,6 +9,7 @@ key or an option.
 from __future__ import annotations
 
 import argparse
+import base64
 import importlib.util
 import itertools
 import json
@@ -302,3 +303,93 @@ def test_maintenance_moves_only_what_it_must() -> None:
     actions = {a.guest: a.action for a in plan.assignments}
     assert actions == {"db01": Action.MIGRATE, "app01": Action.STAY, "app02": Action.STAY}
     assert report.metrics["objectives"]["migrations"] == 4
+
+
+def test_numbered_lists_keep_their_nested_bullets() -> None:
+    """Python-Markdown nests a list only under four spaces: with three, the optimiser
+    page's "How a solve runs" became nine numbered items instead of four."""
+    import markdown
+
+    text = (DOCS / "optimiser.md").read_text()
+    section = text[text.index("## How a solve runs") : text.index("## Bounds")]
+    html = markdown.markdown(section)
+    tags = re.findall(r"<(/?(?:ol|ul|li))\b", html)
+    assert tags.count("ol") == 1
+    assert tags.count("ul") == 1
+    items = html[html.index("<ol>") : html.rindex("</ol>")]
+    assert (
+        items.count("<li>") - items[items.index("<ul>") : items.index("</ul>")].count("<li>") == 4
+    )
+
+
+def test_enum_members_are_one_table_not_one_heading_each() -> None:
+    import importlib.util
+
+    import griffe
+
+    spec = importlib.util.spec_from_file_location(
+        "enum_members", DOCS / "hooks" / "enum_members.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    loaded = griffe.load(
+        "placement.model",
+        extensions=griffe.Extensions(module.EnumMembersTable()),
+        search_paths=[str(ROOT)],
+    )
+    state = loaded["HostState"]
+    assert [name for name in state.members if not name.startswith("_")] == []
+    assert state.docstring is not None
+    assert "| `ONLINE` | `'online'` |" in state.docstring.value
+    assert "| `FAILED` | `'failed'` |" in state.docstring.value
+
+
+def test_notebook_pages_hold_their_notebooks_current_code() -> None:
+    """docs/notebooks/NAME.md is what `python -m bench.notebooks.gallery` wrote from the
+    notebook as it is now: every code cell is there, verbatim."""
+    pytest.importorskip("nbformat", reason="the bench extra is not installed")
+    from bench.notebooks.build import notebooks
+    from bench.notebooks.gallery import EXECUTED
+
+    built = notebooks()
+    for name in EXECUTED:
+        page = (DOCS / "notebooks" / name.replace(".ipynb", ".md")).read_text()
+        for cell in built[name].cells:
+            if cell.cell_type == "code":
+                assert f"```python\n{cell.source}\n```" in page, name
+        for image in re.findall(r"\]\(\.\./img/notebooks/([^)]+)\)", page):
+            assert (DOCS / "img" / "notebooks" / image).is_file()
+    gallery = (DOCS / "notebooks" / "index.md").read_text()
+    assert "[A tour: one failover, three ways](tour.md)" in gallery
+    assert "](../img/notebooks/tour-1.png)" in gallery
+
+
+def test_an_executed_notebook_becomes_a_page_with_its_figures() -> None:
+    nbformat = pytest.importorskip("nbformat", reason="the bench extra is not installed")
+    from bench.notebooks.gallery import to_markdown
+
+    png = b"\x89PNG\r\n\x1a\nfake"
+    notebook = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_markdown_cell("# Title\n\nSummary."),
+            nbformat.v4.new_code_cell(
+                "print(1)",
+                outputs=[
+                    nbformat.v4.new_output("stream", name="stdout", text="1\n"),
+                    nbformat.v4.new_output(
+                        "display_data", data={"image/png": base64.b64encode(png).decode()}
+                    ),
+                    nbformat.v4.new_output("display_data", data={"text/markdown": "| a |"}),
+                ],
+            ),
+        ]
+    )
+    page, images = to_markdown(notebook, "demo")
+    assert images == {"demo-1.png": png}
+    assert "# Title\n\nSummary." in page
+    assert "```python\nprint(1)\n```" in page
+    assert "```text\n1\n```" in page
+    assert "![Figure 1 of demo](../img/notebooks/demo-1.png)" in page
+    assert "| a |" in page

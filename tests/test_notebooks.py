@@ -92,7 +92,12 @@ def test_notebook_executes(name: str, tiny_results: Path) -> None:
     images = [o for o in outputs if "image/png" in o.get("data", {})]
     if name == "tour.ipynb":
         assert "| cpsat | 0 |" in text  # the optimiser's plan breaks no rule
-        assert len(images) >= 2  # the Gantt chart and the SAN load
+        # The conclusion is written from the run's numbers: placed first, then recovery.
+        assert "**Placed first.** The optimiser places " in text
+        assert "**Then recovery.** On the " in text
+        assert "the checker rejects it" in text
+        assert "lower priority-weighted" not in text
+        assert len(images) >= 2  # the plans on the same axes, and the Gantt chart
     elif name == "simulation.ipynb":
         assert "plan valid: True" in text
         # Run by readiness the plan keeps the SAN within its limit, even thrashing.

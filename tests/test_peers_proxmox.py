@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from placement.check import check
-from placement.model import Guest, Host, Problem
+from placement.model import Guest, Host, Problem, ProxmoxNodeAffinity, ProxmoxSettings
 from placement.solvers import SolveOptions, solve
 from placement.solvers.peers._shared import natural_key
 from placement.solvers.peers.proxmox import (
@@ -115,9 +116,8 @@ def test_guest_without_cpu_counts_as_the_whole_node() -> None:
     assert hosts["vm2"] == "b"
 
 
-def test_guests_go_in_natural_id_order() -> None:
-    """vm2 before vm10 (a plain string sort would put vm10 first): vm2 takes the empty
-    node a, vm10 then goes to b."""
+def test_natural_key_orders_numbers_by_value() -> None:
+    """The rebalancer's tie order: numbers inside names compare by value."""
     assert sorted(["vm1000", "vm101", "vm100", "vm:2", "vm:10"], key=natural_key) == [
         "vm100",
         "vm101",
@@ -125,12 +125,18 @@ def test_guests_go_in_natural_id_order() -> None:
         "vm:2",
         "vm:10",
     ]
+
+
+def test_guests_go_in_service_id_string_order() -> None:
+    """Proxmox walks `sort keys %$ss`, a plain string sort: vm:10 comes before vm:2, takes
+    node a (a tie broken by name), and vm:2, which only a allows, joins it there. In
+    numeric order vm:2 would take a and vm:10 would go to b."""
     problem = Problem(
         hosts=[host("a", 4, 16), host("b", 4, 16)],
-        guests=[guest("vm10", 2, 2, hosts=["a", "b"]), guest("vm2", 2, 2, hosts=["a"])],
+        guests=[guest("vm:2", 2, 2, hosts=["a"]), guest("vm:10", 2, 2, hosts=["a", "b"])],
     )
     hosts = proxmox_basic_placement(problem).hosts
-    assert hosts == {"vm2": "a", "vm10": "b"}
+    assert hosts == {"vm:2": "a", "vm:10": "a"}
 
 
 def test_basic_picks_the_node_with_fewest_guests() -> None:
@@ -199,6 +205,130 @@ def test_stopped_guest_starts_on_its_configured_node() -> None:
     )
     assert proxmox_static_placement(problem).hosts["vm1"] == "a"
     assert proxmox_static_placement(problem, rebalance_on_start=True).hosts["vm1"] == "b"
+
+
+def _host_of(problem: Problem, solver: str, guest_name: str) -> str | None:
+    assignment = solve(problem, solver, SolveOptions()).assignment(guest_name)
+    return assignment.host if assignment is not None else None
+
+
+def test_rebalance_on_start_comes_from_the_problem() -> None:
+    """`proxmox.rebalance_on_start` in the problem is what the registered solvers follow
+    (and an explicit argument still wins)."""
+    problem = Problem(
+        hosts=[host("a", 4, 8), host("b", 64, 512)],
+        guests=[
+            guest("big", 4, 8, current_host="a", state="running"),
+            guest("vm1", 1, 2, current_host="a"),
+        ],
+        proxmox=ProxmoxSettings(rebalance_on_start=True),
+    )
+    for name in ("proxmox-static", "proxmox-basic"):
+        assert _host_of(problem, name, "vm1") == "b", name
+    assert proxmox_static_placement(problem, rebalance_on_start=False).hosts["vm1"] == "a"
+
+
+def _affinity_problem(states: dict[str, str], strict: bool, **kw: object) -> Problem:
+    """vm:1 prefers a (priority 2), then b (1); c is in no rule."""
+    return Problem(
+        hosts=[host(name, 8, 64, state=state) for name, state in states.items()],
+        guests=[guest("vm:1", 1, 1, **kw)],
+        proxmox=ProxmoxSettings(
+            node_affinity=[
+                ProxmoxNodeAffinity(guests=["vm:1"], nodes={"a": 2, "b": 1}, strict=strict)
+            ]
+        ),
+    )
+
+
+@pytest.mark.parametrize("solver", ["proxmox-static", "proxmox-basic"])
+def test_node_affinity_takes_the_highest_priority_online(solver: str) -> None:
+    """a is online: vm:1 goes there (even from b, where it runs: failback). With a failed,
+    b is the highest priority left, and it stays on b. With a and b failed, a non-strict
+    rule falls back to c and a strict one leaves it unplaced."""
+    online = {"a": "online", "b": "online", "c": "online"}
+    on_b = {"current_host": "b", "state": "running"}
+    a_failed = {**online, "a": "failed"}
+    both_failed = {"a": "failed", "b": "failed", "c": "online"}
+    for strict in (False, True):
+        assert _host_of(_affinity_problem(online, strict), solver, "vm:1") == "a"
+        assert _host_of(_affinity_problem(online, strict, **on_b), solver, "vm:1") == "a"
+        assert _host_of(_affinity_problem(a_failed, strict, **on_b), solver, "vm:1") == "b"
+    assert _host_of(_affinity_problem(both_failed, False), solver, "vm:1") == "c"
+    plan = solve(_affinity_problem(both_failed, True), solver, SolveOptions())
+    assert plan.assignment("vm:1") is None or plan.assignment("vm:1").host is None  # type: ignore[union-attr]
+    assert "node-affinity" in plan.unplaced[0].reason
+
+
+@pytest.mark.parametrize("solver", ["proxmox-static", "proxmox-basic"])
+def test_failback_off_stays_on_a_lower_priority_node(solver: str) -> None:
+    """vm:1 runs on b (priority 1) while a (priority 2) is online: with failback on it
+    moves to a, with failback off it stays; off a node its rule does not list (c, for a
+    strict rule) it moves either way."""
+    online = {"a": "online", "b": "online", "c": "online"}
+    on_b = {"current_host": "b", "state": "running"}
+    problem = _affinity_problem(online, True, **on_b)
+    assert _host_of(problem, solver, "vm:1") == "a"
+    kept = attrs.evolve(problem, proxmox=attrs.evolve(problem.proxmox, no_failback={"vm:1"}))
+    assert _host_of(kept, solver, "vm:1") == "b"
+    on_c = _affinity_problem(online, True, current_host="c", state="running")
+    on_c = attrs.evolve(on_c, proxmox=attrs.evolve(on_c.proxmox, no_failback={"vm:1"}))
+    assert _host_of(on_c, solver, "vm:1") == "a"
+
+
+def test_guests_that_are_not_ha_resources_are_neither_counted_nor_recovered() -> None:
+    """`big1` and `big2` run on a but are not HA resources: Proxmox does not count them,
+    so the two nodes tie and vm:1 goes to a (by name); `lost` is not an HA resource
+    either, so its failed node's loss is not Proxmox HA's business and it stays
+    unplaced. Counted (no `unmanaged`), the two sends vm:1 to b (lost goes to b too)."""
+    hosts = [host("a", 8, 64), host("b", 8, 64), host("c", 8, 64, state="failed")]
+    guests = [
+        guest("big1", 3, 24, current_host="a", state="running"),
+        guest("big2", 3, 24, current_host="a", state="running"),
+        guest("lost", 1, 1, current_host="c", state="running"),
+        guest("vm:1", 1, 1),
+    ]
+    for solver in ("proxmox-static", "proxmox-basic"):
+        counted = Problem(hosts=hosts, guests=guests)
+        assert _host_of(counted, solver, "vm:1") == "b"
+        assert _host_of(counted, solver, "lost") == "b"
+        unmanaged = {"big1", "big2", "lost"}
+        ignored = attrs.evolve(counted, proxmox=ProxmoxSettings(unmanaged=unmanaged))
+        assert _host_of(ignored, solver, "vm:1") == "a"
+        plan = solve(ignored, solver, SolveOptions())
+        assert _host_of(ignored, solver, "lost") is None
+        assert "not an HA resource" in {u.guest: u.reason for u in plan.unplaced}["lost"]
+        assert _host_of(ignored, solver, "big1") == "a"
+
+
+def test_exact_static_cpus_replace_the_whole_vcpu_demand() -> None:
+    """a has 4 CPUs, b 8 and runs x (4 CPUs); no memory anywhere. ct:1 demands 4 whole
+    vCPUs: on a the CPU ratios would be (1.0, 0.5), on b (0, 1.0): same maximum, lower
+    RMS on b, so b. As an unlimited container (`proxmox.cpus` 0) it counts every CPU of
+    the node it is scored on: on a (1.0, 0.5), on b (0, 1.5): a."""
+    problem = Problem(
+        hosts=[host("a", 4, 16), host("b", 8, 16)],
+        guests=[guest("x", 4, 0, current_host="b", state="running"), guest("ct:1", 4, 0)],
+    )
+    assert proxmox_static_placement(problem).hosts["ct:1"] == "b"
+    exact = attrs.evolve(problem, proxmox=ProxmoxSettings(cpus={"ct:1": 0}))
+    assert proxmox_static_placement(exact).hosts["ct:1"] == "a"
+
+
+def test_node_affinity_top_group_is_scored() -> None:
+    """Two nodes share the top priority: the scorer picks between them only (c, empty and
+    huge, would win the score but has a lower priority)."""
+    problem = Problem(
+        hosts=[host("a", 8, 64), host("b", 8, 64), host("c", 128, 1024)],
+        guests=[
+            guest("vm:0", 4, 32, current_host="a", state="running"),
+            guest("vm:1", 1, 1),
+        ],
+        proxmox=ProxmoxSettings(
+            node_affinity=[ProxmoxNodeAffinity(guests=["vm:1"], nodes={"a": 1, "b": 1, "c": 0})]
+        ),
+    )
+    assert proxmox_static_placement(problem).hosts["vm:1"] == "b"
 
 
 def test_missing_memory_falls_back_to_basic() -> None:

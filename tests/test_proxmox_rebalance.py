@@ -10,7 +10,7 @@ import pytest
 
 from placement.check import check
 from placement.imbalance import imbalance
-from placement.model import Guest, Host, MigrationSettings, Problem
+from placement.model import Guest, Host, MigrationSettings, Problem, ProxmoxSettings
 from placement.plan import Action
 from placement.solvers import SolveOptions, available_solvers, solve
 from placement.solvers.peers.proxmox_rebalance import proxmox_rebalance_placement
@@ -49,6 +49,24 @@ def _moves(problem: Problem, hosts: dict[str, str | None]) -> list[tuple[str, st
 def test_it_is_registered_as_a_peer() -> None:
     info = {s.name: s for s in available_solvers()}["proxmox-rebalance"]
     assert info.kind == "peer"
+
+
+def test_guests_outside_ha_are_not_migrated() -> None:
+    """vm0 and vm1 are not HA resources (`proxmox.unmanaged`): the balancer neither moves
+    nor counts them. It sees loads 0.5 / 0.25 / 0 (imbalance 0.577), moves vm2 to n3
+    (0.375 / 0.25 / 0.125, imbalance 0.289 <= 0.3) and stops."""
+    problem = _crowded(proxmox=ProxmoxSettings(unmanaged={"vm0", "vm1"}))
+    placement = proxmox_rebalance_placement(problem)
+    assert _moves(problem, dict(placement.hosts)) == [("vm2", "n3")]
+
+
+def test_guests_outside_ha_do_not_count_in_the_imbalance() -> None:
+    """n1 holds six 1/8 guests that are not HA resources and n2 one HA guest of 1/4:
+    the balancer sees only the latter, a single guest no move improves, and moves nothing
+    (counted, the crowded n1 makes it move two)."""
+    unmanaged = {f"vm{i}" for i in range(6)}
+    problem = _crowded(proxmox=ProxmoxSettings(unmanaged=unmanaged))
+    assert _moves(problem, dict(proxmox_rebalance_placement(problem).hosts)) == []
 
 
 def test_best_single_moves_until_below_the_threshold() -> None:

@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
+from placement.check import check
 from placement.cli import main
-from placement.model import Guest, GuestState, Host, HostState, Problem
+from placement.model import BootProfile, Guest, GuestState, Host, HostState, Problem, Schedule
 from placement.plan import Action, Assignment, Plan, StageResult, Status, Unplaced
-from placement.show import render_plan
+from placement.show import render_plan, render_timeline, verdict, violation_counts
 from placement.timeline import timeline
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "ops" / "cluster-state.json"
@@ -81,8 +82,8 @@ def test_report_shows_timeline_hosts_unplaced_and_objectives() -> None:
     )
     assert lines[1] == "valid: the plan respects every rule"
     timeline_rows = [line.split() for line in lines if line.startswith("  ") and "->" in line]
-    assert timeline_rows[0][:4] == ["0", "0", "stop", "x1"]
-    assert timeline_rows[1][:4] == ["0", "10", "migrate", "m1"]
+    assert timeline_rows[0][:4] == ["+00:00", "+00:00", "stop", "x1"]
+    assert timeline_rows[1][:4] == ["+00:00", "+00:10", "migrate", "m1"]
     assert "1 guest(s) stay where they run: s1" in text
     # Hosts before -> after: n1 held m1 + x1 (8 of 16 GiB), ends with r1 + f1 (6 GiB);
     # n2 held s1 + the frozen f1 (10 GiB), ends with s1, f1's copy and m1 (14 GiB).
@@ -108,8 +109,102 @@ def test_report_lists_violations() -> None:
         plan.unplaced,
     )
     text = render_plan(problem, broken)
-    assert "INVALID: 1 violation(s)" in text
-    assert "host_state: guest r1 is on host n3, which is failed" in text
+    assert "INVALID: 1 violation (1 host_state): do not run it as it is" in text
+    assert "  host_state (1):\n    guest r1 is on host n3, which is failed" in text
+
+
+def _runbook() -> tuple[Problem, Plan]:
+    """One host, a SAN of 100, a 5 s stagger. a (60 of the SAN) boots 0-60; b (60) waits
+    for the SAN until a is ready; c (10) starts 5 s after b (the stagger); d (10) waits
+    for b, its dependency. Every start is known, and why."""
+
+    def boot(load: int, after: tuple[str, ...] = ()) -> BootProfile:
+        return BootProfile(duration_s=60, load={"san": load}, after=after)
+
+    hosts = [Host("old", {"ram_mib": 8192}, state=HostState.FAILED), Host("h", {"ram_mib": 8192})]
+    guests = [
+        Guest("a", {"ram_mib": 1}, priority=3, current_host="old", boot=boot(60)),
+        Guest("b", {"ram_mib": 1}, priority=2, current_host="old", boot=boot(60)),
+        Guest("c", {"ram_mib": 1}, priority=1, current_host="old", boot=boot(10)),
+        Guest("d", {"ram_mib": 1}, current_host="old", boot=boot(10, ("b",))),
+    ]
+    problem = Problem(hosts, guests, boot_pools={"san": 100}, schedule=Schedule(stagger_s=5))
+    plan = Plan(
+        Status.FEASIBLE,
+        "hand",
+        1.234,
+        [
+            Assignment("a", "h", Action.START, 0, 60),
+            Assignment("b", "h", Action.START, 60, 120),
+            Assignment("c", "h", Action.START, 65, 125),
+            Assignment("d", "h", Action.START, 120, 180),
+        ],
+    )
+    return problem, plan
+
+
+def test_timeline_is_a_runbook_clock_priority_headroom_and_why() -> None:
+    problem, plan = _runbook()
+    assert check(problem, plan).ok
+    lines = render_timeline(problem, plan)
+    header = lines[1].split()
+    assert header == ["start", "ready", "action", "guest", "prio", "where", "san", "left", "why"]
+    rows = {line.split()[3]: line for line in lines[2:]}
+    assert rows["a"].split()[:8] == ["+00:00", "+01:00", "start", "a", "3", "->", "h", "40"]
+    assert rows["b"].split()[:8] == ["+01:00", "+02:00", "start", "b", "2", "->", "h", "40"]
+    assert rows["b"].endswith("waited for room in san")
+    assert rows["c"].split()[7] == "30"
+    assert rows["c"].endswith("waited for stagger 5 s after b")
+    assert rows["d"].split()[7] == "80"
+    assert rows["d"].endswith("waited for b ready")
+    assert "from failed old" in rows["a"]  # stopped on the failed host
+
+
+def test_failed_hosts_guests_are_counted_where_they_were() -> None:
+    problem, plan = _runbook()
+    lines = render_plan(problem, plan).splitlines()
+    host_rows = {
+        line.split()[0]: line.split() for line in lines if line.startswith(("  old", "  h "))
+    }
+    assert host_rows["old"][:5] == ["old", "failed", "4", "->", "0"]
+    assert host_rows["h"][:5] == ["h", "online", "0", "->", "4"]
+
+
+def test_violations_are_grouped_by_rule_with_counts() -> None:
+    problem, plan = _runbook()
+    at_once = Plan(
+        Status.FEASIBLE,
+        "all-at-once",
+        0.0,
+        [Assignment(g.name, "h", Action.START, 0, 60) for g in problem.guests],
+    )
+    report = check(problem, at_once)
+    text = render_plan(problem, at_once, report)
+    counts = dict(violation_counts(report))
+    assert counts["stagger"] == 3
+    assert f"INVALID: {len(report.violations)} violations (3 stagger, " in text
+    assert "  stagger (3):" in text
+    assert sum(1 for line in text.splitlines() if "(stagger 5 s)" in line) == 3
+    assert verdict(check(problem, plan)) == "valid"
+
+
+def test_solve_prints_the_first_steps_and_the_same_solve_time_as_show(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    example = EXAMPLE.parent.parent / "single-host-restart.json"
+    plan_path = tmp_path / "plan.json"
+    argv = ["solve", str(example), "--solver", "first-fit", "--quiet", "-o", str(plan_path)]
+    assert main(argv) == 0
+    solved = capsys.readouterr().out.splitlines()
+    first = solved.index("Timeline (clock after the plan starts, min:s)") + 2
+    assert solved[first].split()[0] == "+00:00"
+    assert solved[first].split()[2] == "start"
+    assert "  ... 22 more action(s)" in solved
+    assert f"every step, as a runbook: placement show {example} {plan_path}" in solved
+    assert main(["show", str(example), str(plan_path)]) == 0
+    shown = capsys.readouterr().out.splitlines()
+    assert shown[0].startswith(solved[0])  # one solve-time figure, the same words
+    assert sum(1 for line in shown if line.startswith("  +") and " start " in line) == 30
 
 
 # --- the CLI ------------------------------------------------------------------------------
@@ -222,3 +317,19 @@ def test_plot_without_matplotlib_says_how_to_install_it(
     assert main(["plot", str(scenario_path), str(plan_path), "-o", str(image)]) == 2
     assert "pip install 'placement[plot]'" in capsys.readouterr().err
     assert not image.exists()
+
+
+def test_solve_groups_the_violations_of_a_plan_the_checker_rejects(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    example = EXAMPLE.parent.parent / "single-host-restart.json"
+    argv = ["solve", str(example), "--solver", "first-fit", "--schedule", "all-at-once"]
+    assert main([*argv, "--quiet"]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[3] == (
+        "INVALID: 31 violations (29 stagger, 1 pool_capacity, 1 host_boot_cpu): "
+        "do not run it as it is"
+    )
+    assert "  stagger (29):" in out
+    assert "    ... and 26 more like these" in out
+    assert sum(1 for line in out if "(stagger 5 s)" in line) == 3

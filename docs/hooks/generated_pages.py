@@ -84,7 +84,17 @@ def _notes(schema: dict[str, Any]) -> str:
         notes.append("names not empty, no control characters")
     if "default" in schema:
         notes.append(f"default `{json.dumps(schema['default'])}`")
+    for example in schema.get("examples", [])[:1]:
+        notes.append(f"e.g. `{json.dumps(example)}`")
     return "; ".join(notes)
+
+
+def _described(schema: dict[str, Any]) -> str:
+    """A property's title in bold, then its description (when it says more)."""
+    title, description = schema.get("title", ""), schema.get("description", "")
+    if title and description and description != title:
+        return f"**{title}.** {description}"
+    return f"**{title}.**" if title else description
 
 
 def _objects(schema: dict[str, Any], path: str) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -120,7 +130,7 @@ def _object_table(schema: dict[str, Any], prefix: str, path: str) -> list[str]:
             kind = f"list of [objects](#{_anchor(prefix, child_path + '[]')})"
         lines.append(
             f"| `{key}` | {kind} | {'yes' if key in required else ''} "
-            f"| {_escape(_notes(child))} | {_escape(child.get('description', ''))} |"
+            f"| {_escape(_notes(child))} | {_escape(_described(child))} |"
         )
     return lines
 

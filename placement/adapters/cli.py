@@ -88,6 +88,8 @@ def _cmd_import_proxmox(args: argparse.Namespace, out: TextIO) -> int:
         ha_groups=args.ha_groups,
         ha_rules=args.ha_rules,
         configs=args.configs,
+        datacenter=args.datacenter,
+        ha_status=args.ha_status,
         options=_options(args),
     )
     return _write_import(args, result, out)
@@ -105,7 +107,11 @@ def _cmd_import_libvirt(args: argparse.Namespace, out: TextIO) -> int:
     from placement.adapters.libvirt import import_libvirt
 
     result = import_libvirt(
-        args.folder, hosts=args.hosts, mapping=args.mapping, options=_options(args)
+        args.folder,
+        hosts=args.hosts,
+        mapping=args.mapping,
+        memory=args.memory,
+        options=_options(args),
     )
     return _write_import(args, result, out)
 
@@ -194,9 +200,23 @@ def add_commands(commands: Any) -> None:
     proxmox.add_argument(
         "resources", help="output of: pvesh get /cluster/resources --output-format json"
     )
-    proxmox.add_argument("--ha-resources", help="pvesh get /cluster/ha/resources JSON")
-    proxmox.add_argument("--ha-groups", help="pvesh get /cluster/ha/groups JSON (VE 8)")
-    proxmox.add_argument("--ha-rules", help="pvesh get /cluster/ha/rules JSON (VE 9)")
+    proxmox.add_argument(
+        "--ha-resources", help="pvesh get /cluster/ha/resources JSON, or /etc/pve/ha/resources.cfg"
+    )
+    proxmox.add_argument(
+        "--ha-groups", help="pvesh get /cluster/ha/groups JSON, or /etc/pve/ha/groups.cfg (VE 8)"
+    )
+    proxmox.add_argument(
+        "--ha-rules", help="pvesh get /cluster/ha/rules JSON, or /etc/pve/ha/rules.cfg (VE 9)"
+    )
+    proxmox.add_argument(
+        "--datacenter",
+        help="pvesh get /cluster/options JSON, or /etc/pve/datacenter.cfg (the crs option)",
+    )
+    proxmox.add_argument(
+        "--ha-status",
+        help="pvesh get /cluster/ha/status/manager_status JSON (nodes in HA maintenance)",
+    )
     proxmox.add_argument(
         "--configs", metavar="DIR", help="folder of VMID.json guest configs (pvesh get .../config)"
     )
@@ -212,6 +232,13 @@ def add_commands(commands: Any) -> None:
     libvirt.add_argument("folder", help="HOST/DOMAIN.xml per host, or flat with --mapping")
     libvirt.add_argument("--hosts", help="JSON list of hosts (name, capacity, state, ...)")
     libvirt.add_argument("--mapping", help='JSON {"domain": "host"} for a flat folder')
+    libvirt.add_argument(
+        "--memory",
+        choices=("current", "maximum"),
+        default="current",
+        help="demand each guest's <currentMemory>, what it holds (default), or its "
+        "<memory>, what it may balloon up to",
+    )
     _common_import_options(libvirt)
     libvirt.set_defaults(run=_cmd_import_libvirt)
 

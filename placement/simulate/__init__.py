@@ -24,6 +24,7 @@ import attrs
 
 from placement.model import Problem, SimulationSettings
 from placement.plan import Plan
+from placement.simulate.catalogue import POLICY_NAMES, policy_by_name
 from placement.simulate.draws import RunDraws, draw_runs, planned_makespan_s
 from placement.simulate.engine import (
     Controller,
@@ -33,9 +34,9 @@ from placement.simulate.engine import (
     GuestStatus,
     World,
 )
+from placement.simulate.ledger import Ledger
 from placement.simulate.outcome import RunOutcome, Spread, Summary
 from placement.simulate.policies import (
-    POLICY_NAMES,
     AllAtOnce,
     Batch,
     OpenLoop,
@@ -45,8 +46,8 @@ from placement.simulate.policies import (
     Proxmox,
     ReadinessGated,
     Serial,
-    policy_by_name,
 )
+from placement.simulate.replan import Replan
 
 __all__ = [
     "POLICY_NAMES",
@@ -57,12 +58,14 @@ __all__ = [
     "Event",
     "EventKind",
     "GuestStatus",
+    "Ledger",
     "OpenLoop",
     "Pacemaker",
     "Policy",
     "PriorityGroups",
     "Proxmox",
     "ReadinessGated",
+    "Replan",
     "RunDraws",
     "RunOutcome",
     "Serial",

@@ -23,58 +23,24 @@ boot load against the limits), exactly as an HA tool would.
 
 from __future__ import annotations
 
-import enum
 import heapq
 import math
 from collections.abc import Sequence
 from typing import NamedTuple, Protocol
 
-import attrs
-
 from placement.model import Contention, Problem, SimulationSettings
-from placement.plan import Action, Plan
+from placement.plan import Plan
 from placement.simulate.draws import ATTEMPTS, RunDraws
+from placement.simulate.ledger import (
+    Event,
+    EventKind,
+    GuestStatus,
+    Ledger,
+)
+
+__all__ = ["Controller", "Decision", "Event", "EventKind", "GuestStatus", "World"]
 
 _EPS = 1e-9
-
-
-class GuestStatus(enum.IntEnum):
-    """Where a guest is in the recovery, as the engine (and a policy) sees it."""
-
-    WAITING = 0  # to be started (or migrated), not yet
-    BOOTING = 1  # started, not ready (a migration in progress counts here too)
-    READY = 2  # booted (or migrated) and ready
-    RETRY_WAIT = 3  # a start attempt failed; the retry is due
-    GAVE_UP = 4  # every attempt failed
-    LOST = 5  # its host failed or was fenced: it must be started again somewhere
-    RUNNING = 6  # ran before the recovery and keeps running (stay)
-    NOT_PLACED = 7  # the plan gives it no host
-    STOPPED = 8  # the plan stops it
-
-
-#: Guests that occupy their host (lost when it goes down).
-_ON_HOST = (GuestStatus.BOOTING, GuestStatus.READY, GuestStatus.RETRY_WAIT, GuestStatus.RUNNING)
-
-
-class EventKind(enum.Enum):
-    """What a policy is told about between two of its decisions."""
-
-    RETURNED = "returned"  # the start command came back (the boot goes on)
-    READY = "ready"
-    FAILED = "failed"  # an attempt failed; a retry follows if any is left
-    GAVE_UP = "gave_up"  # the last attempt failed
-    LOST = "lost"  # the guest's host went down under it
-    HOST_DOWN = "host_down"  # a host failed or was fenced
-
-
-@attrs.frozen
-class Event:
-    """One thing that happened: `guest` and `host` are indices into the problem."""
-
-    kind: EventKind
-    time_s: float
-    guest: int | None = None
-    host: int | None = None
 
 
 class Decision(NamedTuple):
@@ -95,7 +61,7 @@ class Controller(Protocol):
     followed); both default to True. They only save work.
     """
 
-    def decide(self, world: World, events: Sequence[Event]) -> Decision: ...
+    def decide(self, world: Ledger, events: Sequence[Event]) -> Decision: ...
 
 
 # Timer kinds, ordered so that at one instant host failures come first (a guest cannot
@@ -107,14 +73,10 @@ _T_RETRY = 3
 _T_WAKE = 4
 
 
-class World:
-    """The state of a recovery during one simulated run, read by policies.
-
-    Indices follow the problem: guest `g` is `problem.guests[g]`, host `h` is
-    `problem.hosts[h]`, pool `p` is the p-th name of `pools`. "Declared" loads are what
-    a manager can know without measuring: the boot profiles of the guests it has started
-    and that are not ready yet.
-    """
+class World(Ledger):
+    """One simulated run: the ledger a policy reads (placement.simulate.ledger), and the
+    physics under it. The physical demand on each resource (`demand`, `peak_demand`) is
+    the engine's alone; policies see only the declared loads."""
 
     def __init__(
         self,
@@ -123,98 +85,23 @@ class World:
         settings: SimulationSettings,
         draws: RunDraws,
     ) -> None:
-        self.problem = problem
-        self.settings = settings
+        super().__init__(problem, plan, settings)
         self.draws = draws
-        self.now = 0.0
-        guests = problem.guests
-        hosts = problem.hosts
-        self.pools: tuple[str, ...] = tuple(problem.boot_pools)
-        pool_index = {name: p for p, name in enumerate(self.pools)}
-        num_pools = len(self.pools)
-        # Resources: the pools first, then one per host with a boot-CPU limit.
-        capacity = [float(problem.boot_pools[name]) for name in self.pools]
-        self._cpu_resource: list[int | None] = []
-        for host in hosts:
-            if host.boot.cpu is None:
-                self._cpu_resource.append(None)
-            else:
-                self._cpu_resource.append(len(capacity))
-                capacity.append(float(host.boot.cpu))
-        self.capacity = capacity
+        capacity = self.capacity
         self.demand = [0.0] * len(capacity)
         self.peak_demand = [0.0] * len(capacity)
         self._factor = [1.0] * len(capacity)
         self._num_over = 0
         self.seconds_over_capacity = 0.0
-        self.num_pools = num_pools
-
-        # What a boot (or a migration) of each guest loads: (resource, amount) pairs.
-        self._boot_loads: list[list[tuple[int, float]]] = []
-        self._migrate_loads = [
-            (pool_index[name], float(amount))
-            for name, amount in problem.migration.load.items()
-            if amount > 0 and name in pool_index
-        ]
-        for guest in guests:
-            loads = [
-                (pool_index[name], float(amount))
-                for name, amount in guest.boot.load.items()
-                if amount > 0 and name in pool_index
-            ]
-            self._boot_loads.append(loads)
-
-        # What the plan does with each guest, and where the recovery finds it.
-        initial = {
-            Action.START: GuestStatus.WAITING,
-            Action.MIGRATE: GuestStatus.WAITING,
-            Action.STAY: GuestStatus.RUNNING,
-            Action.STOP: GuestStatus.STOPPED,
-            Action.NONE: GuestStatus.NOT_PLACED,
-        }
-        by_guest = plan.by_guest()
-        self.planned_action: list[Action] = []
-        self.status: list[GuestStatus] = []
-        self.host_of: list[int | None] = []
-        for guest in guests:
-            found = by_guest.get(guest.name)
-            runs = problem.runs_now(guest) and guest.current_host is not None
-            current = problem.host_position(guest.current_host or "") if runs else None
-            action = found.action if found is not None else (Action.STAY if runs else Action.NONE)
-            self.planned_action.append(action)
-            self.status.append(initial[action])
-            # A migrating guest runs where it is until its move is done.
-            self.host_of.append(current if action in (Action.MIGRATE, Action.STAY) else None)
-        self.to_recover = [a in (Action.START, Action.MIGRATE) for a in self.planned_action]
-        self.lost_once = [False] * len(guests)
-
-        self.online = [host.online for host in hosts]
-        self.returned = [False] * len(guests)
-        self.ready_at: list[float | None] = [None] * len(guests)
-        self.attempts = [0] * len(guests)
-        self._retries_used = [0] * len(guests)
-        self.declared_pool = [0.0] * num_pools
-        self.declared_cpu = [0.0] * len(hosts)
-        self.booting_on_host = [0] * len(hosts)
-        self.booting_total = 0
-        self.in_flight = 0  # started and the start command has not returned
-        self.in_flight_on_host = [0] * len(hosts)
-        self.last_start_s: float | None = None
-        self.last_start_group: str | None = None
-        self.starts_issued = 0
-        self.retries = 0
-        self.fenced: list[int] = []
-        self.failed_hosts: list[int] = []
 
         # Jobs (boot attempts and migrations) and their groups.
         self._job_guest: list[int] = []
         self._job_group: list[int] = []
         self._job_alive: list[bool] = []
         self._job_fails: list[bool] = []
-        self._job_migrate: list[bool] = []
         self._job_loads: list[list[tuple[int, float]]] = []
         self._job_host: list[int] = []
-        self._job_of_guest: list[int | None] = [None] * len(guests)
+        self._job_of_guest: list[int | None] = [None] * len(problem.guests)
         # A group's virtual clock is kept lazily: clock(t) = base + rate * (t - since), so
         # an event touches only the groups whose rate it changes.
         self._group_of_signature: dict[tuple[int, ...], int] = {}
@@ -229,14 +116,13 @@ class World:
         self._changed_resources: set[int] = set()
         # Predicted finishes of each group's first job: (instant, seq, group, version, job).
         self._finishes: list[tuple[float, int, int, int, int]] = []
-        self._host_pool_jobs = [[0] * num_pools for _ in hosts]
+        self._host_pool_jobs = [[0] * self.num_pools for _ in problem.hosts]
 
         self._timers: list[tuple[float, int, int, int, int]] = []
         self._timer_seq = 0
         self._wake_version = 0
-        self._fence_version = [0] * len(hosts)
-        self._fence_due: list[float | None] = [None] * len(hosts)
-        self._events: list[Event] = []
+        self._fence_version = [0] * len(problem.hosts)
+        self._fence_due: list[float | None] = [None] * len(problem.hosts)
         self._follow_returns = True
         # (instant, demand per pool) after every change, when asked for (plots).
         self.trace: list[tuple[float, tuple[float, ...]]] | None = None
@@ -246,31 +132,6 @@ class World:
         if draws.host_failure is not None:
             failing, at_s = draws.host_failure
             self._add_timer(at_s, _T_HOST_FAILURE, failing)
-
-    # --- what a policy reads ------------------------------------------------------------
-
-    def fits(self, guest: int, host: int) -> bool:
-        """Whether starting `guest` on `host` now keeps every declared boot load within its
-        limit: each pool, the host's boot CPU and start count, the cluster's batch limit."""
-        for resource, amount in self._boot_loads[guest]:
-            if self.declared_pool[resource] + amount > self.capacity[resource] + _EPS:
-                return False
-        host_boot = self.problem.hosts[host].boot
-        cpu = self.problem.guests[guest].boot.cpu
-        if host_boot.cpu is not None and cpu > 0 and self.declared_cpu[host] + cpu > host_boot.cpu:
-            return False
-        if host_boot.max_starts is not None and self.booting_on_host[host] >= host_boot.max_starts:
-            return False
-        limit = self.problem.schedule.max_starts
-        return limit is None or self.booting_total < limit
-
-    def pool_loads(self, guest: int) -> list[tuple[int, float]]:
-        """The (pool index, load) pairs a boot of `guest` adds."""
-        return self._boot_loads[guest]
-
-    def cpu_resource(self, host: int) -> int | None:
-        """The resource index of `host`'s boot CPU (None: the host sets no limit)."""
-        return self._cpu_resource[host]
 
     def host_pressure(self, host: int) -> float:
         """The host's boot pressure: its boot-CPU demand over its limit, or the demand
@@ -411,7 +272,7 @@ class World:
         return group
 
     def _launch(self, guest: int, host: int, migrate: bool) -> None:
-        """Start a boot attempt (or a migration) of `guest` on `host` now."""
+        """Start the physics of a boot attempt (or a migration) of `guest` on `host`."""
         problem_guest = self.problem.guests[guest]
         if migrate:
             loads = list(self._migrate_loads)
@@ -422,8 +283,8 @@ class World:
             if cpu_resource is not None and problem_guest.boot.cpu > 0:
                 loads.append((cpu_resource, float(problem_guest.boot.cpu)))
             work = float(problem_guest.boot.duration_s)
-        attempt = min(self.attempts[guest], ATTEMPTS - 1)
-        self.attempts[guest] += 1
+        # The ledger has counted this attempt already: its draw is the one before.
+        attempt = min(self.attempts[guest] - 1, ATTEMPTS - 1)
         work *= float(self.draws.duration_factor[guest])
         fails = bool(self.draws.fails[guest, attempt]) and not migrate
         if fails:
@@ -437,7 +298,6 @@ class World:
         self._job_group.append(group)
         self._job_alive.append(True)
         self._job_fails.append(fails)
-        self._job_migrate.append(migrate)
         self._job_loads.append(loads)
         self._job_host.append(host)
         self._job_of_guest[guest] = job
@@ -452,23 +312,11 @@ class World:
         for resource, _ in loads:
             if resource < self.num_pools:
                 self._host_pool_jobs[host][resource] += 1
-        # The declared view: what the policy started and is not ready yet.
-        for resource, amount in self._boot_loads[guest] if not migrate else self._migrate_loads:
-            self.declared_pool[resource] += amount
-        if not migrate:
-            self.declared_cpu[host] += problem_guest.boot.cpu
-            self.booting_on_host[host] += 1
-            self.booting_total += 1
-        self.status[guest] = GuestStatus.BOOTING
-        self.host_of[guest] = host
-        self.returned[guest] = False
-        self.in_flight += 1
-        self.in_flight_on_host[host] += 1
         if self._follow_returns:
             self._add_timer(self.now + self.settings.start_return_s, _T_RETURN, guest, job)
 
     def _end_job(self, job: int) -> None:
-        """Take a finished, failed or killed job out of the physics and the declared view."""
+        """Take a finished, failed or killed job out of the physics."""
         self._job_alive[job] = False
         group = self._job_group[job]
         self._group_live[group] -= 1
@@ -482,89 +330,26 @@ class World:
         for resource, _ in loads:
             if resource < self.num_pools:
                 self._host_pool_jobs[host][resource] -= 1
-        guest = self._job_guest[job]
-        migrate = self._job_migrate[job]
-        for resource, amount in self._boot_loads[guest] if not migrate else self._migrate_loads:
-            self.declared_pool[resource] = max(self.declared_pool[resource] - amount, 0.0)
-        if not migrate:
-            self.declared_cpu[host] -= self.problem.guests[guest].boot.cpu
-            self.booting_on_host[host] -= 1
-            self.booting_total -= 1
-        self._job_of_guest[guest] = None
-        self._mark_returned(guest)
+        self._job_of_guest[self._job_guest[job]] = None
 
-    def _mark_returned(self, guest: int) -> None:
-        if not self.returned[guest]:
-            self.returned[guest] = True
-            host = self.host_of[guest]
-            self.in_flight -= 1
-            if host is not None:
-                self.in_flight_on_host[host] -= 1
+    def _kill(self, guest: int) -> None:
+        job = self._job_of_guest[guest]
+        if job is not None:
+            self._end_job(job)
 
-    # --- what happens -------------------------------------------------------------------
+    def _schedule_retry(self, guest: int, at_s: float) -> None:
+        self._add_timer(at_s, _T_RETRY, guest)
 
-    def start(self, guest: int, host: int) -> bool:
-        """Carry out a policy's start (or the planned migration) of `guest` on `host`.
-
-        Only a guest that waits or was lost can start; on a host that is down the start
-        fails at once and the guest counts as lost. Returns whether it started.
-        """
-        status = self.status[guest]
-        if status not in (GuestStatus.WAITING, GuestStatus.LOST):
-            return False
-        if not self.online[host]:
-            if status is GuestStatus.WAITING:
-                self.status[guest] = GuestStatus.LOST
-                self.to_recover[guest] = True
-                self.lost_once[guest] = True
-                self._events.append(Event(EventKind.LOST, self.now, guest, host))
-            return False
-        migrate = status is GuestStatus.WAITING and self.planned_action[guest] is Action.MIGRATE
-        self.starts_issued += 1
-        group = self.problem.guests[guest].boot.group
-        self.last_start_s = self.now
-        self.last_start_group = group
-        self._launch(guest, host, migrate)
-        return True
+    def _host_down(self, host: int, fenced: bool) -> None:
+        if self.online[host]:
+            self._fence_version[host] += 1
+            self._fence_due[host] = None
+        super()._host_down(host, fenced)
 
     def _complete(self, job: int) -> None:
         guest = self._job_guest[job]
-        fails = self._job_fails[job]
         self._end_job(job)
-        if not fails:
-            self.status[guest] = GuestStatus.READY
-            self.ready_at[guest] = self.now
-            self._events.append(Event(EventKind.READY, self.now, guest, self.host_of[guest]))
-            return
-        if self._retries_used[guest] < self.settings.max_retries:
-            self._retries_used[guest] += 1
-            self.retries += 1
-            self.status[guest] = GuestStatus.RETRY_WAIT
-            self._events.append(Event(EventKind.FAILED, self.now, guest, self.host_of[guest]))
-            self._add_timer(self.now + self.settings.retry_delay_s, _T_RETRY, guest)
-        else:
-            self.status[guest] = GuestStatus.GAVE_UP
-            self._events.append(Event(EventKind.GAVE_UP, self.now, guest, self.host_of[guest]))
-
-    def _host_down(self, host: int, fenced: bool) -> None:
-        if not self.online[host]:
-            return
-        self.online[host] = False
-        (self.fenced if fenced else self.failed_hosts).append(host)
-        self._fence_version[host] += 1
-        self._fence_due[host] = None
-        self._events.append(Event(EventKind.HOST_DOWN, self.now, None, host))
-        for guest, where in enumerate(self.host_of):
-            if where != host or self.status[guest] not in _ON_HOST:
-                continue
-            job = self._job_of_guest[guest]
-            if job is not None:
-                self._end_job(job)
-            self.status[guest] = GuestStatus.LOST
-            self.ready_at[guest] = None
-            self.to_recover[guest] = True
-            self.lost_once[guest] = True
-            self._events.append(Event(EventKind.LOST, self.now, guest, host))
+        self._finished(guest, ok=not self._job_fails[job])
 
     def _fire_timer(self, kind: int, subject: int, version: int) -> bool:
         """Act on a due timer; False for a stale one (nothing happened)."""
@@ -577,19 +362,9 @@ class World:
         elif kind == _T_RETURN:
             if self._job_of_guest[subject] != version or self.returned[subject]:
                 return False
-            self._mark_returned(subject)
-            self._events.append(Event(EventKind.RETURNED, self.now, subject, self.host_of[subject]))
+            self._returned(subject)
         elif kind == _T_RETRY:
-            if self.status[subject] is not GuestStatus.RETRY_WAIT:
-                return False
-            host = self.host_of[subject]
-            assert host is not None
-            if not self.online[host]:
-                self.status[subject] = GuestStatus.LOST
-                self._events.append(Event(EventKind.LOST, self.now, subject, host))
-                return True
-            self.starts_issued += 1
-            self._launch(subject, host, migrate=False)
+            return self._retry(subject)
         elif kind == _T_WAKE:
             return version == self._wake_version
         return True
@@ -639,8 +414,7 @@ class World:
                 if self.trace is not None:
                     self._record()
                 # Starts on a host that is down produce events of their own.
-                events = self._events
-                self._events = []
+                events = self.take_events()
                 if events and watches_events:
                     continue
             completion_at = self._next_completion()
@@ -669,7 +443,6 @@ class World:
             if self.settings.fencing:
                 self._check_fencing()
             self._refresh_rates()
-            events = self._events
-            self._events = []
+            events = self.take_events()
             if self.trace is not None:
                 self._record()

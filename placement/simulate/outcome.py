@@ -45,6 +45,7 @@ class RunOutcome:
     pool_trace: Mapping[str, tuple[tuple[float, ...], tuple[float, ...]]] = attrs.field(
         factory=dict, converter=_frozen
     )
+    policy_stats: Mapping[str, float] = attrs.field(factory=dict, converter=_frozen)
 
     @classmethod
     def of(cls, world: World, problem: Problem, run: int) -> RunOutcome:
@@ -92,6 +93,7 @@ class RunOutcome:
             retries=world.retries,
             end_s=world.now,
             pool_trace=_traces(world),
+            policy_stats=world.policy_stats,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -109,6 +111,7 @@ class RunOutcome:
             "starts": self.starts,
             "retries": self.retries,
             "ready_s": dict(self.ready_s),
+            "policy_stats": dict(self.policy_stats),
         }
 
 

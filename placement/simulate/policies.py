@@ -30,7 +30,8 @@ import attrs
 
 from placement.model import Problem
 from placement.plan import Action, Plan
-from placement.simulate.engine import Controller, Decision, Event, EventKind, GuestStatus, World
+from placement.simulate.engine import Controller, Decision
+from placement.simulate.ledger import STARTABLE, Event, EventKind, GuestStatus, Ledger
 
 #: Statuses after which a guest no longer holds up the guests ordered after it.
 _SETTLED = (GuestStatus.READY, GuestStatus.GAVE_UP, GuestStatus.LOST)
@@ -167,7 +168,7 @@ class Policy(abc.ABC):
         """A fresh controller for one run of `plan`."""
 
 
-def _deps_met(world: World, unit: Unit, need_ready: bool) -> bool:
+def _deps_met(world: Ledger, unit: Unit, need_ready: bool) -> bool:
     """Whether every guest the unit starts after is ready (or, for tools that order on
     the start action, whose start returned). A dependency that will never be ready
     (gave up, lost) no longer holds the unit back."""
@@ -188,15 +189,15 @@ class _ListController:
         self.pending: list[Unit] = list(units)
         self.need_ready = need_ready
 
-    def gate(self, world: World, unit: Unit) -> bool | None:
+    def gate(self, world: Ledger, unit: Unit) -> bool | None:
         """True: start now; False: not now, look at later units; None: not now, and
         no later unit either (the policy's order is strict)."""
         raise NotImplementedError
 
-    def wake(self, world: World) -> float | None:
+    def wake(self, world: Ledger) -> float | None:
         return None
 
-    def decide(self, world: World, events: Sequence[Event]) -> Decision:
+    def decide(self, world: Ledger, events: Sequence[Event]) -> Decision:
         kept: list[Unit] = []
         stop = False
         for position, unit in enumerate(self.pending):
@@ -218,7 +219,7 @@ class _ListController:
         # The starts were carried out above, so that each gate saw the ones before it.
         return Decision((), self.wake(world) if self.pending else None)
 
-    def started(self, world: World, unit: Unit) -> None:
+    def started(self, world: Ledger, unit: Unit) -> None:
         """Hook: the unit has just started."""
 
 
@@ -236,7 +237,7 @@ class _OpenLoop:
         self.units = sorted(units, key=lambda u: (u.start_s, u.index))
         self.next = 0
 
-    def decide(self, world: World, events: Sequence[Event]) -> Decision:
+    def decide(self, world: Ledger, events: Sequence[Event]) -> Decision:
         units = self.units
         while self.next < len(units) and units[self.next].start_s <= world.now + 1e-9:
             unit = units[self.next]
@@ -412,7 +413,7 @@ class _ReadinessGated:
                 position += 1
             self.next_waiter[k] = position
 
-    def decide(self, world: World, events: Sequence[Event]) -> Decision:
+    def decide(self, world: Ledger, events: Sequence[Event]) -> Decision:
         for event in events:
             settles = event.kind in (EventKind.READY, EventKind.GAVE_UP, EventKind.LOST)
             # A guest settles once: lost after it was ready changes nothing here.
@@ -454,7 +455,26 @@ class _ReadinessGated:
                 wake = planned if wake is None else min(wake, planned)
         return Decision((), wake)
 
-    def _scan(self, world: World) -> None:
+    def adopt(self, world: Ledger) -> None:
+        """Take over a recovery under way (after a re-plan): units whose guests have all
+        begun count as started, and those settled (ready, given up, lost) as settled, so
+        the plan's order waits only for what is still to come."""
+        for unit in self.units:
+            if any(world.status[g] in STARTABLE for g in unit.guests):
+                continue
+            if not self.queued[unit.index]:
+                self.queued[unit.index] = True
+            else:
+                self.eligible.remove(unit.index)
+                heapq.heapify(self.eligible)
+            self.started += 1
+            for guest in unit.guests:
+                settled = world.status[guest] in (*_SETTLED, GuestStatus.RUNNING)
+                if settled and guest not in self.settled:
+                    self.settled.add(guest)
+                    self._settle(guest)
+
+    def _scan(self, world: Ledger) -> None:
         """Start the eligible units the gate admits, in the plan's order."""
         kept: list[int] = []
         while self.eligible:
@@ -473,12 +493,12 @@ class _ReadinessGated:
         for index in kept:
             heapq.heappush(self.eligible, index)
 
-    def _resources(self, world: World, unit: Unit) -> set[tuple[str, int]]:
+    def _resources(self, world: Ledger, unit: Unit) -> set[tuple[str, int]]:
         found = {("pool", pool) for g in unit.guests for pool, _ in world.pool_loads(g)}
         found.update(("host", h) for h in unit.hosts)
         return found
 
-    def gate(self, world: World, unit: Unit) -> bool | None:
+    def gate(self, world: Ledger, unit: Unit) -> bool | None:
         resources = self._resources(world, unit)
         if resources & self.blocked:
             return False
@@ -497,7 +517,7 @@ class _ReadinessGated:
             return False
         return True
 
-    def _fits(self, world: World, unit: Unit) -> bool:
+    def _fits(self, world: Ledger, unit: Unit) -> bool:
         if len(unit.guests) == 1:
             guest, host = unit.guests[0], unit.hosts[0]
             # A boot larger than a limit on its own may start when nothing else loads it.
@@ -532,7 +552,7 @@ class _ReadinessGated:
         return True
 
 
-def _alone(world: World, guest: int, host: int) -> bool:
+def _alone(world: Ledger, guest: int, host: int) -> bool:
     """Whether nothing else loads what `guest` would load on `host` (so a guest too big
     for a limit on its own may start rather than wait forever)."""
     if any(world.declared_pool[pool] > 0 for pool, _ in world.pool_loads(guest)):
@@ -572,7 +592,7 @@ def _peer_order(problem: Problem, plan: Plan) -> list[Unit]:
 
 
 class _AllAtOnce(_ListController):
-    def gate(self, world: World, unit: Unit) -> bool | None:
+    def gate(self, world: Ledger, unit: Unit) -> bool | None:
         return True
 
 
@@ -594,7 +614,7 @@ class _Serial(_ListController):
         self.next_s = 0.0
         self.waiting_for: int | None = None  # the guest whose start command runs
 
-    def decide(self, world: World, events: Sequence[Event]) -> Decision:
+    def decide(self, world: Ledger, events: Sequence[Event]) -> Decision:
         if self.waiting_for is not None:
             if (
                 world.status[self.waiting_for] is GuestStatus.BOOTING
@@ -606,15 +626,15 @@ class _Serial(_ListController):
             self.waiting_for = None
         return super().decide(world, events)
 
-    def gate(self, world: World, unit: Unit) -> bool | None:
+    def gate(self, world: Ledger, unit: Unit) -> bool | None:
         if self.waiting_for is not None or world.now + 1e-9 < self.next_s:
             return None
         return True
 
-    def started(self, world: World, unit: Unit) -> None:
+    def started(self, world: Ledger, unit: Unit) -> None:
         self.waiting_for = unit.guests[-1]
 
-    def wake(self, world: World) -> float | None:
+    def wake(self, world: Ledger) -> float | None:
         return self.next_s if self.waiting_for is None else None
 
 
@@ -639,7 +659,7 @@ class _Batch(_ListController):
         self.limit = limit
         self.count_ready = count_ready
 
-    def gate(self, world: World, unit: Unit) -> bool | None:
+    def gate(self, world: Ledger, unit: Unit) -> bool | None:
         busy = world.booting_total if self.count_ready else world.in_flight
         return True if busy == 0 or busy + len(unit.guests) <= self.limit else None
 
@@ -670,11 +690,11 @@ class Batch(Policy):
 class _PerHostWorkers(_ListController):
     """Per host at most `workers(world, host)` start commands running at once."""
 
-    def __init__(self, units: Sequence[Unit], workers: Callable[[World, int], int]) -> None:
+    def __init__(self, units: Sequence[Unit], workers: Callable[[Ledger, int], int]) -> None:
         super().__init__(units, need_ready=False)
         self.workers = workers
 
-    def gate(self, world: World, unit: Unit) -> bool | None:
+    def gate(self, world: Ledger, unit: Unit) -> bool | None:
         for host in set(unit.hosts):
             wanted = unit.hosts.count(host)
             running = world.in_flight_on_host[host]
@@ -689,13 +709,13 @@ class _Proxmox(_PerHostWorkers):
         self.round_s = round_s
         self.window_s = window_s
 
-    def gate(self, world: World, unit: Unit) -> bool | None:
+    def gate(self, world: Ledger, unit: Unit) -> bool | None:
         # Workers are forked only while the LRM round runs its workers.
         if world.now % self.round_s > self.window_s + 1e-9:
             return None
         return super().gate(world, unit)
 
-    def wake(self, world: World) -> float | None:
+    def wake(self, world: Ledger) -> float | None:
         return (math.floor(world.now / self.round_s + 1e-9) + 1) * self.round_s
 
 
@@ -736,7 +756,7 @@ class _Pacemaker(_PerHostWorkers):
         self.modes = [0] * len(problem.hosts)  # 0 none, 1 low, 2 medium, 3 high
         self.sampled_s = -math.inf
 
-    def _sample(self, world: World) -> None:
+    def _sample(self, world: Ledger) -> None:
         """Every node measures its load every `sample_s` and picks a throttle mode:
         low, medium and high past 1.2, 1.6 and 2.0 times load-threshold per core (the
         load-average rule of controld_throttle.c; boot pressure stands for load)."""
@@ -751,15 +771,15 @@ class _Pacemaker(_PerHostWorkers):
                     mode = level
             self.modes[host] = mode
 
-    def _node_limit(self, world: World, host: int) -> int:
+    def _node_limit(self, world: Ledger, host: int) -> int:
         most = 2 * _host_cores(self.problem, host)  # node-action-limit: twice the cores
         return (most, max(most // 2, 1), max(most // 4, 1), 1)[self.modes[host]]
 
-    def decide(self, world: World, events: Sequence[Event]) -> Decision:
+    def decide(self, world: Ledger, events: Sequence[Event]) -> Decision:
         self._sample(world)
         return super().decide(world, events)
 
-    def gate(self, world: World, unit: Unit) -> bool | None:
+    def gate(self, world: Ledger, unit: Unit) -> bool | None:
         if any(mode == 3 for mode in self.modes):
             # batch-limit 0 becomes half the nodes while any node is highly loaded.
             online = sum(world.online)
@@ -767,7 +787,7 @@ class _Pacemaker(_PerHostWorkers):
                 return None
         return super().gate(world, unit)
 
-    def wake(self, world: World) -> float | None:
+    def wake(self, world: Ledger) -> float | None:
         return self.sampled_s + self.sample_s
 
 
@@ -805,7 +825,7 @@ class _PriorityGroups(_ListController):
             for level in levels
         }
 
-    def decide(self, world: World, events: Sequence[Event]) -> Decision:
+    def decide(self, world: Ledger, events: Sequence[Event]) -> Decision:
         while self.level < len(self.levels) - 1:
             members = self.members[self.levels[self.level]]
             done = all(world.status[g] in _SETTLED for g in members)
@@ -821,10 +841,10 @@ class _PriorityGroups(_ListController):
             self.level_started_s = world.now
         return super().decide(world, events)
 
-    def gate(self, world: World, unit: Unit) -> bool | None:
+    def gate(self, world: Ledger, unit: Unit) -> bool | None:
         return self.levels.index(unit.priority) <= self.level
 
-    def wake(self, world: World) -> float | None:
+    def wake(self, world: Ledger) -> float | None:
         candidates = [self.level_started_s + self.timeout_s]
         if self.open_from_s > world.now:
             candidates.append(self.open_from_s)
@@ -848,44 +868,3 @@ class PriorityGroups(Policy):
 
 
 # --- by name -----------------------------------------------------------------------------
-
-
-POLICY_NAMES = (
-    "open-loop",
-    "readiness-gated",
-    "readiness-backfill",
-    "all-at-once",
-    "serial:SECONDS",
-    "batch:N",
-    "batch-ready:N",
-    "proxmox",
-    "pacemaker",
-    "priority-groups",
-)
-
-
-def policy_by_name(spec: str) -> Policy:
-    """The policy a name stands for (`serial:45`, `batch:4`, ...); ValueError if none."""
-    name, _, argument = spec.partition(":")
-    simple: dict[str, Callable[[], Policy]] = {
-        "open-loop": OpenLoop,
-        "readiness-gated": ReadinessGated,
-        "readiness-backfill": lambda: ReadinessGated(backfill=True),
-        "all-at-once": AllAtOnce,
-        "proxmox": Proxmox,
-        "pacemaker": Pacemaker,
-        "priority-groups": PriorityGroups,
-    }
-    if name in simple and not argument:
-        return simple[name]()
-    if name in ("serial", "batch", "batch-ready"):
-        try:
-            value = int(argument) if argument else (45 if name == "serial" else 4)
-        except ValueError:
-            value = -1
-        if value < (0 if name == "serial" else 1):
-            raise ValueError(f"policy '{spec}': expected {name}:N with a whole number N")
-        if name == "serial":
-            return Serial(value)
-        return Batch(value, "started" if name == "batch" else "ready")
-    raise ValueError(f"unknown policy '{spec}' (expected one of: {', '.join(POLICY_NAMES)})")

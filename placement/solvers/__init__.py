@@ -53,7 +53,9 @@ class SolveOptions:
     placement baseline (`list`, `all-at-once`, `serial:SECONDS`, `batch:N`).
     `on_progress`: called with `Progress` reports during long solves. `stop`: a
     `StopToken` that ends the solve early from another thread; the solve then returns
-    its best verified plan so far.
+    its best verified plan so far. `hint`: a plan to start from (the optimiser takes it
+    as its first incumbent when it passes the checker on this problem; re-planning
+    passes the plan being carried out).
     """
 
     time_limit_s: float = 10.0
@@ -63,6 +65,7 @@ class SolveOptions:
     schedule: str = "list"
     on_progress: Callable[[Progress], None] | None = attrs.field(default=None, eq=False)
     stop: StopToken | None = attrs.field(default=None, eq=False)
+    hint: Plan | None = attrs.field(default=None, eq=False)
 
 
 class SolveFunction(Protocol):

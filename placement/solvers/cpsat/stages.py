@@ -445,10 +445,17 @@ def _greedy_incumbent(problem: Problem, options: SolveOptions) -> Plan | None:
     from placement.solvers import available_solvers, get_solver
 
     best: Plan | None = None
+    if options.hint is not None:
+        # The caller's plan (re-planning: the one being carried out), if it is valid here.
+        best = _checked_variant(problem, options.hint)
     # Local-search baselines (descent-rebalance) stop at their time limit: at most a quarter,
     # and only what is left of it when they start (below).
     seed_options = attrs.evolve(
-        options, schedule="list", on_progress=None, time_limit_s=options.time_limit_s / 4
+        options,
+        schedule="list",
+        on_progress=None,
+        hint=None,
+        time_limit_s=options.time_limit_s / 4,
     )
     # Every baseline and peer is a candidate start: the optimiser must never end worse
     # than any of them. Peers may break rules (that is their finding); only plans that

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from placement.model import Guest, GuestState, Problem
+from placement.model import Guest, GuestState, Problem, host_allows
 from placement.solvers.common import split_guests
 
 _DIGITS = re.compile(r"(\d+)")
@@ -32,7 +32,9 @@ def natural_key(name: str) -> tuple[tuple[str | int, ...], str]:
 class StartState:
     """The cluster before a peer places anything.
 
-    `stay`: guest -> host for guests that keep running where they are. `to_place`: the
+    `stay`: guest -> host for guests that keep running where they are (as every
+    baseline keeps them, `split_guests`; with `check_capacity=False`, every running
+    guest whose node rules allow its online host, however loaded). `to_place`: the
     guests that need a host, in problem order. `users`: online host -> the guests using
     it already (those that stay and frozen copies). `classes` tracks, per anti-affinity
     class, which running guests of that class each host holds (frozen copies do not
@@ -42,13 +44,35 @@ class StartState:
     Pacemaker's scheduler assigns every resource at each transition).
     """
 
-    def __init__(self, problem: Problem, *, reassign: bool = False) -> None:
+    def __init__(
+        self, problem: Problem, *, check_capacity: bool = True, reassign: bool = False
+    ) -> None:
         self.problem = problem
-        split = split_guests(problem)
-        self.stay: dict[str, str] = {} if reassign else dict(split.stay)
-        self.to_place: list[Guest] = (
-            list(problem.guests) if reassign else [problem.guest(name) for name in split.place]
-        )
+        if reassign:
+            self.stay: dict[str, str] = {}
+            place: tuple[str, ...] = tuple(guest.name for guest in problem.guests)
+        elif check_capacity:
+            split = split_guests(problem)
+            self.stay = dict(split.stay)
+            place = split.place
+        else:
+            # A peer that never looks at capacity leaves every running guest where its
+            # node rules allow it, overloaded or not; its own rules may move it later.
+            self.stay = {
+                guest.name: guest.current_host
+                for guest in problem.guests
+                if guest.state is GuestState.RUNNING
+                and guest.current_host is not None
+                and host_allows(problem.host(guest.current_host), guest)
+            }
+            # A guest that can neither stay nor live-migrate is stopped, as everywhere.
+            stuck = set(split_guests(problem).stop) - set(self.stay)
+            place = tuple(
+                guest.name
+                for guest in problem.guests
+                if guest.name not in self.stay and guest.name not in stuck
+            )
+        self.to_place: list[Guest] = [problem.guest(name) for name in place]
         self.users: dict[str, list[Guest]] = {h.name: [] for h in problem.hosts if h.online}
         for guest in problem.guests:
             host = self.stay.get(guest.name)
@@ -83,6 +107,18 @@ class StartState:
                     if members - own:
                         hosts.add(host)
         return hosts
+
+    def release(self, guest: Guest) -> None:
+        """Make a guest that was to stay need a host again (a peer's own rule moves it).
+
+        It keeps using its current host among `users`: while it migrates away it still
+        loads that host, as the peers count a migrating guest on both nodes.
+        """
+        host = self.stay.pop(guest.name)
+        del self.placed[guest.name]
+        for name in guest.anti_affinity:
+            self._classes.get(name, {}).get(host, set()).discard(guest.name)
+        self.to_place.append(guest)
 
     def partner_hosts(self, guest: Guest) -> dict[str, int]:
         """Host -> how many other members of the guest's together group run there now."""

@@ -6,8 +6,10 @@ of the `proxmox-resource-scheduling` crate (`pve_static`, `topsis`). No code is 
 
 How Proxmox picks a node for one HA service:
 
-1. Services are handled one at a time, in the order of their service ids. Ours are guest
-   names, taken in natural order (vm100 < vm101 < vm1000, see `natural_key`).
+1. Services are handled one at a time, in the string order of their service ids
+   (`sort keys`: vm:1000 < vm:101). Ours are guest names, in the same order.
+   Guests that are not HA resources (`proxmox.unmanaged`) are neither placed nor
+   counted: the HA manager does not know them.
 2. Candidates: the online nodes its node-affinity rules allow (here: `host_allows`, i.e.
    allowed hosts, avoided hosts, labels, and a frozen guest's own host).
 3. A service that runs on an online node stays there, and one that is merely started
@@ -40,11 +42,11 @@ import numpy as np
 import numpy.typing as npt
 
 from placement import imbalance
-from placement.model import Guest, GuestState, Host, Problem, host_allows
+from placement.model import Guest, GuestState, Host, Problem, ProxmoxNodeAffinity, host_allows
 from placement.plan import Plan
 from placement.solvers import SolveOptions, register
 from placement.solvers.common import Placement, finish_plan
-from placement.solvers.peers._shared import StartState, natural_key
+from placement.solvers.peers._shared import StartState
 
 logger = logging.getLogger(__name__)
 
@@ -178,10 +180,55 @@ def static_resources(
 
 
 def _service_order(guests: Iterable[Guest]) -> list[Guest]:
-    return sorted(guests, key=lambda guest: natural_key(guest.name))
+    # Proxmox walks `sort keys %$ss`: a plain string sort (vm:1000 before vm:101).
+    return sorted(guests, key=lambda guest: guest.name)
 
 
-def _candidates(state: StartState, guest: Guest, online: Sequence[Host]) -> tuple[list[str], str]:
+class NodeAffinity:
+    """The problem's Proxmox node-affinity rules (`problem.proxmox.node_affinity`).
+
+    As `PVE::HA::Rules::NodeAffinity::get_node_affinity`: a guest without a rule may use
+    every allowed online node; with one, the online nodes of its rule (and, for a
+    non-strict rule, every other online node at priority -1) are grouped by priority, and
+    only the highest group present is preferred.
+    """
+
+    def __init__(self, problem: Problem) -> None:
+        self.rules: dict[str, ProxmoxNodeAffinity] = {}
+        for rule in problem.proxmox.node_affinity:
+            for name in rule.guests:
+                self.rules.setdefault(name, rule)
+        self.no_failback = problem.proxmox.no_failback
+
+    def _priorities(self, guest: Guest, allowed: Sequence[str]) -> dict[str, int]:
+        rule = self.rules.get(guest.name)
+        if rule is None:
+            return dict.fromkeys(allowed, 0)
+        return {
+            node: rule.nodes.get(node, -1)
+            for node in allowed
+            if node in rule.nodes or not rule.strict
+        }
+
+    def preferred(self, guest: Guest, allowed: Sequence[str]) -> list[str]:
+        """The nodes of `allowed` (online nodes the guest's rules admit) Proxmox prefers."""
+        priority = self._priorities(guest, allowed)
+        if not priority:
+            return []
+        top = max(priority.values())
+        return [node for node in priority if priority[node] == top]
+
+    def may_stay(self, guest: Guest, allowed: Sequence[str]) -> list[str]:
+        """The nodes of `allowed` a running guest may stay on: its preferred ones, or,
+        with failback off, every node its rule allows."""
+        if guest.name in self.no_failback:
+            return list(self._priorities(guest, allowed))
+        return self.preferred(guest, allowed)
+
+
+def _candidates(
+    state: StartState, guest: Guest, online: Sequence[Host], affinity: NodeAffinity
+) -> tuple[list[str], str]:
     """The candidate nodes after node affinity and resource affinity, or why there are none.
 
     Negative affinity drops nodes running a conflicting guest; a guest inherits the
@@ -192,6 +239,9 @@ def _candidates(state: StartState, guest: Guest, online: Sequence[Host]) -> tupl
     allowed = [host.name for host in online if host_allows(host, guest)]
     if not allowed:
         return [], _no_allowed_host(state.problem, guest)
+    allowed = affinity.preferred(guest, allowed)
+    if not allowed:
+        return [], "no online node of its strict node-affinity rule (proxmox.node_affinity)"
     group = [guest]
     if guest.together is not None:
         group = list(state.problem.together_groups()[guest.together])
@@ -211,19 +261,25 @@ def _no_allowed_host(problem: Problem, guest: Guest) -> str:
     return "no online host is allowed by its node rules (allowed, avoided hosts, labels)"
 
 
-def _stays_put(state: StartState, guest: Guest) -> bool:
+def _stays_put(state: StartState, guest: Guest, affinity: NodeAffinity) -> bool:
     """Whether Proxmox keeps the guest on its node without scoring nodes.
 
     A guest that runs on an online node stays there, and a stopped guest is started on
     the node it is configured on, when its node rules allow that node and resource
     affinity does too (a together partner there, or no conflicting guest). Proxmox does
     not look at capacity for this. (`ha-rebalance-on-start` would score a stopped guest.)
+    With a node-affinity rule the node must also be in its highest priority group present
+    (HA resources fail back by default), or, with failback off, be one its rule allows.
     """
     current = guest.current_host
     if guest.state is GuestState.FROZEN or current is None:
         return False
     if not host_allows(state.problem.host(current), guest):
         return False
+    if guest.name in affinity.rules:
+        online = [host.name for host in state.problem.hosts if host_allows(host, guest)]
+        if current not in affinity.may_stay(guest, online):
+            return False
     if current in state.partner_hosts(guest):
         return True
     group = [guest]
@@ -241,15 +297,29 @@ def _place_one_by_one(
     rebalance_on_start: bool,
 ) -> Placement:
     online = [host for host in problem.hosts if host.online]
+    affinity = NodeAffinity(problem)
+    # A running guest that its rules no longer allow where it runs (off its preferred
+    # nodes: failback; beside a guest it must avoid) moves in the same round.
+    unmanaged = problem.proxmox.unmanaged
+    for name in sorted(state.stay):
+        guest = problem.guest(name)
+        if name not in unmanaged and not _stays_put(state, guest, affinity):
+            state.release(guest)
     hosts: dict[str, str | None] = dict(state.stay)
     reasons: dict[str, str] = {}
     for guest in _service_order(state.to_place):
+        if guest.name in unmanaged:
+            hosts[guest.name] = None
+            reasons[guest.name] = (
+                "not an HA resource (proxmox.unmanaged): Proxmox HA neither starts nor recovers it"
+            )
+            continue
         keep = guest.state is GuestState.RUNNING or not rebalance_on_start
-        if keep and _stays_put(state, guest):
+        if keep and _stays_put(state, guest, affinity):
             node = guest.current_host
             assert node is not None  # _stays_put checked it
         else:
-            candidates, reason = _candidates(state, guest, online)
+            candidates, reason = _candidates(state, guest, online, affinity)
             if not candidates:
                 hosts[guest.name] = None
                 reasons[guest.name] = reason
@@ -261,17 +331,28 @@ def _place_one_by_one(
     return Placement(hosts=hosts, reasons=reasons)
 
 
-def proxmox_basic_placement(problem: Problem, *, rebalance_on_start: bool = False) -> Placement:
+def proxmox_basic_placement(
+    problem: Problem, *, rebalance_on_start: bool | None = None
+) -> Placement:
     """Proxmox's `basic` scheduler: each guest goes to the candidate with fewest HA guests.
 
     Every guest that occupies an online host counts (running ones and frozen copies).
-    Ties go to the node name. No capacity is looked at.
+    Ties go to the node name. No capacity is looked at. `rebalance_on_start` (None: the
+    problem's `proxmox.rebalance_on_start`) scores the nodes for a guest HA starts.
     """
-    return _basic(problem, StartState(problem), rebalance_on_start=rebalance_on_start)
+    if rebalance_on_start is None:
+        rebalance_on_start = problem.proxmox.rebalance_on_start
+    return _basic(
+        problem, StartState(problem, check_capacity=False), rebalance_on_start=rebalance_on_start
+    )
 
 
 def _basic(problem: Problem, state: StartState, *, rebalance_on_start: bool) -> Placement:
-    counts = {name: len(users) for name, users in state.users.items()}
+    unmanaged = problem.proxmox.unmanaged
+    counts = {
+        name: sum(1 for user in users if user.name not in unmanaged)
+        for name, users in state.users.items()
+    }
 
     def choose(_guest: Guest, candidates: Sequence[str]) -> str:
         return min(candidates, key=lambda node: (counts[node], node))
@@ -287,7 +368,7 @@ def proxmox_static_placement(
     *,
     cpu_resource: str | None = None,
     memory_resource: str | None = None,
-    rebalance_on_start: bool = False,
+    rebalance_on_start: bool | None = None,
 ) -> Placement:
     """Proxmox's `static` scheduler: TOPSIS over configured CPU and memory ratios.
 
@@ -295,8 +376,12 @@ def proxmox_static_placement(
     reservation or overcommit); a guest's usage is its demand, and a guest asking for no
     CPU counts as using all of its node's CPUs. As in Proxmox, an online node without a
     CPU count or memory makes the static scheduler fail and `basic` is used instead.
+    `rebalance_on_start` (None: the problem's `proxmox.rebalance_on_start`) scores the
+    nodes for a guest HA starts instead of starting it on its configured node.
     """
-    state = StartState(problem)
+    if rebalance_on_start is None:
+        rebalance_on_start = problem.proxmox.rebalance_on_start
+    state = StartState(problem, check_capacity=False)
     cpu_name, memory_name = static_resources(problem, cpu_resource, memory_resource)
     online = [host for host in problem.hosts if host.online]
     broken = [
@@ -319,12 +404,17 @@ def proxmox_static_placement(
         [host.capacity[memory_name] for host in online],
     )
 
+    exact_cpus = problem.proxmox.cpus
+
     def demand(guest: Guest) -> tuple[float, float]:
-        return float(guest.demand.get(cpu_name, 0)), float(guest.demand.get(memory_name, 0))
+        cpus = exact_cpus.get(guest.name, guest.demand.get(cpu_name, 0))
+        return float(cpus), float(guest.demand.get(memory_name, 0))
 
     for node, users in state.users.items():
         for user in users:
-            usage.add(node, *demand(user))
+            # The HA manager only counts its own resources (its service status).
+            if user.name not in problem.proxmox.unmanaged:
+                usage.add(node, *demand(user))
 
     def choose(guest: Guest, candidates: Sequence[str]) -> str:
         scores = usage.scores(*demand(guest))

@@ -16,8 +16,10 @@ What it does, per HA manager round (about every 10 s), with the static-load sche
    relative to the current imbalance); otherwise stop.
 
 Here the rounds run back to back on the state the moves produce. Choices where the
-documentation says nothing: only guests that run now move (a guest the plan starts is
-placed by the `static` scheduler first, as Proxmox would, and is not moved again); a move
+documentation says nothing: only HA resources that run now move (a guest the plan
+starts is placed by the `static` scheduler first, as Proxmox would, and is not moved
+again; `proxmox.unmanaged` guests neither move nor count in the imbalance, though
+they take room on their host); a move
 respects capacity (usable amounts after reservation and overcommit), node rules and
 anti-affinity, as the HA rules do; ties go to the guest in natural name order, then the
 node name; `migration.max_moves` (if set) caps the number of guests that end away from
@@ -119,14 +121,25 @@ def proxmox_rebalance_placement(
     hosts: dict[str, str | None] = dict(start.hosts)
     budget = problem.migration.max_moves if max_moves is None else max_moves
 
+    unmanaged = problem.proxmox.unmanaged
     loads = HostLoads(problem)
+    # HA resources only: what the balancer measures (the same object when all are).
+    counted = HostLoads(problem) if unmanaged else loads
     for unit in units_of(problem, (g.name for g in problem.guests)):
         placed = {hosts.get(name) for name in unit.names}
         if len(placed) == 1 and (host := next(iter(placed))) is not None:
             loads.add(unit, host)
+            if unmanaged and not set(unit.names) & unmanaged:
+                counted.add(unit, host)
     # Units that can move: every member runs now, may be live-migrated, all on one host.
     movable: list[Unit] = []
-    for unit in units_of(problem, (g.name for g in problem.guests if problem.can_migrate(g))):
+    # The balancer only migrates HA resources.
+    migratable = (
+        g.name
+        for g in problem.guests
+        if problem.can_migrate(g) and g.name not in problem.proxmox.unmanaged
+    )
+    for unit in units_of(problem, migratable):
         whole = unit.guests[0].together is None or len(unit.guests) == len(
             problem.together_groups()[unit.guests[0].together]
         )
@@ -137,7 +150,7 @@ def proxmox_rebalance_placement(
     if not movable:
         return Placement(hosts=hosts, reasons=start.reasons)
 
-    moves = _Moves(problem, loads, movable, hosts)
+    moves = _Moves(problem, loads, movable, hosts, counted)
     moved = sum(
         1
         for guest in problem.guests
@@ -185,9 +198,13 @@ class _Moves:
         loads: HostLoads,
         movable: list[Unit],
         hosts: Mapping[str, str | None],
+        counted: HostLoads,
     ) -> None:
         self.node = _Loads(problem, loads)
         self.used = loads.used.copy()
+        # What the balancer measures: the usage of HA resources only (Proxmox's static
+        # usage knows nothing else); capacity checks see every guest (`used`).
+        self.counted = counted.used.copy()
         self.usable = loads.usable
         online = self.node.online
         self.count = len(online)
@@ -234,7 +251,7 @@ class _Moves:
         self.name_rank = np.argsort(np.argsort(np.array(names, dtype=object)))
 
     def loads(self) -> FloatArray:
-        return self.node.of(self.used)
+        return self.node.of(self.counted)
 
     def imbalance(self) -> float:
         current = self.loads()
@@ -284,6 +301,8 @@ class _Moves:
         before = int(self.at_home[u, self.at[u]])
         self.used[source] -= self.demand[u]
         self.used[target] += self.demand[u]
+        self.counted[source] -= self.demand[u]
+        self.counted[target] += self.demand[u]
         self.holding[source] -= self.member[u]
         self.holding[target] += self.member[u]
         self.at[u] = self.node.position[target]
