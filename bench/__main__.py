@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, (summary, _) in SUITES.items():
             print(f"{name:8} {summary}")
         return 0
-    from bench.report import main_report
+    from bench.report_command import main_report
 
     return main_report(args)
 

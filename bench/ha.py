@@ -35,8 +35,8 @@ from collections.abc import Callable, Sequence
 import attrs
 
 from bench import scenarios
+from bench.instance import Instance
 from bench.scenarios import HOST_SIZES, POOL, SizeSpec, _draw_guests, _draw_host, _Loads, _units
-from bench.suites import Instance
 from placement.model import Guest, GuestState, HostState, MigrationSettings, Problem
 from placement.operations import evacuate, failover, rebalance
 

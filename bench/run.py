@@ -41,7 +41,7 @@ from typing import Any
 
 import attrs
 
-from bench.suites import Instance
+from bench.instance import Instance
 from placement.interrupt import EXIT_INTERRUPTED, call_stoppably, sigint_stops
 from placement.solvers.stop import StopToken
 

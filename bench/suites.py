@@ -29,41 +29,11 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import attrs
-
 from bench import alibaba, psplib, vbp
+from bench.instance import Instance, Reference
 from placement.model import Problem
 
 DATA = Path(__file__).resolve().parent / "data"
-
-
-@attrs.frozen
-class Reference:
-    """Published values of the summarised stage: `lower..upper` bracket the optimum (equal
-    when it is proven); `heuristic` is the best published heuristic value, where known."""
-
-    lower: float
-    upper: float
-    source: str
-    heuristic: float | None = None
-
-    @property
-    def optimal(self) -> bool:
-        return self.lower == self.upper
-
-
-@attrs.frozen
-class Instance:
-    """One benchmark instance. `build()` makes the problem (in the worker process);
-    `stage` is the objective stage the report summarises; `meta` says what the family
-    needs to interpret a plan (for HA: the operation and its figures)."""
-
-    name: str
-    family: str
-    stage: str
-    build: Callable[[], Problem] = attrs.field(eq=False, repr=False)
-    reference: Reference | None = None
-    meta: dict[str, Any] = attrs.field(factory=dict, eq=False)
 
 
 def _natural_key(name: str) -> list[Any]:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from placement.cli import (
+from placement.cli_common import (
     EXIT_OK,
     SourcedError,
     UsageError,

@@ -11,7 +11,7 @@ import argparse
 import json
 from typing import Any, TextIO
 
-from placement.cli import EXIT_OK, SourcedError, UsageError, load_problem
+from placement.cli_common import EXIT_OK, SourcedError, UsageError, load_problem
 from placement.codec import load_plan_file, write_json_atomic
 from placement.errors import InvalidInputError
 from placement.model import HostFailure, Problem

@@ -15,7 +15,7 @@ import os
 import sys
 from typing import Any, TextIO
 
-from placement.cli import EXIT_FAILED, EXIT_OK, UsageError, load_problem
+from placement.cli_common import EXIT_FAILED, EXIT_OK, UsageError, load_problem
 from placement.codec import write_json_atomic
 from placement.survey import (
     FAILURE_KINDS,
@@ -298,7 +298,7 @@ def admission_to_dict(admission: Any) -> dict[str, Any]:
 
 def _admitted_guest(args: argparse.Namespace, state: Any) -> Any:
     from placement.admission import new_guest
-    from placement.cli import SourcedError
+    from placement.cli_common import SourcedError
     from placement.errors import InvalidInputError
 
     try:
@@ -555,7 +555,7 @@ def render_survive(result: Any) -> str:
 def run_survive(args: argparse.Namespace, out: TextIO) -> int:
     """`placement rebalance STATE --survive hosts|domains`: exit 0 when the placement is
     planned, valid and verified safe; 1 otherwise; 2 bad input."""
-    from placement.cli import solve_options
+    from placement.cli_common import solve_options
     from placement.codec import dump_plan, dump_problem
     from placement.show import render_plan
     from placement.survive import SurviveOptions, survive

@@ -320,33 +320,29 @@ def test_the_second_pass_improves_an_unproven_stage_within_the_later_holds() -> 
     import time
 
     from bench.scenarios import generate
-    from placement.solvers.cpsat import stages
-    from placement.solvers.cpsat.objectives import stage_expression
+    from placement.solvers.cpsat import model, plans, stages
+    from placement.solvers.cpsat.stage_solver import StageSolver
     from placement.solvers.cpsat.view import build_view
 
     scenario = generate("S", 1)
     start = solve(scenario, "first-fit", SolveOptions(schedule="list"))
     assert check(scenario, start).ok
     view = build_view(scenario)
-    variables = stages.build_model(view)
-    incumbent = stages.solution_of_plan(view, start)
-    expression = stage_expression(Objective.RECOVERY, view, variables)
+    options = SolveOptions(time_limit_s=3, deterministic=True, seed=1)
+    solver = StageSolver(view, options, model.solution_of_plan(view, start))
+    expression = solver.expression(Objective.RECOVERY)
     found = round(check(scenario, start).metrics["objectives"]["recovery"])
-    variables.model.add(expression <= found)  # held as the first pass left it
+    solver.model.add(expression <= found)  # held as the first pass left it
     log: dict[str, object] = {"stage": "recovery", "value": float(found)}
     bounds: dict[str, float | None] = {"recovery": None}
-    options = SolveOptions(time_limit_s=3, deterministic=True, seed=1)
     better = stages._second_pass(
-        view,
-        variables,
-        options,
-        incumbent,
+        solver,
         [(Objective.RECOVERY, expression, found, log)],
         bounds,
         time.perf_counter() + 3,
         bound_holds=True,  # recovery is the last stage held here
     )
-    plan = stages.plan_of_solution(view, better, {}, Status.FEASIBLE, 0.0)
+    plan = plans.plan_of_solution(view, better, {}, Status.FEASIBLE, 0.0)
     report = check(scenario, plan)
     assert report.ok
     assert report.metrics["objectives"]["recovery"] < found
@@ -361,8 +357,8 @@ def test_the_second_pass_keeps_no_bound_while_a_later_stage_is_held() -> None:
     moving r makes room for both guests: 1 must not become the bound of `placed`."""
     import time
 
-    from placement.solvers.cpsat import stages
-    from placement.solvers.cpsat.objectives import stage_expression
+    from placement.solvers.cpsat import model, stages
+    from placement.solvers.cpsat.stage_solver import StageSolver
     from placement.solvers.cpsat.view import build_view
 
     hosts = [Host("h0", {"cpu": 10}), Host("h1", {"cpu": 10})]
@@ -372,20 +368,17 @@ def test_the_second_pass_keeps_no_bound_while_a_later_stage_is_held() -> None:
     ]
     scenario = Problem(hosts, guests, objective=("placed", "migrations"))
     view = build_view(scenario)
-    variables = stages.build_model(view)
     start = solve(scenario, "first-fit", SolveOptions())
-    incumbent = stages.solution_of_plan(view, start)
-    placed = stage_expression(Objective.PLACED, view, variables)
-    moves = stage_expression(Objective.MIGRATIONS, view, variables)
+    options = SolveOptions(time_limit_s=2, deterministic=True)
+    solver = StageSolver(view, options, model.solution_of_plan(view, start))
+    placed = solver.expression(Objective.PLACED)
+    moves = solver.expression(Objective.MIGRATIONS)
     found = round(check(scenario, start).metrics["objectives"]["placed"])
-    variables.model.add(placed >= found)
-    variables.model.add(moves <= 0)
+    solver.model.add(placed >= found)
+    solver.model.add(moves <= 0)
     bounds: dict[str, float | None] = {"placed": 2 * found + 10.0}
     stages._second_pass(
-        view,
-        variables,
-        SolveOptions(time_limit_s=2, deterministic=True),
-        incumbent,
+        solver,
         [(Objective.PLACED, placed, found, {"stage": "placed", "value": float(found)})],
         bounds,
         time.perf_counter() + 2,
@@ -397,7 +390,7 @@ def test_the_second_pass_keeps_no_bound_while_a_later_stage_is_held() -> None:
 
 
 def test_topological_order_puts_every_guest_after_what_it_waits_for() -> None:
-    from placement.solvers.cpsat import stages
+    from placement.solvers.cpsat import incumbent
 
     guests = [
         Guest("c", {"cpu": 1}, boot=BootProfile(after=["b"])),
@@ -407,7 +400,7 @@ def test_topological_order_puts_every_guest_after_what_it_waits_for() -> None:
         Guest("e", {"cpu": 1}),
     ]
     problem = Problem([Host("h", {"cpu": 10})], guests)
-    order = [g.name for g in stages._topological(problem)]
+    order = [g.name for g in incumbent._topological(problem)]
     assert sorted(order) == ["a", "b", "c", "d", "e"]
     position = {name: i for i, name in enumerate(order)}
     for guest in guests:
@@ -428,13 +421,13 @@ def test_two_workers_run_the_lp_pseudo_cost_search(
     workers: int, deterministic: bool, subsolvers: list[str]
 ) -> None:
     """With two workers CP-SAT runs one full search: ours is pseudo-cost branching on the
-    LP (it bounds recovery stages far better, see `_parameters`), `default_lp` when there
+    LP (it bounds recovery stages far better, see `new_solver`), `default_lp` when there
     is no objective; with one worker, several, or in deterministic mode (CP-SAT then
     interleaves all its full searches), CP-SAT's own choice stands."""
-    from placement.solvers.cpsat.stages import _parameters
+    from placement.solvers.cpsat.search import new_solver
 
     options = SolveOptions(workers=workers, deterministic=deterministic)
-    solver = _parameters(options, 1.0, large=False)
+    solver = new_solver(options, 1.0, large=False)
     assert list(solver.parameters.subsolvers) == subsolvers
     assert solver.parameters.num_workers == workers
 
@@ -447,7 +440,7 @@ def test_the_two_worker_search_falls_back_when_there_is_no_objective(
     complete search that runs then is `default_lp`, not none."""
     from ortools.sat.python import cp_model
 
-    from placement.solvers.cpsat.stages import _parameters
+    from placement.solvers.cpsat.search import new_solver
 
     model = cp_model.CpModel()  # an assignment problem, costs (i * j) % 5 or none
     x = {(i, j): model.new_bool_var("") for i in range(5) for j in range(5)}
@@ -455,7 +448,7 @@ def test_the_two_worker_search_falls_back_when_there_is_no_objective(
         model.add_exactly_one(x[k, j] for j in range(5))
         model.add_exactly_one(x[i, k] for i in range(5))
     model.minimize(sum((i * j) % 5 * int(costly) * v for (i, j), v in x.items()))
-    solver = _parameters(SolveOptions(workers=2), 5.0, large=False)
+    solver = new_solver(SolveOptions(workers=2), 5.0, large=False)
     solver.parameters.log_search_progress = True
     solver.parameters.log_to_stdout = False
     lines: list[str] = []
@@ -486,7 +479,7 @@ def _spread_plan_with_one_left_out(problem: Problem) -> Plan:
 def test_the_placed_guests_of_a_seed_are_packed_again_onto_fewer_hosts() -> None:
     """Worst fit may place the most by spreading; its guests packed again by first fit
     keep `placed` and need fewer hosts, the guest it left out stays out."""
-    from placement.solvers.cpsat.stages import _repacked
+    from placement.solvers.cpsat.incumbent import _repacked
 
     problem = Problem(
         hosts=[host(name, ram_gib=12) for name in "abc"],
@@ -507,7 +500,7 @@ def test_the_placed_guests_of_a_seed_are_packed_again_onto_fewer_hosts() -> None
 
 
 def test_no_repacking_when_a_kept_guest_waits_for_one_left_out() -> None:
-    from placement.solvers.cpsat.stages import _repacked
+    from placement.solvers.cpsat.incumbent import _repacked
 
     problem = Problem(
         hosts=[host(name, ram_gib=12) for name in "abc"],

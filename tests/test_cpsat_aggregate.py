@@ -14,7 +14,8 @@ from placement.check import check
 from placement.model import Guest, GuestState, Host, Objective, Problem, Schedule
 from placement.plan import Plan
 from placement.solvers import SolveOptions, solve
-from placement.solvers.cpsat import aggregate, stages
+from placement.solvers.cpsat import aggregate, strategy
+from placement.solvers.cpsat.incumbent import greedy_incumbent
 
 OPTIONS = SolveOptions(time_limit_s=3, deterministic=True, seed=2)
 
@@ -95,9 +96,9 @@ def test_running_guests_stay_where_the_incumbent_keeps_them() -> None:
 def test_the_optimiser_takes_the_type_counts_beyond_the_pair_model(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(stages, "MAX_MODEL_PAIRS", 0)
+    monkeypatch.setattr(strategy, "MAX_MODEL_PAIRS", 0)
     # The greedy plan already meets our bound here: search the counts all the same.
-    monkeypatch.setattr(stages, "_meets_bounds", lambda *args: False)
+    monkeypatch.setattr(strategy, "_meets_bounds", lambda *args: False)
     problem = _pack(("placed", "consolidate"))
     plan = solve(problem, "cpsat", OPTIONS)
     assert check(problem, plan).ok
@@ -111,11 +112,11 @@ def test_no_type_counts_when_the_incumbent_meets_our_bounds(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Everyone placed on the fewest hosts our bound allows: nothing to count for."""
-    monkeypatch.setattr(stages, "MAX_MODEL_PAIRS", 0)
+    monkeypatch.setattr(strategy, "MAX_MODEL_PAIRS", 0)
     problem = _pack(("placed", "consolidate"))
-    incumbent = stages._greedy_incumbent(problem, OPTIONS)
+    incumbent = greedy_incumbent(problem, OPTIONS)
     assert incumbent is not None
-    assert stages._meets_bounds(problem, incumbent, [Objective.PLACED, Objective.CONSOLIDATE])
+    assert strategy._meets_bounds(problem, incumbent, [Objective.PLACED, Objective.CONSOLIDATE])
     plan = solve(problem, "cpsat", OPTIONS)
     assert check(problem, plan).ok
     assert "skipped" in plan.metrics["type_counts"]

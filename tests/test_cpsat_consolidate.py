@@ -13,7 +13,7 @@ from placement.check import check
 from placement.model import Guest, GuestState, Host, Objective, Problem
 from placement.plan import Plan, Status
 from placement.solvers import SolveOptions, solve
-from placement.solvers.cpsat import consolidate, stages
+from placement.solvers.cpsat import consolidate, model, plans, search, stages, strategy
 from placement.solvers.cpsat.view import build_view, canonical_hosts
 from tests.strategies import problems
 
@@ -28,20 +28,20 @@ def guest(name: str, ram: int, **fields: object) -> Guest:
     return Guest(name=name, demand={"ram_mib": ram, "vcpus": 1}, **fields)
 
 
-def one_per_host(problem: Problem) -> stages._Solution:
+def one_per_host(problem: Problem) -> model.Solution:
     """Guest i on host i, every boot at instant 0: as spread as a plan gets."""
     view = build_view(problem)
-    return stages._Solution(tuple(range(len(view.units))), tuple(0 for _ in view.slots))
+    return model.Solution(tuple(range(len(view.units))), tuple(0 for _ in view.slots))
 
 
 def hosts_used(plan: Plan) -> int:
     return len({a.host for a in plan.assignments if a.host is not None})
 
 
-def emptied(problem: Problem, start: stages._Solution, holds, lower: int = 0):
+def emptied(problem: Problem, start: model.Solution, holds, lower: int = 0):
     view = build_view(problem)
     found, log = consolidate.empty_hosts(view, holds, start, OPTIONS, 0.5, lower)
-    plan = stages.plan_of_solution(view, found, {}, Status.FEASIBLE, 0.0)
+    plan = plans.plan_of_solution(view, found, {}, Status.FEASIBLE, 0.0)
     report = check(problem, plan)
     assert report.ok, [v.message for v in report.violations]
     return found, log, plan, report
@@ -100,7 +100,7 @@ def test_earlier_stages_stay_held() -> None:
         objective=["placed", "migrations", "consolidate"],
     )
     view = build_view(problem)
-    start = stages.solution_of_plan(view, solve(problem, "first-fit", SolveOptions()))
+    start = model.solution_of_plan(view, solve(problem, "first-fit", SolveOptions()))
     holds = [(Objective.PLACED, 4), (Objective.MIGRATIONS, 1)]
     _, log, plan, report = emptied(problem, start, holds, 2)
     assert report.metrics["objectives"]["migrations"] <= 1
@@ -108,7 +108,7 @@ def test_earlier_stages_stay_held() -> None:
     assert log["hosts_after"] == 3
 
 
-def _movable_between_used_hosts(view, solution: stages._Solution) -> bool:
+def _movable_between_used_hosts(view, solution: model.Solution) -> bool:
     """Whether some unit may leave its host for another used host, on a host that could
     be emptied (one with a frozen copy never is): the search has a neighbourhood to try."""
     used = {h for h in solution.unit_host if h is not None}
@@ -131,7 +131,7 @@ def test_neighbourhoods_keep_every_rule_and_never_use_more_hosts(random: Problem
     if not start_report.ok:
         return  # the list schedule misses the horizon: nothing verified to start from
     view = build_view(problem)
-    start = stages.solution_of_plan(view, start_plan)
+    start = model.solution_of_plan(view, start_plan)
     values = start_report.metrics["objectives"]
     holds = [
         (Objective.PLACED, round(values["placed"])),
@@ -198,7 +198,7 @@ def test_the_consolidate_stage_hands_over_to_the_neighbourhoods(monkeypatch) -> 
     monkeypatch.setattr(stages, "_CONSOLIDATE_CP_SAT_SHARE", 0.001)
     # Start from worst fit's spread plan alone (the portfolio seeds pack it well already).
     spread = solve(problem, "worst-fit", SolveOptions(schedule="list"))
-    monkeypatch.setattr(stages, "_greedy_incumbent", lambda *_: spread)
+    monkeypatch.setattr(strategy, "greedy_incumbent", lambda *_: spread)
     plan = solve(problem, "cpsat", SolveOptions(time_limit_s=2.0, deterministic=True))
     report = check(problem, plan)
     assert report.ok
@@ -226,7 +226,7 @@ class _FakeCallback:
 
 def test_the_stall_watch_stops_a_search_that_improved_and_then_stalled() -> None:
     solver = _FakeSolver()
-    watch = stages._StallWatch(solver, _FakeCallback(time.perf_counter()), 0.0, 0.05)  # type: ignore[arg-type]
+    watch = search.StallWatch(solver, _FakeCallback(time.perf_counter()), 0.0, 0.05)  # type: ignore[arg-type]
     deadline = time.perf_counter() + 5.0
     while not watch.stopped and time.perf_counter() < deadline:
         time.sleep(0.01)
@@ -239,7 +239,7 @@ def test_the_stall_watch_lets_a_search_without_improvement_run() -> None:
     """CP-SAT has not improved on its start yet (a big model still early in its search):
     the watch never stops it, however long it stalls."""
     solver = _FakeSolver()
-    watch = stages._StallWatch(solver, _FakeCallback(None), 0.0, 0.0)  # type: ignore[arg-type]
+    watch = search.StallWatch(solver, _FakeCallback(None), 0.0, 0.0)  # type: ignore[arg-type]
     time.sleep(0.3)
     watch.finish()
     assert not watch.stopped
@@ -248,7 +248,7 @@ def test_the_stall_watch_lets_a_search_without_improvement_run() -> None:
 
 def test_the_stall_watch_waits_for_the_earliest_hand_over() -> None:
     solver = _FakeSolver()
-    watch = stages._StallWatch(solver, _FakeCallback(0.0), 60.0, 0.0)  # type: ignore[arg-type]
+    watch = search.StallWatch(solver, _FakeCallback(0.0), 60.0, 0.0)  # type: ignore[arg-type]
     time.sleep(0.3)
     watch.finish()
     assert not watch.stopped

@@ -19,7 +19,7 @@ from placement.indexing import units
 from placement.model import Objective, Problem
 from placement.plan import Plan
 from placement.solvers import SolveOptions, solve
-from placement.solvers.cpsat import large, stages
+from placement.solvers.cpsat import large, strategy
 from tests.strategies import problems
 
 OPTIONS = SolveOptions(time_limit_s=8.0, workers=2, seed=1)
@@ -27,7 +27,7 @@ OPTIONS = SolveOptions(time_limit_s=8.0, workers=2, seed=1)
 
 @pytest.fixture
 def force_large(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(stages, "MAX_MODEL_PAIRS", 0)
+    monkeypatch.setattr(strategy, "MAX_MODEL_PAIRS", 0)
     monkeypatch.setattr(large, "MIN_ROUND_S", 0.5)
 
 

@@ -14,7 +14,7 @@ from placement.check import check
 from placement.model import BootProfile, Guest, GuestState, Host, HostBoot, Objective, Problem
 from placement.plan import Action, Assignment, Plan, Status
 from placement.solvers import SolveOptions, solve
-from placement.solvers.cpsat import stages, view
+from placement.solvers.cpsat import model, view
 from placement.solvers.cpsat.view import build_view, canonical_hosts
 
 OPTIONS = SolveOptions(time_limit_s=5.0, deterministic=True, workers=2)
@@ -110,7 +110,7 @@ def test_a_hint_against_the_labelling_still_starts_the_search() -> None:
         ),
     )
     v = build_view(problem)
-    solution = stages.solution_of_plan(v, backwards)
+    solution = model.solution_of_plan(v, backwards)
     assert solution.unit_host == (0, 0, 1, 1)
     plan = solve(problem, "cpsat", OPTIONS)
     assert check(problem, plan).ok
@@ -186,7 +186,7 @@ def test_the_rule_is_in_the_model_when_hosts_are_interchangeable() -> None:
         objective=["placed", "consolidate"],
     )
     v = build_view(problem)
-    variables = stages.build_model(v)
+    variables = model.build_model(v)
     fixed_to_zero = {
         (u, h)
         for (u, h), var in variables.x.items()
@@ -206,8 +206,8 @@ def test_every_plan_relabelled_satisfies_the_model(problem: Problem, packer: str
     plan = solve(problem, packer, SolveOptions(time_limit_s=2.0))
     assert check(problem, plan).ok
     v = build_view(problem)
-    variables = stages.build_model(v)
-    solution = stages.solution_of_plan(v, plan)
+    variables = model.build_model(v)
+    solution = model.solution_of_plan(v, plan)
     for (u, h), var in variables.x.items():
         variables.model.add(var == int(solution.unit_host[u] == h))
     solver = cp_model.CpSolver()

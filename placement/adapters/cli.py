@@ -118,7 +118,7 @@ def _cmd_import_libvirt(args: argparse.Namespace, out: TextIO) -> int:
 
 def _cmd_export(args: argparse.Namespace, out: TextIO) -> int:
     from placement.check import check
-    from placement.cli import SourcedError, UsageError, load_problem
+    from placement.cli_common import SourcedError, UsageError, load_problem
     from placement.codec import load_plan_file, write_text_atomic
 
     if args.ready_timeout < 0 or args.poll <= 0:

@@ -368,19 +368,57 @@ def list_schedule(
     Units with the same needs share a bucket; when a bucket's best unit does not fit
     pools or cluster limits, no unit of it does, so a scan costs one test per bucket.
     """
-    units = _Units(problem, hosts, not_before)
-    schedule = problem.schedule
-    pool_free = dict(problem.boot_pools)
-    cluster_free = schedule.max_starts  # None: no limit
-    host_cpu_free: dict[str, int | None] = {}
-    host_starts_free: dict[str, int | None] = {}
-    for host in problem.hosts:
-        if host.boot.cpu is not None or host.boot.max_starts is not None:
-            host_cpu_free[host.name] = host.boot.cpu
-            host_starts_free[host.name] = host.boot.max_starts
+    return _ListScheduler(problem, hosts, not_before).run()
 
-    needs: dict[int, _Needs] = {}
-    for unit in units.units:
+
+# A bucket: units with equal global needs (pools, count); within one, sub-buckets with
+# equal host needs. A sub-bucket blocked by a host waits on that host until a guest there
+# is ready.
+_Signature = tuple[tuple[tuple[str, int], ...], int]
+_HostSignature = tuple[tuple[str, int, int], ...]
+_Sub = tuple[_Signature, _HostSignature]
+
+
+class _ListScheduler:
+    """One run of `list_schedule`: what the pools, the hosts and the cluster have free,
+    the buckets of eligible units, and the events to come."""
+
+    def __init__(
+        self,
+        problem: Problem,
+        hosts: Mapping[str, str | None],
+        not_before: Mapping[str, int] | None,
+    ) -> None:
+        self.problem = problem
+        self.hosts = hosts
+        self.units = units = _Units(problem, hosts, not_before)
+        self.schedule = problem.schedule
+        self.pool_free = dict(problem.boot_pools)
+        self.cluster_free = self.schedule.max_starts  # None: no limit
+        self.host_cpu_free: dict[str, int | None] = {}
+        self.host_starts_free: dict[str, int | None] = {}
+        for host in problem.hosts:
+            if host.boot.cpu is not None or host.boot.max_starts is not None:
+                self.host_cpu_free[host.name] = host.boot.cpu
+                self.host_starts_free[host.name] = host.boot.max_starts
+        self.needs: dict[int, _Needs] = {}
+        for unit in units.units:
+            self.needs[unit.index] = self._need(unit)
+            reason = _alone_reason(problem, unit, self.needs[unit.index])
+            if reason is not None:
+                units.drop(unit.index, reason)
+        self.sub_heaps: dict[_Sub, list[tuple[tuple[int, int], int]]] = {}
+        self.active: dict[_Signature, list[tuple[tuple[int, int], _HostSignature]]] = {}
+        self.parked: dict[str, list[_Sub]] = {}
+        self.is_parked: set[_Sub] = set()
+        self.waiting = [(u.earliest_s, u.key, u.index) for u in units.roots()]
+        heapq.heapify(self.waiting)
+        self.finishing: list[tuple[int, int]] = []  # (ready instant, guest position)
+        self.starts: dict[str, int] = {}
+        self.last_start_s: int | None = None
+        self.now_s = 0
+
+    def _need(self, unit: _BootUnit) -> _Needs:
         pools: dict[str, int] = {}
         per_host: dict[str, list[int]] = {}
         count = 0
@@ -391,108 +429,116 @@ def list_schedule(
             for pool, load in guest.boot.load.items():
                 if load > 0:
                     pools[pool] = pools.get(pool, 0) + load
-            host_name = hosts[guest.name]
-            if host_name is not None and host_name in host_cpu_free:
+            host_name = self.hosts[guest.name]
+            if host_name is not None and host_name in self.host_cpu_free:
                 entry = per_host.setdefault(host_name, [0, 0])
                 entry[0] += guest.boot.cpu
                 entry[1] += 1
-        needs[unit.index] = _Needs(
+        return _Needs(
             pools=tuple(sorted(pools.items())),
             count=count,
             hosts=tuple((h, cpu, n) for h, (cpu, n) in sorted(per_host.items())),
         )
-        reason = _alone_reason(problem, unit, needs[unit.index])
-        if reason is not None:
-            units.drop(unit.index, reason)
 
-    def global_fit(need: _Needs) -> bool:
-        if cluster_free is not None and need.count > cluster_free:
+    def run(self) -> Timing:
+        """Move from event to event, starting what fits at each, until none is left."""
+        problem = self.problem
+        finishing, waiting = self.finishing, self.waiting
+        while True:
+            while finishing and finishing[0][0] <= self.now_s:
+                self._release(problem.guests[heapq.heappop(finishing)[1]])
+            while waiting and waiting[0][0] <= self.now_s:
+                _, _, index = heapq.heappop(waiting)
+                if index not in self.units.dropped:
+                    self._make_eligible(index)
+            self._try_starts()
+            pending = any(self.sub_heaps.values())
+            upcoming = [heap[0][0] for heap in (finishing, waiting) if heap]
+            stagger_s = self.schedule.stagger_s
+            if pending and stagger_s > 0 and self.last_start_s is not None:
+                gap_end = self.last_start_s + stagger_s
+                if gap_end > self.now_s:
+                    upcoming.append(gap_end)
+            later = [instant for instant in upcoming if instant > self.now_s]
+            if not later:
+                if finishing or waiting:
+                    continue  # events at this very instant remain (zero-length boots)
+                break
+            self.now_s = min(later)
+        return self.units.timing(self.starts)
+
+    def _global_fit(self, need: _Needs) -> bool:
+        if self.cluster_free is not None and need.count > self.cluster_free:
             return False
-        return all(pool_free[pool] >= load for pool, load in need.pools)
+        return all(self.pool_free[pool] >= load for pool, load in need.pools)
 
-    def host_block(need: _Needs) -> str | None:
+    def _host_block(self, need: _Needs) -> str | None:
         for host, cpu, count in need.hosts:
-            cpu_free = host_cpu_free[host]
-            starts_free = host_starts_free[host]
+            cpu_free = self.host_cpu_free[host]
+            starts_free = self.host_starts_free[host]
             if (cpu_free is not None and cpu > cpu_free) or (
                 starts_free is not None and count > starts_free
             ):
                 return host
         return None
 
-    # Buckets: units with equal global needs; within one, sub-buckets with equal host
-    # needs. A sub-bucket blocked by a host waits on that host until a guest there is ready.
-    Signature = tuple[tuple[tuple[str, int], ...], int]
-    HostSignature = tuple[tuple[str, int, int], ...]
-    sub_heaps: dict[tuple[Signature, HostSignature], list[tuple[tuple[int, int], int]]] = {}
-    active: dict[Signature, list[tuple[tuple[int, int], HostSignature]]] = {}
-    parked: dict[str, list[tuple[Signature, HostSignature]]] = {}
-    is_parked: set[tuple[Signature, HostSignature]] = set()
-
-    def signatures(index: int) -> tuple[Signature, HostSignature]:
-        need = needs[index]
+    def _signatures(self, index: int) -> _Sub:
+        need = self.needs[index]
         return (need.pools, need.count), need.hosts
 
-    def activate(sub: tuple[Signature, HostSignature]) -> None:
-        heap = sub_heaps.get(sub)
+    def _activate(self, sub: _Sub) -> None:
+        heap = self.sub_heaps.get(sub)
         if heap:
-            heapq.heappush(active.setdefault(sub[0], []), (heap[0][0], sub[1]))
+            heapq.heappush(self.active.setdefault(sub[0], []), (heap[0][0], sub[1]))
 
-    def make_eligible(index: int) -> None:
-        sub = signatures(index)
-        heap = sub_heaps.setdefault(sub, [])
-        heapq.heappush(heap, (units.units[index].key, index))
-        if sub not in is_parked:
+    def _make_eligible(self, index: int) -> None:
+        sub = self._signatures(index)
+        heap = self.sub_heaps.setdefault(sub, [])
+        heapq.heappush(heap, (self.units.units[index].key, index))
+        if sub not in self.is_parked:
             # Entries are (key, host signature); stale ones are skipped when popped.
-            heapq.heappush(active.setdefault(sub[0], []), (units.units[index].key, sub[1]))
+            key = self.units.units[index].key
+            heapq.heappush(self.active.setdefault(sub[0], []), (key, sub[1]))
 
-    waiting = [(u.earliest_s, u.key, u.index) for u in units.roots()]
-    heapq.heapify(waiting)
-    finishing: list[tuple[int, int]] = []  # (ready instant, guest position)
-    starts: dict[str, int] = {}
-    last_start_s: int | None = None
-    now_s = 0
-
-    def release(guest: Guest) -> None:
-        nonlocal cluster_free
+    def _release(self, guest: Guest) -> None:
         for pool, load in guest.boot.load.items():
-            pool_free[pool] += load
-        if cluster_free is not None:
-            cluster_free += 1
-        name = hosts[guest.name]
-        if name is not None and name in host_cpu_free:
-            cpu_free, starts_free = host_cpu_free[name], host_starts_free[name]
+            self.pool_free[pool] += load
+        if self.cluster_free is not None:
+            self.cluster_free += 1
+        name = self.hosts[guest.name]
+        if name is not None and name in self.host_cpu_free:
+            cpu_free, starts_free = self.host_cpu_free[name], self.host_starts_free[name]
             if cpu_free is not None:
-                host_cpu_free[name] = cpu_free + guest.boot.cpu
+                self.host_cpu_free[name] = cpu_free + guest.boot.cpu
             if starts_free is not None:
-                host_starts_free[name] = starts_free + 1
-            for sub in parked.pop(name, []):
-                is_parked.discard(sub)
-                activate(sub)
+                self.host_starts_free[name] = starts_free + 1
+            for sub in self.parked.pop(name, []):
+                self.is_parked.discard(sub)
+                self._activate(sub)
 
-    def occupy(index: int) -> None:
-        nonlocal cluster_free
-        need = needs[index]
+    def _occupy(self, index: int) -> None:
+        need = self.needs[index]
         for pool, load in need.pools:
-            pool_free[pool] -= load
-        if cluster_free is not None:
-            cluster_free -= need.count
+            self.pool_free[pool] -= load
+        if self.cluster_free is not None:
+            self.cluster_free -= need.count
         for host, cpu, count in need.hosts:
-            cpu_free, starts_free = host_cpu_free[host], host_starts_free[host]
+            cpu_free, starts_free = self.host_cpu_free[host], self.host_starts_free[host]
             if cpu_free is not None:
-                host_cpu_free[host] = cpu_free - cpu
+                self.host_cpu_free[host] = cpu_free - cpu
             if starts_free is not None:
-                host_starts_free[host] = starts_free - count
+                self.host_starts_free[host] = starts_free - count
 
-    def try_starts() -> None:
+    def _try_starts(self) -> None:
         """Start what fits at `now_s`, best first; at most one unit with a stagger gap."""
-        nonlocal last_start_s
+        schedule, now_s = self.schedule, self.now_s
         if (
             schedule.stagger_s > 0
-            and last_start_s is not None
-            and now_s < last_start_s + schedule.stagger_s
+            and self.last_start_s is not None
+            and now_s < self.last_start_s + schedule.stagger_s
         ):
             return
+        active, sub_heaps, units = self.active, self.sub_heaps, self.units
         order = [(heap[0][0], signature) for signature, heap in active.items() if heap]
         heapq.heapify(order)
         while order:
@@ -503,7 +549,7 @@ def list_schedule(
             need_key, host_signature = heap[0]
             sub = (signature, host_signature)
             sub_heap = sub_heaps.get(sub)
-            if not sub_heap or sub_heap[0][0] != need_key or sub in is_parked:
+            if not sub_heap or sub_heap[0][0] != need_key or sub in self.is_parked:
                 heapq.heappop(heap)  # stale entry
                 if heap:
                     heapq.heappush(order, (heap[0][0], signature))
@@ -512,17 +558,17 @@ def list_schedule(
             if index in units.dropped:
                 heapq.heappop(sub_heap)
                 heapq.heappop(heap)
-                activate(sub)
+                self._activate(sub)
                 if heap:
                     heapq.heappush(order, (heap[0][0], signature))
                 continue
-            if not global_fit(needs[index]):
+            if not self._global_fit(self.needs[index]):
                 continue  # nothing of this bucket fits until something is ready
             unit = units.units[index]
             if now_s + unit.longest_s > schedule.horizon_s:
                 heapq.heappop(sub_heap)
                 heapq.heappop(heap)
-                activate(sub)
+                self._activate(sub)
                 units.drop(
                     index,
                     f"cannot be ready by the horizon ({schedule.horizon_s} s): the boot "
@@ -532,50 +578,34 @@ def list_schedule(
                 if heap:
                     heapq.heappush(order, (heap[0][0], signature))
                 continue
-            blocking_host = host_block(needs[index])
+            blocking_host = self._host_block(self.needs[index])
             heapq.heappop(heap)
             if blocking_host is not None:
-                parked.setdefault(blocking_host, []).append(sub)
-                is_parked.add(sub)
+                self.parked.setdefault(blocking_host, []).append(sub)
+                self.is_parked.add(sub)
             else:
                 heapq.heappop(sub_heap)
-                _start_all(units, unit, now_s, starts)
-                occupy(index)
-                last_start_s = now_s
-                for guest in unit.guests:
-                    if guest.boot.duration_s > 0:
-                        ready_s = now_s + guest.boot.duration_s
-                        position = problem.guest_position(guest.name)
-                        heapq.heappush(finishing, (ready_s, position))
-                for released in units.start(unit, now_s):
-                    heapq.heappush(waiting, (released.earliest_s, released.key, released.index))
-                activate(sub)
+                self._start(index, unit)
+                self._activate(sub)
                 if schedule.stagger_s > 0:
                     return
             if heap:
                 heapq.heappush(order, (heap[0][0], signature))
 
-    while True:
-        while finishing and finishing[0][0] <= now_s:
-            release(problem.guests[heapq.heappop(finishing)[1]])
-        while waiting and waiting[0][0] <= now_s:
-            _, _, index = heapq.heappop(waiting)
-            if index not in units.dropped:
-                make_eligible(index)
-        try_starts()
-        pending = any(sub_heaps.values())
-        upcoming = [heap[0][0] for heap in (finishing, waiting) if heap]
-        if pending and schedule.stagger_s > 0 and last_start_s is not None:
-            gap_end = last_start_s + schedule.stagger_s
-            if gap_end > now_s:
-                upcoming.append(gap_end)
-        later = [instant for instant in upcoming if instant > now_s]
-        if not later:
-            if finishing or waiting:
-                continue  # events at this very instant remain (zero-length boots)
-            break
-        now_s = min(later)
-    return units.timing(starts)
+    def _start(self, index: int, unit: _BootUnit) -> None:
+        """Start `unit` (at position `index`) now: it holds its needs until each of its
+        guests is ready, and the units that waited only for it are released."""
+        now_s = self.now_s
+        _start_all(self.units, unit, now_s, self.starts)
+        self._occupy(index)
+        self.last_start_s = now_s
+        for guest in unit.guests:
+            if guest.boot.duration_s > 0:
+                ready_s = now_s + guest.boot.duration_s
+                position = self.problem.guest_position(guest.name)
+                heapq.heappush(self.finishing, (ready_s, position))
+        for released in self.units.start(unit, now_s):
+            heapq.heappush(self.waiting, (released.earliest_s, released.key, released.index))
 
 
 def _alone_reason(problem: Problem, unit: _BootUnit, need: _Needs) -> str | None:

@@ -35,8 +35,8 @@ from placement.indexing import HostIndex, units
 from placement.model import BALANCE_STEPS, Guest, GuestState, Objective, Problem
 from placement.plan import Plan
 from placement.solvers import SolveOptions
-from placement.solvers.common import Placement, finish_plan
-from placement.solvers.cpsat.search import run_search
+from placement.solvers.common import Placement, better, finish_plan
+from placement.solvers.cpsat.search import LARGE_MODEL_PAIRS, new_solver, run_search
 
 logger = logging.getLogger(__name__)
 
@@ -125,40 +125,16 @@ def improve_placement(
     """The leading placement stages solved on type counts until `deadline`, from the
     verified `incumbent`; returns the better verified plan of the two and what happened
     (`metrics`), including CP-SAT's stage bounds when they hold for the original."""
-    from placement.solvers.common import better
-    from placement.solvers.cpsat.stages import _LARGE_MODEL_PAIRS, _parameters
-
     started = time.perf_counter()
     stages = leading_stages(problem)
     index = HostIndex(problem)
     assigned = {a.guest: a.host for a in incumbent.assignments}
-    pinned: list[tuple[Guest, ...]] = []
-    free: list[tuple[Guest, ...]] = []
-    for members in units(problem):
-        (pinned if any(problem.runs_now(g) for g in members) else free).append(members)
-    fixed = index.fixed.copy()
-    # Hosts holding something whatever the counts: frozen copies and pinned guests.
-    occupied = {
-        index.position[g.current_host or ""]
-        for g in problem.guests
-        if g.state is GuestState.FROZEN and problem.holds_current_host(g)
-    }
-    held_class: dict[tuple[str, int], int] = defaultdict(int)
-    for members in pinned:
-        for guest in members:
-            host = assigned.get(guest.name, guest.current_host)
-            if host is None:
-                continue
-            h = index.position[host]
-            occupied.add(h)
-            fixed[h] += index.vector(dict(guest.demand))
-            for name in guest.anti_affinity:
-                held_class[name, h] += 1
-    types = _types(index, free)
+    held = _Held.of(problem, index, assigned)
+    types = _types(index, held.free)
     metrics: dict[str, Any] = {
         "types": len(types),
-        "units": len(free),
-        "pinned_units": len(pinned),
+        "units": len(held.free),
+        "pinned_units": len(held.pinned),
         "pairs": sum(len(t.hosts) for t in types),
         "stages": [],
     }
@@ -169,63 +145,187 @@ def improve_placement(
         # on which CP-SAT found no better count in 30 s; the neighbourhoods get the time.
         metrics["skipped"] = "too many (type, host) pairs"
         return incumbent, metrics
+    counts = _Counts.of(types, index, held, assigned)
+    solved, proposed = _solve_stages(counts, stages, options, deadline, metrics, index, held)
+    if solved is None:
+        return incumbent, metrics
+    hosts = _disaggregate(problem, index, types, solved, assigned)
+    for members in held.pinned:
+        for guest in members:
+            hosts[guest.name] = assigned.get(guest.name, guest.current_host)
+    reasons = {u.guest: u.reason for u in incumbent.unplaced}
+    placement = Placement(hosts=hosts, reasons=reasons)
+    list_options = attrs.evolve(options, schedule="list")
+    candidate = finish_plan(problem, placement, list_options, "cpsat", started)
+    report = check(problem, candidate)
+    metrics["seconds"] = round(time.perf_counter() - started, 3)
+    if not report.ok:
+        logger.error(
+            "BUG: the type-count placement fails the checker (%s); keeping the incumbent",
+            "; ".join(v.message for v in report.violations[:3]),
+        )
+        return incumbent, metrics
+    metrics["bounds"] = _valid_bounds(problem, proposed, report.metrics["objectives"])
+    if better(problem, candidate, incumbent):
+        metrics["improved"] = True
+        return candidate, metrics
+    return incumbent, metrics
 
-    model = cp_model.CpModel()
-    count: dict[tuple[int, int], cp_model.IntVar] = {}
-    upper: dict[tuple[int, int], int] = {}
-    on_host: dict[int, list[tuple[int, cp_model.IntVar]]] = defaultdict(list)
-    for t, kind in enumerate(types):
-        for h in kind.hosts:
-            room = index.usable[h] - fixed[h]
-            asked = kind.demand > 0
-            most = (
-                int((room[asked] // kind.demand[asked]).min()) if asked.any() else len(kind.members)
-            )
-            if kind.classes:
-                most = min(most, 1)
-            most = min(most, len(kind.members))
-            if most <= 0:
-                continue
-            count[t, h] = model.new_int_var(0, most, "")
-            upper[t, h] = most
-            on_host[h].append((t, count[t, h]))
-        placed_t = [count[t, h] for h in kind.hosts if (t, h) in count]
-        if placed_t:
-            model.add(sum(placed_t) <= len(kind.members))
-    resources = range(len(index.resources))
-    for h, pairs in on_host.items():
-        for r in resources:
-            terms = [(int(types[t].demand[r]), var) for t, var in pairs if types[t].demand[r] > 0]
-            if terms:
-                model.add(sum(a * v for a, v in terms) <= int(index.usable[h, r] - fixed[h, r]))
-        by_class: dict[str, list[tuple[int, cp_model.IntVar]]] = defaultdict(list)
-        for t, var in pairs:
-            for name, in_class in types[t].classes:
-                by_class[name].append((in_class, var))
-        for name, in_class_terms in by_class.items():
-            total = sum(m * v for m, v in in_class_terms)
-            model.add(total <= max(0, 1 - held_class[name, h]))
 
-    # The incumbent's counts, as the hint.
-    incumbent_count: dict[tuple[int, int], int] = defaultdict(int)
-    for t, kind in enumerate(types):
-        for members in kind.members:
-            host = assigned.get(members[0].name)
-            if host is not None:
-                incumbent_count[t, index.position[host]] += 1
-    for key, var in count.items():
-        model.add_hint(var, incumbent_count.get(key, 0))
+@attrs.frozen(eq=False)
+class _Held:
+    """What the counts do not decide: units with a guest running now (`pinned`: they stay
+    where the incumbent keeps them) and the usage, used hosts and anti-affinity members
+    they and the frozen copies hold; `free` are the other units."""
 
-    exact = not pinned
+    pinned: list[tuple[Guest, ...]]
+    free: list[tuple[Guest, ...]]
+    fixed: np.ndarray[Any, np.dtype[np.int64]]
+    occupied: set[int]
+    held_class: dict[tuple[str, int], int]
+
+    @classmethod
+    def of(cls, problem: Problem, index: HostIndex, assigned: dict[str, str | None]) -> _Held:
+        pinned: list[tuple[Guest, ...]] = []
+        free: list[tuple[Guest, ...]] = []
+        for members in units(problem):
+            (pinned if any(problem.runs_now(g) for g in members) else free).append(members)
+        fixed = index.fixed.copy()
+        # Hosts holding something whatever the counts: frozen copies and pinned guests.
+        occupied = {
+            index.position[g.current_host or ""]
+            for g in problem.guests
+            if g.state is GuestState.FROZEN and problem.holds_current_host(g)
+        }
+        held_class: dict[tuple[str, int], int] = defaultdict(int)
+        for members in pinned:
+            for guest in members:
+                host = assigned.get(guest.name, guest.current_host)
+                if host is None:
+                    continue
+                h = index.position[host]
+                occupied.add(h)
+                fixed[h] += index.vector(dict(guest.demand))
+                for name in guest.anti_affinity:
+                    held_class[name, h] += 1
+        return cls(pinned, free, fixed, occupied, held_class)
+
+
+@attrs.frozen(eq=False)
+class _Counts:
+    """The type-count model: `count[t, h]` guests of type `t` on host `h` (at most
+    `upper[t, h]`), `on_host[h]` the (type, count) pairs of each host; hinted with the
+    incumbent's counts."""
+
+    model: cp_model.CpModel
+    types: list[_Type]
+    count: dict[tuple[int, int], cp_model.IntVar]
+    upper: dict[tuple[int, int], int]
+    on_host: dict[int, list[tuple[int, cp_model.IntVar]]]
+
+    @classmethod
+    def of(
+        cls,
+        types: list[_Type],
+        index: HostIndex,
+        held: _Held,
+        assigned: dict[str, str | None],
+    ) -> _Counts:
+        fixed = held.fixed
+        model = cp_model.CpModel()
+        count: dict[tuple[int, int], cp_model.IntVar] = {}
+        upper: dict[tuple[int, int], int] = {}
+        on_host: dict[int, list[tuple[int, cp_model.IntVar]]] = defaultdict(list)
+        for t, kind in enumerate(types):
+            for h in kind.hosts:
+                room = index.usable[h] - fixed[h]
+                asked = kind.demand > 0
+                most = (
+                    int((room[asked] // kind.demand[asked]).min())
+                    if asked.any()
+                    else len(kind.members)
+                )
+                if kind.classes:
+                    most = min(most, 1)
+                most = min(most, len(kind.members))
+                if most <= 0:
+                    continue
+                count[t, h] = model.new_int_var(0, most, "")
+                upper[t, h] = most
+                on_host[h].append((t, count[t, h]))
+            placed_t = [count[t, h] for h in kind.hosts if (t, h) in count]
+            if placed_t:
+                model.add(sum(placed_t) <= len(kind.members))
+        counts = cls(model, types, count, upper, on_host)
+        counts.add_host_rules(index, held)
+        counts.hint(index, assigned)
+        return counts
+
+    def add_host_rules(self, index: HostIndex, held: _Held) -> None:
+        """Capacity and anti-affinity per host, next to what is held there."""
+        types = self.types
+        for h, pairs in self.on_host.items():
+            for r in range(len(index.resources)):
+                terms = [
+                    (int(types[t].demand[r]), var) for t, var in pairs if types[t].demand[r] > 0
+                ]
+                if terms:
+                    self.model.add(
+                        sum(a * v for a, v in terms) <= int(index.usable[h, r] - held.fixed[h, r])
+                    )
+            by_class: dict[str, list[tuple[int, cp_model.IntVar]]] = defaultdict(list)
+            for t, var in pairs:
+                for name, in_class in types[t].classes:
+                    by_class[name].append((in_class, var))
+            for name, in_class_terms in by_class.items():
+                total = sum(m * v for m, v in in_class_terms)
+                self.model.add(total <= max(0, 1 - held.held_class[name, h]))
+
+    def hint(self, index: HostIndex, assigned: dict[str, str | None]) -> None:
+        """The incumbent's counts, as the hint."""
+        incumbent_count: dict[tuple[int, int], int] = defaultdict(int)
+        for t, kind in enumerate(self.types):
+            for members in kind.members:
+                host = assigned.get(members[0].name)
+                if host is not None:
+                    incumbent_count[t, index.position[host]] += 1
+        for key, var in self.count.items():
+            self.model.add_hint(var, incumbent_count.get(key, 0))
+
+
+def _solve_stages(
+    counts: _Counts,
+    stages: Sequence[Objective],
+    options: SolveOptions,
+    deadline: float,
+    metrics: dict[str, Any],
+    index: HostIndex,
+    held: _Held,
+) -> tuple[dict[tuple[int, int], int] | None, dict[str, tuple[float, float]]]:
+    """The placement `stages` on the counts, lexicographically until `deadline`: the
+    counts of the last stage solved (None if none was), and per stage (CP-SAT's bound,
+    the value held for the later stages) when the counts are the whole problem; each
+    stage's log goes to `metrics["stages"]`."""
+    model = counts.model
+    count = counts.count
+    exact = not held.pinned
     # stage -> (CP-SAT's bound, the value held for the later stages); the counts relax
     # the boot schedule, so a bound holds for the original only while every earlier
-    # stage's held value is reached by a real plan (checked below).
+    # stage's held value is reached by a real plan (checked by `_valid_bounds`).
     proposed: dict[str, tuple[float, float]] = {}
     solved: dict[tuple[int, int], int] | None = None
     searched = [s for s in stages if s is not Objective.MIGRATIONS]
     for position, objective in enumerate(searched):
         expression, scale = _expression(
-            objective, model, types, upper, count, on_host, index, fixed, occupied
+            objective,
+            model,
+            counts.types,
+            counts.upper,
+            count,
+            counts.on_host,
+            index,
+            held.fixed,
+            held.occupied,
         )
         if objective.maximise:
             model.maximize(expression)
@@ -233,7 +333,7 @@ def improve_placement(
             model.minimize(expression)
         seconds = (deadline - time.perf_counter()) / (len(searched) - position)
         # The optimiser's own settings: a light presolve on big models, from the hint.
-        solver = _parameters(options, seconds, large=len(count) > _LARGE_MODEL_PAIRS)
+        solver = new_solver(options, seconds, large=len(count) > LARGE_MODEL_PAIRS)
         status = run_search(solver, model, options.stop)
         log: dict[str, Any] = {
             "stage": objective.value,
@@ -256,29 +356,7 @@ def improve_placement(
         model.clear_hints()  # type: ignore[no-untyped-call]  # untyped in ortools
         for key, var in count.items():
             model.add_hint(var, solved[key])
-    if solved is None:
-        return incumbent, metrics
-    hosts = _disaggregate(problem, index, types, solved, assigned)
-    for members in pinned:
-        for guest in members:
-            hosts[guest.name] = assigned.get(guest.name, guest.current_host)
-    reasons = {u.guest: u.reason for u in incumbent.unplaced}
-    placement = Placement(hosts=hosts, reasons=reasons)
-    list_options = attrs.evolve(options, schedule="list")
-    candidate = finish_plan(problem, placement, list_options, "cpsat", started)
-    report = check(problem, candidate)
-    metrics["seconds"] = round(time.perf_counter() - started, 3)
-    if not report.ok:
-        logger.error(
-            "BUG: the type-count placement fails the checker (%s); keeping the incumbent",
-            "; ".join(v.message for v in report.violations[:3]),
-        )
-        return incumbent, metrics
-    metrics["bounds"] = _valid_bounds(problem, proposed, report.metrics["objectives"])
-    if better(problem, candidate, incumbent):
-        metrics["improved"] = True
-        return candidate, metrics
-    return incumbent, metrics
+    return solved, proposed
 
 
 def _valid_bounds(

@@ -28,13 +28,13 @@ from ortools.sat.python import cp_model
 
 from placement.model import Objective
 from placement.solvers import SolveOptions
+from placement.solvers.cpsat.model import Solution, add_hint, build_model, hold
 from placement.solvers.cpsat.objectives import stage_expression
 from placement.solvers.cpsat.search import run_search
 from placement.solvers.cpsat.view import ProblemView, canonical_hosts
 from placement.solvers.stop import is_stopped
 
 if TYPE_CHECKING:
-    from placement.solvers.cpsat.stages import _Solution
     from placement.solvers.cpsat.variables import Variables
 
 # Hosts per neighbourhood (the target and the hosts that may take its units), and the
@@ -66,24 +66,22 @@ def applies(view: ProblemView, stages: Sequence[Objective]) -> bool:
 def empty_hosts(
     view: ProblemView,
     holds: Sequence[tuple[Objective, int]],
-    incumbent: _Solution,
+    incumbent: Solution,
     options: SolveOptions,
     seconds: float,
     lower_bound: int,
-) -> tuple[_Solution, dict[str, Any]]:
+) -> tuple[Solution, dict[str, Any]]:
     """Search neighbourhoods of `incumbent` for up to `seconds` (deterministic time in
     deterministic mode), the stages in `holds` kept at their model values; stop early
     once `lower_bound` hosts are used. Returns the best solution, relabelled for the main
     model's symmetry rule, and what the search did."""
-    from placement.solvers.cpsat.stages import _add_hint, _hold, build_model
-
     started = time.perf_counter()
     start_count = used = _used_hosts(view, incumbent)
     if seconds < ROUND_S / 4:
         return incumbent, _log(0, start_count, start_count, started)
     variables = build_model(view, symmetry=False)
     for objective, value in holds:
-        _hold(variables, objective, stage_expression(objective, view, variables), value)
+        hold(variables, objective, stage_expression(objective, view, variables), value)
     model = variables.model
     domains = {pair: model.proto.variables[var.index].domain for pair, var in variables.x.items()}
     placed_domains = [model.proto.variables[var.index].domain for var in variables.placed]
@@ -118,7 +116,7 @@ def empty_hosts(
                 if (u, target) in variables.x
             )
         )
-        _add_hint(view, variables, best)
+        add_hint(view, variables, best)
         solver = cp_model.CpSolver()
         solver.parameters.num_workers = 1
         solver.parameters.random_seed = rng.randrange(1 << 30)
@@ -173,19 +171,19 @@ def _load_shares(view: ProblemView) -> list[int]:
     ]
 
 
-def _used_hosts(view: ProblemView, solution: _Solution) -> int:
+def _used_hosts(view: ProblemView, solution: Solution) -> int:
     """The `consolidate` value of `solution`: online hosts holding a unit or a frozen copy."""
     online = set(view.online_hosts)
     return len({h for h in solution.unit_host if h in online} | (view.frozen_hosts & online))
 
 
-def _target_load(share: list[int], solution: _Solution, target: int) -> int:
+def _target_load(share: list[int], solution: Solution, target: int) -> int:
     return sum(share[u] + _UNIT_WEIGHT for u, h in enumerate(solution.unit_host) if h == target)
 
 
 def _neighbourhood(
     view: ProblemView,
-    solution: _Solution,
+    solution: Solution,
     share: list[int],
     countable: list[int],
     rng: random.Random,
@@ -217,7 +215,7 @@ def _neighbourhood(
 
 def _fix_outside(
     view: ProblemView,
-    solution: _Solution,
+    solution: Solution,
     freed: set[int],
     hosts: set[int],
     domains: dict[tuple[int, int], Any],
@@ -248,10 +246,10 @@ def _fix_outside(
 def _read(
     variables: Variables,
     solver: cp_model.CpSolver,
-    before: _Solution,
+    before: Solution,
     freed: list[int],
     hosts: list[int],
-) -> _Solution:
+) -> Solution:
     """The solver's solution: `before` but the freed units' hosts and every start (the
     held units' pairs were fixed)."""
     unit_host = list(before.unit_host)

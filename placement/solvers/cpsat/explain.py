@@ -20,6 +20,7 @@ import time
 
 from ortools.sat.python import cp_model
 
+from placement.solvers.cpsat.model import RULE_FAMILIES, build_model
 from placement.solvers.cpsat.search import run_search
 from placement.solvers.cpsat.view import ProblemView
 
@@ -55,8 +56,6 @@ def blocking_families(
     a later objective stage or for lack of search time), when the probes ran out of time,
     or when the problem is too large to probe.
     """
-    from placement.solvers.cpsat.stages import RULE_FAMILIES
-
     if len(view.units) > MAX_UNITS or len(view.boots) > MAX_BOOTS:
         return None
     deadline = time.perf_counter() + budget_s
@@ -83,8 +82,6 @@ def _probe(
 ) -> bool | None:
     """Whether a plan places every unit of `required` with the families in `without`
     left out (None: unknown within `seconds`)."""
-    from placement.solvers.cpsat.stages import build_model
-
     if seconds <= 0:
         return None
     variables = build_model(view, without=without)

@@ -34,6 +34,9 @@ from placement.model import Guest, Objective, Problem
 from placement.plan import Plan, Unplaced
 from placement.solvers import SolveOptions
 from placement.solvers.common import HostLoads, Unit, better, explain_unplaced
+from placement.solvers.cpsat.plans import check_estimate_s, with_own_bounds
+from placement.solvers.cpsat.reasons import structural_reasons
+from placement.solvers.cpsat.stages import improve
 from placement.solvers.stop import is_stopped
 
 # Pairs a round's restricted model aims at: a model of this size is built in a few
@@ -57,12 +60,10 @@ def solve_large(
     """Improve the verified `incumbent` by solving restricted problems until the deadline;
     returns the best verified plan with stages bounded on the original problem (by
     `placement.bounds`, and by `known_bounds`, proven elsewhere on the whole problem)."""
-    from placement.solvers.cpsat.stages import check_estimate_s, improve, structural_reasons
-
     deadline = started + options.time_limit_s
     structural = structural_reasons(problem)
     stage_bounds = _Bounds(problem, known_bounds or {})
-    best = _with_own_bounds(problem, incumbent, stage_bounds)
+    best = with_own_bounds(problem, incumbent, stage_bounds)
     rng = random.Random(options.seed)
     rounds: list[dict[str, Any]] = []
     returned = "greedy"
@@ -91,7 +92,7 @@ def solve_large(
         budget = remaining if remaining < 4 * MIN_ROUND_S else remaining / 2
         round_options = attrs.evolve(options, time_limit_s=budget, on_progress=options.on_progress)
         found = improve(restricted, round_options, best, structural, round_started, 0.0)
-        candidate = _with_own_bounds(problem, found, stage_bounds)
+        candidate = with_own_bounds(problem, found, stage_bounds)
         improved = check(problem, candidate).ok and better(problem, candidate, best)
         if improved:
             best = candidate
@@ -181,27 +182,9 @@ def restrict(
     k = (TARGET_PAIRS - settled_count) // max(len(movers), 1)
     k = max(_MIN_CANDIDATES, min(_MAX_CANDIDATES, k))
 
-    candidates: dict[int, set[int]] = {}
-    for i in movers:
-        members = groups[i]
-        mask = index.fits_alone(_summed(members))
-        for guest in members:
-            mask &= index.allowed(guest)
-        options = np.flatnonzero(mask)
-        keep: set[int] = set()
-        current = chosen[i]
-        if current is not None:
-            keep.add(current)
-        for guest in members:
-            if problem.runs_now(guest) and mask[index.position[guest.current_host or ""]]:
-                keep.add(index.position[guest.current_host or ""])
-        if len(options) > 0:
-            # Most room first, then a random sample for diversity.
-            roomiest = options[np.argsort(-room[options], kind="stable")][: (k + 1) // 2]
-            keep.update(int(h) for h in roomiest)
-            rest = [int(h) for h in options if int(h) not in keep]
-            keep.update(rng.sample(rest, min(len(rest), k - len(keep) + len(roomiest) // 2)))
-        candidates[i] = keep
+    candidates = {
+        i: _candidates(problem, index, groups[i], chosen[i], room, k, rng) for i in movers
+    }
 
     guests: list[Guest] = []
     group_of = {g.name: i for i, members in enumerate(groups) for g in members}
@@ -218,6 +201,36 @@ def restrict(
         guests.append(attrs.evolve(guest, hosts=allowed))  # type: ignore[arg-type]
     pairs = settled_count + sum(len(c) for c in candidates.values())
     return attrs.evolve(problem, guests=guests), len(movers), pairs
+
+
+def _candidates(
+    problem: Problem,
+    index: HostIndex,
+    members: tuple[Guest, ...],
+    current: int | None,
+    room: np.ndarray,
+    k: int,
+    rng: random.Random,
+) -> set[int]:
+    """The hosts a unit free to move may use in a round: its `current` host, its members'
+    own hosts, and about `k` others it fits on (the roomiest half, then a random sample)."""
+    mask = index.fits_alone(_summed(members))
+    for guest in members:
+        mask &= index.allowed(guest)
+    options = np.flatnonzero(mask)
+    keep: set[int] = set()
+    if current is not None:
+        keep.add(current)
+    for guest in members:
+        if problem.runs_now(guest) and mask[index.position[guest.current_host or ""]]:
+            keep.add(index.position[guest.current_host or ""])
+    if len(options) > 0:
+        # Most room first, then a random sample for diversity.
+        roomiest = options[np.argsort(-room[options], kind="stable")][: (k + 1) // 2]
+        keep.update(int(h) for h in roomiest)
+        rest = [int(h) for h in options if int(h) not in keep]
+        keep.update(rng.sample(rest, min(len(rest), k - len(keep) + len(roomiest) // 2)))
+    return keep
 
 
 def _summed(members: tuple[Guest, ...]) -> dict[str, int]:
@@ -244,19 +257,6 @@ class _Bounds:
         if own is None:
             return known
         return min(own, known) if objective.maximise else max(own, known)
-
-
-def _with_own_bounds(problem: Problem, plan: Plan, stage_bounds: StageBounds | _Bounds) -> Plan:
-    """`plan` with its stages valued by the checker and bounded by `placement.bounds`."""
-    from placement.solvers.cpsat.stages import with_checked_stages
-
-    values = check(problem, plan).metrics["objectives"]
-    held: dict[str, float] = {}
-    bounds: dict[str, float | None] = {}
-    for objective in problem.objective:
-        bounds[objective.value] = stage_bounds(objective, held)
-        held[objective.value] = float(values[objective.value])
-    return with_checked_stages(problem, plan, bounds)
 
 
 def _reasons_on_original(

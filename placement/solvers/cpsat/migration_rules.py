@@ -1,11 +1,12 @@
 """Live migrations in the CP-SAT model, one function per rule family.
 
-A guest running now moves when its unit ends on another host. Each possible move gets a
+A guest running now moves when its unit ends on another host. Each possible move has a
 start variable and an optional fixed-size interval of its migration time, present when
-it moves (`movable: false` guests have no other candidate host: see `view.py`). The
-moves obey the per-host and cluster-wide concurrency limits (cumulatives: a move counts
-on its source, and on its target through one optional interval per target host), the
-move budget, and load the boot pools while they run.
+it moves (created with the other variables in `variables.py`; `movable: false` guests
+have no other candidate host: see `view.py`). The moves obey the per-host and
+cluster-wide concurrency limits (cumulatives: a move counts on its source, and on its
+target through one optional interval per target host), the move budget, and load the
+boot pools while they run.
 
 Capacity over time: on a host that can lose a guest by a move and gain one, the final
 state is not the peak. There one cumulative per resource holds, from the host's first
@@ -17,88 +18,12 @@ stay). Hosts that only gain guests keep the cheap final-state sum (`add_capacity
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import TYPE_CHECKING
 
-import attrs
 from ortools.sat.python import cp_model
 
 from placement.model import Guest
+from placement.solvers.cpsat.variables import Variables
 from placement.solvers.cpsat.view import ProblemView
-
-if TYPE_CHECKING:  # variables.py imports this module
-    from placement.solvers.cpsat.variables import Variables
-
-
-@attrs.frozen
-class Move:
-    """A running guest that may move: from host `source` to any of `targets`."""
-
-    guest: Guest
-    unit: int
-    source: int
-    targets: tuple[int, ...]
-    duration_s: int
-
-
-@attrs.define
-class MigrationVariables:
-    """`moving[i]`: move `i` happens. `start[i]`, `ready[i]`: its interval (ready 0 when
-    it does not happen). `interval[i]`: the move, present when it happens."""
-
-    moves: tuple[Move, ...]
-    moving: list[cp_model.IntVar]
-    start: list[cp_model.IntVar]
-    ready: list[cp_model.IntVar]
-    interval: list[cp_model.IntervalVar]
-
-
-def possible_moves(view: ProblemView) -> tuple[Move, ...]:
-    """Every running guest whose unit has a candidate host other than its own."""
-    problem = view.problem
-    moves = []
-    for unit in view.units:
-        for guest in unit.guests:
-            if not problem.runs_now(guest) or guest.current_host is None:
-                continue
-            source = problem.host_position(guest.current_host)
-            targets = tuple(h for h in unit.candidates if h != source)
-            if targets:
-                moves.append(
-                    Move(guest, unit.index, source, targets, problem.migration_duration(guest))
-                )
-    return tuple(moves)
-
-
-def create_migration_variables(
-    view: ProblemView,
-    model: cp_model.CpModel,
-    x: dict[tuple[int, int], cp_model.IntVar],
-    horizon_s: int,
-) -> MigrationVariables:
-    """One start, ready time and optional interval per possible move; a move that cannot
-    end by the horizon does not happen."""
-    moves = possible_moves(view)
-    moving: list[cp_model.IntVar] = []
-    start: list[cp_model.IntVar] = []
-    ready: list[cp_model.IntVar] = []
-    interval: list[cp_model.IntervalVar] = []
-    for move in moves:
-        happens = model.new_bool_var("")
-        # It moves exactly when its unit ends on another host.
-        model.add(happens == sum(x[move.unit, h] for h in move.targets))
-        if move.duration_s > horizon_s:
-            model.add(happens == 0)
-        begin = model.new_int_var(0, max(horizon_s - move.duration_s, 0), "")
-        done = model.new_int_var(0, horizon_s, "")
-        model.add(done == begin + move.duration_s).only_enforce_if(happens)
-        model.add(done == 0).only_enforce_if(~happens)
-        moving.append(happens)
-        start.append(begin)
-        ready.append(done)
-        interval.append(
-            model.new_optional_fixed_size_interval_var(begin, move.duration_s, happens, "")
-        )
-    return MigrationVariables(moves, moving, start, ready, interval)
 
 
 def add_migration_budget(view: ProblemView, variables: Variables) -> None:
@@ -167,12 +92,7 @@ def add_migration_load(view: ProblemView, variables: Variables) -> None:
 def add_capacity_over_time(view: ProblemView, variables: Variables) -> None:
     """On hosts that can both lose a guest by a move and gain one, capacity holds at
     every instant from the host's first arrival on (see the module docstring)."""
-    problem = view.problem
     moves = variables.migrations
-    model = variables.model
-    x = variables.x
-    boot_start = variables.start
-    end_s = problem.schedule.horizon_s + 1  # "for good": past every instant that matters
     leaving: dict[int, list[int]] = defaultdict(list)
     for i, move in enumerate(moves.moves):
         # Even a move of 0 s holds its source until it happens.
@@ -180,10 +100,25 @@ def add_capacity_over_time(view: ProblemView, variables: Variables) -> None:
     if not leaving:
         return
 
-    # Arrivals per host: (start expression, presence, demand).
-    arrivals: dict[int, list[tuple[cp_model.LinearExprT, cp_model.IntVar, Guest]]] = defaultdict(
-        list
-    )
+    arrivals = _arrivals(view, variables, leaving)
+    for h, departing in leaving.items():
+        if not arrivals.get(h):
+            continue  # it only loses guests: the final state is its peak from then on
+        _add_host_over_time(view, variables, h, departing, arrivals[h])
+
+
+# A guest that may arrive on a host: (its start expression, its presence, the guest).
+_Arrival = tuple[cp_model.LinearExprT, cp_model.IntVar, Guest]
+
+
+def _arrivals(
+    view: ProblemView, variables: Variables, leaving: dict[int, list[int]]
+) -> dict[int, list[_Arrival]]:
+    """Per host in `leaving`, every boot and move that may end on it."""
+    moves = variables.migrations
+    x = variables.x
+    boot_start = variables.start
+    arrivals: dict[int, list[_Arrival]] = defaultdict(list)
     for boot in view.boots:
         unit = view.units[boot.unit]
         for h in unit.candidates:
@@ -193,63 +128,75 @@ def add_capacity_over_time(view: ProblemView, variables: Variables) -> None:
         for h in move.targets:
             if h in leaving:
                 arrivals[h].append((moves.start[i], x[move.unit, h], move.guest))
+    return arrivals
 
-    for h, departing in leaving.items():
-        if not arrivals.get(h):
-            continue  # it only loses guests: the final state is its peak from then on
-        first = model.new_int_var(0, end_s, "")
-        for begin, present, _ in arrivals[h]:
-            model.add(first <= begin).only_enforce_if(present)
-        items: list[tuple[cp_model.IntervalVar, Guest]] = []
-        for begin, present, guest in arrivals[h]:
-            size = model.new_int_var(0, end_s, "")
-            model.add(size == end_s - begin).only_enforce_if(present)
-            items.append((model.new_optional_interval_var(begin, size, end_s, present, ""), guest))
-        moving_away = {moves.moves[i].guest.name for i in departing}
-        for i in departing:
-            move = moves.moves[i]
-            stays = x.get((move.unit, move.source))
-            # Held from `first` until the move ends, for good if it stays, not at all if
-            # it is stopped.
-            until = model.new_int_var(0, end_s, "")
-            model.add(until == moves.ready[i]).only_enforce_if(moves.moving[i])
-            if stays is not None:
-                model.add(until == end_s).only_enforce_if(stays)
-                model.add(until == 0).only_enforce_if(~moves.moving[i], ~stays)
-            else:
-                model.add(until == 0).only_enforce_if(~moves.moving[i])
-            clipped = model.new_int_var(0, end_s, "")
-            model.add_max_equality(clipped, [until, first])
-            size = model.new_int_var(0, end_s, "")
-            model.add(size == clipped - first)
-            items.append((model.new_interval_var(first, size, clipped, ""), move.guest))
-        # Guests that may stay on the host but never move (no other candidate), kept
-        # from `first` on when their unit stays.
-        for unit in view.units:
-            if (unit.index, h) not in x:
+
+def _add_host_over_time(
+    view: ProblemView,
+    variables: Variables,
+    h: int,
+    departing: list[int],
+    arrivals: list[_Arrival],
+) -> None:
+    """Capacity over time on host `h`: the moves `departing` it and the `arrivals`."""
+    problem = view.problem
+    moves = variables.migrations
+    model = variables.model
+    x = variables.x
+    end_s = problem.schedule.horizon_s + 1  # "for good": past every instant that matters
+    first = model.new_int_var(0, end_s, "")
+    for begin, present, _ in arrivals:
+        model.add(first <= begin).only_enforce_if(present)
+    items: list[tuple[cp_model.IntervalVar, Guest]] = []
+    for begin, present, guest in arrivals:
+        size = model.new_int_var(0, end_s, "")
+        model.add(size == end_s - begin).only_enforce_if(present)
+        items.append((model.new_optional_interval_var(begin, size, end_s, present, ""), guest))
+    moving_away = {moves.moves[i].guest.name for i in departing}
+    for i in departing:
+        move = moves.moves[i]
+        stays = x.get((move.unit, move.source))
+        # Held from `first` until the move ends, for good if it stays, not at all if
+        # it is stopped.
+        until = model.new_int_var(0, end_s, "")
+        model.add(until == moves.ready[i]).only_enforce_if(moves.moving[i])
+        if stays is not None:
+            model.add(until == end_s).only_enforce_if(stays)
+            model.add(until == 0).only_enforce_if(~moves.moving[i], ~stays)
+        else:
+            model.add(until == 0).only_enforce_if(~moves.moving[i])
+        clipped = model.new_int_var(0, end_s, "")
+        model.add_max_equality(clipped, [until, first])
+        size = model.new_int_var(0, end_s, "")
+        model.add(size == clipped - first)
+        items.append((model.new_interval_var(first, size, clipped, ""), move.guest))
+    # Guests that may stay on the host but never move (no other candidate), kept
+    # from `first` on when their unit stays.
+    for unit in view.units:
+        if (unit.index, h) not in x:
+            continue
+        for guest in unit.guests:
+            if (
+                guest.name in moving_away
+                or not problem.runs_now(guest)
+                or guest.current_host != problem.hosts[h].name
+            ):
                 continue
-            for guest in unit.guests:
-                if (
-                    guest.name in moving_away
-                    or not problem.runs_now(guest)
-                    or guest.current_host != problem.hosts[h].name
-                ):
-                    continue
-                size = model.new_int_var(0, end_s, "")
-                model.add(size == end_s - first)
-                items.append(
-                    (
-                        model.new_optional_interval_var(first, size, end_s, x[unit.index, h], ""),
-                        guest,
-                    )
+            size = model.new_int_var(0, end_s, "")
+            model.add(size == end_s - first)
+            items.append(
+                (
+                    model.new_optional_interval_var(first, size, end_s, x[unit.index, h], ""),
+                    guest,
                 )
-        host = problem.hosts[h]
-        for resource in view.resources:
-            demands = [guest.demand.get(resource, 0) for _, guest in items]
-            room = host.usable(resource) - view.fixed.get((h, resource), 0)
-            if sum(demands) <= room:
-                continue
-            chosen = [(interval, d) for (interval, _), d in zip(items, demands, strict=True) if d]
-            model.add_cumulative(
-                [interval for interval, _ in chosen], [d for _, d in chosen], max(room, 0)
             )
+    host = problem.hosts[h]
+    for resource in view.resources:
+        demands = [guest.demand.get(resource, 0) for _, guest in items]
+        room = host.usable(resource) - view.fixed.get((h, resource), 0)
+        if sum(demands) <= room:
+            continue
+        chosen = [(interval, d) for (interval, _), d in zip(items, demands, strict=True) if d]
+        model.add_cumulative(
+            [interval for interval, _ in chosen], [d for _, d in chosen], max(room, 0)
+        )

@@ -38,14 +38,16 @@ from placement.imbalance import SPREAD_STEPS, host_load_steps, load_resources, s
 from placement.model import Guest, Objective, Problem
 from placement.plan import Action, Plan
 from placement.solvers import SolveOptions
-from placement.solvers.common import HostLoads, Placement, Unit, finish_plan, units_of
+from placement.solvers.common import HostLoads, Placement, Unit, better, finish_plan, units_of
 from placement.solvers.cpsat.imbalance_stage import (
     TARGET_DENOMINATOR,
     add_distance_to_target,
     ratio,
     tangent_target,
 )
+from placement.solvers.cpsat.plans import with_own_bounds
 from placement.solvers.cpsat.search import run_search
+from placement.solvers.cpsat.view import pair_count
 from placement.solvers.stop import is_stopped
 
 logger = logging.getLogger(__name__)
@@ -72,8 +74,6 @@ def applies(problem: Problem, incumbent: Plan | None) -> bool:
     """Whether the rebalance search fits: a verified incumbent, nothing to boot, only
     stages of the final hosts with `spread` or `imbalance` among them, and too many
     pairs for the full model to search well."""
-    from placement.solvers.cpsat.stages import pair_count
-
     if incumbent is None or not any(goal in problem.objective for goal in GOALS):
         return False
     if not set(problem.objective) <= STAGES:
@@ -157,6 +157,11 @@ class _State:
             for guest in problem.guests
             if guest.name not in in_units
         }
+        self._load_steps(loads)
+
+    def _load_steps(self, loads: HostLoads) -> None:
+        """The integer arithmetic of `spread`'s load steps on the online hosts."""
+        problem = self.problem
         # Load steps: host h's load is sum_r used_r * scale[h, r] / denominator[h], so the
         # steps are the ceiling of SPREAD_STEPS * that, in integers as the checker.
         self.load_names = load_resources(problem)
@@ -282,23 +287,7 @@ def _solve_neighbourhood(
     kept = {h: loads.used[h].copy() for h in hosts}
     for u in freed:
         kept[int(state.at[u])] -= state.demand[u]
-    classes: dict[str, dict[int, int]] = {}  # class -> host -> members kept there
-    freed_set = set(freed)
-
-    def hold(guest: Guest, h: int) -> None:
-        if h in on:
-            for name in guest.anti_affinity:
-                counts = classes.setdefault(name, {})
-                counts[h] = counts.get(h, 0) + 1
-
-    for u, unit in enumerate(state.units):
-        if u not in freed_set:
-            for guest in unit.guests:
-                hold(guest, int(state.at[u]))
-    for guest in state.problem.guests:
-        host = state.outside.get(guest.name)
-        if host is not None:
-            hold(guest, state.position[host])
+    classes = _kept_classes(state, on, set(freed))
 
     model = cp_model.CpModel()
     x: dict[tuple[int, int], cp_model.IntVar] = {}
@@ -340,6 +329,51 @@ def _solve_neighbourhood(
         outside = state.moves() - sum(state.moves_of(u, int(state.at[u])) for u in freed)
         model.add(moved_here <= state.budget - outside)
     target = state.goal_target()
+    host_loads = _host_load_steps(state, x, hosts, freed, kept)
+    # Lexicographic in one objective: the distance to the target first, then the cost.
+    distance = add_distance_to_target(model, host_loads, target)
+    most_cost = sum(max(state.cost_of(u, h) for h in hosts) for u in freed) + 1
+    model.minimize(cp_model.LinearExpr.sum([distance * most_cost, cost_here]))
+
+    solver = _round_solver(options, seconds)
+    status = run_search(solver, model, options.stop)
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return None
+    chosen = {u: h for (u, h), var in x.items() if solver.value(var)}
+    return chosen, status == cp_model.OPTIMAL
+
+
+def _kept_classes(state: _State, on: set[int], freed: set[int]) -> dict[str, dict[int, int]]:
+    """Anti-affinity class -> host of `on` -> members that stay there (the units not
+    `freed`, and the guests outside the movable units)."""
+    classes: dict[str, dict[int, int]] = {}  # class -> host -> members kept there
+
+    def hold(guest: Guest, h: int) -> None:
+        if h in on:
+            for name in guest.anti_affinity:
+                counts = classes.setdefault(name, {})
+                counts[h] = counts.get(h, 0) + 1
+
+    for u, unit in enumerate(state.units):
+        if u not in freed:
+            for guest in unit.guests:
+                hold(guest, int(state.at[u]))
+    for guest in state.problem.guests:
+        host = state.outside.get(guest.name)
+        if host is not None:
+            hold(guest, state.position[host])
+    return classes
+
+
+def _host_load_steps(
+    state: _State,
+    x: dict[tuple[int, int], cp_model.IntVar],
+    hosts: list[int],
+    freed: list[int],
+    kept: dict[int, IntArray],
+) -> list[tuple[cp_model.LinearExprT, int, int]]:
+    """Per host of the round: its load in steps as a linear expression of `x`, and the
+    least and largest value that expression takes."""
     host_loads: list[tuple[cp_model.LinearExprT, int, int]] = []
     for h in hosts:
         # Each unit's load on the host, rounded to a step: a linear stand-in for the
@@ -363,11 +397,11 @@ def _solve_neighbourhood(
             [v for _, v in pairs], [a for a, _ in pairs]
         )
         host_loads.append((steps, fixed, fixed + sum(a for a, _ in pairs)))
-    # Lexicographic in one objective: the distance to the target first, then the cost.
-    distance = add_distance_to_target(model, host_loads, target)
-    most_cost = sum(max(state.cost_of(u, h) for h in hosts) for u in freed) + 1
-    model.minimize(cp_model.LinearExpr.sum([distance * most_cost, cost_here]))
+    return host_loads
 
+
+def _round_solver(options: SolveOptions, seconds: float) -> cp_model.CpSolver:
+    """The solver of a round: the options' workers and seed, a limit of `seconds`."""
     solver = cp_model.CpSolver()
     solver.parameters.num_workers = max(1, options.workers)
     solver.parameters.random_seed = options.seed
@@ -376,11 +410,7 @@ def _solve_neighbourhood(
         solver.parameters.interleave_search = True
     else:
         solver.parameters.max_time_in_seconds = seconds
-    status = run_search(solver, model, options.stop)
-    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        return None
-    chosen = {u: h for (u, h), var in x.items() if solver.value(var)}
-    return chosen, status == cp_model.OPTIMAL
+    return solver
 
 
 def _apply(state: _State, chosen: dict[int, int], hosts: list[int]) -> bool:
@@ -400,9 +430,6 @@ def solve_rebalance(
 ) -> Plan:
     """Improve the verified `incumbent` of a rebalance by neighbourhoods until the
     deadline; returns the best verified plan with stages bounded by `placement.bounds`."""
-    from placement.solvers.common import better
-    from placement.solvers.cpsat.large import _with_own_bounds
-
     deadline = started + options.time_limit_s
     state = _State(problem, incumbent)
     rng = random.Random(options.seed)
@@ -436,11 +463,11 @@ def solve_rebalance(
     placement = Placement(hosts=final, reasons={a.guest: a.reason for a in incumbent.unplaced})
     candidate = finish_plan(problem, placement, options, "cpsat", started)
     stage_bounds = StageBounds(problem)
-    best = _with_own_bounds(problem, incumbent, stage_bounds)
+    best = with_own_bounds(problem, incumbent, stage_bounds)
     returned = "greedy"
     report = check(problem, candidate)
     if report.ok:
-        candidate = _with_own_bounds(problem, candidate, stage_bounds)
+        candidate = with_own_bounds(problem, candidate, stage_bounds)
         if better(problem, candidate, best):
             best, returned = candidate, "neighbourhood search"
     else:

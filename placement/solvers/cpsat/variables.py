@@ -11,11 +11,80 @@ from collections import defaultdict
 import attrs
 from ortools.sat.python import cp_model
 
-from placement.solvers.cpsat.migration_rules import (
-    MigrationVariables,
-    create_migration_variables,
-)
+from placement.model import Guest
 from placement.solvers.cpsat.view import ProblemView
+
+
+@attrs.frozen
+class Move:
+    """A running guest that may move: from host `source` to any of `targets`."""
+
+    guest: Guest
+    unit: int
+    source: int
+    targets: tuple[int, ...]
+    duration_s: int
+
+
+@attrs.define
+class MigrationVariables:
+    """`moving[i]`: move `i` happens. `start[i]`, `ready[i]`: its interval (ready 0 when
+    it does not happen). `interval[i]`: the move, present when it happens."""
+
+    moves: tuple[Move, ...]
+    moving: list[cp_model.IntVar]
+    start: list[cp_model.IntVar]
+    ready: list[cp_model.IntVar]
+    interval: list[cp_model.IntervalVar]
+
+
+def possible_moves(view: ProblemView) -> tuple[Move, ...]:
+    """Every running guest whose unit has a candidate host other than its own."""
+    problem = view.problem
+    moves = []
+    for unit in view.units:
+        for guest in unit.guests:
+            if not problem.runs_now(guest) or guest.current_host is None:
+                continue
+            source = problem.host_position(guest.current_host)
+            targets = tuple(h for h in unit.candidates if h != source)
+            if targets:
+                moves.append(
+                    Move(guest, unit.index, source, targets, problem.migration_duration(guest))
+                )
+    return tuple(moves)
+
+
+def create_migration_variables(
+    view: ProblemView,
+    model: cp_model.CpModel,
+    x: dict[tuple[int, int], cp_model.IntVar],
+    horizon_s: int,
+) -> MigrationVariables:
+    """One start, ready time and optional interval per possible move; a move that cannot
+    end by the horizon does not happen."""
+    moves = possible_moves(view)
+    moving: list[cp_model.IntVar] = []
+    start: list[cp_model.IntVar] = []
+    ready: list[cp_model.IntVar] = []
+    interval: list[cp_model.IntervalVar] = []
+    for move in moves:
+        happens = model.new_bool_var("")
+        # It moves exactly when its unit ends on another host.
+        model.add(happens == sum(x[move.unit, h] for h in move.targets))
+        if move.duration_s > horizon_s:
+            model.add(happens == 0)
+        begin = model.new_int_var(0, max(horizon_s - move.duration_s, 0), "")
+        done = model.new_int_var(0, horizon_s, "")
+        model.add(done == begin + move.duration_s).only_enforce_if(happens)
+        model.add(done == 0).only_enforce_if(~happens)
+        moving.append(happens)
+        start.append(begin)
+        ready.append(done)
+        interval.append(
+            model.new_optional_fixed_size_interval_var(begin, move.duration_s, happens, "")
+        )
+    return MigrationVariables(moves, moving, start, ready, interval)
 
 
 @attrs.define

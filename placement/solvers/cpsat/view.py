@@ -105,48 +105,70 @@ def build_view(problem: Problem) -> ProblemView:
         for g in problem.guests
         if g.state is GuestState.FROZEN and problem.holds_current_host(g)
     }
+    units = [
+        _unit_view(problem, index, position, guests)
+        for position, guests in enumerate(together_units(problem))
+    ]
+    unit_of = {guest.name: unit.index for unit in units for guest in unit.guests}
+    boots, slots = _boots_and_slots(problem, unit_of)
 
-    units: list[UnitView] = []
-    unit_of: dict[str, int] = {}
-    for position, guests in enumerate(together_units(problem)):
-        demand: dict[str, int] = defaultdict(int)
-        for guest in guests:
-            for resource, amount in guest.demand.items():
-                demand[resource] += amount
-        seen: set[str] = set()
-        clash = False
-        for guest in guests:
-            clash = clash or bool(seen & guest.anti_affinity)
-            seen |= guest.anti_affinity
-        candidates: list[int] = []
-        if not clash:
-            mask = index.fits_alone(dict(demand))
-            for guest in guests:
-                mask &= index.allowed(guest)
-                if problem.runs_now(guest) and not guest.movable:
-                    # It cannot be live-migrated: its own host or none.
-                    mask &= np.arange(len(hosts)) == problem.host_position(guest.current_host or "")
-            candidates = [int(h) for h in np.flatnonzero(mask)]
-        running = [g for g in guests if problem.runs_now(g)]
-        move_cost = {
-            h: sum(g.migration_cost for g in running if g.current_host != hosts[h].name)
-            for h in candidates
-        }
-        units.append(
-            UnitView(
-                index=position,
-                guests=guests,
-                demand=dict(demand),
-                classes=frozenset(seen),
-                weight=sum(g.weight for g in guests),
-                candidates=tuple(candidates),
-                move_cost=move_cost,
-            )
-        )
-        for guest in guests:
-            unit_of[guest.name] = position
+    return ProblemView(
+        problem=problem,
+        units=tuple(units),
+        unit_of=unit_of,
+        boots=tuple(boots),
+        boot_of={boot.guest.name: i for i, boot in enumerate(boots)},
+        slots=tuple(slots),
+        fixed=dict(fixed),
+        frozen_hosts=frozenset(frozen_hosts),
+        online_hosts=tuple(h for h, host in enumerate(hosts) if host.online),
+        resources=resources,
+        host_classes=_host_classes(problem, units, frozen_hosts | {h for h, _ in fixed}),
+    )
 
-    # Guests that boot when placed: all but those running now (they stay or migrate).
+
+def _unit_view(
+    problem: Problem, index: HostIndex, position: int, guests: tuple[Guest, ...]
+) -> UnitView:
+    """The unit of `guests` (a together group, or a lone guest) at `position`."""
+    hosts = problem.hosts
+    demand: dict[str, int] = defaultdict(int)
+    for guest in guests:
+        for resource, amount in guest.demand.items():
+            demand[resource] += amount
+    seen: set[str] = set()
+    clash = False
+    for guest in guests:
+        clash = clash or bool(seen & guest.anti_affinity)
+        seen |= guest.anti_affinity
+    candidates: list[int] = []
+    if not clash:
+        mask = index.fits_alone(dict(demand))
+        for guest in guests:
+            mask &= index.allowed(guest)
+            if problem.runs_now(guest) and not guest.movable:
+                # It cannot be live-migrated: its own host or none.
+                mask &= np.arange(len(hosts)) == problem.host_position(guest.current_host or "")
+        candidates = [int(h) for h in np.flatnonzero(mask)]
+    running = [g for g in guests if problem.runs_now(g)]
+    move_cost = {
+        h: sum(g.migration_cost for g in running if g.current_host != hosts[h].name)
+        for h in candidates
+    }
+    return UnitView(
+        index=position,
+        guests=guests,
+        demand=dict(demand),
+        classes=frozenset(seen),
+        weight=sum(g.weight for g in guests),
+        candidates=tuple(candidates),
+        move_cost=move_cost,
+    )
+
+
+def _boots_and_slots(problem: Problem, unit_of: dict[str, int]) -> tuple[list[Boot], list[Slot]]:
+    """The guests that boot when placed (all but those running now: they stay or
+    migrate), and their start instants (one per start group, else one per guest)."""
     boots: list[Boot] = []
     slot_index: dict[str, int] = {}
     slot_members: list[list[int]] = []
@@ -170,20 +192,7 @@ def build_view(problem: Problem) -> ProblemView:
         Slot(index=i, boots=tuple(m), longest_s=max(boots[b].duration_s for b in m))
         for i, m in enumerate(slot_members)
     ]
-
-    return ProblemView(
-        problem=problem,
-        units=tuple(units),
-        unit_of=unit_of,
-        boots=tuple(boots),
-        boot_of={boot.guest.name: i for i, boot in enumerate(boots)},
-        slots=tuple(slots),
-        fixed=dict(fixed),
-        frozen_hosts=frozenset(frozen_hosts),
-        online_hosts=tuple(h for h, host in enumerate(hosts) if host.online),
-        resources=resources,
-        host_classes=_host_classes(problem, units, frozen_hosts | {h for h, _ in fixed}),
-    )
+    return boots, slots
 
 
 # Finding interchangeable hosts costs one pass over the pairs (a few seconds at
@@ -258,3 +267,9 @@ def canonical_hosts(view: ProblemView, unit_host: tuple[int | None, ...]) -> tup
             if h is not None and h in relabel:
                 hosts[u] = relabel[h]
     return tuple(hosts)
+
+
+def pair_count(problem: Problem) -> int:
+    """An upper estimate of the model's (guest, host) pairs: each guest's allowed hosts."""
+    online = sum(1 for host in problem.hosts if host.online)
+    return sum(online if g.hosts is None else len(g.hosts) for g in problem.guests)

@@ -274,152 +274,184 @@ def pacemaker_placement(
     others are placed. Frozen copies (and guests that stay) use their host's capacity and
     count as resources assigned there. Capacity is our usable amount.
     """
-    strategy = Strategy(strategy)
-    state = StartState(problem, reassign=problem.pacemaker is not None)
-    online = [host for host in problem.hosts if host.online]
-    nodes = _Nodes(online, checked=strategy is not Strategy.DEFAULT)
-    for name, users in state.users.items():
-        for user in users:
-            nodes.consume(name, user)
-    scores = _Scores(problem)
+    return _Transition(problem, Strategy(strategy)).run()
 
-    hosts: dict[str, str | None] = dict(state.stay)
-    reasons: dict[str, str] = {}
-    units = _units(problem, state.to_place)
-    unit_of = {guest.name: index for index, unit in enumerate(units) for guest in unit}
-    followers: dict[int, list[int]] = {}
-    for index, unit in enumerate(units):
+
+class _Transition:
+    """One run of Pacemaker's assignment: the units, where each went, and why not."""
+
+    def __init__(self, problem: Problem, strategy: Strategy) -> None:
+        self.problem = problem
+        self.strategy = strategy
+        self.state = StartState(problem, reassign=problem.pacemaker is not None)
+        self.online = [host for host in problem.hosts if host.online]
+        self.nodes = _Nodes(self.online, checked=strategy is not Strategy.DEFAULT)
+        for name, users in self.state.users.items():
+            for user in users:
+                self.nodes.consume(name, user)
+        self.scores = _Scores(problem)
+        self.hosts: dict[str, str | None] = dict(self.state.stay)
+        self.reasons: dict[str, str] = {}
+        self.units = _units(problem, self.state.to_place)
+        self.unit_of = {g.name: index for index, unit in enumerate(self.units) for g in unit}
+        self.followers: dict[int, list[int]] = {}
+        for index, unit in enumerate(self.units):
+            for guest in unit:
+                leader = self.unit_of.get(guest.follows or "")
+                if leader is not None and leader != index:
+                    self.followers.setdefault(leader, []).append(index)
+        self.done: set[int] = set()
+        # Clone instances are interchangeable: when the first of a clone's comes up,
+        # every instance that can stay where it runs stays, before any instance moves.
+        self.siblings: dict[int, list[int]] = {}
+        for instances in (problem.pacemaker.clones if problem.pacemaker else {}).values():
+            indices = [self.unit_of[name] for name in instances if name in self.unit_of]
+            for position in indices:
+                self.siblings[position] = indices
+
+    def run(self) -> Placement:
+        for unit in _resource_order(self.problem, self.units, self.online, self.strategy):
+            self.place(self.unit_of[unit[0].name])
+        return Placement(hosts=self.hosts, reasons=self.reasons)
+
+    def leave_stopped(self, unit: Sequence[Guest], reason: str) -> None:
         for guest in unit:
-            if guest.follows in unit_of and unit_of[guest.follows] != index:
-                followers.setdefault(unit_of[guest.follows], []).append(index)
-    done: set[int] = set()
+            self.hosts[guest.name] = None
+            self.reasons[guest.name] = reason
 
-    def leave_stopped(unit: Sequence[Guest], reason: str) -> None:
-        for guest in unit:
-            hosts[guest.name] = None
-            reasons[guest.name] = reason
+    def assign(self, guest: Guest, node: str) -> None:
+        self.hosts[guest.name] = node
+        self.state.place(guest, node)
+        self.nodes.consume(node, guest)
 
-    def assign(guest: Guest, node: str) -> None:
-        hosts[guest.name] = node
-        state.place(guest, node)
-        nodes.consume(node, guest)
-
-    def colocated_demand(index: int) -> dict[str, int]:
+    def colocated_demand(self, index: int) -> dict[str, int]:
         """The unit and every unit not yet assigned that follows it, directly or not:
         Pacemaker checks their summed utilization before it picks the primary's node."""
-        members = [*units[index]]
+        members = [*self.units[index]]
         queue, seen = [index], {index}
         while queue:
-            for other in followers.get(queue.pop(), ()):
-                if other not in seen and other not in done:
+            for other in self.followers.get(queue.pop(), ()):
+                if other not in seen and other not in self.done:
                     seen.add(other)
                     queue.append(other)
-                    members.extend(units[other])
+                    members.extend(self.units[other])
         return demand_of(members)
 
-    # Clone instances are interchangeable: when the first of a clone's comes up, every
-    # instance that can stay where it runs stays, before any instance moves.
-    clone_of_unit: dict[int, list[int]] = {}
-    for instances in (problem.pacemaker.clones if problem.pacemaker else {}).values():
-        indices = [unit_of[name] for name in instances if name in unit_of]
-        for position in indices:
-            clone_of_unit[position] = indices
-
-    def stay_if_possible(index: int) -> None:
+    def stay_if_possible(self, index: int) -> None:
         """Assign a running unit to the node it runs on when every rule lets it."""
-        unit = units[index]
-        current = scores.current_host(unit)
-        if current is None or current not in nodes.count:
+        unit = self.units[index]
+        current = self.scores.current_host(unit)
+        if current is None or current not in self.nodes.count:
             return
-        host = next(host for host in online if host.name == current)
-        if any(guest.follows is not None for guest in unit) or scores.of(unit, host) < 0:
+        host = next(host for host in self.online if host.name == current)
+        if any(g.follows is not None for g in unit) or self.scores.of(unit, host) < 0:
             return
-        if current in state.conflicting_hosts(unit) or not nodes.fits(current, demand_of(unit)):
+        if current in self.state.conflicting_hosts(unit):
             return
-        done.add(index)
+        if not self.nodes.fits(current, demand_of(unit)):
+            return
+        self.done.add(index)
         for guest in unit:
-            assign(guest, current)
+            self.assign(guest, current)
 
-    def place(index: int) -> None:
-        if index in done:
-            return
-        for sibling in clone_of_unit.pop(index, ()):
-            clone_of_unit.pop(sibling, None)
-            if sibling not in done:
-                stay_if_possible(sibling)
-        if index in done:
-            return
-        done.add(index)
-        unit = units[index]
-        # The guests it follows are assigned first (Pacemaker assigns a primary before
-        # its dependent); it may then only go where they went.
+    def leaders_host(self, index: int) -> tuple[bool, set[str] | None]:
+        """Assign the guests the unit follows first (Pacemaker assigns a primary before
+        its dependent): (False, _) when one is not placed, else the hosts it may use
+        (None: it follows no one)."""
+        unit = self.units[index]
         pinned: set[str] | None = None
         for guest in unit:
             leader = guest.follows
             if leader is None or any(leader == member.name for member in unit):
                 continue
-            if leader in unit_of:
-                place(unit_of[leader])
-            where = hosts.get(leader)
+            if leader in self.unit_of:
+                self.place(self.unit_of[leader])
+            where = self.hosts.get(leader)
             if where is None:
-                leave_stopped(unit, f"follows {leader}, which is not placed")
-                return
+                self.leave_stopped(unit, f"follows {leader}, which is not placed")
+                return False, None
             pinned = {where} if pinned is None else pinned & {where}
-        scored = {host.name: scores.of(unit, host) for host in online}
-        # What follows it pulls it along: each dependent's scores are added where they
-        # keep the score from going negative (Pacemaker passes preferences, not bans,
-        # from a dependent to its primary).
-        for other in followers.get(index, ()):
-            for host in online:
+        return True, pinned
+
+    def scored(self, index: int) -> dict[str, int]:
+        """The unit's score per online host. What follows it pulls it along: each
+        dependent's scores are added where they keep the score from going negative
+        (Pacemaker passes preferences, not bans, from a dependent to its primary)."""
+        unit = self.units[index]
+        scored = {host.name: self.scores.of(unit, host) for host in self.online}
+        for other in self.followers.get(index, ()):
+            for host in self.online:
                 own = scored[host.name]
                 if own >= 0:
-                    pulled = _add_scores(own, scores.of(units[other], host))
+                    pulled = _add_scores(own, self.scores.of(self.units[other], host))
                     scored[host.name] = max(pulled, 0)
+        return scored
+
+    def candidates(
+        self, index: int, scored: Mapping[str, int], pinned: set[str] | None
+    ) -> list[str]:
+        """The hosts its rules leave it (empty, with the reason recorded, when none)."""
+        unit = self.units[index]
         # A host with a negative score cannot run the resource.
         candidates = [name for name, score in scored.items() if score >= 0]
         if pinned is not None:
             candidates = [name for name in candidates if name in pinned]
         if not candidates:
-            leave_stopped(unit, "no online host is allowed by its node rules and scores")
-            return
+            self.leave_stopped(unit, "no online host is allowed by its node rules and scores")
+            return []
         # Members of its together group that keep running pin the group to their host.
-        anchors = set(state.partner_hosts(unit[0]))
+        anchors = set(self.state.partner_hosts(unit[0]))
         if anchors:
             candidates = [node for node in candidates if node in anchors]
             if not candidates:
-                leave_stopped(unit, "its together group runs on a host it may not use")
-                return
-        separate = state.conflicting_hosts(unit)
+                self.leave_stopped(unit, "its together group runs on a host it may not use")
+                return []
+        separate = self.state.conflicting_hosts(unit)
         candidates = [node for node in candidates if node not in separate]
         if not candidates:
-            leave_stopped(
+            self.leave_stopped(
                 unit, "anti-affinity: every allowed host already runs a guest of its class"
             )
+        return candidates
+
+    def place(self, index: int) -> None:
+        if index in self.done:
             return
-        current = scores.current_host(unit)
-        together = colocated_demand(index)
-        fitting = [node for node in candidates if nodes.fits(node, together)]
+        for sibling in self.siblings.pop(index, ()):
+            self.siblings.pop(sibling, None)
+            if sibling not in self.done:
+                self.stay_if_possible(sibling)
+        if index in self.done:
+            return
+        self.done.add(index)
+        unit = self.units[index]
+        placed, pinned = self.leaders_host(index)
+        if not placed:
+            return
+        scored = self.scored(index)
+        candidates = self.candidates(index, scored, pinned)
+        if not candidates:
+            return
+        together = self.colocated_demand(index)
+        fitting = [node for node in candidates if self.nodes.fits(node, together)]
         prefer: str | None = None
         if not fitting:
             # No host holds it with all that follows it: the hosts with room for the
             # first member alone remain, and Pacemaker prefers the one with the most
             # free capacity (when it scores as well as the best).
-            fitting = [node for node in candidates if nodes.fits(node, unit[0].demand)]
-            prefer = _most_free(candidates, nodes)
+            fitting = [node for node in candidates if self.nodes.fits(node, unit[0].demand)]
+            prefer = _most_free(candidates, self.nodes)
         if not fitting:
-            leave_stopped(unit, "no allowed host has enough remaining capacity")
+            self.leave_stopped(unit, "no allowed host has enough remaining capacity")
             return
-        node = _best_scored(fitting, scored, nodes, strategy, current, prefer)
+        current = self.scores.current_host(unit)
+        node = _best_scored(fitting, scored, self.nodes, self.strategy, current, prefer)
         for position, guest in enumerate(unit):
-            if not nodes.fits(node, guest.demand):
+            if not self.nodes.fits(node, guest.demand):
                 reason = f"its group's host {node} has not enough remaining capacity for it"
-                leave_stopped(unit[position:], reason)
+                self.leave_stopped(unit[position:], reason)
                 break
-            assign(guest, node)
-
-    for unit in _resource_order(problem, units, online, strategy):
-        place(unit_of[unit[0].name])
-    return Placement(hosts=hosts, reasons=reasons)
+            self.assign(guest, node)
 
 
 def _most_free(candidates: Sequence[str], nodes: _Nodes) -> str | None:

@@ -121,32 +121,8 @@ def proxmox_rebalance_placement(
     hosts: dict[str, str | None] = dict(start.hosts)
     budget = problem.migration.max_moves if max_moves is None else max_moves
 
-    unmanaged = problem.proxmox.unmanaged
-    loads = HostLoads(problem)
-    # HA resources only: what the balancer measures (the same object when all are).
-    counted = HostLoads(problem) if unmanaged else loads
-    for unit in units_of(problem, (g.name for g in problem.guests)):
-        placed = {hosts.get(name) for name in unit.names}
-        if len(placed) == 1 and (host := next(iter(placed))) is not None:
-            loads.add(unit, host)
-            if unmanaged and not set(unit.names) & unmanaged:
-                counted.add(unit, host)
-    # Units that can move: every member runs now, may be live-migrated, all on one host.
-    movable: list[Unit] = []
-    # The balancer only migrates HA resources.
-    migratable = (
-        g.name
-        for g in problem.guests
-        if problem.can_migrate(g) and g.name not in problem.proxmox.unmanaged
-    )
-    for unit in units_of(problem, migratable):
-        whole = unit.guests[0].together is None or len(unit.guests) == len(
-            problem.together_groups()[unit.guests[0].together]
-        )
-        placed = {hosts.get(n) for n in unit.names}
-        if whole and len(placed) == 1 and None not in placed and not unit.clashing_classes:
-            movable.append(unit)
-    movable.sort(key=lambda unit: natural_key(unit.guests[0].name))
+    loads, counted = _loads(problem, hosts)
+    movable = _movable_units(problem, hosts)
     if not movable:
         return Placement(hosts=hosts, reasons=start.reasons)
 
@@ -182,6 +158,41 @@ def proxmox_rebalance_placement(
             value,
         )
     return Placement(hosts=hosts, reasons=start.reasons)
+
+
+def _loads(problem: Problem, hosts: dict[str, str | None]) -> tuple[HostLoads, HostLoads]:
+    """The hosts' loads with every placed unit, and the loads the balancer measures (HA
+    resources only; the same object when every guest is one)."""
+    unmanaged = problem.proxmox.unmanaged
+    loads = HostLoads(problem)
+    counted = HostLoads(problem) if unmanaged else loads
+    for unit in units_of(problem, (g.name for g in problem.guests)):
+        placed = {hosts.get(name) for name in unit.names}
+        if len(placed) == 1 and (host := next(iter(placed))) is not None:
+            loads.add(unit, host)
+            if unmanaged and not set(unit.names) & unmanaged:
+                counted.add(unit, host)
+    return loads, counted
+
+
+def _movable_units(problem: Problem, hosts: dict[str, str | None]) -> list[Unit]:
+    """Units the balancer may move, in service-id order: HA resources only, every member
+    running now and live-migratable, all on one host, the whole together group."""
+    migratable = (
+        g.name
+        for g in problem.guests
+        if problem.can_migrate(g) and g.name not in problem.proxmox.unmanaged
+    )
+    movable: list[Unit] = []
+    for unit in units_of(problem, migratable):
+        whole = unit.guests[0].together is None or len(unit.guests) == len(
+            problem.together_groups()[unit.guests[0].together]
+        )
+        placed = {hosts.get(n) for n in unit.names}
+        if whole and len(placed) == 1 and None not in placed and not unit.clashing_classes:
+            movable.append(unit)
+    movable.sort(key=lambda unit: natural_key(unit.guests[0].name))
+    return movable
 
 
 class _Moves:
