@@ -57,6 +57,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "placement.adapters.cli",
     "placement.sim_cli",
     "placement.survey_cli",
+    "placement.run_cli",
 )
 
 
