@@ -7,6 +7,7 @@ python -m bench sim --runs 40 --out results/sim.jsonl
 python -m bench sim-report results/sim.jsonl --write docs/simulation-results.md
 python -m bench sim-speed
 python -m bench survey throughput|admission --out results/survey.jsonl
+python -m bench pacemaker-cts ../shared/peers/pacemaker-cts
 """
 
 from __future__ import annotations
@@ -120,6 +121,24 @@ def parser() -> argparse.ArgumentParser:
     surveys.add_argument("--time-limit", type=float, default=2.0, help="seconds per scenario")
     surveys.add_argument("--out", default="results/survey.jsonl", help="rows appended here")
     surveys.add_argument("--plots", default=None, help="admission: draw each survey here")
+    cts = commands.add_parser(
+        "pacemaker-cts",
+        help="replay Pacemaker's scheduler tests: our pacemaker-<strategy> against the "
+        "final placement of each .summary",
+    )
+    cts.add_argument(
+        "folder",
+        nargs="?",
+        default="tests/data/pacemaker-cts",
+        help="NAME.xml and NAME.summary, side by side or in xml/ and summary/ "
+        "(tests/data/pacemaker-cts)",
+    )
+    cts.add_argument("--verbose", action="store_true", help="list the agreeing tests too")
+    cts.add_argument(
+        "--all",
+        action="store_true",
+        help="the tests with placement-strategy=default too (pacemaker-default)",
+    )
     return top
 
 
@@ -168,6 +187,12 @@ def main(argv: list[str] | None = None) -> int:
         from bench.survey_bench import main_survey
 
         return main_survey(args)
+    if args.command == "pacemaker-cts":
+        from pathlib import Path
+
+        from bench.pacemaker_cts import main as main_cts
+
+        return main_cts(Path(args.folder), verbose=args.verbose, every_strategy=args.all)
     if args.command == "suites":
         from bench.suites import SUITES
 

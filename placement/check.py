@@ -56,6 +56,7 @@ RULES = (
     "movable",
     "anti_affinity",
     "together",
+    "follows",
     "capacity",
     "pool_capacity",
     "host_boot_cpu",
@@ -471,6 +472,37 @@ def _together_violations(problem: Problem, decisions: Sequence[_Decision]) -> li
                     f"together group {group} is split over {len(hosts)} hosts ({spread})",
                     placed,
                     hosts,
+                )
+            )
+    return violations
+
+
+def _follows_violations(decisions: Sequence[_Decision]) -> list[Violation]:
+    """A guest that follows another runs on that guest's host, or not at all."""
+    host_of = {d.guest.name: d.host for d in decisions}
+    violations = []
+    for decision in decisions:
+        leader = decision.guest.follows
+        if leader is None or decision.host is None or leader not in host_of:
+            continue
+        name = decision.guest.name
+        if host_of[leader] is None:
+            violations.append(
+                Violation(
+                    "follows",
+                    f"{name} follows {leader}, which is not placed, yet runs on {decision.host}",
+                    (name, leader),
+                    (decision.host,),
+                )
+            )
+        elif host_of[leader] != decision.host:
+            violations.append(
+                Violation(
+                    "follows",
+                    f"{name} follows {leader} but runs on {decision.host}, "
+                    f"{leader} on {host_of[leader]}",
+                    (name, leader),
+                    (decision.host, str(host_of[leader])),
                 )
             )
     return violations
@@ -1037,6 +1069,7 @@ def check(problem: Problem, plan: Plan) -> CheckReport:
     violations.extend(_movable_violations(migrations))
     violations.extend(_anti_affinity_violations(decisions))
     violations.extend(_together_violations(problem, decisions))
+    violations.extend(_follows_violations(decisions))
     violations.extend(_capacity_violations(problem, held))
     violations.extend(_pool_violations(problem, [*boots, *migrations], pool_peaks))
     violations.extend(_host_boot_violations(problem, boots))

@@ -26,7 +26,12 @@ import jsonschema
 
 from placement.errors import InputError, InvalidInputError, InvalidPlanError, InvalidProblemError
 from placement.limits import MAX_DEPTH, bad_name
-from placement.model import SCHEMA_VERSION, Problem, reference_errors
+from placement.model import (
+    SCHEMA_VERSION,
+    Problem,
+    pacemaker_reference_errors,
+    reference_errors,
+)
 from placement.plan import Plan
 from placement.schema import PLAN_SCHEMA, PROBLEM_SCHEMA, JsonSchema
 
@@ -193,13 +198,21 @@ def _is_mapping_type(cls: Any) -> bool:
     return typing.get_origin(cls) is Mapping
 
 
+def _plain_mapping(value: Mapping[str, Any]) -> dict[str, Any]:
+    """A mapping as a dict, nested mappings too (Pacemaker's scores per guest and host)."""
+    return {
+        key: _plain_mapping(item) if isinstance(item, Mapping) else item
+        for key, item in value.items()
+    }
+
+
 def _make_converter() -> cattrs.Converter:
     converter = cattrs.Converter(
         omit_if_default=True, forbid_extra_keys=True, detailed_validation=False
     )
     # Sets are written sorted, so a dump is stable from run to run.
     converter.register_unstructure_hook_func(_is_frozenset_type, sorted)
-    converter.register_unstructure_hook_func(_is_mapping_type, dict)
+    converter.register_unstructure_hook_func(_is_mapping_type, _plain_mapping)
     return converter
 
 
@@ -230,6 +243,7 @@ def load_problem(document: Any) -> Problem:
     if isinstance(document, Mapping):
         # References are checked in the same pass, so one run lists every error.
         errors.extend(reference_errors(document))
+        errors.extend(pacemaker_reference_errors(document))
     if errors:
         raise InvalidProblemError(list(dict.fromkeys(errors)))
     problem: Problem = _structure(document, Problem, InvalidProblemError)

@@ -167,6 +167,51 @@ def diagnose(problem: Problem) -> list[Diagnostic]:
                 )
             )
 
+    # A guest that follows another runs beside it or not at all: it needs a host both may
+    # use with room for both, and a leader that can be placed.
+    followers: dict[str, list[Guest]] = defaultdict(list)
+    for guest in problem.guests:
+        leader_name = guest.follows
+        if leader_name is None or guest.name in blocked:
+            continue
+        leader = problem.guest(leader_name)
+        if guest.together is not None and guest.together == leader.together:
+            continue
+        followers[leader_name].append(guest)
+        if leader_name in blocked:
+            continue  # said below: it follows a guest that cannot be placed
+        both = index.allowed(guest) & index.allowed(leader)
+        need = index.vector(
+            {
+                resource: guest.demand.get(resource, 0) + leader.demand.get(resource, 0)
+                for resource in guest.demand.keys() | leader.demand.keys()
+            }
+        )
+        if not both.any():
+            block(
+                "follows_apart",
+                (guest.name,),
+                f"guest '{guest.name}' follows '{leader_name}', but no online host admits both",
+            )
+        elif not (index.usable[both] >= need).all(axis=1).any():
+            block(
+                "follows_apart",
+                (guest.name,),
+                f"guest '{guest.name}' follows '{leader_name}', but no host both may use "
+                "holds the two",
+            )
+    queue = [name for name in blocked if name in followers]
+    while queue:
+        name = queue.pop()
+        for guest in followers.get(name, ()):
+            if guest.name not in blocked:
+                block(
+                    "follows_unplaceable",
+                    (guest.name,),
+                    f"guest '{guest.name}' follows '{name}', which cannot be placed",
+                )
+                queue.append(guest.name)
+
     # A guest that waits for a guest that can never be placed can never start either.
     graph = dependency_graph(problem.guests)
     for name in list(blocked):

@@ -282,7 +282,9 @@ class Guest:
     `hosts`: the allowed hosts (None: every host). `avoid_hosts`: never these.
     `labels`: labels every host it runs on must carry. `anti_affinity`: classes; two
     guests sharing a class never share a host. `together`: guests naming the same group
-    all run on one host. `priority` >= 0: the guest counts `priority + 1` in the
+    all run on one host. `follows`: another guest this one may only run beside: it runs
+    on that guest's host or not at all, while that guest may run alone (Pacemaker's
+    one-way colocation). `priority` >= 0: the guest counts `priority + 1` in the
     `placed` objective and weighs its ready time in `recovery`. `migration_cost`: the
     weight of moving it while it runs. `movable`: False when it cannot be live-migrated
     (local disks, device passthrough): while it runs it may only stay or be stopped.
@@ -297,6 +299,7 @@ class Guest:
         factory=frozenset, converter=frozenset, validator=_check_names
     )
     together: str | None = attrs.field(default=None, validator=_check_optional_name)
+    follows: str | None = attrs.field(default=None, validator=_check_optional_name)
     hosts: frozenset[str] | None = attrs.field(
         default=None,
         converter=attrs.converters.optional(frozenset),
@@ -448,6 +451,68 @@ class SimulationSettings:
     )
 
 
+# Pacemaker's INFINITY: scores are clamped to +-1,000,000 and that value means "always".
+PACEMAKER_INFINITY = 1_000_000
+
+
+def _check_scores(_inst: object, attribute: attrs.Attribute[Any], value: Mapping[str, Any]) -> None:
+    for key, score in value.items():
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"'{attribute.name}' keys must be non-empty strings (got {key!r})")
+        if isinstance(score, Mapping):
+            _check_scores(_inst, attribute, score)
+            continue
+        if not _is_int(score):
+            raise ValueError(f"'{attribute.name}.{key}' must be an integer (got {score!r})")
+        if not -PACEMAKER_INFINITY <= score <= PACEMAKER_INFINITY:
+            raise ValueError(
+                f"'{attribute.name}.{key}' must be in [-{PACEMAKER_INFINITY}, "
+                f"{PACEMAKER_INFINITY}] (got {_short(score)})"
+            )
+
+
+def _frozen_scores(value: Mapping[str, Mapping[str, int]] | None) -> Mapping[str, Any]:
+    return MappingProxyType({name: _frozen_map(scores) for name, scores in (value or {}).items()})
+
+
+def _frozen_clones(value: Mapping[str, Iterable[str]] | None) -> Mapping[str, Any]:
+    return MappingProxyType({name: tuple(guests) for name, guests in (value or {}).items()})
+
+
+def _check_clones(_inst: object, attribute: attrs.Attribute[Any], value: Mapping[str, Any]) -> None:
+    for key, guests in value.items():
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"'{attribute.name}' keys must be non-empty strings (got {key!r})")
+        _check_names(_inst, attribute, guests)
+
+
+@attrs.frozen
+class PacemakerSettings:
+    """Pacemaker's own scores, read only by the `pacemaker-*` re-creations.
+
+    A problem that carries them (`placement import pacemaker` writes them) is solved by
+    those re-creations as Pacemaker's scheduler does at every transition: every guest is
+    assigned afresh, running ones included, highest priority first, each to the allowed
+    host with the highest score. `stickiness`: guest -> its `resource-stickiness`, added
+    to the score of the host it runs on (guests not listed: 0). `scores`: guest -> host ->
+    a finite location score (an `rsc_location` or `cli-prefer` constraint; hard bans and
+    opt-in allowances are the guest's `avoid_hosts` and `hosts`). Every score is an
+    integer within +-1,000,000, Pacemaker's INFINITY. `clones`: clone id -> the guests
+    that are its instances, which are interchangeable: every instance that can stay where
+    it runs does so before any instance moves. Other solvers ignore this block.
+    """
+
+    stickiness: Mapping[str, int] = attrs.field(
+        factory=dict, converter=_frozen_map, validator=_check_scores
+    )
+    scores: Mapping[str, Mapping[str, int]] = attrs.field(
+        factory=dict, converter=_frozen_scores, validator=_check_scores
+    )
+    clones: Mapping[str, tuple[str, ...]] = attrs.field(
+        factory=dict, converter=_frozen_clones, validator=_check_clones
+    )
+
+
 @attrs.frozen
 class ProxmoxNodeAffinity:
     """A Proxmox VE 9 HA node-affinity rule, as the Proxmox re-creations apply it.
@@ -549,6 +614,7 @@ class Problem:
     )
     migration: MigrationSettings = attrs.field(factory=MigrationSettings)
     simulation: SimulationSettings = attrs.field(factory=SimulationSettings)
+    pacemaker: PacemakerSettings | None = None
     proxmox: ProxmoxSettings = attrs.field(factory=ProxmoxSettings)
     _host_index: Mapping[str, int] = attrs.field(init=False, repr=False, eq=False)
     _guest_index: Mapping[str, int] = attrs.field(init=False, repr=False, eq=False)
@@ -771,6 +837,12 @@ def reference_errors(document: Mapping[str, Any]) -> list[InputError]:
             for _, name in sorted(_strings(guest.get(field)), key=lambda item: item[1]):
                 if hosts_whole and name not in host_names:
                     errors.append(InputError(f"{where}.{field}", f"unknown host '{name}'"))
+        follows = guest.get("follows")
+        if guests_whole and isinstance(follows, str) and follows:
+            if follows not in guest_names:
+                errors.append(InputError(f"{where}.follows", f"unknown guest '{follows}'"))
+            elif follows == _name(guest):
+                errors.append(InputError(f"{where}.follows", "a guest cannot follow itself"))
         boot = guest.get("boot")
         if not isinstance(boot, Mapping):
             continue
@@ -862,7 +934,82 @@ def reference_errors(document: Mapping[str, Any]) -> list[InputError]:
         errors.append(
             InputError(f"guests[{first[cycle[0]]}].boot.after", f"dependency cycle: {loop}")
         )
+    leaders: dict[str, str] = {}
+    for _, item in guests:
+        follower, leader = _name(item), item.get("follows")
+        if isinstance(leader, str) and leader in guest_names and follower not in (None, leader):
+            leaders[str(follower)] = leader
+    for ring in _follow_loops(leaders):
+        errors.append(
+            InputError(
+                f"guests[{first[ring[0]]}].follows",
+                "follows loop: " + " -> ".join([*ring, ring[0]]),
+            )
+        )
     errors.extend(_total_errors(document, hosts, guests))
+    return errors
+
+
+def _follow_loops(leaders: Mapping[str, str]) -> list[list[str]]:
+    """Each loop of guests following one another (A follows B follows A), once."""
+    loops: list[list[str]] = []
+    done: set[str] = set()
+    for start in leaders:
+        path: list[str] = []
+        seen: dict[str, int] = {}
+        name: str | None = start
+        while name is not None and name not in done and name not in seen:
+            seen[name] = len(path)
+            path.append(name)
+            name = leaders.get(name)
+        if name is not None and name in seen:
+            loops.append(path[seen[name] :])
+        done.update(path)
+    return loops
+
+
+def pacemaker_reference_errors(document: Mapping[str, Any]) -> list[InputError]:
+    """Names in the `pacemaker` block of a problem document that name no guest or host.
+
+    Checked when a file is read, not when a `Problem` is built: solvers build smaller
+    problems from a bigger one (`attrs.evolve`), and the scores of guests or hosts left
+    out of those are simply not used.
+    """
+    errors: list[InputError] = []
+    hosts = _items(document, "hosts")
+    guests = _items(document, "guests")
+    host_names = {n for _, host in hosts if (n := _name(host))}
+    guest_names = {n for _, guest in guests if (n := _name(guest))}
+    hosts_whole = isinstance(document.get("hosts"), list) and len(host_names) == len(hosts)
+    guests_whole = isinstance(document.get("guests"), list) and len(guest_names) == len(guests)
+    pacemaker = document.get("pacemaker")
+    if isinstance(pacemaker, Mapping):
+        for field in ("stickiness", "scores"):
+            for name in _keys(pacemaker.get(field)):
+                if guests_whole and name not in guest_names:
+                    errors.append(
+                        InputError(f"pacemaker.{field}.{name}", f"unknown guest '{name}'")
+                    )
+                    continue
+                if field == "scores":
+                    for node in _keys(pacemaker["scores"][name]):
+                        if hosts_whole and node not in host_names:
+                            errors.append(
+                                InputError(
+                                    f"pacemaker.scores.{name}.{node}", f"unknown host '{node}'"
+                                )
+                            )
+        clones = pacemaker.get("clones")
+        for clone in _keys(clones):
+            assert isinstance(clones, Mapping)
+            for position, member in _strings(clones[clone]):
+                if guests_whole and member not in guest_names:
+                    errors.append(
+                        InputError(
+                            f"pacemaker.clones.{clone}[{position}]", f"unknown guest '{member}'"
+                        )
+                    )
+
     return errors
 
 
@@ -955,6 +1102,7 @@ def _reference_view(problem: Problem) -> dict[str, Any]:
                 "state": guest.state.value,
                 "hosts": sorted(guest.hosts) if guest.hosts is not None else None,
                 "avoid_hosts": sorted(guest.avoid_hosts),
+                "follows": guest.follows,
                 "boot": {"load": guest.boot.load, "after": list(guest.boot.after)},
             }
             for guest in problem.guests
@@ -966,4 +1114,9 @@ def _reference_view(problem: Problem) -> dict[str, Any]:
             "host_failures": [{"host": f.host} for f in problem.simulation.host_failures],
             "duration_factors": problem.simulation.duration_factors,
         },
+        "pacemaker": (
+            {"stickiness": problem.pacemaker.stickiness, "scores": problem.pacemaker.scores}
+            if problem.pacemaker is not None
+            else None
+        ),
     }

@@ -22,6 +22,7 @@ from placement.limits import (
 )
 from placement.model import (
     DEFAULT_OBJECTIVES,
+    PACEMAKER_INFINITY,
     SCHEMA_VERSION,
     Contention,
     GuestState,
@@ -130,6 +131,10 @@ _GUEST = _object(
         "state": {"enum": [state.value for state in GuestState], "default": "stopped"},
         "anti_affinity": _described(_NAMES, "Classes: guests sharing one never share a host."),
         "together": _described(_OPTIONAL_NAME, "Group that runs on one host."),
+        "follows": _described(
+            _OPTIONAL_NAME,
+            "A guest this one runs beside: on its host or not at all (it may run alone).",
+        ),
         "hosts": _described(
             {"type": ["array", "null"], "items": _NAME, "uniqueItems": True},
             "Allowed hosts (null: all).",
@@ -248,6 +253,48 @@ _SIMULATION = _described(
     "How `placement simulate` runs a plan: boot-time noise, contention, failures.",
 )
 
+_SCORE: JsonSchema = {
+    "type": "integer",
+    "minimum": -PACEMAKER_INFINITY,
+    "maximum": PACEMAKER_INFINITY,
+}
+
+_PACEMAKER = _described(
+    {
+        # null (the default) is the same as leaving it out: running guests stay.
+        **_object(
+            {
+                "stickiness": {
+                    "type": "object",
+                    "description": "Guest -> resource-stickiness, added to the score of the "
+                    "host it runs on (not listed: 0).",
+                    "propertyNames": _CLEAN,
+                    "additionalProperties": _SCORE,
+                },
+                "clones": {
+                    "type": "object",
+                    "description": "Clone id -> the guests that are its interchangeable instances.",
+                    "propertyNames": _CLEAN,
+                    "additionalProperties": _NAMES,
+                },
+                "scores": {
+                    "type": "object",
+                    "description": "Guest -> host -> finite location score.",
+                    "propertyNames": _CLEAN,
+                    "additionalProperties": {
+                        "type": "object",
+                        "propertyNames": _CLEAN,
+                        "additionalProperties": _SCORE,
+                    },
+                },
+            }
+        ),
+        "type": ["object", "null"],
+    },
+    "Pacemaker's scores, read only by the pacemaker-* re-creations: with this block they "
+    "assign every guest afresh, running ones included, as Pacemaker does.",
+)
+
 _PROXMOX = _described(
     _object(
         {
@@ -311,6 +358,7 @@ _PROBLEM_SCHEMA: JsonSchema = {
             "schedule": _SCHEDULE,
             "migration": _MIGRATION,
             "simulation": _SIMULATION,
+            "pacemaker": _PACEMAKER,
             "proxmox": _PROXMOX,
             "objective": {
                 "type": "array",
@@ -425,6 +473,7 @@ _ANNOTATIONS: dict[str, tuple[str, str | None, Any, Any]] = {
     ),
     "guests[].anti_affinity": ("Anti-affinity classes", None, [], ["db"]),
     "guests[].together": ("Together group", None, None, "app1"),
+    "guests[].follows": ("Follows", None, None, "db1"),
     "guests[].hosts": ("Allowed hosts", None, None, ["kvm01", "kvm02"]),
     "guests[].avoid_hosts": ("Avoided hosts", "Hosts it must not run on.", [], ["kvm03"]),
     "guests[].labels": ("Required labels", None, [], ["ssd"]),
@@ -486,6 +535,15 @@ _ANNOTATIONS: dict[str, tuple[str, str | None, Any, Any]] = {
     ),
     "simulation.random_host_failure_probability": ("Random host failure chance", None, 0.0, 0.1),
     "simulation.duration_factors": ("Duration factors", None, {}, {"sql01": 1.5}),
+    "pacemaker": (
+        "Pacemaker scores",
+        None,
+        None,
+        {"stickiness": {"vm1": 100}, "scores": {"vm1": {"kvm01": 50}}},
+    ),
+    "pacemaker.stickiness": ("Resource stickiness", None, {}, {"vm1": 100}),
+    "pacemaker.scores": ("Location scores", None, {}, {"vm1": {"kvm01": 50}}),
+    "pacemaker.clones": ("Clone instances", None, {}, {"cl-dlm": ["dlm:0", "dlm:1"]}),
     "proxmox": (
         "Proxmox HA configuration",
         None,

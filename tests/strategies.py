@@ -8,9 +8,10 @@
   labels from {ssd, gpu}, optional per-host boot CPU and start limits;
 - 0-12 guests (`g0`, `g1`, ...) with small demands, priorities 0-3, a state (stopped,
   running on a host, frozen on a host), anti-affinity classes from {db, mc}, together
-  groups from {t0, t1}, allowed / avoided hosts, required labels, and a boot profile:
-  duration 0-120 s, load on the `san` pool, boot CPU, dependencies on guests with a lower
-  index only (so the relation is acyclic), start groups from {s0, s1};
+  groups from {t0, t1}, sometimes a guest drawn before it to follow, allowed / avoided
+  hosts, required labels, and a boot profile: duration 0-120 s, load on the `san` pool,
+  boot CPU, dependencies on guests with a lower index only (so the relation is acyclic),
+  start groups from {s0, s1};
 - a `san` boot pool, a stagger gap (often 0), a cluster start limit (often none) and a
   horizon (usually generous, sometimes tight enough to matter);
 - migration settings: bandwidth and setup (moves of 5 to 40 s), limits per host and
@@ -100,6 +101,10 @@ def guests(draw: st.DrawFn, index: int, host_names: list[str], earlier: list[str
         state=state,
         anti_affinity=_subset(draw, CLASSES, 1),
         together=draw(st.none() | st.none() | st.sampled_from(TOGETHER)),
+        # Only guests drawn before it, so that no two follow each other.
+        follows=draw(st.none() | st.none() | st.none() | st.sampled_from(earlier))
+        if earlier
+        else None,
         hosts=allowed,
         avoid_hosts=_subset(draw, host_names, 1) if draw(st.integers(0, 4)) == 0 else set(),
         labels=_subset(draw, LABELS, 1) if draw(st.integers(0, 3)) == 0 else set(),

@@ -334,3 +334,17 @@ def test_cli_export_refuses_a_plan_the_checker_rejects(
     )
     assert main(args) == 2
     assert "starts with '-'" in capsys.readouterr().err
+
+
+def test_pcs_and_crm_scripts_leave_clone_instances_to_pacemaker(tmp_path: Path) -> None:
+    """utilization-order2 imports its clone's instances as `rsc2:0` and `rsc2:1` (not
+    Pacemaker resource ids): the script says Pacemaker places them, and acts on the rest."""
+    cib = Path(__file__).parent / "data" / "pacemaker-cts" / "utilization-order2.xml"
+    problem = import_pacemaker(cib).problem
+    plan = get_solver("pacemaker-utilization").function(problem, SolveOptions())
+    for target in ("pcs", "crm"):
+        script = export_script(problem, plan, target)
+        assert "clone instance 'rsc2:0'" in script
+        names = [line for line in script.splitlines() if line.startswith("NAMES[")]
+        assert names
+        assert not any("rsc2:" in line for line in names)

@@ -147,7 +147,9 @@ def test_pacemaker_constraints_groups_and_what_is_not_mapped() -> None:
     problem = result.problem
     assert problem.guest("vm-db1").avoid_hosts == frozenset({"ha3"})
     assert problem.guest("vm-web1").anti_affinity & problem.guest("vm-web2").anti_affinity
-    assert problem.guest("vm-app1").together == problem.guest("vm-db1").together is not None
+    # INFINITY colocation is one-way: vm-app1 runs beside vm-db1, which may run alone.
+    assert problem.guest("vm-app1").follows == "vm-db1"
+    assert problem.guest("vm-db1").follows is None
     assert problem.guest("vm-app1").boot.after == ("vm-db1",)
     # The group: colocated and ordered.
     assert problem.guest("vm-mailfront").together == "grp-mail"
@@ -156,8 +158,11 @@ def test_pacemaker_constraints_groups_and_what_is_not_mapped() -> None:
     assert problem.guest("vm-db1").movable
     assert not problem.has_guest("fence-ipmi")
     text = "\n".join(result.warnings)
+    # A finite location score is a score Pacemaker adds, for pacemaker-* to read.
+    assert problem.pacemaker is not None
+    assert problem.pacemaker.scores["vm-app1"] == {"ha1": 200}
+    assert "location-vm-app1-ha1-200" not in text
     for unmapped in (
-        "location-vm-app1-ha1-200",  # finite location score
         "colocation-vm-web2-vm-app1-100",  # finite colocation score
         "clvmd-clone",  # a clone
         "order-vm-app1-vm-web1-optional",  # optional ordering
@@ -267,3 +272,195 @@ def test_cli_import_bad_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["import", "pacemaker", str(path)]) == 2
     assert "refused" in capsys.readouterr().err
     assert main(["import", "proxmox", str(tmp_path / "missing.json")]) == 2
+
+
+TRANSITION_CIB = """<cib><configuration>
+<crm_config><cluster_property_set id="o">
+  <nvpair id="o1" name="placement-strategy" value="utilization"/>
+</cluster_property_set></crm_config>
+<nodes>
+  <node id="1" uname="n1">
+    <utilization id="u1"><nvpair id="u1m" name="memory" value="1"/></utilization>
+  </node>
+  <node id="2" uname="n2"/>
+</nodes>
+<resources>
+  <template id="vm-template" class="ocf" provider="heartbeat" type="VirtualDomain">
+    <meta_attributes id="t-meta"><nvpair id="t-p" name="priority" value="5"/></meta_attributes>
+    <utilization id="t-u"><nvpair id="t-m" name="memory" value="512"/></utilization>
+  </template>
+  <primitive id="vm1" template="vm-template">
+    <utilization id="vm1-u"><nvpair id="vm1-c" name="cpu" value="2"/></utilization>
+  </primitive>
+  <primitive id="vm2" template="vm-template">
+    <meta_attributes id="vm2-m">
+      <nvpair id="vm2-r" name="target-role" value="Stopped"/>
+    </meta_attributes>
+  </primitive>
+  <group id="grp">
+    <meta_attributes id="g-m">
+      <nvpair id="g-s" name="resource-stickiness" value="100"/>
+    </meta_attributes>
+    <primitive id="a" class="ocf" provider="pacemaker" type="Dummy"/>
+    <primitive id="b" class="ocf" provider="pacemaker" type="Dummy">
+      <meta_attributes id="b-m">
+        <nvpair id="b-t" name="migration-threshold" value="2"/>
+      </meta_attributes>
+    </primitive>
+  </group>
+</resources>
+<constraints>
+  <rsc_location id="grp-prefers-n2" rsc="grp" node="n2" score="50"/>
+  <rsc_location id="cli-prefer-vm1" rsc="vm1" node="n1" score="INFINITY"/>
+</constraints>
+</configuration>
+<status>
+  <node_state id="1" uname="n1" in_ccm="true" crmd="online">
+    <transient_attributes id="1">
+      <utilization id="s-u"><nvpair id="s-m" name="memory" value="4096"/></utilization>
+      <instance_attributes id="s-i">
+        <nvpair id="s-f" name="fail-count-b#monitor_10000" value="1"/>
+        <nvpair id="s-f2" name="fail-count-b#start_0" value="1"/>
+      </instance_attributes>
+    </transient_attributes>
+  </node_state>
+  <node_state id="2" uname="n2" in_ccm="true" crmd="online"/>
+</status></cib>
+"""
+
+
+def test_pacemaker_transition_semantics(tmp_path: Path) -> None:
+    """Templates lend utilization and meta attributes; target-role=Stopped keeps a
+    resource stopped; status utilization (NodeUtilization) overrides the configured one;
+    fail-counts that reach migration-threshold ban the node; constraints on a group apply
+    to its members; stickiness and finite scores go to the `pacemaker` block."""
+    cib = tmp_path / "cib.xml"
+    cib.write_text(TRANSITION_CIB)
+    problem = import_pacemaker(cib).problem
+    vm1, vm2 = problem.guest("vm1"), problem.guest("vm2")
+    assert dict(vm1.demand) == {"ram_mib": 512, "vcpus": 2}
+    assert vm1.priority == 5
+    assert vm2.hosts == frozenset()
+    assert dict(vm2.demand) == {"ram_mib": 512}
+    assert problem.host("n1").capacity["ram_mib"] == 4096
+    assert problem.guest("b").avoid_hosts == frozenset({"n1"})  # 2 failures, threshold 2
+    assert problem.guest("a").avoid_hosts == frozenset()
+    assert problem.pacemaker is not None
+    assert problem.pacemaker.scores["a"] == {"n2": 50} == problem.pacemaker.scores["b"]
+    assert problem.pacemaker.scores["vm1"] == {"n1": 1_000_000}
+    assert problem.pacemaker.stickiness == {"a": 100, "b": 100}
+    # --include-stopped: a resource held with target-role=Stopped is one to start.
+    held = import_pacemaker(cib, options=ImportOptions(include_stopped=True)).problem
+    assert held.guest("vm2").hosts is None
+
+
+RULE_CIB = """<cib><configuration>
+<crm_config/><nodes><node id="1" uname="n1"/><node id="2" uname="n2">
+<instance_attributes id="a2"><nvpair id="a2p" name="pingd" value="0"/></instance_attributes>
+</node><node id="3" uname="n3"/></nodes>
+<resources><primitive id="vm" class="ocf" provider="heartbeat" type="VirtualDomain"/></resources>
+<constraints>
+  <rsc_location id="ban-n1" rsc="vm"><rule id="r1" score="-INFINITY">
+    <expression id="e1" attribute="#uname" operation="eq" value="n1" type="string"/>
+  </rule></rsc_location>
+  <rsc_location id="ping" rsc="vm"><rule id="r2" score="-INFINITY" boolean-op="or">
+    <expression id="e2" attribute="pingd" operation="not_defined"/>
+    <expression id="e3" attribute="pingd" operation="lte" value="0" type="number"/>
+  </rule></rsc_location>
+  <rsc_location id="dated" rsc="vm"><rule id="r3" score="100">
+    <date_expression id="d" operation="in_range" start="2024-01-01"/>
+  </rule></rsc_location>
+</constraints></configuration></cib>
+"""
+
+
+def test_pacemaker_location_rules_on_node_attributes(tmp_path: Path) -> None:
+    """A `#uname` rule bans n1; `pingd` not defined or <= 0 bans every node (n1 and n3
+    have no pingd, n2 has 0); a date rule is not mapped, with a warning."""
+    cib = tmp_path / "cib.xml"
+    cib.write_text(RULE_CIB)
+    result = import_pacemaker(cib)
+    assert result.problem.guest("vm").avoid_hosts == frozenset({"n1", "n2", "n3"})
+    assert any("rule 'r3' is not mapped" in warning for warning in result.warnings)
+
+
+CLONE_CIB = """<cib><configuration>
+<crm_config/><nodes><node id="1" uname="n1"/><node id="2" uname="n2"/><node id="3" uname="n3"/>
+</nodes>
+<resources>
+  <clone id="cl-storage"><primitive id="storage" class="ocf" provider="heartbeat" type="Dummy"/>
+  </clone>
+  <primitive id="vm" class="ocf" provider="heartbeat" type="VirtualDomain"/>
+  <primitive id="frozen" class="ocf" provider="heartbeat" type="VirtualDomain">
+    <meta_attributes id="f-m"><nvpair id="f-u" name="is-managed" value="false"/></meta_attributes>
+  </primitive>
+</resources>
+<constraints>
+  <rsc_location id="no-storage-n3" rsc="cl-storage" node="n3" score="-INFINITY"/>
+  <rsc_colocation id="vm-with-storage" rsc="vm" with-rsc="cl-storage" score="INFINITY"/>
+  <rsc_location id="promoted-off-n1" rsc="vm" role="Promoted" node="n1" score="-INFINITY"/>
+</constraints></configuration></cib>
+"""
+
+
+def test_pacemaker_beside_a_clone_and_unmanaged(tmp_path: Path) -> None:
+    """A resource colocated with a clone runs only where the clone may (not n3); a
+    clone without utilization is no guest; an unmanaged resource that is stopped stays
+    stopped (allowed on no host)."""
+    cib = tmp_path / "cib.xml"
+    cib.write_text(CLONE_CIB)
+    result = import_pacemaker(cib)
+    problem = result.problem
+    assert problem.guest("vm").avoid_hosts == frozenset({"n3"})
+    assert not problem.has_guest("storage:0")
+    assert problem.guest("frozen").hosts == frozenset()
+    assert any("not managed" in warning for warning in result.warnings)
+    # A rule for a role of a promotable clone is not ours to plan: n1 stays allowed.
+    assert any("role Promoted is not mapped" in warning for warning in result.warnings)
+
+
+SETS_CIB = """<cib><configuration>
+<crm_config/><nodes><node id="1" uname="n1"/><node id="2" uname="n2"/></nodes>
+<resources>
+  <primitive id="a" class="ocf" provider="heartbeat" type="Dummy"/>
+  <primitive id="b" class="ocf" provider="heartbeat" type="Dummy"/>
+  <primitive id="c" class="ocf" provider="heartbeat" type="Dummy"/>
+  <primitive id="x" class="ocf" provider="heartbeat" type="Dummy"/>
+  <primitive id="y" class="ocf" provider="heartbeat" type="Dummy"/>
+  <primitive id="z" class="ocf" provider="heartbeat" type="Dummy"/>
+</resources>
+<constraints>
+  <rsc_colocation id="chain" score="INFINITY">
+    <resource_set id="chain-set"><resource_ref id="a"/><resource_ref id="b"/>
+      <resource_ref id="c"/></resource_set>
+  </rsc_colocation>
+  <rsc_colocation id="apart" score="-INFINITY">
+    <resource_set id="apart-set"><resource_ref id="x"/><resource_ref id="y"/>
+      <resource_ref id="z"/></resource_set>
+  </rsc_colocation>
+  <rsc_order id="start-order" kind="Mandatory">
+    <resource_set id="o1"><resource_ref id="a"/><resource_ref id="b"/></resource_set>
+    <resource_set id="o2" sequential="false"><resource_ref id="x"/><resource_ref id="y"/>
+    </resource_set>
+  </rsc_order>
+  <rsc_location id="no-n2" rsc-pattern="" node="n2" score="-INFINITY">
+    <resource_set id="l1"><resource_ref id="z"/></resource_set>
+  </rsc_location>
+</constraints></configuration></cib>
+"""
+
+
+def test_pacemaker_resource_sets(tmp_path: Path) -> None:
+    """A colocation set: each member beside the one before it (c follows b follows a);
+    a -INFINITY set: no two members share a node; an ordering set: in order within a
+    sequential set, and the next (unordered) set after its last member; a location on a
+    set applies to each member."""
+    cib = tmp_path / "cib.xml"
+    cib.write_text(SETS_CIB)
+    problem = import_pacemaker(cib).problem
+    assert (problem.guest("b").follows, problem.guest("c").follows) == ("a", "b")
+    x, y, z = (problem.guest(name).anti_affinity for name in "xyz")
+    assert all(pair for pair in (x & y, y & z, x & z))
+    assert problem.guest("b").boot.after == ("a",)
+    assert problem.guest("x").boot.after == ("b",) == problem.guest("y").boot.after
+    assert problem.guest("z").avoid_hosts == frozenset({"n2"})

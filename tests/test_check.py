@@ -370,6 +370,20 @@ def test_together() -> None:
     assert partial.violations[0].guests == ("a", "b")
 
 
+def test_follows() -> None:
+    """b follows a: beside a, or nowhere; a may run alone."""
+    instance = problem(two_hosts(), [guest("a"), guest("b", follows="a")])
+    assert check(instance, plan(start("a", "h2"), start("b", "h2"))).ok
+    assert check(instance, plan(start("a", "h1"), none("b"))).ok
+    assert check(instance, plan(none("a"), none("b"))).ok
+    apart = check(instance, plan(start("a", "h1"), start("b", "h2")))
+    assert_only(apart, "follows")
+    assert apart.violations[0].hosts == ("h2", "h1")
+    alone = check(instance, plan(none("a"), start("b", "h1")))
+    assert_only(alone, "follows")
+    assert alone.violations[0].guests == ("b", "a")
+
+
 # --- capacity ----------------------------------------------------------------------------
 
 

@@ -201,6 +201,17 @@ def break_together(draw: st.DrawFn, problem: Problem, plan: Plan) -> Broken:
     return Broken(replace_guest(problem, second, together="mutant"), plan)
 
 
+def break_follows(draw: st.DrawFn, problem: Problem, plan: Plan) -> Broken:
+    # A placed guest made to follow one that is unplaced or on another host.
+    pairs = [
+        (a.guest, b.guest)
+        for a, b in itertools.permutations(plan.assignments, 2)
+        if a.host is not None and a.host != b.host
+    ]
+    follower, leader = pick(draw, pairs)
+    return Broken(replace_guest(problem, follower, follows=leader), plan)
+
+
 def break_capacity(draw: st.DrawFn, problem: Problem, plan: Plan) -> Broken:
     """One host and resource gets one unit less than its peak use. Mostly a peak whose
     timing is subtle, if there is one: higher than the final use (reached while a guest
@@ -386,6 +397,7 @@ MUTATIONS: Mapping[str, Callable[[st.DrawFn, Problem, Plan], Broken]] = {
     "frozen": break_frozen,
     "anti_affinity": break_anti_affinity,
     "together": break_together,
+    "follows": break_follows,
     "capacity": break_capacity,
     "pool_capacity": break_pool_capacity,
     "host_boot_cpu": break_host_boot_cpu,

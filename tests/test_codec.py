@@ -95,8 +95,8 @@ def test_all_errors_are_reported_in_one_pass() -> None:
     assert [str(error) for error in raised.value.errors] == [
         'hosts[0].state: must be one of "online", "maintenance", "failed", got string "up"',
         "guests[1].colour: unknown key (expected one of: anti_affinity, avoid_hosts, boot, "
-        "current_host, demand, hosts, labels, migration_cost, movable, name, priority, state, "
-        "together)",
+        "current_host, demand, follows, hosts, labels, migration_cost, movable, name, priority, "
+        "state, together)",
         "guests[3].demand.ram_mib: must be >= 0, got -5",
         "guests[2].boot.after[0]: unknown guest 'dns'",
     ]

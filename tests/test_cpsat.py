@@ -512,3 +512,14 @@ def test_no_repacking_when_a_kept_guest_waits_for_one_left_out() -> None:
         objective=["placed", "consolidate"],
     )
     assert _repacked(problem, _spread_plan_with_one_left_out(problem), SolveOptions()) == []
+
+
+def test_a_follower_runs_beside_its_leader_which_may_run_alone() -> None:
+    """app follows db. Both fit on big: both there. When app fits beside db nowhere, db
+    is placed alone (a together group would lose both)."""
+    hosts = [host("small", ram_gib=8), host("big", ram_gib=16)]
+    both = optimise(problem(hosts, [guest("db", 6), guest("app", 6, follows="db")]))
+    assert hosts_of(both) == {"db": "big", "app": "big"}
+    alone = optimise(problem(hosts, [guest("db", 12), guest("app", 6, follows="db")]))
+    assert hosts_of(alone) == {"db": "big", "app": None}
+    assert check(problem(hosts, [guest("db", 12), guest("app", 6, follows="db")]), alone).ok

@@ -162,3 +162,25 @@ def test_a_running_guest_that_cannot_move_off_a_host_in_maintenance_can_only_sto
     # On a host that stays online it may stay: nothing to report.
     online = [attrs.evolve(hosts[0], state="online"), hosts[1]]
     assert diagnose(Problem(hosts=online, guests=guests)) == []
+
+
+def test_a_follower_needs_a_host_beside_its_leader_and_a_placeable_leader() -> None:
+    """b follows a, but only `small` may take b and only `big` a: b can never run. d
+    follows c, which is too large anywhere, and e follows d: both are out too."""
+    guests = [
+        Guest(name="a", demand={}, hosts=["big"]),
+        Guest(name="b", demand={}, hosts=["small"], follows="a"),
+        Guest(name="c", demand={"ram_mib": 10**6}),
+        Guest(name="d", demand={}, follows="c"),
+        Guest(name="e", demand={}, follows="d"),
+        Guest(name="f", demand={"ram_mib": 40000}),
+        Guest(name="g", demand={"ram_mib": 40000}, follows="f"),
+    ]
+    found = {d.guests[0]: d.rule for d in diagnose(Problem(hosts=two_hosts(), guests=guests))}
+    assert found == {
+        "b": "follows_apart",
+        "c": "too_large",
+        "d": "follows_unplaceable",
+        "e": "follows_unplaceable",
+        "g": "follows_apart",
+    }

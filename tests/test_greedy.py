@@ -375,3 +375,30 @@ def test_packers_never_stop_a_running_guest_that_could_stay(problem: Problem) ->
         assert problem.guest(name).state is GuestState.RUNNING
         # The dependency cascade unplaces starting guests only, never a staying one.
         assert (assignment.host, assignment.action) == (host, Action.STAY)
+
+
+@pytest.mark.parametrize("packer", PACKERS)
+def test_a_follower_goes_where_its_leader_went_or_nowhere(packer: str) -> None:
+    """app (priority 5) follows db (priority 0): db is placed first all the same, and app
+    joins it; on a host with no room beside db, app stays out and db runs alone."""
+    hosts = [ram_host("h1", 8), ram_host("h2", 8)]
+    guests = [ram_guest("app", 2, priority=5, follows="db"), ram_guest("db", 4)]
+    plan = solve(Problem(hosts=hosts, guests=guests), packer)
+    assert_valid(Problem(hosts=hosts, guests=guests), plan)
+    assert hosts_of(plan)["app"] == hosts_of(plan)["db"] is not None
+    crowded = [ram_guest("app", 6, follows="db"), ram_guest("db", 4, hosts=["h1"])]
+    problem = Problem(hosts=hosts, guests=crowded)
+    plan = solve(problem, packer)
+    assert_valid(problem, plan)
+    assert hosts_of(plan) == {"app": None, "db": "h1"}
+    assert "follows db" in reasons_of(plan)["app"]
+
+
+def test_a_follower_of_an_unplaced_guest_is_unplaced() -> None:
+    problem = Problem(
+        hosts=[ram_host("h1", 4)],
+        guests=[ram_guest("db", 8), ram_guest("app", 1, follows="db")],
+    )
+    plan = solve(problem, "first-fit")
+    assert hosts_of(plan) == {"db": None, "app": None}
+    assert reasons_of(plan)["app"] == "follows db, which is not placed"

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 
 from placement.check import check
-from placement.model import Guest, Host, Problem
+from placement.model import PACEMAKER_INFINITY, Guest, Host, PacemakerSettings, Problem
 from placement.solvers import SolveOptions, solve
 from placement.solvers.peers.pacemaker import (
     Strategy,
@@ -197,8 +198,15 @@ def _frozen_overload(problem: Problem) -> bool:
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_problems())
+@pytest.mark.parametrize("transition", [False, True], ids=["running-stay", "transition"])
 @pytest.mark.parametrize("strategy", STRATEGIES)
-def test_pacemaker_is_deterministic_and_never_overloads(strategy: str, problem: Problem) -> None:
+def test_pacemaker_is_deterministic_and_never_overloads(
+    strategy: str, transition: bool, problem: Problem
+) -> None:
+    """With Pacemaker's scores (`transition`) every guest is assigned afresh; either
+    way the same plan twice, and no rule a strategy checks is broken."""
+    if transition:
+        problem = attrs.evolve(problem, pacemaker=PacemakerSettings())
     name = f"pacemaker-{strategy}"
     first = solve(problem, name, SolveOptions(schedule="all-at-once"))
     second = solve(problem, name, SolveOptions(schedule="all-at-once"))
@@ -218,3 +226,137 @@ def test_pacemaker_is_deterministic_and_never_overloads(strategy: str, problem: 
         assert "anti_affinity" not in broken
     if not _frozen_overload(problem):
         assert "capacity" not in broken
+
+
+# --- Pacemaker's transition: every resource assigned afresh (problem.pacemaker) ---------
+
+
+def _transition(
+    guests: list[Guest], stickiness: dict[str, int] | None = None, **scores: dict[str, int]
+) -> Problem:
+    """Two hosts of 1024 and `guests`, with Pacemaker's scores (so everything is
+    reassigned at each transition)."""
+    return Problem(
+        hosts=[ram_host("node1", 1024), ram_host("node2", 1024)],
+        guests=guests,
+        pacemaker=PacemakerSettings(stickiness=stickiness or {}, scores=scores),
+    )
+
+
+def test_a_higher_priority_resource_preempts_running_ones() -> None:
+    """As utilization-order2: rsc4 (1024, priority 3) is stopped, rsc3 (512, priority 2)
+    runs on node1, rsc1 (768) on node2. Pacemaker assigns rsc4 first, to node1 (both
+    empty, name), moves rsc3 to node2 and has no room left for rsc1. Without Pacemaker's
+    scores running guests stay and rsc4 finds no room."""
+    guests = [
+        ram_guest("rsc1", 768, current_host="node2", state="running"),
+        ram_guest("rsc3", 512, priority=2, current_host="node1", state="running"),
+        ram_guest("rsc4", 1024, priority=3),
+    ]
+    placed = pacemaker_placement(_transition(guests), "utilization").hosts
+    assert placed == {"rsc4": "node1", "rsc3": "node2", "rsc1": None}
+    kept = pacemaker_placement(Problem(hosts=_transition(guests).hosts, guests=guests))
+    assert kept.hosts["rsc4"] is None
+
+
+def test_stickiness_keeps_a_running_resource_against_a_finite_preference() -> None:
+    """vm runs on node1 and prefers node2 by 50: with stickiness 0 it moves there, with
+    100 it stays (its score on node1 is then 100 > 50)."""
+    guests = [ram_guest("vm", 512, current_host="node1", state="running")]
+    moved = pacemaker_placement(_transition(guests, vm={"node2": 50}), "balanced")
+    assert moved.hosts == {"vm": "node2"}
+    stays = pacemaker_placement(_transition(guests, {"vm": 100}, vm={"node2": 50}), "balanced")
+    assert stays.hosts == {"vm": "node1"}
+
+
+def test_a_negative_score_keeps_a_resource_off_that_host() -> None:
+    guests = [ram_guest("vm", 512)]
+    placed = pacemaker_placement(_transition(guests, vm={"node1": -10}), "minimal")
+    assert placed.hosts == {"vm": "node2"}
+    nowhere = _transition(guests, vm={"node1": -10, "node2": -1})
+    assert pacemaker_placement(nowhere, "minimal").hosts == {"vm": None}
+
+
+def test_running_resources_are_assigned_before_stopped_ones_of_equal_priority() -> None:
+    """A stopped resource scores -INFINITY on its (absent) current node, so the running
+    one, listed later, is assigned first and keeps its node; the stopped one of the same
+    size finds no room left (minimal packs onto node1 by name otherwise)."""
+    guests = [
+        ram_guest("new", 1024),
+        ram_guest("old", 1024, current_host="node2", state="running"),
+    ]
+    problem = Problem(
+        hosts=[ram_host("node1", 1024), ram_host("node2", 1024)],
+        guests=guests,
+        pacemaker=PacemakerSettings(scores={"old": {"node1": 10}}),
+    )
+    # old goes first and takes node1 (score 10); new then gets node2.
+    assert pacemaker_placement(problem, "minimal").hosts == {"old": "node1", "new": "node2"}
+
+
+def test_a_primary_goes_to_the_most_free_host_when_its_dependents_fit_nowhere() -> None:
+    """colocated-utilization-primitive-2: rsc2 and rsc3 (priority 1) follow rsc1, 2 cpu
+    each, on hosts of 2 and 4. rsc3 goes first and assigns rsc1 first; the three (6)
+    fit nowhere, so rsc1 takes the host with the most free capacity, node2, and only
+    rsc3 fits beside it."""
+    problem = Problem(
+        hosts=[Host(name="node1", capacity={"cpu": 2}), Host(name="node2", capacity={"cpu": 4})],
+        guests=[
+            Guest(name="rsc1", demand={"cpu": 2}),
+            Guest(name="rsc2", demand={"cpu": 2}, follows="rsc1"),
+            Guest(name="rsc3", demand={"cpu": 2}, follows="rsc1", priority=1),
+        ],
+        pacemaker=PacemakerSettings(),
+    )
+    placed = pacemaker_placement(problem, "utilization").hosts
+    assert placed == {"rsc1": "node2", "rsc3": "node2", "rsc2": None}
+
+
+def test_a_dependent_pulls_its_primary_to_the_host_it_prefers_but_bans_nothing() -> None:
+    """app follows db and prefers node2 (score 100): db goes there too, where minimal
+    alone would take node1. app's ban of node1 is not passed on: when app may not use
+    node2 either, db still takes node1."""
+    guests = [ram_guest("db", 256), ram_guest("app", 256, follows="db")]
+    pulled = _transition(guests, app={"node2": 100})
+    assert pacemaker_placement(pulled, "minimal").hosts == {"db": "node2", "app": "node2"}
+    banned = _transition(guests, app={"node1": -PACEMAKER_INFINITY, "node2": -1})
+    assert pacemaker_placement(banned, "minimal").hosts == {"db": "node1", "app": None}
+
+
+def test_default_ignores_utilization_and_keeps_configuration_order() -> None:
+    """placement-strategy=default: no capacity check (both land, node1 is overloaded
+    when the count ties break by name) and no sorting but by priority: `later` (running,
+    listed second) does not go first as it would with a strategy."""
+    guests = [
+        ram_guest("first", 1024),
+        ram_guest("later", 1024, current_host="node2", state="running"),
+        ram_guest("big", 2048, priority=1),
+    ]
+    placed = pacemaker_placement(_transition(guests), "default").hosts
+    # big (priority 1) first: node1 by name; first: node2 (fewer resources); later:
+    # a tie at one each, so the node it runs on.
+    assert placed == {"big": "node1", "first": "node2", "later": "node2"}
+    plan = solve(_transition(guests), "pacemaker-default")
+    assert {v.rule for v in check(_transition(guests), plan).violations} == {"capacity"}
+
+
+def test_clone_instances_that_can_stay_stay_before_any_moves() -> None:
+    """utilization-order2's clone: `c:0` runs on node1, which rsc4 (priority 3) takes;
+    `c:1` runs on node2 and has room there. The instances are interchangeable: `c:1`
+    stays, `c:0` finds no other room and stops (it does not take node2 from `c:1`)."""
+    guests = [
+        ram_guest("rsc4", 1024, priority=3),
+        ram_guest(
+            "c:0", 512, priority=1, current_host="node1", state="running", anti_affinity=["clone:c"]
+        ),
+        ram_guest(
+            "c:1", 512, priority=1, current_host="node2", state="running", anti_affinity=["clone:c"]
+        ),
+    ]
+    problem = Problem(
+        hosts=[ram_host("node1", 1024), ram_host("node2", 1024)],
+        guests=guests,
+        pacemaker=PacemakerSettings(clones={"c": ["c:0", "c:1"]}),
+    )
+    placed = pacemaker_placement(problem, "utilization").hosts
+    assert placed == {"rsc4": "node1", "c:1": "node2", "c:0": None}

@@ -22,6 +22,7 @@ from placement.model import (
     Host,
     HostBoot,
     MigrationSettings,
+    PacemakerSettings,
     Problem,
     ProxmoxNodeAffinity,
     ProxmoxSettings,
@@ -55,7 +56,7 @@ def _all() -> list[tuple[str, str, dict[str, Any], bool]]:
 
 def test_every_property_has_a_title_description_example_and_default() -> None:
     properties = _all()
-    assert len(properties) == 90
+    assert len(properties) == 95
     missing = [
         f"{name}: {path}: {what}"
         for name, path, child, required in properties
@@ -119,6 +120,7 @@ _MODEL = {
     "migration": (MigrationSettings, "migration."),
     "simulation": (SimulationSettings, "simulation."),
     "proxmox": (ProxmoxSettings, "proxmox."),
+    "pacemaker": (PacemakerSettings, "pacemaker."),
     "proxmox node affinity": (ProxmoxNodeAffinity, "proxmox.node_affinity[]."),
 }
 
@@ -133,7 +135,7 @@ def test_every_default_is_the_models() -> None:
                 continue
             assert by_path[path]["default"] == _model_default(cls, field), path
             checked += 1
-    assert checked == 60  # every default of the problem format
+    assert checked == 65  # every default of the problem format
 
 
 # docs/format.md: each section's table, and the schema object it documents.
@@ -146,6 +148,7 @@ _SECTIONS = {
     "### Migration": "migration.",
     "### Simulation": "simulation.",
     "### Proxmox HA configuration": "proxmox.",
+    "### Pacemaker": "pacemaker.",
 }
 # How docs/format.md words a default that is not a JSON value.
 _WORDED = {

@@ -99,7 +99,11 @@ def _described(schema: dict[str, Any]) -> str:
 
 def _objects(schema: dict[str, Any], path: str) -> Iterator[tuple[str, dict[str, Any]]]:
     """Every object with named properties inside `schema`, outermost first, with its path."""
-    if schema.get("type") == "object" and "properties" in schema:
+    kind = schema.get("type")
+    # An object that may also be null (`pacemaker`) has its own table too.
+    if (kind == "object" or (isinstance(kind, list) and "object" in kind)) and (
+        "properties" in schema
+    ):
         yield path, schema
         for key, child in schema["properties"].items():
             yield from _objects(child, f"{path}.{key}" if path else key)

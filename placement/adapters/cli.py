@@ -183,7 +183,8 @@ def _common_import_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--include-stopped",
         action="store_true",
-        help="also import stopped guests nothing asks to run (the plan will start them)",
+        help="also import stopped guests nothing asks to run, Pacemaker target-role=Stopped "
+        "resources too (the plan will start them)",
     )
     parser.add_argument(
         "--strict", action="store_true", help="exit 1 when anything could not be mapped"

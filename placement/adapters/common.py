@@ -25,7 +25,8 @@ class ImportOptions:
     `boot_duration_s`: every guest's boot duration (None: the format's default, 60 s).
     `overcommit`: per resource, the ratio every host gets (e.g. {"vcpus": 4.0}).
     `include_stopped`: also import guests that are stopped and that nothing asks to run
-    (Proxmox, libvirt); they would then be started by the plan. `max_starts` and
+    (Proxmox, libvirt; Pacemaker: `target-role=Stopped`, otherwise kept stopped); they
+    would then be started by the plan. `max_starts` and
     `stagger_s`: the schedule's batch limit and stagger gap (None: the tool's own, or none).
     """
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import attrs
 
-from placement.adapters.names import TARGETS, quote, target_name_error
+from placement.adapters.names import TARGETS, XML_ID, quote, target_name_error
 from placement.errors import InputError, InvalidInputError
 from placement.model import HostState, Problem
 from placement.plan import Action, Plan, Status
@@ -447,6 +447,15 @@ def _dependency_depths(problem: Problem) -> dict[str, int]:
     return depths
 
 
+def clone_instance(name: str, target: str) -> bool:
+    """Whether `name` is a Pacemaker clone instance as `import_pacemaker` names them
+    (`ID:N`): Pacemaker places those itself, so a pcs or crm script leaves them out."""
+    base, colon, number = name.rpartition(":")
+    return (
+        target in ("pcs", "crm") and colon == ":" and number.isdigit() and bool(XML_ID.match(base))
+    )
+
+
 def _name_errors(problem: Problem, plan: Plan, target: str) -> list[InputError]:
     errors: list[InputError] = []
     seen: set[tuple[str, str]] = set()
@@ -461,6 +470,8 @@ def _name_errors(problem: Problem, plan: Plan, target: str) -> list[InputError]:
 
     for index, assignment in enumerate(plan.assignments):
         if assignment.action not in (Action.START, Action.MIGRATE, Action.STOP):
+            continue
+        if clone_instance(assignment.guest, target):
             continue
         where = f"assignments[{index}]"
         check(assignment.guest, "guest", f"{where}.guest")
@@ -514,11 +525,17 @@ def export_script(
         .replace("@HOOK@", quote(options.hook))
     )
 
-    stops = [a for a in plan.assignments if a.action is Action.STOP]
+    instances = [
+        a
+        for a in plan.assignments
+        if clone_instance(a.guest, target) and a.action is not Action.STAY
+    ]
+    acting = [a for a in plan.assignments if a not in instances]
+    stops = [a for a in acting if a.action is Action.STOP]
     depth = _dependency_depths(problem)
     # Offset order, dependencies first at equal offsets (a dry run runs them in order).
     timeline = sorted(
-        (a for a in plan.assignments if a.action in (Action.START, Action.MIGRATE)),
+        (a for a in acting if a.action in (Action.START, Action.MIGRATE)),
         key=lambda a: (a.start_s or 0, depth[a.guest], a.guest),
     )
     index_of = {a.guest: i for i, a in enumerate([*stops, *timeline])}
@@ -545,6 +562,11 @@ def export_script(
     stays = sum(a.action is Action.STAY for a in plan.assignments)
     if stays:
         header.append(f"# {stays} guest(s) stay where they run.")
+    for assignment in instances:
+        header.append(
+            f"# clone instance {assignment.guest!r} ({assignment.action.value} -> "
+            f"{assignment.host!r}): Pacemaker places clone instances itself; left to it"
+        )
     for unplaced in plan.unplaced:
         header.append(f"# unplaced: {unplaced.guest!r}: {unplaced.reason!r}")
     header.append("")

@@ -91,6 +91,12 @@ class Unit:
         return tuple(guest.name for guest in self.guests)
 
     @property
+    def leaders(self) -> frozenset[str]:
+        """Guests outside the unit that its members follow (`Guest.follows`)."""
+        own = set(self.names)
+        return frozenset(g.follows for g in self.guests if g.follows and g.follows not in own)
+
+    @property
     def clashing_classes(self) -> frozenset[str]:
         """Anti-affinity classes held by two members: such a unit fits on no host."""
         seen: set[str] = set()
@@ -166,6 +172,8 @@ class HostLoads:
         self._class_count: dict[str, IntArray] = {}
         self._allowed_cache: dict[tuple[Any, ...], BoolArray] = {}
         self._label_masks: dict[str, BoolArray] = {}
+        # Host index of every guest added (staying or placed): a follower's only host.
+        self.host_of: dict[str, int] = {}
         for guest in problem.guests:
             if guest.state is GuestState.FROZEN and problem.holds_current_host(guest):
                 host_name = guest.current_host or ""  # holds_current_host checked it is set
@@ -233,16 +241,28 @@ class HostLoads:
                 mask &= self.used[:, r] + amount <= self.usable[:, r]
         return mask
 
+    def follow_mask(self, unit: Unit) -> BoolArray:
+        """Hosts where every member that follows a guest outside the unit finds that guest
+        (none while it is not placed: leaders are placed first, see `leaders_first`)."""
+        mask = np.ones(len(self.problem.hosts), dtype=bool)
+        for leader in unit.leaders:
+            h = self.host_of.get(leader)
+            only = np.zeros(len(self.problem.hosts), dtype=bool)
+            if h is not None:
+                only[h] = True
+            mask &= only
+        return mask
+
     def candidates(self, unit: Unit | Guest) -> BoolArray:
-        """Hosts that can take `unit` now: allowed, no anti-affinity clash, room enough."""
+        """Hosts that can take `unit` now: allowed, beside the guests it follows, no
+        anti-affinity clash, room enough."""
         unit = _as_unit(unit)
         if unit.clashing_classes:
             return np.zeros(len(self.problem.hosts), dtype=bool)
-        return (
-            self.unit_allowed_mask(unit)
-            & self.class_free_mask(unit.classes)
-            & self.capacity_mask(unit.demand)
-        )
+        mask = self.unit_allowed_mask(unit) & self.class_free_mask(unit.classes)
+        if unit.leaders:
+            mask &= self.follow_mask(unit)
+        return mask & self.capacity_mask(unit.demand)
 
     # -- single-host queries
 
@@ -256,6 +276,8 @@ class HostLoads:
         for guest in unit.guests:
             if not self.allowed_mask(guest)[h]:
                 return False
+        if any(self.host_of.get(leader) != h for leader in unit.leaders):
+            return False
         for name in unit.classes:
             count = self._class_count.get(name)
             if count is not None and count[h] > 0:
@@ -301,6 +323,10 @@ class HostLoads:
         h = self.problem.host_position(host)
         self.used[h] += sign * self.demand_vector(unit.demand)
         for guest in unit.guests:
+            if sign > 0:
+                self.host_of[guest.name] = h
+            elif self.host_of.get(guest.name) == h:
+                del self.host_of[guest.name]
             for name in guest.anti_affinity:
                 count = self._class_count.get(name)
                 if count is None:
@@ -350,8 +376,16 @@ def initial_loads(problem: Problem) -> tuple[HostLoads, Split]:
         if host_name is None or not problem.host(host_name).online:
             continue
         candidates.append((unit, host_name))
-    # Stable: problem order within ties.
-    candidates.sort(key=lambda item: (-item[0].priority, _movable(item[0])))
+    # Stable: problem order within ties. A guest may stay beside the guest it follows
+    # only if that one stays: leaders are admitted first.
+    depth = follow_depth(problem)
+    candidates.sort(
+        key=lambda item: (
+            max(depth[name] for name in item[0].names),
+            -item[0].priority,
+            _movable(item[0]),
+        )
+    )
     stay: dict[str, str] = {}
     for unit, host_name in candidates:
         if loads.fits(unit, host_name):
@@ -366,6 +400,35 @@ def initial_loads(problem: Problem) -> tuple[HostLoads, Split]:
     }
     place = tuple(g.name for g in problem.guests if g.name not in stay and g.name not in stop)
     return loads, Split(stay=stay, place=place, stop=stop)
+
+
+def follow_depth(problem: Problem) -> dict[str, int]:
+    """Guest -> how many `follows` links lead from it to a guest that follows none (0 for
+    a guest that follows none, or follows a member of its own together group)."""
+    depth: dict[str, int] = {}
+
+    def of(guest: Guest) -> int:
+        if guest.name not in depth:
+            leader = guest.follows
+            if leader is None or (
+                guest.together is not None and problem.guest(leader).together == guest.together
+            ):
+                depth[guest.name] = 0
+            else:
+                depth[guest.name] = -1  # (the model refuses loops; this guards recursion)
+                depth[guest.name] = 1 + max(of(problem.guest(leader)), 0)
+        return depth[guest.name]
+
+    for guest in problem.guests:
+        of(guest)
+    return depth
+
+
+def leaders_first(problem: Problem, units: Sequence[Unit]) -> list[Unit]:
+    """`units` in their order, except that a unit comes after the units holding the guests
+    it follows (stable: a packer's order holds among leaders and among followers)."""
+    depth = follow_depth(problem)
+    return sorted(units, key=lambda unit: max(depth[name] for name in unit.names))
 
 
 def _movable(unit: Unit) -> bool:
@@ -476,6 +539,14 @@ def explain_unplaced(problem: Problem, loads: HostLoads, guests: Sequence[Guest]
     allowed = loads.unit_allowed_mask(unit)
     if not allowed.any():
         return f"{who}no online host is allowed for every member"
+    for leader in sorted(unit.leaders):
+        h = loads.host_of.get(leader)
+        if h is None:
+            return f"{who}follows {leader}, which is not placed"
+        if not allowed[h]:
+            return f"{who}follows {leader}, whose host {problem.hosts[h].name} it may not use"
+        allowed = allowed & loads.follow_mask(unit)
+        who = f"{who}follows {leader} on {problem.hosts[h].name}: "
     clashes = unit.clashing_classes
     if clashes:
         return (
@@ -514,16 +585,25 @@ def _cascade(problem: Problem, hosts: dict[str, str | None], reasons: dict[str, 
     """Unplace what cannot run because of what is unplaced, until nothing changes.
 
     A guest that would start and waits (`after`, directly or through others) for an
-    unplaced guest is unplaced; a together group with an unplaced member is unplaced whole.
+    unplaced guest is unplaced; so is a guest that follows an unplaced guest; a together
+    group with an unplaced member is unplaced whole.
     """
     groups = problem.together_groups()
     dependants: dict[str, list[Guest]] = {}
+    followers: dict[str, list[Guest]] = {}
     for guest in problem.guests:
         for dependency in guest.boot.after:
             dependants.setdefault(dependency, []).append(guest)
+        if guest.follows is not None:
+            followers.setdefault(guest.follows, []).append(guest)
     queue = [name for name, host in hosts.items() if host is None]
     while queue:
         name = queue.pop()
+        for guest in followers.get(name, ()):
+            if hosts.get(guest.name) is not None:
+                hosts[guest.name] = None
+                reasons[guest.name] = f"follows unplaced guest {name}"
+                queue.append(guest.name)
         for guest in dependants.get(name, ()):
             if hosts.get(guest.name) is None or problem.runs_now(guest):
                 continue

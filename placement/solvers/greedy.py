@@ -38,6 +38,7 @@ from placement.solvers.common import (
     explain_unplaced,
     finish_plan,
     initial_loads,
+    leaders_first,
     packing_order,
     units_of,
 )
@@ -62,7 +63,8 @@ def pack(
     choose = make_chooser(loads)
     hosts: dict[str, str | None] = dict(split.stay)
     reasons: dict[str, str] = {}
-    for unit in order(problem, units_of(problem, split.place)):
+    # A guest that follows another can only go where that one went: leaders first.
+    for unit in leaders_first(problem, order(problem, units_of(problem, split.place))):
         mask = loads.candidates(unit)
         if not mask.any():
             reason = explain_unplaced(problem, loads, unit.guests)

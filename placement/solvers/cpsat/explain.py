@@ -31,6 +31,7 @@ MAX_BOOTS = 60
 FAMILY_TEXT = {
     "capacity": "host capacity",
     "anti_affinity": "anti-affinity",
+    "follows": "running beside the guest it follows",
     "after_placed": "its start dependencies being placed",
     "pool_capacity": "the boot pool limits (no start instant leaves room in the pool)",
     "max_starts": "the cluster-wide batch limit",

@@ -26,6 +26,7 @@ from placement.solvers.cpsat.placement_rules import (
     add_anti_affinity,
     add_capacity,
     add_dependencies_placed,
+    add_follows,
     add_host_symmetry,
 )
 from placement.solvers.cpsat.schedule_rules import (
@@ -56,6 +57,7 @@ RuleFamily = Callable[[ProblemView, Variables], None]
 RULE_FAMILIES: dict[str, RuleFamily] = {
     "capacity": add_capacity,
     "anti_affinity": add_anti_affinity,
+    "follows": add_follows,
     "after_placed": add_dependencies_placed,
     "pool_capacity": add_boot_pools,
     "max_starts": add_batch_limit,

@@ -45,6 +45,25 @@ def add_anti_affinity(view: ProblemView, variables: Variables) -> None:
             variables.model.add_at_most_one(members)
 
 
+def add_follows(view: ProblemView, variables: Variables) -> None:
+    """A guest that follows another runs on that guest's host or nowhere: per candidate
+    host of its unit, being there implies the leader's unit is there too."""
+    model = variables.model
+    for unit in view.units:
+        for guest in unit.guests:
+            if guest.follows is None:
+                continue
+            leader = view.unit_of[guest.follows]
+            if leader == unit.index:
+                continue
+            for h in unit.candidates:
+                there = variables.x.get((leader, h))
+                if there is None:
+                    model.add(variables.x[unit.index, h] == 0)
+                else:
+                    model.add_implication(variables.x[unit.index, h], there)
+
+
 def add_dependencies_placed(view: ProblemView, variables: Variables) -> None:
     """A booting guest may be placed only if every guest it starts after is placed."""
     for boot in view.boots:

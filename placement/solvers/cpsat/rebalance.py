@@ -84,6 +84,8 @@ def applies(problem: Problem, incumbent: Plan | None) -> bool:
         return False  # fewest migrations first: the full model's business
     if any(a.action is Action.START for a in incumbent.assignments):
         return False
+    if any(guest.follows is not None for guest in problem.guests):
+        return False  # its moves are unit by unit; a follower must move with its leader
     return pair_count(problem) >= MIN_PAIRS
 
 

@@ -93,6 +93,10 @@ def _beyond_the_pair_model(
     known: dict[str, float] = {}
     counted: dict[str, Any] | None = None
     leading = aggregate.leading_stages(problem)
+    if leading and any(guest.follows is not None for guest in problem.guests):
+        # Counts of interchangeable units cannot say beside which guest one runs.
+        leading = []
+        counted = {"skipped": "guests follow others, which type counts cannot express"}
     if leading and _meets_bounds(problem, incumbent_plan, leading):
         # Already proven by our bounds (a failover that places everyone): the
         # neighbourhoods get the time.

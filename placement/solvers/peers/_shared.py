@@ -39,13 +39,21 @@ class StartState:
     it already (those that stay and frozen copies). `classes` tracks, per anti-affinity
     class, which running guests of that class each host holds (frozen copies do not
     count: a crashed guest kept for debugging is no longer a member of its class).
+
+    `reassign`: nothing stays; every guest is to place, running ones included (as
+    Pacemaker's scheduler assigns every resource at each transition).
     """
 
-    def __init__(self, problem: Problem, *, check_capacity: bool = True) -> None:
+    def __init__(
+        self, problem: Problem, *, check_capacity: bool = True, reassign: bool = False
+    ) -> None:
         self.problem = problem
-        if check_capacity:
+        if reassign:
+            self.stay: dict[str, str] = {}
+            place: tuple[str, ...] = tuple(guest.name for guest in problem.guests)
+        elif check_capacity:
             split = split_guests(problem)
-            self.stay: dict[str, str] = dict(split.stay)
+            self.stay = dict(split.stay)
             place = split.place
         else:
             # A peer that never looks at capacity leaves every running guest where its
