@@ -836,10 +836,12 @@ def test_pacemaker_never_stops_a_resource_the_cluster_runs_elsewhere(
     fake = install(tmp_path, monkeypatch, {"web": {}, "db": {"host": "h1", "started": 0.0}})
     options = LiveOptions(poll_s=0.03, time_scale=0.01, ready_timeout_s=0.3)
     result = execute(problem, plan, "readiness-gated", PacemakerDriver(), options=options)
-    assert result.gave_up == ("db",)
-    gave_up = next(r for r in result.records if r.kind == "gave_up")
+    # (On a loaded machine web may miss the short timeout once too: it is retried, and
+    # its stop before the retry is not what this test is about.)
+    assert "db" in result.gave_up
+    gave_up = next(r for r in result.records if r.kind == "gave_up" and r.guest == "db")
     assert gave_up.why == "not ready after 0.3 s (running on h1); left running on h1"
-    assert not [c for c in fake.calls("pcs") if c[1:3] == ["resource", "disable"]]
+    assert not [c for c in fake.calls("pcs") if c[1:4] == ["resource", "disable", "db"]]
     assert fake.state()["guests"]["db"]["host"] == "h1"
     assert fake.state()["guests"]["db"]["started"] is not None
     assert fake.state()["constraints"] == {}
