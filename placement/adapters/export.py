@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import attrs
 
-from placement.adapters.names import TARGETS, XML_ID, quote, target_name_error
+from placement.adapters.names import TARGETS, XML_ID, plan_name_errors, quote
 from placement.errors import InputError, InvalidInputError
 from placement.model import HostState, Problem
 from placement.plan import Action, Plan, Status
@@ -456,34 +456,6 @@ def clone_instance(name: str, target: str) -> bool:
     )
 
 
-def _name_errors(problem: Problem, plan: Plan, target: str) -> list[InputError]:
-    errors: list[InputError] = []
-    seen: set[tuple[str, str]] = set()
-
-    def check(name: str, kind: str, where: str) -> None:
-        if (kind, name) in seen:
-            return
-        seen.add((kind, name))
-        error = target_name_error(name, kind, target)
-        if error is not None:
-            errors.append(InputError(where, f"cannot export to {target}: {error}"))
-
-    for index, assignment in enumerate(plan.assignments):
-        if assignment.action not in (Action.START, Action.MIGRATE, Action.STOP):
-            continue
-        if clone_instance(assignment.guest, target):
-            continue
-        where = f"assignments[{index}]"
-        check(assignment.guest, "guest", f"{where}.guest")
-        if assignment.host is not None:
-            check(assignment.host, "host", f"{where}.host")
-        if problem.has_guest(assignment.guest):
-            current = problem.guest(assignment.guest).current_host
-            if current is not None:
-                check(current, "host", f"{where}: current host of {assignment.guest}")
-    return errors
-
-
 def export_script(
     problem: Problem, plan: Plan, target: str, options: ExportOptions | None = None
 ) -> str:
@@ -508,7 +480,13 @@ def export_script(
         )
     if target == "virsh" and "{host}" not in options.virsh_uri:
         raise ExportError([InputError("--uri", "the URI template must contain {host}")])
-    errors = _name_errors(problem, plan, target)
+    errors = plan_name_errors(
+        problem,
+        plan,
+        target,
+        verb=f"export to {target}",
+        skip=lambda guest: clone_instance(guest, target),
+    )
     if errors:
         raise ExportError(errors)
 

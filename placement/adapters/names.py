@@ -12,6 +12,11 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Callable
+
+from placement.errors import InputError
+from placement.model import Problem
+from placement.plan import Action, Plan
 
 # Control characters (C0, DEL, C1) and the Unicode line and paragraph separators: none
 # can be passed through a line-oriented tool or log safely.
@@ -74,3 +79,47 @@ def target_name_error(name: str, kind: str, target: str) -> str | None:
         if kind == "host" and not HOSTNAME.match(name):
             return f"host name {name!r} is not a Proxmox node name"
     return None
+
+
+def plan_name_errors(
+    problem: Problem,
+    plan: Plan,
+    target: str,
+    *,
+    verb: str,
+    every_online_host: bool = False,
+    skip: Callable[[str], bool] = lambda _guest: False,
+) -> list[InputError]:
+    """Every guest or host name of the plan's starts, migrations and stops (and the
+    guests' current hosts) that `target`'s tool cannot take safely, once each, as
+    "cannot VERB: why". `every_online_host`: every online host too (a policy that
+    re-plans may send a guest to any of them); `skip`: guests left to the tool itself."""
+    errors: list[InputError] = []
+    seen: set[tuple[str, str]] = set()
+
+    def check(name: str, kind: str, where: str) -> None:
+        if (kind, name) in seen:
+            return
+        seen.add((kind, name))
+        error = target_name_error(name, kind, target)
+        if error is not None:
+            errors.append(InputError(where, f"cannot {verb}: {error}"))
+
+    for index, assignment in enumerate(plan.assignments):
+        if assignment.action not in (Action.START, Action.MIGRATE, Action.STOP):
+            continue
+        if skip(assignment.guest):
+            continue
+        where = f"assignments[{index}]"
+        check(assignment.guest, "guest", f"{where}.guest")
+        if assignment.host is not None:
+            check(assignment.host, "host", f"{where}.host")
+        if problem.has_guest(assignment.guest):
+            current = problem.guest(assignment.guest).current_host
+            if current is not None:
+                check(current, "host", f"{where}: current host of {assignment.guest}")
+    if every_online_host:
+        for host in problem.hosts:
+            if host.online:
+                check(host.name, "host", f"hosts: {host.name}")
+    return errors

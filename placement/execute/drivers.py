@@ -35,10 +35,10 @@ from typing import Protocol
 
 import attrs
 
-from placement.adapters.names import target_name_error
+from placement.adapters.names import plan_name_errors
 from placement.errors import InputError
 from placement.model import Problem
-from placement.plan import Action, Plan
+from placement.plan import Plan
 
 Argv = tuple[str, ...]
 
@@ -177,35 +177,12 @@ class Driver(Protocol):
 
 
 def check_names(problem: Problem, plan: Plan, target: str) -> list[InputError]:
-    """Every guest or host name of the plan's starts, migrations and stops that
-    `target`'s tool cannot take safely (`placement.adapters.names`)."""
-    errors: list[InputError] = []
-    seen: set[tuple[str, str]] = set()
-
-    def check(name: str, kind: str, where: str) -> None:
-        if (kind, name) in seen:
-            return
-        seen.add((kind, name))
-        error = target_name_error(name, kind, target)
-        if error is not None:
-            errors.append(InputError(where, f"cannot run with {target}: {error}"))
-
-    for index, assignment in enumerate(plan.assignments):
-        if assignment.action not in (Action.START, Action.MIGRATE, Action.STOP):
-            continue
-        where = f"assignments[{index}]"
-        check(assignment.guest, "guest", f"{where}.guest")
-        if assignment.host is not None:
-            check(assignment.host, "host", f"{where}.host")
-        if problem.has_guest(assignment.guest):
-            current = problem.guest(assignment.guest).current_host
-            if current is not None:
-                check(current, "host", f"{where}: current host of {assignment.guest}")
-    # A re-planning policy may send a guest to any online host.
-    for host in problem.hosts:
-        if host.online:
-            check(host.name, "host", f"hosts: {host.name}")
-    return errors
+    """Every guest or host name of the plan's starts, migrations and stops, and every
+    online host (a re-planning policy may send a guest to any), that `target`'s tool
+    cannot take safely (`placement.adapters.names`)."""
+    return plan_name_errors(
+        problem, plan, target, verb=f"run with {target}", every_online_host=True
+    )
 
 
 def _check_choice(value: str, choices: Iterable[str], what: str) -> None:
