@@ -137,7 +137,6 @@ class LiveWorld(Ledger):
         self._retry_due: dict[int, float] = {}
         self._why: dict[int, str] = {}
         self._argv: dict[int, list[Argv]] = {}
-        self._retrying = False
         self._not_again: set[int] = set()
         self._initial_events: list[Event] = []
         self._changed = threading.Event()
@@ -215,13 +214,6 @@ class LiveWorld(Ledger):
             return False
         return super().start(guest, host)
 
-    def _retry(self, guest: int) -> bool:
-        self._retrying = True
-        try:
-            return super()._retry(guest)
-        finally:
-            self._retrying = False
-
     def _launch(self, guest: int, host: int, migrate: bool) -> None:
         name = self.problem.guests[guest].name
         host_name = self.problem.hosts[host].name
@@ -235,7 +227,7 @@ class LiveWorld(Ledger):
             argv = self.driver.start(
                 name, host_name, source_name, source_down, self.attempts[guest]
             )
-            action = "retry" if self._retrying else "start"
+            action = "retry" if self.retrying else "start"
         why = start_reason(self, self.planned, guest, host, action)
         # Written (and synced) before anything runs: a crash after this line never leads
         # to a second start of this guest.

@@ -49,7 +49,6 @@ class _RecordingWorld(World):
     ) -> None:
         super().__init__(problem, plan, settings, draws)
         self._emit = emit
-        self._retrying = False
         self._policy_logged = 0
         self.planned: Mapping[str, Assignment] = plan.by_guest()
 
@@ -72,15 +71,8 @@ class _RecordingWorld(World):
             )
         )
 
-    def _retry(self, guest: int) -> bool:
-        self._retrying = True
-        try:
-            return super()._retry(guest)
-        finally:
-            self._retrying = False
-
     def _launch(self, guest: int, host: int, migrate: bool) -> None:
-        action = "migrate" if migrate else ("retry" if self._retrying else "start")
+        action = "migrate" if migrate else ("retry" if self.retrying else "start")
         why = start_reason(self, self.planned, guest, host, action)
         self._note("start", guest, host, action=action, attempt=self.attempts[guest], why=why)
         super()._launch(guest, host, migrate)

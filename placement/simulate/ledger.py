@@ -169,6 +169,9 @@ class Ledger(abc.ABC):
         # Why the policy leaves a guest of the recovery unstarted (a re-plan found it no
         # room), for the report at the end.
         self.policy_reasons: dict[int, str] = {}
+        # True while `_launch` carries out a retry (not a policy's start): what a world
+        # that reports its starts says.
+        self.retrying = False
 
     # --- what a policy reads ------------------------------------------------------------
 
@@ -335,7 +338,11 @@ class Ledger(abc.ABC):
             return True
         self.starts_issued += 1
         self._declare_start(guest, host, migrate=False)
-        self._launch(guest, host, migrate=False)
+        self.retrying = True
+        try:
+            self._launch(guest, host, migrate=False)
+        finally:
+            self.retrying = False
         return True
 
     def _lose(self, guest: int, host: int) -> None:
