@@ -34,7 +34,7 @@ from placement.imbalance import host_usage, imbalance
 from placement.model import Problem
 from placement.plan import Action, Plan
 from placement.show import verdict
-from placement.timeline import clock, step_series, timeline
+from placement.timeline import clock, cumulative_series, step_series, timeline
 
 if TYPE_CHECKING:
     from placement.simulate import SimulationResult
@@ -437,15 +437,7 @@ def _ready_series(problem: Problem, plan: Plan) -> tuple[list[int], list[int]]:
         if step.target is None:
             continue
         ready[step.ready_s if step.ready_s is not None else 0] += 1
-    times, levels, level = [0], [0], 0
-    for instant in sorted(ready):
-        level += ready[instant]
-        if instant == times[-1]:
-            levels[-1] = level
-        else:
-            times.append(instant)
-            levels.append(level)
-    return times, levels
+    return cumulative_series(ready)
 
 
 def plot_ready(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import attrs
 
@@ -39,6 +39,12 @@ def step_series(intervals: Iterable[tuple[int, int, int]]) -> tuple[list[int], l
         if end > start and amount:
             deltas[start] += amount
             deltas[end] -= amount
+    return cumulative_series(deltas)
+
+
+def cumulative_series(deltas: Mapping[int, int]) -> tuple[list[int], list[int]]:
+    """Instants and the running sum of `deltas` (instant -> change) from each instant on;
+    the series starts at 0 with what changes at 0."""
     times, levels, level = [0], [0], 0
     for instant in sorted(deltas):
         level += deltas[instant]

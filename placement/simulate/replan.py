@@ -261,13 +261,12 @@ class Replan(Policy):
 
 @attrs.frozen
 class _Pending:
-    """A re-plan on its way: solved on the state at `asked_at`, in force from
-    `arrives_at` (the solve's latency later), or when `future` is done (a solve running
+    """A re-plan on its way, solved on the state of the moment it was asked for: in
+    force from `arrives_at` (the solve's latency later), or when `future` is done (a solve running
     in the background of a live executor)."""
 
     remaining: Problem | None
     plan: Plan | None
-    asked_at: float
     arrives_at: float
     structural: bool
     why: str
@@ -281,7 +280,6 @@ class _Replanning:
 
     def __init__(self, problem: Problem, plan: Plan, policy: Replan) -> None:
         self.policy = policy
-        self.problem = problem
         self.plan = plan
         self.inner = ReadinessGated().controller(problem, plan)
         self.pending: _Pending | None = None
@@ -399,16 +397,12 @@ class _Replanning:
             executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="replan")
             future = executor.submit(solve)
             executor.shutdown(wait=False)
-            self.pending = _Pending(
-                None, None, world.now, math.inf, structural, why, hint, future=future
-            )
+            self.pending = _Pending(None, None, math.inf, structural, why, hint, future=future)
             return
         _, plan, solve_s = solve()
         latency = policy.latency_s if policy.latency_s is not None else solve_s
         self._record(world, structural, solve_s)
-        self.pending = _Pending(
-            remaining, plan, world.now, world.now + latency, structural, why, hint
-        )
+        self.pending = _Pending(remaining, plan, world.now + latency, structural, why, hint)
 
     def _record(self, world: Ledger, structural: bool, solve_s: float) -> None:
         stats = world.policy_stats
