@@ -297,15 +297,12 @@ def measure(
         for name, info in metrics["pools"].items()
     }
     san = pools.get("san_iops", {})
-    # A solver may report its own time to first plan; keep its scalar metrics.
-    solver_metrics = {
-        key: value
-        for key, value in plan.metrics.items()
-        if isinstance(value, int | float | str | bool) or value is None
-    }
+    # A solver may report its own time to first plan; keep its one-number statistics,
+    # under the names results files have always used (`first_plan_s`, `returned`, ...).
+    solver_metrics = plan.statistics.scalars()
     row: Row = {
         "kind": get_solver(solver).kind,
-        "status": "interrupted" if plan.metrics.get("interrupted") else plan.status.value,
+        "status": "interrupted" if plan.statistics.interrupted else plan.status.value,
         "plan_status": plan.status.value,
         "runtime_s": round(plan.runtime_s, 3),
         "wall_s": round(wall_s, 3),

@@ -232,7 +232,7 @@ def _print_timeline_start(
 
 
 def _print_plan_summary(problem: Problem, plan: Plan, out: TextIO) -> None:
-    from placement.show import summary_line
+    from placement.show import search_line, summary_line
 
     print(summary_line(problem, plan), file=out)
     for stage in plan.stages:
@@ -242,6 +242,9 @@ def _print_plan_summary(problem: Problem, plan: Plan, out: TextIO) -> None:
         if stage.gap is not None:
             line += f"  gap {stage.gap:.2%}"
         print(line, file=out)
+    searched = search_line(plan)
+    if searched is not None:
+        print(f"  {searched}", file=out)
     for unplaced in plan.unplaced:
         print(f"  unplaced {unplaced.guest}: {unplaced.reason}", file=out)
 

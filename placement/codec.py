@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import attrs
 import cattrs
 import jsonschema
 
@@ -34,6 +35,7 @@ from placement.model import (
 )
 from placement.plan import Plan
 from placement.schema import PLAN_SCHEMA, PROBLEM_SCHEMA, JsonSchema
+from placement.statistics import SolveStatistics
 
 # --- JSON paths and messages -----------------------------------------------------------
 
@@ -227,7 +229,12 @@ def _structure(
         return _converter.structure(body, cls)
     except InvalidInputError:
         raise
-    except (cattrs.BaseValidationError, ValueError, TypeError) as error:
+    except (
+        cattrs.BaseValidationError,
+        cattrs.errors.ForbiddenExtraKeysError,
+        ValueError,
+        TypeError,
+    ) as error:
         # The schema admits only what the model accepts; reaching here is a gap between the
         # two, reported as plainly as possible rather than as a traceback.
         raise error_class([InputError("", f"invalid document: {error}")]) from error
@@ -262,8 +269,20 @@ def load_plan(document: Any) -> Plan:
     errors = schema_errors(document, PLAN_SCHEMA)
     if errors:
         raise InvalidPlanError(errors)
-    plan: Plan = _structure(document, Plan, InvalidPlanError)
+    body = dict(document)
+    legacy = body.pop("metrics", None)
+    plan: Plan = _structure(body, Plan, InvalidPlanError)
+    if legacy and "statistics" not in body:
+        # A plan file from before the typed statistics: its free-form figures, typed.
+        plan = attrs.evolve(plan, statistics=_legacy_statistics(legacy))
     return plan
+
+
+def _legacy_statistics(metrics: Mapping[str, Any]) -> SolveStatistics:
+    try:
+        return SolveStatistics.from_legacy(metrics)
+    except (KeyError, TypeError, ValueError) as error:
+        raise InvalidPlanError([InputError("metrics", f"unreadable figures: {error}")]) from error
 
 
 def dump_plan(plan: Plan) -> dict[str, Any]:
@@ -288,7 +307,7 @@ def dump_plan(plan: Plan) -> dict[str, Any]:
             for a in plan.assignments
         ],
         "unplaced": [{"guest": u.guest, "reason": u.reason} for u in plan.unplaced],
-        "metrics": _plain(plan.metrics),
+        "statistics": _plain(_converter.unstructure(plan.statistics)),
     }
     return document
 

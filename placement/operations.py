@@ -44,6 +44,7 @@ from placement.model import (
     host_allows,
 )
 from placement.plan import Action, Assignment, Plan, StageResult, Status
+from placement.statistics import Hysteresis
 
 logger = logging.getLogger(__name__)
 
@@ -400,14 +401,13 @@ def run_scenario(
         after,
         100 * min_improvement,
     )
-    metrics = dict(current.metrics)
-    metrics["hysteresis"] = {
-        "min_improvement": min_improvement,
-        "rejected_solver": plan.solver,
-        "rejected_imbalance": after,
-        "imbalance": current_imbalance,
-    }
-    kept = attrs.evolve(current, metrics=metrics)
+    hysteresis = Hysteresis(
+        min_improvement=min_improvement,
+        rejected_solver=plan.solver,
+        rejected_imbalance=after,
+        imbalance=current_imbalance,
+    )
+    kept = attrs.evolve(current, statistics=attrs.evolve(current.statistics, hysteresis=hysteresis))
     return ScenarioResult(
         scenario,
         kept,

@@ -8,11 +8,12 @@ independently of whichever solver produced it.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
-from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import attrs
+
+from placement.statistics import SolveStatistics
 
 if TYPE_CHECKING:
     from placement.model import Guest, Problem
@@ -101,10 +102,6 @@ def relative_gap(value: float, bound: float | None) -> float | None:
     return difference / max(abs(value), 1e-9)
 
 
-def _frozen_map(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    return MappingProxyType(dict(value or {}))
-
-
 # Typed converters: mypy's attrs plugin reads `converter=tuple` as taking `Iterable[_T_co]`,
 # which no concrete list matches.
 def _assignments(value: Iterable[Assignment]) -> tuple[Assignment, ...]:
@@ -121,7 +118,8 @@ def _stages(value: Iterable[StageResult]) -> tuple[StageResult, ...]:
 
 @attrs.frozen
 class Plan:
-    """A solver's answer: status, per-stage results, assignments, unplaced guests."""
+    """A solver's answer: status, per-stage results, assignments, unplaced guests, and
+    the solver's account of its search (`statistics`, see `placement.statistics`)."""
 
     status: Status = attrs.field(converter=Status)
     solver: str
@@ -129,7 +127,7 @@ class Plan:
     assignments: tuple[Assignment, ...] = attrs.field(converter=_assignments)
     unplaced: tuple[Unplaced, ...] = attrs.field(default=(), converter=_unplaced)
     stages: tuple[StageResult, ...] = attrs.field(default=(), converter=_stages)
-    metrics: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_map)
+    statistics: SolveStatistics = attrs.field(factory=SolveStatistics)
 
     def assignment(self, guest: str) -> Assignment | None:
         """The assignment of `guest`, or None if the plan has none."""

@@ -391,6 +391,31 @@ _ASSIGNMENT = _object(
     required=("guest", "host", "action"),
 )
 
+_SOME_OBJECT: JsonSchema = {"type": ["object", "null"]}
+_OBJECTS: JsonSchema = {"type": "array", "items": {"type": "object"}}
+# The solver's account of its search (placement.statistics): the records' own fields are
+# checked when the plan is read (every key known, every figure of its type).
+_STATISTICS = _object(
+    {
+        "first_plan_s": {"type": ["number", "null"], "minimum": 0, "maximum": MAX_PLAN_FIGURE},
+        "returned": {"type": ["string", "null"]},
+        "interrupted": {"type": "boolean"},
+        "stalled": {"type": "boolean"},
+        "wall_cut": {"type": "boolean"},
+        "model": _SOME_OBJECT,
+        "seeds": _OBJECTS,
+        "incumbents": _OBJECTS,
+        "stages": _OBJECTS,
+        "type_counts": _SOME_OBJECT,
+        "neighbourhoods": _OBJECTS,
+        "rebalance": _SOME_OBJECT,
+        "portfolio": _SOME_OBJECT,
+        "hysteresis": _SOME_OBJECT,
+        "note": {"type": ["string", "null"]},
+        "extra": {"type": "object"},
+    }
+)
+
 _PLAN_SCHEMA: JsonSchema = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "$id": PLAN_SCHEMA_ID,
@@ -411,6 +436,7 @@ _PLAN_SCHEMA: JsonSchema = {
                     {"guest": _NAME, "reason": {"type": "string"}}, ("guest", "reason")
                 ),
             },
+            "statistics": _STATISTICS,
             "metrics": {"type": "object"},
         },
         required=("schema_version", "status", "solver", "runtime_s", "assignments"),
@@ -645,7 +671,136 @@ _PLAN_ANNOTATIONS: dict[str, tuple[str, str | None, Any, Any]] = {
         _ABSENT,
         "needs 32 GiB RAM",
     ),
-    "metrics": ("Metrics", "Figures the solver adds (free form).", {}, {"first_plan_s": 0.24}),
+    "statistics": (
+        "Solve statistics",
+        "What the solver did: time to the first plan, the search returned, seeds, better "
+        "plans found, each stage's search, and the scale strategies' figures.",
+        {},
+        {"first_plan_s": 0.24, "returned": "cp-sat"},
+    ),
+    "statistics.first_plan_s": (
+        "First plan",
+        "Seconds from the start of the solve to the first verified plan (null: not measured).",
+        None,
+        0.24,
+    ),
+    "statistics.returned": (
+        "Returned",
+        "The search whose plan was returned: greedy (the best seed), cp-sat or "
+        "neighbourhood search (null: the solver does not say).",
+        None,
+        "cp-sat",
+    ),
+    "statistics.interrupted": (
+        "Interrupted",
+        "The solve was stopped (Ctrl-C, a stop request) and returned its best plan so far.",
+        False,
+        True,
+    ),
+    "statistics.stalled": (
+        "Stalled",
+        "A stage of a large model ended with no solution of its own.",
+        False,
+        True,
+    ),
+    "statistics.wall_cut": (
+        "Cut by the wall clock",
+        "The wall-clock backstop ended the search before its own time limit did.",
+        False,
+        True,
+    ),
+    "statistics.model": (
+        "Model size",
+        "The full CP-SAT model: build_s, units, pairs, boots (null: no full model).",
+        None,
+        {"build_s": 0.05, "units": 40, "pairs": 400, "boots": 40},
+    ),
+    "statistics.seeds": (
+        "Seeds",
+        "Per baseline tried for the first plan: name, seconds, valid, kept, values.",
+        [],
+        [
+            {
+                "name": "best-fit",
+                "seconds": 0.01,
+                "valid": True,
+                "kept": True,
+                "values": {"placed": 40},
+            }
+        ],
+    ),
+    "statistics.incumbents": (
+        "Better plans",
+        "Each better plan kept during the search: seconds since the start, source, and the "
+        "stage values held.",
+        [],
+        [{"seconds": 0.24, "source": "seed", "values": {"placed": 40}}],
+    ),
+    "statistics.stages": (
+        "Stage searches",
+        "Per objective stage searched: stage, status, seconds, value, bound, improved.",
+        [],
+        [{"stage": "placed", "status": "OPTIMAL", "seconds": 0.1, "value": 40}],
+    ),
+    "statistics.type_counts": (
+        "Type counts",
+        "The placement stages solved on counts of identical guests (null: not run).",
+        None,
+        {"types": 4, "units": 15, "pairs": 60, "improved": True},
+    ),
+    "statistics.neighbourhoods": (
+        "Neighbourhood rounds",
+        "Per large-neighbourhood round: round, seconds, movers, pairs, improved, values.",
+        [],
+        [
+            {
+                "round": 0,
+                "seconds": 1.2,
+                "movers": 200,
+                "pairs": 4000,
+                "improved": True,
+                "values": {"placed": 40},
+            }
+        ],
+    ),
+    "statistics.rebalance": (
+        "Rebalance search",
+        "The rebalance search of a large cluster: rounds, improved, proven, goal, last_hosts.",
+        None,
+        {"rounds": 12, "improved": 3, "proven": 9, "goal": "spread", "last_hosts": 6},
+    ),
+    "statistics.portfolio": (
+        "Portfolio choice",
+        "The vector-packing heuristic returned: variant, variants_run, placements.",
+        None,
+        {"variant": "first-fit-decreasing-max", "variants_run": 14, "placements": 6},
+    ),
+    "statistics.hysteresis": (
+        "Hysteresis",
+        "A rebalance kept the cluster as it is: min_improvement, rejected_solver, "
+        "rejected_imbalance, imbalance.",
+        None,
+        {
+            "min_improvement": 0.1,
+            "rejected_solver": "cpsat",
+            "rejected_imbalance": 0.2,
+            "imbalance": 0.21,
+        },
+    ),
+    "statistics.note": ("Note", "A word on how the plan was found.", None, "rebalance"),
+    "statistics.extra": (
+        "Extra figures",
+        "Figures no field covers (an old plan file's unknown metrics).",
+        {},
+        {"peak_san": 3},
+    ),
+    "metrics": (
+        "Metrics (old)",
+        "Plan files before statistics: the solver's free-form figures, read into "
+        "statistics; no longer written.",
+        {},
+        {"first_plan_s": 0.24},
+    ),
 }
 
 

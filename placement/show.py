@@ -79,6 +79,41 @@ def summary_line(problem: Problem, plan: Plan) -> str:
     )
 
 
+def search_line(plan: Plan) -> str | None:
+    """How the solver found the plan, in one line (`solve` and `show`), from its
+    statistics: time to the first plan, the seeds, the search returned, the stages it
+    improved, the neighbourhood rounds; None when the solver reports none of it."""
+    statistics = plan.statistics
+    parts: list[str] = []
+    if statistics.first_plan_s is not None:
+        parts.append(f"first plan after {statistics.first_plan_s:.2f} s")
+    if statistics.seeds:
+        kept = [seed.name for seed in statistics.seeds if seed.kept]
+        best = f"best: {kept[-1]}" if kept else "none valid"
+        parts.append(f"{len(statistics.seeds)} seeds ({best})")
+    if statistics.returned is not None:
+        parts.append(f"returned the {statistics.returned} plan")
+    improved = [stage.stage for stage in statistics.stages if stage.improved]
+    if improved:
+        parts.append(f"improved {', '.join(improved)}")
+    rounds = statistics.neighbourhoods
+    if rounds:
+        better = sum(1 for r in rounds if r.improved)
+        parts.append(f"{len(rounds)} neighbourhood rounds ({better} better)")
+    if statistics.portfolio is not None:
+        portfolio = statistics.portfolio
+        parts.append(f"variant {portfolio.variant} of {portfolio.variants_run} run")
+    parts += [
+        words
+        for flag, words in (
+            (statistics.interrupted, "interrupted"),
+            (statistics.wall_cut, "cut by the wall clock"),
+        )
+        if flag
+    ]
+    return f"search: {'; '.join(parts)}" if parts else None
+
+
 class _Loads:
     """What the plan loads over time: each boot pool (boots and migrations), each host's
     boot CPU, and the number of guests booting; for the headroom at a start and for why a
@@ -309,12 +344,15 @@ def render_plan(problem: Problem, plan: Plan, report: CheckReport | None = None)
         f"  imbalance (Proxmox): {imbalance(problem):.4f} before -> "
         f"{imbalance(problem, plan):.4f} after"
     )
-    hysteresis = plan.metrics.get("hysteresis")
-    if isinstance(hysteresis, dict):
+    searched = search_line(plan)
+    if searched is not None:
+        lines.append(f"  {searched}")
+    hysteresis = plan.statistics.hysteresis
+    if hysteresis is not None:
         lines.append(
-            f"  kept the cluster as it is: {hysteresis.get('rejected_solver')}'s plan reached "
-            f"{_number(hysteresis.get('rejected_imbalance'))}, less than "
-            f"{100 * float(hysteresis.get('min_improvement', 0)):.0f}% better"
+            f"  kept the cluster as it is: {hysteresis.rejected_solver}'s plan reached "
+            f"{_number(hysteresis.rejected_imbalance)}, less than "
+            f"{100 * hysteresis.min_improvement:.0f}% better"
         )
     for pool, figures in report.metrics.get("pools", {}).items():
         when = "" if figures["peak_at_s"] is None else f" at t={figures['peak_at_s']} s"

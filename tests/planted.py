@@ -54,6 +54,15 @@ from placement.model import (
     Schedule,
 )
 from placement.plan import Action, Assignment, Plan, StageResult, Status, Unplaced
+from placement.statistics import (
+    Incumbent,
+    ModelSize,
+    NeighbourhoodRound,
+    SeedRun,
+    SolveStatistics,
+    StageLog,
+    TypeCounts,
+)
 
 RESOURCES = ("ram_mib", "vcpus", "gpus")
 POOLS = ("san", "net")
@@ -605,6 +614,24 @@ def valid_problems(max_hosts: int = 5, max_guests: int = 12) -> st.SearchStrateg
     return planted_instances(max_hosts=max_hosts, max_guests=max_guests).map(lambda c: c[0])
 
 
+# Statistics a plan file may carry: none, every common record, and figures of no type.
+_STATISTICS = [
+    SolveStatistics(),
+    SolveStatistics(
+        first_plan_s=0.25,
+        returned="cp-sat",
+        interrupted=True,
+        model=ModelSize(build_s=0.1, units=3, pairs=9, boots=3),
+        seeds=[SeedRun("best-fit", 0.01, valid=True, kept=True, values={"placed": 3})],
+        incumbents=[Incumbent(0.25, "seed", {"placed": 3.0})],
+        stages=[StageLog("placed", "OPTIMAL", 0.1, value=3, bound=3, improved=False)],
+        type_counts=TypeCounts(skipped="the incumbent meets our bounds"),
+        neighbourhoods=[NeighbourhoodRound(0, 0.5, 2, 8, improved=True, values={"placed": 3})],
+        extra={"peak_san": 3, "notes": ["a", "b"]},
+    ),
+]
+
+
 @st.composite
 def plans_for(draw: st.DrawFn, problem: Problem) -> Plan:
     """Any plan naming only the problem's guests and hosts, valid for the plan schema but
@@ -642,5 +669,5 @@ def plans_for(draw: st.DrawFn, problem: Problem) -> Plan:
         assignments=assignments,
         unplaced=draw(st.lists(st.sampled_from(unplaced), unique=True)) if unplaced else [],
         stages=stages,
-        metrics=draw(st.sampled_from([{}, {"peak_san": 3, "notes": ["a", "b"]}])),
+        statistics=draw(st.sampled_from(_STATISTICS)),
     )

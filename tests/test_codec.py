@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import attrs
 import jsonschema
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -27,6 +28,19 @@ from placement.errors import InvalidPlanError, InvalidProblemError
 from placement.model import reference_errors
 from placement.plan import Action, Assignment, Plan, StageResult, Status, Unplaced
 from placement.schema import PLAN_SCHEMA, PROBLEM_SCHEMA
+from placement.statistics import (
+    HostEmptying,
+    Hysteresis,
+    Incumbent,
+    ModelSize,
+    NeighbourhoodRound,
+    PortfolioChoice,
+    RebalanceSearch,
+    SeedRun,
+    SolveStatistics,
+    StageLog,
+    TypeCounts,
+)
 
 DATA = Path(__file__).parent / "data"
 INVALID = sorted((DATA / "invalid").glob("*.json"))
@@ -156,11 +170,39 @@ def test_plan_round_trip_and_errors() -> None:
         ),
         unplaced=(Unplaced("cache", "needs 2048 ram_mib; largest free: 0"),),
         stages=(StageResult("placed", 1.0), StageResult("recovery", 120.0, 100.0, 1 / 6)),
-        metrics={"pools": {"san_iops": {"peak": 3000, "limit": 10000}}},
+        statistics=SolveStatistics(
+            first_plan_s=0.24,
+            returned="cp-sat",
+            model=ModelSize(build_s=0.02, units=2, pairs=4, boots=1),
+            seeds=(SeedRun("best-fit", 0.01, valid=True, kept=True, values={"placed": 1}),),
+            incumbents=(Incumbent(0.24, "seed", {"placed": 1}),),
+            stages=(
+                StageLog("recovery", "FEASIBLE", 0.2, value=120, bound=100, improved=True),
+                StageLog(
+                    "consolidate", "OPTIMAL", 0.1, 1, 1, neighbourhoods=HostEmptying(2, 3, 1, 0.1)
+                ),
+            ),
+            type_counts=TypeCounts(types=2, units=2, pairs=4, bounds={"placed": 1}),
+            neighbourhoods=(NeighbourhoodRound(0, 0.5, 2, 4, improved=False, values={}),),
+            rebalance=RebalanceSearch(3, 1, 2, "spread", 6),
+            portfolio=PortfolioChoice("first-fit-decreasing-max", 14, 5),
+            hysteresis=Hysteresis(0.1, "cpsat", 0.2, 0.21),
+            extra={"pools": {"san_iops": {"peak": 3000, "limit": 10000}}},
+        ),
     )
     document = dump_plan(plan)
     jsonschema.validate(document, PLAN_SCHEMA)
+    assert "metrics" not in document
+    assert document["statistics"]["stages"][1]["neighbourhoods"]["hosts_after"] == 1
     assert load_plan(json.loads(json.dumps(document))) == plan
+    # Statistics at their defaults are written as an empty object, and read back.
+    bare = attrs.evolve(plan, statistics=SolveStatistics())
+    assert dump_plan(bare)["statistics"] == {}
+    assert load_plan(dump_plan(bare)) == bare
+    unknown = copy.deepcopy(document)
+    unknown["statistics"]["seeds"][0]["colour"] = "red"
+    with pytest.raises(InvalidPlanError):
+        load_plan(unknown)
     broken = copy.deepcopy(document)
     broken["assignments"][0]["action"] = "boot"
     broken["assignments"][1]["start_s"] = -1
@@ -251,3 +293,69 @@ def test_schema_and_loader_agree(document: dict[str, Any]) -> None:
     elif schema_ok:
         # The schema cannot see references between objects; only those may reject then.
         assert reference_errors(document)
+
+
+def test_an_old_plan_files_metrics_are_read_as_statistics() -> None:
+    """Plan files written before the typed statistics had a free-form `metrics` object:
+    the figures the solvers wrote are typed, the others kept in `extra`."""
+    document = dump_plan(Plan(Status.FEASIBLE, "cpsat", 1.5, ()))
+    del document["statistics"]
+    document["metrics"] = {
+        "first_plan_s": 0.3,
+        "model_build_s": 0.05,
+        "units": 10,
+        "pairs": 40,
+        "boots": 10,
+        "returned": "cp-sat",
+        "stalled": False,
+        "interrupted": True,
+        "stages": [
+            {
+                "stage": "placed",
+                "cp_sat_status": "OPTIMAL",
+                "seconds": 0.1,
+                "value": 10.0,
+                "cp_sat_bound": 10.0,
+                "second_pass_status": "OPTIMAL",
+            }
+        ],
+        "type_counts": {"skipped": "too many (type, host) pairs"},
+        "rounds": [
+            {"round": 0, "seconds": 1.0, "movers": 5, "pairs": 20, "improved": True, "values": {}}
+        ],
+        "variant": "first-fit-decreasing-max",
+        "variants_run": 14,
+        "placements": 6,
+        "peak_san": 3,
+    }
+    statistics = load_plan(document).statistics
+    assert statistics.first_plan_s == 0.3
+    assert statistics.model == ModelSize(build_s=0.05, units=10, pairs=40, boots=10)
+    assert statistics.returned == "cp-sat"
+    assert statistics.interrupted
+    assert not statistics.stalled
+    assert statistics.stages == (
+        StageLog("placed", "OPTIMAL", 0.1, value=10, bound=10, second_pass_status="OPTIMAL"),
+    )
+    assert statistics.type_counts == TypeCounts(skipped="too many (type, host) pairs")
+    assert [r.movers for r in statistics.neighbourhoods] == [5]
+    assert statistics.portfolio == PortfolioChoice("first-fit-decreasing-max", 14, 6)
+    assert dict(statistics.extra) == {"peak_san": 3}
+    # The bench's one-number figures keep their old names.
+    assert statistics.scalars() == {
+        "first_plan_s": 0.3,
+        "returned": "cp-sat",
+        "model_build_s": 0.05,
+        "units": 10,
+        "pairs": 40,
+        "boots": 10,
+        "stalled": False,
+        "variant": "first-fit-decreasing-max",
+        "variants_run": 14,
+        "placements": 6,
+        "interrupted": True,
+    }
+    document["metrics"]["rounds"] = [{"round": 0}]
+    with pytest.raises(InvalidPlanError) as raised:
+        load_plan(document)
+    assert str(raised.value.errors[0]).startswith("metrics: unreadable figures")

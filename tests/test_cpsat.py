@@ -299,6 +299,40 @@ def test_deterministic_mode_repeats_its_values() -> None:
     assert [(s.name, s.value) for s in first.stages] == [(s.name, s.value) for s in second.stages]
 
 
+def test_statistics_account_for_the_seeds_the_stages_and_the_plans_found() -> None:
+    """The SAN serialises boots: CP-SAT orders them better than the seeds' list schedule,
+    and the statistics say so, stage by stage, in the order things happened."""
+    guests = [booting(f"g{i}", 30 + 7 * i, load={"san": 1000 + 300 * i}) for i in range(8)]
+    instance = problem([host("h")], guests, boot_pools={"san": 3000})
+    plan = optimise(instance)
+    statistics = plan.statistics
+    assert [seed.name for seed in statistics.seeds[:3]] == ["best-fit", "first-fit", "worst-fit"]
+    assert statistics.seeds[0].kept  # the first valid seed is the best so far
+    kept = [seed for seed in statistics.seeds if seed.kept]
+    assert all(seed.valid for seed in kept)
+    seed = statistics.incumbents[0]
+    assert seed.source == "seed"
+    assert seed.seconds == statistics.first_plan_s
+    # The first plan is at least as good as the last seed kept (variants may improve it).
+    assert seed.values["placed"] >= kept[-1].values["placed"]
+    assert seed.values["recovery"] <= kept[-1].values["recovery"]
+    times = [found.seconds for found in statistics.incumbents]
+    assert times == sorted(times)
+    assert [found.source for found in statistics.incumbents[1:]] == [
+        "stage placed",
+        "stage recovery",
+    ]
+    assert statistics.incumbents[-1].values == {s.name: s.value for s in plan.stages}
+    placed, recovery = statistics.stages
+    assert (placed.stage, placed.improved) == ("placed", False)
+    assert (recovery.stage, recovery.improved) == ("recovery", True)
+    assert recovery.value == plan.stage("recovery").value < seed.values["recovery"]
+    assert statistics.returned == "cp-sat"
+    assert statistics.model is not None
+    assert (statistics.model.units, statistics.model.boots) == (8, 8)
+    assert not statistics.interrupted
+
+
 @pytest.mark.parametrize(
     "name", ["single-host-restart", "three-node-failover", "frozen-and-dependencies"]
 )

@@ -102,7 +102,9 @@ def test_the_optimiser_takes_the_type_counts_beyond_the_pair_model(
     problem = _pack(("placed", "consolidate"))
     plan = solve(problem, "cpsat", OPTIONS)
     assert check(problem, plan).ok
-    assert plan.metrics["type_counts"]["types"] == 4
+    counted = plan.statistics.type_counts
+    assert counted is not None
+    assert counted.types == 4
     consolidate = plan.stage("consolidate")
     assert consolidate is not None
     assert consolidate.bound is not None
@@ -119,7 +121,9 @@ def test_no_type_counts_when_the_incumbent_meets_our_bounds(
     assert strategy._meets_bounds(problem, incumbent, [Objective.PLACED, Objective.CONSOLIDATE])
     plan = solve(problem, "cpsat", OPTIONS)
     assert check(problem, plan).ok
-    assert "skipped" in plan.metrics["type_counts"]
+    counted = plan.statistics.type_counts
+    assert counted is not None
+    assert counted.skipped is not None
     assert plan.stage("consolidate").value == plan.stage("consolidate").bound
 
 

@@ -202,13 +202,14 @@ def test_the_consolidate_stage_hands_over_to_the_neighbourhoods(monkeypatch) -> 
     plan = solve(problem, "cpsat", SolveOptions(time_limit_s=2.0, deterministic=True))
     report = check(problem, plan)
     assert report.ok
-    stage = plan.metrics["stages"][-1]
-    assert stage["stage"] == "consolidate"
-    searched = stage["neighbourhoods"]
-    assert searched["rounds"] > 0
-    assert searched["hosts_after"] < searched["hosts_before"]
-    assert stage["value"] == searched["hosts_after"]
-    assert report.metrics["objectives"]["consolidate"] == plan.stages[-1].value == stage["value"]
+    stage = plan.statistics.stages[-1]
+    assert stage.stage == "consolidate"
+    searched = stage.neighbourhoods
+    assert searched is not None
+    assert searched.rounds > 0
+    assert searched.hosts_after < searched.hosts_before
+    assert stage.value == searched.hosts_after
+    assert report.metrics["objectives"]["consolidate"] == plan.stages[-1].value == stage.value
 
 
 class _FakeSolver:

@@ -90,7 +90,7 @@ def test_large_path_beats_or_equals_its_start_with_original_bounds() -> None:
     plan = solve(problem, "cpsat", OPTIONS)
     report = check(problem, plan)
     assert report.ok, [v.message for v in report.violations]
-    assert plan.metrics["rounds"], "at least one neighbourhood was searched"
+    assert plan.statistics.neighbourhoods, "at least one neighbourhood was searched"
     greedy = solve(problem, "best-fit", SolveOptions())
     assert _lexicographically_at_least_as_good(problem, plan, greedy)
     # Every stage carries the bound placement.bounds proves on the whole problem.

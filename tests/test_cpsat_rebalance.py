@@ -121,8 +121,8 @@ def test_the_optimiser_takes_the_search_on_a_large_rebalance(
     problem = _skewed(2)
     plan = solve(problem, "cpsat", OPTIONS)
     assert check(problem, plan).ok
-    assert "rebalance" in plan.metrics
-    assert plan.metrics["rebalance"]["rounds"] >= 1
+    assert plan.statistics.rebalance is not None
+    assert plan.statistics.rebalance.rounds >= 1
     assert _moves(problem, plan) <= 2
 
 
@@ -197,8 +197,9 @@ def test_the_optimiser_lowers_proxmox_imbalance_at_its_own_budget() -> None:
     values = report.metrics["objectives"]
     theirs = check(problem, proxmox).metrics["objectives"]
     assert values["imbalance"] < theirs["imbalance"] - 0.01
-    stage = next(s for s in ours.metrics["stages"] if s["stage"] == "imbalance")
-    assert stage["iterations"] >= 1
+    stage = next(s for s in ours.statistics.stages if s.stage == "imbalance")
+    assert stage.iterations is not None
+    assert stage.iterations >= 1
 
 
 @pytest.mark.parametrize("budget", [1, 2, 3])

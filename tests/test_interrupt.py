@@ -36,7 +36,7 @@ def test_a_token_stopped_from_a_thread_ends_a_long_cpsat_solve_with_a_verified_p
     elapsed = time.perf_counter() - started
     assert elapsed < 20  # not the 60 s limit (generous: the machine is shared)
     assert check(problem, plan).ok
-    assert plan.metrics["interrupted"] is True
+    assert plan.statistics.interrupted is True
     assert len([a for a in plan.assignments if a.host is not None]) == len(problem.guests)
 
 
@@ -47,7 +47,7 @@ def test_every_solver_returns_a_plan_when_stopped_before_it_starts(name: str) ->
     token.stop()
     plan = solve(problem, name, SolveOptions(time_limit_s=30, stop=token))
     assert len(plan.assignments) == len(problem.guests)
-    assert plan.metrics["interrupted"] is True
+    assert plan.statistics.interrupted is True
     if name == "cpsat":
         assert plan.runtime_s < 10
         assert check(problem, plan).ok
@@ -56,7 +56,7 @@ def test_every_solver_returns_a_plan_when_stopped_before_it_starts(name: str) ->
 def test_an_unstopped_token_changes_nothing() -> None:
     problem = load_problem_file(RESTART)
     plan = solve(problem, "best-fit", SolveOptions(stop=StopToken()))
-    assert "interrupted" not in plan.metrics
+    assert plan.statistics.interrupted is False
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.Popen[str]:
@@ -108,7 +108,7 @@ def test_ctrl_c_writes_the_best_plan_so_far_and_exits_130(
     assert len(notes) == 1
     assert notes[0].endswith("best plan so far, not proven") or "proven optimal" in notes[0]
     plan = load_plan_file(plan_file)
-    assert plan.metrics["interrupted"] is True
+    assert plan.statistics.interrupted is True
     assert plan.assignments
 
 

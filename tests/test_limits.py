@@ -219,8 +219,8 @@ def test_a_problem_at_the_limits_solves_on_every_solver() -> None:
             report = check(problem, plan)
             if info.kind != "peer":
                 assert report.ok, (info.name, report.violations[:1])
-            for stage in plan.metrics.get("stages", []):
-                assert "INVALID" not in str(stage.get("cp_sat_status")), (info.name, stage)
+            for stage in plan.statistics.stages:
+                assert "INVALID" not in stage.status, (info.name, stage)
 
 
 def test_the_format_page_states_the_ranges_of_limits_py() -> None:

@@ -301,7 +301,7 @@ def test_rebalance_hysteresis(min_improvement: float, kept: bool) -> None:
         assert moves == []
         assert result.imbalance_after == pytest.approx(1 / 3)
         assert result.candidate_imbalance == pytest.approx(1 / 9)
-        assert result.plan.metrics["hysteresis"]["min_improvement"] == min_improvement
+        assert result.plan.statistics.hysteresis.min_improvement == min_improvement
     else:
         assert [(a.guest, a.host) for a in moves] == [("b", "n2")]
         assert result.imbalance_after == pytest.approx(1 / 9)

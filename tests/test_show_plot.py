@@ -13,7 +13,14 @@ from placement.check import check
 from placement.cli import main
 from placement.model import BootProfile, Guest, GuestState, Host, HostState, Problem, Schedule
 from placement.plan import Action, Assignment, Plan, StageResult, Status, Unplaced
-from placement.show import render_plan, render_timeline, verdict, violation_counts
+from placement.show import (
+    render_plan,
+    render_timeline,
+    search_line,
+    verdict,
+    violation_counts,
+)
+from placement.statistics import NeighbourhoodRound, SeedRun, SolveStatistics, StageLog
 from placement.timeline import timeline
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "ops" / "cluster-state.json"
@@ -333,3 +340,32 @@ def test_solve_groups_the_violations_of_a_plan_the_checker_rejects(
     assert "  stagger (29):" in out
     assert "    ... and 26 more like these" in out
     assert sum(1 for line in out if "(stagger 5 s)" in line) == 3
+
+
+def test_the_search_line_reads_the_typed_statistics() -> None:
+    plan = Plan(Status.FEASIBLE, "cpsat", 1.0, ())
+    assert search_line(plan) is None  # a solver that reports nothing
+    statistics = SolveStatistics(
+        first_plan_s=0.5,
+        returned="neighbourhood search",
+        interrupted=True,
+        seeds=[
+            SeedRun("best-fit", 0.1, valid=True, kept=True),
+            SeedRun("first-fit", 0.1, valid=True, kept=True),
+            SeedRun("proxmox", 0.1, valid=False, kept=False),
+        ],
+        stages=[
+            StageLog("placed", "OPTIMAL", improved=False),
+            StageLog("recovery", "FEASIBLE", improved=True),
+        ],
+        neighbourhoods=[
+            NeighbourhoodRound(0, 1.0, 5, 20, improved=True),
+            NeighbourhoodRound(1, 1.0, 5, 20, improved=False),
+        ],
+    )
+    plan = Plan(Status.FEASIBLE, "cpsat", 1.0, (), statistics=statistics)
+    assert search_line(plan) == (
+        "search: first plan after 0.50 s; 3 seeds (best: first-fit); returned the "
+        "neighbourhood search plan; improved recovery; 2 neighbourhood rounds (1 better); "
+        "interrupted"
+    )

@@ -54,14 +54,14 @@ def test_largest_demand_first_packs_what_the_sum_order_cannot() -> None:
     assert plan.stage("consolidate") is not None
     assert plan.stage("consolidate").value == 2  # type: ignore[union-attr]
     # Decreasing largest demand takes (8,2) before (4,7): first fit then fills both.
-    assert plan.metrics["variant"] == "first-fit-decreasing-max"
+    assert plan.statistics.portfolio.variant == "first-fit-decreasing-max"
 
 
 def test_no_time_left_runs_the_first_variant_only() -> None:
     problem = five_items()
     plan = solve(problem, "vector-pack", SolveOptions(schedule="list", time_limit_s=0))
-    assert plan.metrics["variants_run"] == 1
-    assert plan.metrics["variant"] == variants()[0][0]
+    assert plan.statistics.portfolio.variants_run == 1
+    assert plan.statistics.portfolio.variant == variants()[0][0]
     first_fit = solve(problem, "first-fit", LIST)
     assert [a.host for a in plan.assignments] == [a.host for a in first_fit.assignments]
 

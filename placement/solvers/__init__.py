@@ -142,7 +142,7 @@ def get_solver(name: str) -> SolverInfo:
 def solve(problem: Problem, solver: str = "cpsat", options: SolveOptions | None = None) -> Plan:
     """Solve `problem` with the solver registered as `solver`. The plan's `runtime_s`
     is the wall-clock seconds of the whole call; a plan cut short by `options.stop`
-    says so in `metrics["interrupted"]`."""
+    says so in `statistics.interrupted`."""
     options = options or SolveOptions()
     started = time.perf_counter()
     plan = get_solver(solver).function(problem, options)
@@ -153,7 +153,7 @@ def solve(problem: Problem, solver: str = "cpsat", options: SolveOptions | None 
 
 
 def mark_interrupted(plan: Plan, options: SolveOptions) -> Plan:
-    """`plan` with `metrics["interrupted"]` true when `options.stop` was stopped."""
+    """`plan` with `statistics.interrupted` true when `options.stop` was stopped."""
     if not is_stopped(options.stop):
         return plan
-    return attrs.evolve(plan, metrics={**plan.metrics, "interrupted": True})
+    return attrs.evolve(plan, statistics=attrs.evolve(plan.statistics, interrupted=True))

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 
 class StopToken:
     """A flag that ends a solve early: the solve returns the best verified plan it has
-    (with `metrics["interrupted"]` true), not proven. Thread-safe; stopping twice is
+    (with `statistics.interrupted` true), not proven. Thread-safe; stopping twice is
     the same as once."""
 
     # How often a search that is starting is told again to stop (it may not listen yet).

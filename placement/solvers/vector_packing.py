@@ -21,8 +21,8 @@ This baseline does that:
 Every placement rule holds as in the greedy packers (running guests stay, together
 groups are one unit, allowed hosts, labels, anti-affinity, overcommit); each distinct
 placement gets the boot schedule of `SolveOptions.schedule`, and the best plan under the
-problem's own objective order is returned, with `metrics.variant` naming the heuristic
-that produced it. Variants stop once `SolveOptions.time_limit_s` is spent (at least one
+problem's own objective order is returned, with `statistics.portfolio.variant` naming the
+heuristic that produced it. Variants stop once `SolveOptions.time_limit_s` is spent (at least one
 always runs).
 """
 
@@ -52,6 +52,7 @@ from placement.solvers.common import (
 )
 from placement.solvers.greedy import Chooser, Order, best_chooser, first_chooser, pack
 from placement.solvers.stop import is_stopped
+from placement.statistics import PortfolioChoice, SolveStatistics
 
 SOLVER_NAME = "vector-pack"
 MEASURES = ("sum", "max", "norm", "weighted-sum", "weighted-norm")
@@ -229,7 +230,8 @@ def seed_functions() -> list[tuple[str, SolveFunction]]:
 )
 def solve_vector_pack(problem: Problem, options: SolveOptions) -> Plan:
     """The best plan of the portfolio's heuristics under the problem's objective order
-    (see the module docstring); `metrics.variant` names the heuristic that produced it."""
+    (see the module docstring); `statistics.portfolio.variant` names the heuristic that
+    produced it."""
     started_at = time.perf_counter()
     best: Plan | None = None
     best_variant = ""
@@ -254,5 +256,7 @@ def solve_vector_pack(problem: Problem, options: SolveOptions) -> Plan:
     return attrs.evolve(
         best,
         runtime_s=runtime_s,
-        metrics={"variant": best_variant, "variants_run": run, "placements": len(seen)},
+        statistics=SolveStatistics(
+            portfolio=PortfolioChoice(variant=best_variant, variants_run=run, placements=len(seen))
+        ),
     )

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import attrs
 
-from placement.check import check
+from placement.check import CheckReport, check
 from placement.model import Guest, Problem
 from placement.plan import (
     Action,
@@ -31,6 +31,7 @@ from placement.solvers.common import better
 from placement.solvers.migration_schedule import time_migrations
 from placement.solvers.schedule import list_schedule
 from placement.solvers.stop import is_stopped
+from placement.statistics import SeedRun
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +57,11 @@ def _seed_cost(name: str) -> float:
     return _SEED_COST.get(name, 1.0)
 
 
-def greedy_incumbent(problem: Problem, options: SolveOptions) -> Plan | None:
-    """The best verified baseline plan (with the list schedule), or None."""
+def greedy_incumbent(
+    problem: Problem, options: SolveOptions, record: list[SeedRun] | None = None
+) -> Plan | None:
+    """The best verified baseline plan (with the list schedule), or None; each seed run
+    is added to `record` when one is given."""
     best: Plan | None = None
     if options.hint is not None:
         # The caller's plan (re-planning: the one being carried out), if it is valid here.
@@ -96,6 +100,9 @@ def greedy_incumbent(problem: Problem, options: SolveOptions) -> Plan | None:
         report = check(problem, plan)
         if first_s is None:
             first_s = time.perf_counter() - seed_started
+        kept = report.ok and (best is None or better(problem, plan, best))
+        if record is not None:
+            record.append(_seed_run(problem, name, seed_started, report, kept))
         if not report.ok:
             if name in _GREEDY_SEEDS or name.startswith(vector_packing.SOLVER_NAME):
                 logger.error(
@@ -104,7 +111,7 @@ def greedy_incumbent(problem: Problem, options: SolveOptions) -> Plan | None:
                     report.violations[0].message,
                 )
             continue
-        if best is None or better(problem, plan, best):
+        if kept:
             best = plan
     if best is not None and is_stopped(options.stop):
         return best
@@ -119,6 +126,20 @@ def greedy_incumbent(problem: Problem, options: SolveOptions) -> Plan | None:
             if better(problem, variant, best):
                 best = variant
     return best
+
+
+def _seed_run(
+    problem: Problem, name: str, started: float, report: CheckReport, kept: bool
+) -> SeedRun:
+    """What a seed did: its stage values by the checker (none when it broke a rule)."""
+    values = report.metrics["objectives"] if report.ok else {}
+    return SeedRun(
+        name=name,
+        seconds=round(time.perf_counter() - started, 3),
+        valid=report.ok,
+        kept=kept,
+        values={o.value: values[o.value] for o in problem.objective if o.value in values},
+    )
 
 
 def _seeds() -> list[tuple[str, SolveFunction]]:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import random
 import time
-from typing import Any
 
 import attrs
 import numpy as np
@@ -38,6 +37,7 @@ from placement.solvers.cpsat.plans import check_estimate_s, with_own_bounds
 from placement.solvers.cpsat.reasons import structural_reasons
 from placement.solvers.cpsat.stages import improve
 from placement.solvers.stop import is_stopped
+from placement.statistics import Incumbent, NeighbourhoodRound, SolveStatistics
 
 # Pairs a round's restricted model aims at: a model of this size is built in a few
 # seconds and searched usefully within tens of seconds on 2 cores.
@@ -65,8 +65,8 @@ def solve_large(
     stage_bounds = _Bounds(problem, known_bounds or {})
     best = with_own_bounds(problem, incumbent, stage_bounds)
     rng = random.Random(options.seed)
-    rounds: list[dict[str, Any]] = []
-    returned = "greedy"
+    rounds: list[NeighbourhoodRound] = []
+    kept: list[Incumbent] = []  # each better plan, when it was found
     number = 0
     # Hosts whose running guests a round frees, per round number: a twentieth of the
     # online hosts (at least 2), so rebalancing a 100-host cluster moves work on 5 hosts.
@@ -96,37 +96,44 @@ def solve_large(
         improved = check(problem, candidate).ok and better(problem, candidate, best)
         if improved:
             best = candidate
-            returned = "neighbourhood search"
+            kept.append(_found(best, started))
         overhead_s = max(time.perf_counter() - round_started - budget, 0.0)
         rounds.append(
-            {
-                "round": number,
-                "seconds": round(time.perf_counter() - round_started, 3),
-                "movers": movers,
-                "pairs": pairs,
-                "improved": improved,
-                "values": {stage.name: stage.value for stage in best.stages},
-            }
+            NeighbourhoodRound(
+                round=number,
+                seconds=round(time.perf_counter() - round_started, 3),
+                movers=movers,
+                pairs=pairs,
+                improved=improved,
+                values={stage.name: stage.value for stage in best.stages},
+            )
         )
         number += 1
     runtime_s = round(time.perf_counter() - started, 6)
     unplaced = _reasons_on_original(problem, best, structural)
-    metrics = {
-        "first_plan_s": round(first_plan_s, 3),
-        "returned": returned,
-        "rounds": rounds,
-        "note": (
+    statistics = SolveStatistics(
+        first_plan_s=round(first_plan_s, 3),
+        returned="neighbourhood search" if kept else "greedy",
+        incumbents=kept,
+        neighbourhoods=rounds,
+        note=(
             "too many (guest, host) pairs for the full model: neighbourhoods of the "
             "incumbent were solved; bounds from placement.bounds on the whole problem"
         ),
-    }
+    )
     return attrs.evolve(
         best,
         solver="cpsat",
         runtime_s=runtime_s,
         unplaced=unplaced,
-        metrics=metrics,
+        statistics=statistics,
     )
+
+
+def _found(plan: Plan, started: float) -> Incumbent:
+    """A better plan the neighbourhoods found: when, and its stage values."""
+    values = {stage.name: stage.value for stage in plan.stages}
+    return Incumbent(round(time.perf_counter() - started, 3), "neighbourhood search", values)
 
 
 def restrict(

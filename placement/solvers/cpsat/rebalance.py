@@ -25,7 +25,6 @@ import math
 import random
 import time
 from fractions import Fraction
-from typing import Any
 
 import attrs
 import numpy as np
@@ -49,6 +48,7 @@ from placement.solvers.cpsat.plans import with_own_bounds
 from placement.solvers.cpsat.search import run_search
 from placement.solvers.cpsat.view import pair_count
 from placement.solvers.stop import is_stopped
+from placement.statistics import RebalanceSearch, SolveStatistics
 
 logger = logging.getLogger(__name__)
 
@@ -475,24 +475,24 @@ def solve_rebalance(
             "BUG: the rebalance search's plan fails the checker (%s); returning the incumbent",
             "; ".join(v.message for v in report.violations[:3]),
         )
-    metrics: dict[str, Any] = {
-        "first_plan_s": round(first_plan_s, 3),
-        "returned": returned,
-        "rebalance": {
-            "rounds": rounds,
-            "improved": improved,
-            "proven": proven,
-            "goal": state.goal.value,
-            "last_hosts": size,
-        },
-        "note": (
+    statistics = SolveStatistics(
+        first_plan_s=round(first_plan_s, 3),
+        returned=returned,
+        rebalance=RebalanceSearch(
+            rounds=rounds,
+            improved=improved,
+            proven=proven,
+            goal=state.goal.value,
+            last_hosts=size,
+        ),
+        note=(
             "rebalance of a large cluster: neighbourhoods of a few hosts solved exactly; "
             "bounds from placement.bounds on the whole problem"
         ),
-    }
+    )
     return attrs.evolve(
         best,
         solver="cpsat",
         runtime_s=round(time.perf_counter() - started, 6),
-        metrics=metrics,
+        statistics=statistics,
     )

@@ -46,6 +46,7 @@ from placement.solvers.cpsat.search import ProgressCallback, StallWatch
 from placement.solvers.cpsat.stage_solver import StageSolver
 from placement.solvers.cpsat.view import ProblemView, build_view
 from placement.solvers.stop import is_stopped
+from placement.statistics import Incumbent, ModelSize, SolveStatistics, StageLog
 
 logger = logging.getLogger(__name__)
 
@@ -102,19 +103,41 @@ def improve(
     for plan in candidates[1:]:
         if better(problem, plan, best):
             best = plan
-    metrics = {
-        "first_plan_s": round(first_plan_s, 3),
-        "model_build_s": round(model_s, 3),
-        "units": len(view.units),
-        "pairs": view.num_pairs,
-        "boots": len(view.boots),
-        "stages": loop.log,
-        "returned": "cp-sat"
-        if best is candidates[0] and solver.incumbent is not None
-        else "greedy",
-        "stalled": loop.stalled,
-    }
-    return attrs.evolve(best, metrics=metrics)
+    statistics = SolveStatistics(
+        first_plan_s=round(first_plan_s, 3),
+        model=ModelSize(
+            build_s=round(model_s, 3),
+            units=len(view.units),
+            pairs=view.num_pairs,
+            boots=len(view.boots),
+        ),
+        stages=_typed_logs(loop.log, incumbent_plan),
+        incumbents=loop.found,
+        returned="cp-sat" if best is candidates[0] and solver.incumbent is not None else "greedy",
+        stalled=loop.stalled,
+    )
+    return attrs.evolve(best, statistics=statistics)
+
+
+def _typed_logs(logs: list[dict[str, object]], seed: Plan | None) -> list[StageLog]:
+    """The stage logs, typed, each marked `improved` when its value beats the seed's
+    while every earlier stage ties with it (after a better stage, or with no seed, the
+    later stages are not compared: None)."""
+    typed: list[StageLog] = []
+    tied = seed is not None
+    for log in logs:
+        entry = StageLog.from_log(log)
+        start = seed.stage(entry.stage) if seed is not None and tied else None
+        if start is None or entry.value is None:
+            tied = False
+            typed.append(entry)
+            continue
+        objective = Objective(entry.stage)
+        tolerance = 1e-9 * max(1.0, abs(start.value))
+        gain = entry.value - start.value if objective.maximise else start.value - entry.value
+        tied = abs(gain) <= tolerance
+        typed.append(attrs.evolve(entry, improved=gain > tolerance))
+    return typed
 
 
 # One stage CP-SAT left unproven: its objective, expression, the value it is held at and
@@ -145,6 +168,7 @@ class _StageLoop:
         # when the exact one does not fit in 64 bits, so they stay candidates themselves.
         self.kept: list[Solution] = []
         self.stalled = False  # a stage of a large model ended with no solution of its own
+        self.found: list[Incumbent] = []  # each stage's solution: when, and the values held
 
     def run(self) -> None:
         """Each stage in turn; the first that finds nothing to hold ends the pass (the
@@ -185,7 +209,18 @@ class _StageLoop:
         self.bounds[objective.value] = _tighter(
             objective, outcome.bound, self.stage_bounds(objective, self.held)
         )
+        self._found(objective)
         return True
+
+    def _found(self, objective: Objective) -> None:
+        """Record the incumbent a stage's search ended with (its held values so far)."""
+        self.found.append(
+            Incumbent(
+                seconds=round(time.perf_counter() - self.started, 3),
+                source=f"stage {objective.value}",
+                values=self.held,
+            )
+        )
 
     def _meets_own_bound(
         self, objective: Objective, expression: cp_model.LinearExprT, ours: float | None
@@ -272,6 +307,8 @@ class _StageLoop:
         self.held[objective.value] = value / scale
         self.bounds[objective.value] = bound
         solver.hold(objective, expression, value)
+        if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            self._found(objective)
         if status == cp_model.FEASIBLE and self.bounds[objective.value] != value / scale:
             # (A stage with no solution of CP-SAT's own is not retried: the model is too
             # big for the time, and the neighbourhood search takes over when it stalls.)
