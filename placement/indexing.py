@@ -7,6 +7,7 @@ that is ten million Python calls. `HostIndex` answers for all hosts at once.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 
 import numpy as np
 import numpy.typing as npt
@@ -19,7 +20,9 @@ IntArray = npt.NDArray[np.int64]
 
 class HostIndex:
     """Per-host arrays of one problem: `usable[h, r]`, `fixed[h, r]` (held by frozen
-    copies), `online[h]`, with `resources` naming the columns."""
+    copies), `online[h]`, with `resources` naming the columns, and `frozen_hosts` (the
+    hosts holding a frozen copy). The one host view of the baselines (`HostLoads` builds
+    on it), the optimiser (`cpsat.view`), the bounds and the diagnostics; read only."""
 
     def __init__(self, problem: Problem) -> None:
         self.problem = problem
@@ -33,11 +36,14 @@ class HostIndex:
         for h, host in enumerate(problem.hosts):
             for r, resource in enumerate(self.resources):
                 self.usable[h, r] = host.usable(resource)
+        frozen_hosts: set[int] = set()
         for guest in problem.guests:
             if guest.state is GuestState.FROZEN and problem.holds_current_host(guest):
                 h = self.position[guest.current_host or ""]
+                frozen_hosts.add(h)
                 for resource, amount in guest.demand.items():
                     self.fixed[h, self.column[resource]] += amount
+        self.frozen_hosts = frozenset(frozen_hosts)
         self.online: BoolArray = np.array([host.online for host in problem.hosts], dtype=bool)
         self._labels: dict[str, BoolArray] = {}
 
@@ -46,7 +52,12 @@ class HostIndex:
         """Usable minus what frozen copies hold."""
         return self.usable - self.fixed
 
-    def vector(self, demand: dict[str, int]) -> IntArray:
+    def room(self, h: int, resource: str) -> int:
+        """Usable minus what frozen copies hold of `resource` on host `h`."""
+        r = self.column[resource]
+        return int(self.usable[h, r] - self.fixed[h, r])
+
+    def vector(self, demand: Mapping[str, int]) -> IntArray:
         """A demand mapping as a row over `resources`."""
         row = np.zeros(len(self.resources), dtype=np.int64)
         for resource, amount in demand.items():

@@ -32,6 +32,7 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
+from placement.indexing import HostIndex
 from placement.model import Guest, GuestState, Host, Objective, Problem
 from placement.plan import (
     Action,
@@ -153,66 +154,41 @@ def units_of(problem: Problem, names: Iterable[str]) -> list[Unit]:
 class HostLoads:
     """Mutable per-host usage: resources used and anti-affinity classes present.
 
-    Built empty except for frozen copies (which hold their host's resources until the
-    end but count for no anti-affinity class); `initial_loads` adds the guests that stay.
-    Hosts and resources are indexed in problem order and `problem.resources` order.
+    Built on the problem's `HostIndex` (`placement.indexing`: usable capacity, what
+    frozen copies hold, online hosts, label and allowed masks), which it shares and never
+    changes; its own are `used` and the class counts. Built empty except for frozen copies
+    (which hold their host's resources until the end but count for no anti-affinity
+    class); `initial_loads` adds the guests that stay. Hosts and resources are indexed in
+    problem order and `problem.resources` order.
     """
 
-    def __init__(self, problem: Problem) -> None:
+    def __init__(self, problem: Problem, index: HostIndex | None = None) -> None:
         self.problem = problem
-        self.resources: tuple[str, ...] = problem.resources
-        self._resource_index = {r: i for i, r in enumerate(self.resources)}
-        num_hosts, num_resources = len(problem.hosts), len(self.resources)
-        self.usable: IntArray = np.zeros((num_hosts, num_resources), dtype=np.int64)
-        for h, host in enumerate(problem.hosts):
-            for r, resource in enumerate(self.resources):
-                self.usable[h, r] = host.usable(resource)
-        self.used: IntArray = np.zeros((num_hosts, num_resources), dtype=np.int64)
-        self.online: BoolArray = np.array([host.online for host in problem.hosts], dtype=bool)
+        self.index = index if index is not None else HostIndex(problem)
+        self.resources: tuple[str, ...] = self.index.resources
+        self._resource_index = self.index.column
+        self.usable: IntArray = self.index.usable
+        self.online: BoolArray = self.index.online
+        self.used: IntArray = self.index.fixed.copy()
         self._class_count: dict[str, IntArray] = {}
         self._allowed_cache: dict[tuple[Any, ...], BoolArray] = {}
-        self._label_masks: dict[str, BoolArray] = {}
         # Host index of every guest added (staying or placed): a follower's only host.
         self.host_of: dict[str, int] = {}
-        for guest in problem.guests:
-            if guest.state is GuestState.FROZEN and problem.holds_current_host(guest):
-                host_name = guest.current_host or ""  # holds_current_host checked it is set
-                self.used[problem.host_position(host_name)] += self.demand_vector(guest.demand)
 
     # -- vectors and masks
 
     def demand_vector(self, demand: Mapping[str, int]) -> IntArray:
         """`demand` as a vector over `self.resources`."""
-        vector = np.zeros(len(self.resources), dtype=np.int64)
-        for resource, amount in demand.items():
-            vector[self._resource_index[resource]] = amount
-        return vector
-
-    def _label_mask(self, label: str) -> BoolArray:
-        mask = self._label_masks.get(label)
-        if mask is None:
-            mask = np.array([label in host.labels for host in self.problem.hosts], dtype=bool)
-            self._label_masks[label] = mask
-        return mask
+        return self.index.vector(demand)
 
     def allowed_mask(self, guest: Guest) -> BoolArray:
-        """Hosts `model.host_allows` admits for `guest` (state, filters, labels, frozen)."""
+        """Hosts `model.host_allows` admits for `guest` (state, filters, labels, frozen);
+        one mask per distinct set of filters."""
         frozen_on = guest.current_host if guest.state is GuestState.FROZEN else None
         key = (guest.hosts, guest.avoid_hosts, guest.labels, frozen_on)
         mask = self._allowed_cache.get(key)
         if mask is None:
-            mask = self.online.copy()
-            if guest.hosts is not None:
-                only = np.zeros(len(self.problem.hosts), dtype=bool)
-                for name in guest.hosts:
-                    only[self.problem.host_position(name)] = True
-                mask &= only
-            for name in guest.avoid_hosts:
-                mask[self.problem.host_position(name)] = False
-            for label in guest.labels:
-                mask &= self._label_mask(label)
-            if frozen_on is not None:
-                mask[self.problem.host_position(frozen_on)] = False
+            mask = self.index.allowed(guest)
             self._allowed_cache[key] = mask
         return mask
 

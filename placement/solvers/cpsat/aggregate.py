@@ -192,11 +192,7 @@ class _Held:
             (pinned if any(problem.runs_now(g) for g in members) else free).append(members)
         fixed = index.fixed.copy()
         # Hosts holding something whatever the counts: frozen copies and pinned guests.
-        occupied = {
-            index.position[g.current_host or ""]
-            for g in problem.guests
-            if g.state is GuestState.FROZEN and problem.holds_current_host(g)
-        }
+        occupied = set(index.frozen_hosts)
         held_class: dict[tuple[str, int], int] = defaultdict(int)
         for members in pinned:
             for guest in members:

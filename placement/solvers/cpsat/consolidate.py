@@ -154,10 +154,10 @@ def _log(rounds: int, hosts_before: int, hosts_after: int, started: float) -> di
 def _load_shares(view: ProblemView) -> list[int]:
     """Each unit's size: its demand as a share of a typical usable capacity, summed over
     resources, in thousandths (the part of a host it takes)."""
-    hosts = view.problem.hosts
+    usable = view.index.usable[list(view.online_hosts)]
     typical: dict[str, int] = {}
-    for resource in view.resources:
-        sizes = sorted(hosts[h].usable(resource) for h in view.online_hosts)
+    for r, resource in enumerate(view.resources):
+        sizes = sorted(int(size) for size in usable[:, r])
         sizes = [size for size in sizes if size > 0]
         if sizes:
             typical[resource] = sizes[len(sizes) // 2]

@@ -190,10 +190,9 @@ def _add_host_over_time(
                     guest,
                 )
             )
-    host = problem.hosts[h]
     for resource in view.resources:
         demands = [guest.demand.get(resource, 0) for _, guest in items]
-        room = host.usable(resource) - view.fixed.get((h, resource), 0)
+        room = view.index.room(h, resource)
         if sum(demands) <= room:
             continue
         chosen = [(interval, d) for (interval, _), d in zip(items, demands, strict=True) if d]

@@ -57,14 +57,13 @@ def _balance(view: ProblemView, variables: Variables) -> cp_model.IntVar:
     """The highest used/usable ratio over online hosts, in steps, rounded up:
     `steps * usable >= BALANCE_STEPS * used` for every host and resource."""
     model = variables.model
-    hosts = view.problem.hosts
     terms = load_terms(view, variables)
     lowest = 0
     highest = BALANCE_STEPS
     constraints: list[tuple[int, int, list[tuple[int, cp_model.IntVar]]]] = []
     for h in view.online_hosts:
         for resource in view.resources:
-            usable = hosts[h].usable(resource)
+            usable = int(view.index.usable[h, view.index.column[resource]])
             fixed = view.fixed.get((h, resource), 0)
             if usable <= 0:
                 continue

@@ -24,9 +24,8 @@ def add_capacity(view: ProblemView, variables: Variables) -> None:
     the time-resolved rule too (`migration_rules.add_capacity_over_time`).
     """
     terms = load_terms(view, variables)
-    hosts = view.problem.hosts
     for (h, resource), pairs in terms.items():
-        room = hosts[h].usable(resource) - view.fixed.get((h, resource), 0)
+        room = view.index.room(h, resource)
         if sum(amount for amount, _ in pairs) <= room:
             continue  # everything fits at once: no constraint needed
         variables.model.add(sum(amount * var for amount, var in pairs) <= room)

@@ -15,7 +15,7 @@ import numpy as np
 
 from placement.indexing import HostIndex
 from placement.indexing import units as together_units
-from placement.model import Guest, GuestState, Host, Problem
+from placement.model import Guest, Host, Problem
 
 
 @attrs.frozen
@@ -83,6 +83,7 @@ class ProblemView:
     frozen_hosts: frozenset[int]  # hosts holding a frozen copy (they count as used)
     online_hosts: tuple[int, ...]
     resources: tuple[str, ...]
+    index: HostIndex  # usable and frozen-held amounts per host, as the baselines see them
     host_classes: tuple[HostClass, ...] = ()
 
     @property
@@ -92,7 +93,6 @@ class ProblemView:
 
 def build_view(problem: Problem) -> ProblemView:
     """Index the problem for the CP-SAT model."""
-    hosts = problem.hosts
     resources = problem.resources
     index = HostIndex(problem)
     fixed: dict[tuple[int, str], int] = {
@@ -100,11 +100,7 @@ def build_view(problem: Problem) -> ProblemView:
         for r, resource in enumerate(resources)
         for h in np.flatnonzero(index.fixed[:, r])
     }
-    frozen_hosts = {
-        problem.host_position(g.current_host or "")
-        for g in problem.guests
-        if g.state is GuestState.FROZEN and problem.holds_current_host(g)
-    }
+    frozen_hosts = index.frozen_hosts
     units = [
         _unit_view(problem, index, position, guests)
         for position, guests in enumerate(together_units(problem))
@@ -120,10 +116,11 @@ def build_view(problem: Problem) -> ProblemView:
         boot_of={boot.guest.name: i for i, boot in enumerate(boots)},
         slots=tuple(slots),
         fixed=dict(fixed),
-        frozen_hosts=frozenset(frozen_hosts),
-        online_hosts=tuple(h for h, host in enumerate(hosts) if host.online),
+        frozen_hosts=frozen_hosts,
+        online_hosts=tuple(int(h) for h in np.flatnonzero(index.online)),
         resources=resources,
-        host_classes=_host_classes(problem, units, frozen_hosts | {h for h, _ in fixed}),
+        index=index,
+        host_classes=_host_classes(problem, units, {*frozen_hosts, *(h for h, _ in fixed)}),
     )
 
 

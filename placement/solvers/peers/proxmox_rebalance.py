@@ -165,7 +165,7 @@ def _loads(problem: Problem, hosts: dict[str, str | None]) -> tuple[HostLoads, H
     resources only; the same object when every guest is one)."""
     unmanaged = problem.proxmox.unmanaged
     loads = HostLoads(problem)
-    counted = HostLoads(problem) if unmanaged else loads
+    counted = HostLoads(problem, loads.index) if unmanaged else loads
     for unit in units_of(problem, (g.name for g in problem.guests)):
         placed = {hosts.get(name) for name in unit.names}
         if len(placed) == 1 and (host := next(iter(placed))) is not None:
