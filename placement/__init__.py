@@ -24,6 +24,7 @@ from placement.model import (
 )
 from placement.plan import Action, Assignment, Plan, StageResult, Status, Unplaced
 from placement.solvers import SolveOptions, StopToken, available_solvers, solve
+from placement.statistics import SolveStatistics
 
 __all__ = [
     "Action",
@@ -44,6 +45,7 @@ __all__ = [
     "Problem",
     "Schedule",
     "SolveOptions",
+    "SolveStatistics",
     "StageResult",
     "Status",
     "StopToken",
