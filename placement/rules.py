@@ -79,6 +79,8 @@ class ModelFamily:
 
 
 _P, _S, _M = Family.PLACEMENT, Family.SCHEDULE, Family.MIGRATION
+# How the model holds every host filter: it has no variable for a host a guest may not use.
+_CANDIDATES = "a unit has host variables for its candidate hosts only"
 
 #: Every rule, in the order the checker reports them.
 RULES: tuple[Rule, ...] = (
@@ -98,35 +100,35 @@ RULES: tuple[Rule, ...] = (
         "host_state",
         _P,
         "a guest runs only on an online host",
-        "a unit has host variables for its candidate hosts only",
+        _CANDIDATES,
         host_filter=True,
     ),
     Rule(
         "allowed_hosts",
         _P,
         "a guest that lists allowed hosts runs on one of them",
-        "a unit has host variables for its candidate hosts only",
+        _CANDIDATES,
         host_filter=True,
     ),
     Rule(
         "avoided_hosts",
         _P,
         "a guest never runs on a host it avoids",
-        "a unit has host variables for its candidate hosts only",
+        _CANDIDATES,
         host_filter=True,
     ),
     Rule(
         "labels",
         _P,
         "a guest runs only on a host with every label it requires",
-        "a unit has host variables for its candidate hosts only",
+        _CANDIDATES,
         host_filter=True,
     ),
     Rule(
         "frozen",
         _P,
         "a frozen guest's replacement starts on another host than the frozen copy",
-        "a unit has host variables for its candidate hosts only",
+        _CANDIDATES,
         host_filter=True,
     ),
     Rule(
