@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -151,12 +150,6 @@ def test_valid_plan_is_ok() -> None:
     report = check(two_guests(), plan(start("a", "h1"), start("b", "h2")))
     assert report.ok
     assert report.violations == ()
-
-
-def test_every_rule_id_is_documented() -> None:
-    text = (Path(__file__).parent.parent / "docs" / "rules.md").read_text(encoding="utf-8")
-    for rule in RULES:
-        assert f"`{rule}`" in text, rule
 
 
 # --- assignment --------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from placement.check import RULES, CheckReport, check
 from placement.codec import dump_plan, dump_problem, load_plan, load_problem
 from placement.model import GuestState, HostBoot, HostState, Problem, Schedule
 from placement.plan import Action, Assignment, Plan, Unplaced
+from placement.rules import rules_in_family
 from placement.schema import PLAN_SCHEMA, PROBLEM_SCHEMA
 from tests.planted import Loads, loads, plans_for, planted_instances
 
@@ -421,7 +422,7 @@ def test_every_rule_has_a_mutation() -> None:
 # Migration rules need migrations to break: their cases have mostly running guests.
 _CASES = {
     rule: planted_instances(min_guests=5, running_weight=16)
-    if rule.startswith("migration") or rule == "movable"
+    if rule in rules_in_family("migration")
     else planted_instances(min_guests=3)
     for rule in RULES
 }

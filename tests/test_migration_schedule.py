@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from placement.check import check
 from placement.model import Guest, Host, MigrationSettings, Problem
 from placement.plan import Action, Plan
+from placement.rules import rules_in_family
 from placement.solvers import SolveOptions, available_solvers, solve
 from placement.solvers.migration_schedule import time_migrations
 from tests.strategies import problems
@@ -165,7 +166,7 @@ def test_a_swap_between_full_hosts_is_broken_by_stopping_one_guest() -> None:
     assert_valid(problem, plan)
 
 
-_MIGRATION_RULES = {"movable", "migration_time", "migration_concurrency", "migration_budget"}
+_MIGRATION_RULES = set(rules_in_family("migration"))
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

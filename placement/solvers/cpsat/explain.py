@@ -11,7 +11,8 @@ that is infeasible, it is asked again with one rule family left out at a time; t
 families whose removal makes it feasible are the ones that block the guest. CP-SAT's
 assumption literals cannot do this here: the cumulative and no-overlap constraints that
 carry the schedule rules take no enforcement literal, so each family is left out of a
-fresh model instead.
+fresh model instead. The phrase that names each family in a reason is the rule
+catalogue's (placement/rules.py, `ModelFamily.keeps_out`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import time
 
 from ortools.sat.python import cp_model
 
+from placement.rules import model_family
 from placement.solvers.cpsat.model import RULE_FAMILIES, build_model
 from placement.solvers.cpsat.search import run_search
 from placement.solvers.cpsat.view import ProblemView
@@ -27,22 +29,6 @@ from placement.solvers.cpsat.view import ProblemView
 # Probes build and solve a model per rule family: only small problems are worth it.
 MAX_UNITS = 60
 MAX_BOOTS = 60
-
-FAMILY_TEXT = {
-    "capacity": "host capacity",
-    "anti_affinity": "anti-affinity",
-    "follows": "running beside the guest it follows",
-    "after_placed": "its start dependencies being placed",
-    "pool_capacity": "the boot pool limits (no start instant leaves room in the pool)",
-    "max_starts": "the cluster-wide batch limit",
-    "host_boot_limits": "the boot CPU and concurrent-start limits of the hosts with room",
-    "after": "the start dependencies (it would be ready too late)",
-    "stagger": "the stagger gap between start instants",
-    "capacity_over_time": "host capacity while migrations still hold their source hosts",
-    "migration_concurrency": "the migration concurrency limits",
-    "migration_budget": "the migration budget (max_moves)",
-    "migration_load": "the boot pool limits shared with migrations",
-}
 
 
 def blocking_families(
@@ -100,7 +86,7 @@ def _probe(
 
 def reason_text(families: tuple[str, ...]) -> str:
     """The unplaced reason for a guest the probe found blocked by `families`."""
-    named = "; ".join(FAMILY_TEXT.get(name, name) for name in families)
+    named = "; ".join(model_family(name).keeps_out for name in families)
     if len(families) == 1:
         return (
             f"a host has room, but with every placed guest kept, {named} leaves no way to "

@@ -1,8 +1,9 @@
 """The CP-SAT model: every rule family, the solution type, hints and holds.
 
 `build_model` adds each family of `RULE_FAMILIES` (one `add_<rule>` function each, in
-`placement_rules`, `schedule_rules` and `migration_rules`) to the variables of
-`variables`. A `Solution` is what the model decides, in the view's indices: the stage
+`placement_rules`, `schedule_rules` and `migration_rules`; their names, order and the
+checker rules each enforces are in the rule catalogue, placement/rules.py) to the
+variables of `variables`. A `Solution` is what the model decides, in the view's indices: the stage
 loop, the strategies and the probes hint it (`add_hint`), read it back from a solver
 (`solution_of_solver`), and keep a finished objective at its value (`hold`).
 """
@@ -16,6 +17,7 @@ from ortools.sat.python import cp_model
 
 from placement.model import Objective
 from placement.plan import Plan
+from placement.rules import MODEL_FAMILIES
 from placement.solvers.cpsat.migration_rules import (
     add_capacity_over_time,
     add_migration_budget,
@@ -52,9 +54,10 @@ class Solution:
 
 RuleFamily = Callable[[ProblemView, Variables], None]
 
-# Every rule family of the model, by the name `explain` uses to say which one blocks a
-# guest. Host filters, together groups and start groups are in the variables themselves.
-RULE_FAMILIES: dict[str, RuleFamily] = {
+# The function that adds each constraint family of the rule catalogue
+# (placement/rules.py, `MODEL_FAMILIES`: names, order, the rules each one enforces).
+# Host filters, together groups and start groups are in the variables themselves.
+_ADD_FAMILY: dict[str, RuleFamily] = {
     "capacity": add_capacity,
     "anti_affinity": add_anti_affinity,
     "follows": add_follows,
@@ -68,6 +71,12 @@ RULE_FAMILIES: dict[str, RuleFamily] = {
     "migration_concurrency": add_migration_concurrency,
     "migration_budget": add_migration_budget,
     "migration_load": add_migration_load,
+}
+
+# Every rule family of the model, in the catalogue's order, by the name `explain` uses to
+# say which one blocks a guest.
+RULE_FAMILIES: dict[str, RuleFamily] = {
+    family.name: _ADD_FAMILY[family.name] for family in MODEL_FAMILIES
 }
 
 
