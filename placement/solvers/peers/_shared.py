@@ -83,6 +83,7 @@ class StartState:
                 self.users[host].append(guest)
         self.placed: dict[str, str] = dict(self.stay)
         self._classes: dict[str, dict[str, set[str]]] = {}
+        self._members: dict[str, list[Guest]] | None = None
         for name, host in self.stay.items():
             self._count_classes(problem.guest(name), host)
 
@@ -107,6 +108,37 @@ class StartState:
                     if members - own:
                         hosts.add(host)
         return hosts
+
+    def separated_hosts(self, guests: Iterable[Guest]) -> set[str]:
+        """`conflicting_hosts`, plus the hosts of the together partners of every guest
+        that shares a class with one of `guests`.
+
+        Proxmox compiles its rules so: when A and B must run together and A apart from C,
+        it adds the implicit rule "B apart from C", which binds C as much as B. Members
+        of the own together group (`guests`) never count.
+        """
+        guests = list(guests)
+        own = {guest.name for guest in guests}
+        hosts = self.conflicting_hosts(guests)
+        groups = self.problem.together_groups()
+        for guest in guests:
+            for name in guest.anti_affinity:
+                for mate in self._class_members().get(name, ()):
+                    if mate.name in own or mate.together is None:
+                        continue
+                    for partner in groups[mate.together]:
+                        host = self.placed.get(partner.name)
+                        if partner.name not in own and host is not None:
+                            hosts.add(host)
+        return hosts
+
+    def _class_members(self) -> dict[str, list[Guest]]:
+        if self._members is None:
+            self._members = {}
+            for guest in self.problem.guests:
+                for name in guest.anti_affinity:
+                    self._members.setdefault(name, []).append(guest)
+        return self._members
 
     def release(self, guest: Guest) -> None:
         """Make a guest that was to stay need a host again (a peer's own rule moves it).

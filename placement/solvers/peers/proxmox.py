@@ -232,9 +232,10 @@ def _candidates(
     """The candidate nodes after node affinity and resource affinity, or why there are none.
 
     Negative affinity drops nodes running a conflicting guest; a guest inherits the
-    conflicts of its together partners, as Proxmox merges them when it compiles its
-    rules. Positive affinity then keeps only the candidate with most partners (ties to
-    the node name), and keeps every candidate if no partner runs on one.
+    conflicts of its together partners, and a guest apart from one member of a together
+    group is apart from all of them, as Proxmox's compiled rules say. Positive affinity
+    then keeps only the candidate with most partners (ties to the node name), and keeps
+    every candidate if no partner runs on one.
     """
     allowed = [host.name for host in online if host_allows(host, guest)]
     if not allowed:
@@ -245,7 +246,7 @@ def _candidates(
     group = [guest]
     if guest.together is not None:
         group = list(state.problem.together_groups()[guest.together])
-    separate = state.conflicting_hosts(group)
+    separate = state.separated_hosts(group)
     candidates = [name for name in allowed if name not in separate]
     if not candidates:
         return [], "anti-affinity: every allowed host already runs a guest of its class"
@@ -285,7 +286,7 @@ def _stays_put(state: StartState, guest: Guest, affinity: NodeAffinity) -> bool:
     group = [guest]
     if guest.together is not None:
         group = list(state.problem.together_groups()[guest.together])
-    return current not in state.conflicting_hosts(group)
+    return current not in state.separated_hosts(group)
 
 
 def _place_one_by_one(
