@@ -20,6 +20,7 @@ from placement.bounds import StageBounds
 from placement.model import Objective, Problem
 from placement.plan import Plan
 from placement.solvers import SolveOptions
+from placement.solvers.budget import SHARES, Budget
 from placement.solvers.common import stage_value
 from placement.solvers.cpsat import aggregate, rebalance
 from placement.solvers.cpsat.incumbent import greedy_incumbent
@@ -28,7 +29,6 @@ from placement.solvers.cpsat.plans import SOLVER_NAME, with_own_bounds
 from placement.solvers.cpsat.reasons import structural_reasons
 from placement.solvers.cpsat.stages import improve
 from placement.solvers.cpsat.view import pair_count
-from placement.solvers.stop import is_stopped
 
 # Beyond this many (guest, host) pairs the full pair model does not fit a 2-core budget:
 # such problems are solved on neighbourhoods of the incumbent (see `large`).
@@ -50,12 +50,23 @@ def _meets_bounds(problem: Problem, plan: Plan, stages: Sequence[Objective]) -> 
 
 
 def solve_lexicographic(problem: Problem, options: SolveOptions) -> Plan:
-    """The optimiser: see the module docstring."""
-    started = time.perf_counter()
+    """The optimiser: see the module docstring. Every step takes its time from one
+    `Budget` of `options.time_limit_s`; a deterministic run that its wall-clock backstop
+    cut says so in `metrics["wall_cut"]` (its plan may then not repeat)."""
+    budget = Budget.of(options)
+    plan = _solve(problem, options, budget)
+    if budget.wall_cut:
+        metrics = {**plan.metrics, "wall_cut": True}
+        plan = attrs.evolve(plan, metrics=metrics)
+    return plan
+
+
+def _solve(problem: Problem, options: SolveOptions, budget: Budget) -> Plan:
+    started = budget.started
     structural = structural_reasons(problem)
-    incumbent_plan = greedy_incumbent(problem, options)
+    incumbent_plan = greedy_incumbent(problem, options, budget)
     first_plan_s = time.perf_counter() - started
-    if incumbent_plan is not None and is_stopped(options.stop):
+    if incumbent_plan is not None and budget.stopped:
         # Interrupted while seeding: the best seed, with our bounds, without building a model.
         plan = with_own_bounds(problem, incumbent_plan, StageBounds(problem))
         runtime_s = round(time.perf_counter() - started, 6)
@@ -64,20 +75,19 @@ def solve_lexicographic(problem: Problem, options: SolveOptions) -> Plan:
 
     if rebalance.applies(problem, incumbent_plan):
         assert incumbent_plan is not None  # applies() checks it
-        return rebalance.solve_rebalance(problem, options, incumbent_plan, started, first_plan_s)
+        return rebalance.solve_rebalance(problem, options, incumbent_plan, budget, first_plan_s)
     if incumbent_plan is not None and pair_count(problem) > MAX_MODEL_PAIRS:
-        return _beyond_the_pair_model(problem, options, incumbent_plan, started, first_plan_s)
-    plan = improve(problem, options, incumbent_plan, structural, started, first_plan_s)
-    remaining = options.time_limit_s - (time.perf_counter() - started)
+        return _beyond_the_pair_model(problem, options, incumbent_plan, budget, first_plan_s)
+    plan = improve(problem, options, incumbent_plan, structural, budget, first_plan_s)
     if (
         plan.metrics.get("stalled")
         and plan.assignments
-        and remaining >= MIN_ROUND_S
-        and not is_stopped(options.stop)
+        and budget.remaining() >= MIN_ROUND_S
+        and not budget.expired
     ):
         # The full model found nothing in a stage (a big model with live migrations can
         # spend its whole share on presolve): search neighbourhoods of the best plan.
-        return solve_large(problem, options, plan, started, first_plan_s)
+        return solve_large(problem, options, plan, budget, first_plan_s)
     return plan
 
 
@@ -85,7 +95,7 @@ def _beyond_the_pair_model(
     problem: Problem,
     options: SolveOptions,
     incumbent_plan: Plan,
-    started: float,
+    budget: Budget,
     first_plan_s: float,
 ) -> Plan:
     """Too many pairs for the full model: the leading placement stages on type counts
@@ -103,16 +113,15 @@ def _beyond_the_pair_model(
         leading = []
         counted = {"skipped": "the incumbent meets our bounds on the placement stages"}
     if leading:
-        # The placement stages on type counts: 60 % of the time left when they are the
-        # whole objective, else 40 % (the rest goes to the neighbourhoods).
-        share = 0.6 if len(leading) == len(problem.objective) else 0.4
-        remaining = options.time_limit_s - (time.perf_counter() - started)
-        deadline = time.perf_counter() + share * remaining
+        # The placement stages on type counts: a share of the time left (the rest goes
+        # to the neighbourhoods).
+        whole = len(leading) == len(problem.objective)
+        share = SHARES.type_counts_whole if whole else SHARES.type_counts_leading
         incumbent_plan, counted = aggregate.improve_placement(
-            problem, options, incumbent_plan, deadline
+            problem, options, incumbent_plan, budget.share(share)
         )
         known = counted.get("bounds") or {}
-    plan = solve_large(problem, options, incumbent_plan, started, first_plan_s, known_bounds=known)
+    plan = solve_large(problem, options, incumbent_plan, budget, first_plan_s, known_bounds=known)
     if counted is not None:
         plan = attrs.evolve(plan, metrics={**plan.metrics, "type_counts": counted})
     return plan
