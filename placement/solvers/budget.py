@@ -1,15 +1,15 @@
 """One time budget for a solve, passed down through every solver step.
 
-    budget = Budget.of(options)          # the whole solve: options.time_limit_s
-    stage = budget.share(SHARES.leading_placement)   # a part of what is left
-    stage.limit_cpsat(solver.parameters, stage.remaining())
+    budget = Budget.of(options)               # the whole solve: options.time_limit_s
+    counts = budget.share(SHARES.type_counts_leading)   # a part of what is left now
+    counts.limit_cpsat(solver.parameters, counts.remaining())
     status = solver.solve(model)
-    stage.charge_cpsat(solver)           # (counts in deterministic mode)
+    counts.charge_cpsat(solver)               # (counts in deterministic mode)
 
-`time_limit_s` is a wall-clock limit in every mode. Nothing else in the solvers does time
-arithmetic: a step asks its budget what is left (`remaining`), hands a part of it to a
-sub-step (`share`, `sub`), and stops when it is `expired`. A sub-budget never outlives
-its parent.
+`time_limit_s` is a wall-clock limit in every mode. The solver steps do no time
+arithmetic of their own: a step asks its budget what is left (`remaining`), hands a part
+of it to a sub-step (`share`, `sub`, `leaving`), and stops when it is `expired`. A part
+never outlives its parent.
 
 Deterministic mode (`SolveOptions.deterministic`) repeats results *and* keeps the wall
 limit. Every decision (how long a stage searches, how many seeds or rounds run) is made
@@ -36,13 +36,13 @@ if TYPE_CHECKING:
     from placement.solvers import SolveOptions
 
 # CP-SAT deterministic time given per nominal second of a budget in deterministic mode.
-# CP-SAT's unit is "about a second" but varies widely by model, machine and search: per
-# CPU second, measured on the examples, S-0 and a vector packing (bench/wall.py and
-# docs/optimiser.md "Time"), interleaved two-worker searches count 0.10 (cold-recovery)
-# to 0.31 (single-host-restart), i.e. 0.2-0.6 per wall second on a quiet 2-core machine,
-# and one-worker searches (neighbourhoods, probes) about 0.6. These values keep the
-# backstop quiet on most instances of a quiet machine and leave the search most of its
-# time; the rest is the backstop's job, and the plan says when it fired.
+# CP-SAT's unit is "about a second" but varies widely by model, machine and search. Per
+# CPU second, measured on the examples and S-0 (docs/optimiser.md "Time"), interleaved
+# two-worker searches count 0.10 (cold-recovery) to 0.31 (single-host-restart), so
+# 0.2-0.6 per wall second on a quiet 2-core machine; one-worker searches (neighbourhoods,
+# probes) about 0.6. These rates keep the backstop quiet on most instances of a quiet
+# machine and leave the search most of its time; the rest is the backstop's job, and the
+# plan says when it fired (`python -m bench wall` measures the outcome).
 DETERMINISTIC_TIME_PER_S = 0.2
 DETERMINISTIC_TIME_PER_S_ONE_WORKER = 0.5
 
@@ -55,9 +55,17 @@ def deterministic_rate(parameters: Any) -> float:
 
 
 # Work estimates of the heuristics, charged in deterministic mode in place of their wall
-# time: best fit's time per (guest, host) pair (about 2 s on the L cold pack's 10,000
-# guests x 1,000 hosts, with its check), the unit of the seed portfolio's costs.
-BEST_FIT_S_PER_PAIR = 2e-7
+# time: one greedy pass (best fit, or one vector-packing variant) with its check, the
+# unit of the seed portfolio's costs. CPU time measured: 4 ms on 30 guests x 2 hosts,
+# 16 ms on 150 x 20 (the examples), about 2 s on the L cold pack's 10,000 x 1,000.
+PASS_FIXED_S = 0.001
+PASS_S_PER_GUEST = 1e-4
+PASS_S_PER_PAIR = 2e-7
+
+
+def heuristic_pass_s(guests: int, hosts: int) -> float:
+    """The work charged for one greedy pass over `guests` on `hosts` (deterministic mode)."""
+    return PASS_FIXED_S + PASS_S_PER_GUEST * guests + PASS_S_PER_PAIR * guests * hosts
 
 
 @attrs.frozen
@@ -236,8 +244,10 @@ class Budget:
         if not self.deterministic:
             return
         self.charge(solver.deterministic_time / deterministic_rate(solver.parameters))
-        limit = solver.parameters.max_deterministic_time
-        if self.wall_left() <= 0.0 and solver.deterministic_time < 0.999 * limit:
+        parameters = solver.parameters
+        short = solver.deterministic_time < 0.999 * parameters.max_deterministic_time
+        at_wall = solver.wall_time >= 0.99 * parameters.max_time_in_seconds
+        if short and (at_wall or self.wall_left() <= 0.0):
             self.mark_cut()
 
     def mark_cut(self) -> None:

@@ -38,7 +38,7 @@ import numpy as np
 from placement.model import Problem
 from placement.plan import Plan
 from placement.solvers import SolveFunction, SolveOptions, register
-from placement.solvers.budget import BEST_FIT_S_PER_PAIR, Budget
+from placement.solvers.budget import Budget, heuristic_pass_s
 from placement.solvers.common import (
     FloatArray,
     HostLoads,
@@ -236,7 +236,7 @@ def solve_vector_pack(problem: Problem, options: SolveOptions) -> Plan:
     # A variant's work (deterministic mode counts it instead of the wall time): best
     # fit's, and six times that for bin-centric packing (it scores every unit left at
     # each step; incumbent.py measured both on 10,000 guests).
-    pass_s = BEST_FIT_S_PER_PAIR * len(problem.guests) * len(problem.hosts)
+    pass_s = heuristic_pass_s(len(problem.guests), len(problem.hosts))
     best: Plan | None = None
     best_variant = ""
     seen: set[tuple[tuple[str, str | None], ...]] = set()

@@ -27,9 +27,8 @@ from placement.solvers import (
     get_solver,
     vector_packing,
 )
-from placement.solvers.budget import BEST_FIT_S_PER_PAIR, SHARES, Budget
+from placement.solvers.budget import SHARES, Budget, heuristic_pass_s
 from placement.solvers.common import better
-from placement.solvers.cpsat.plans import check_estimate_s
 from placement.solvers.migration_schedule import time_migrations
 from placement.solvers.schedule import list_schedule
 
@@ -77,7 +76,9 @@ def greedy_incumbent(problem: Problem, options: SolveOptions, budget: Budget) ->
     # How long the first seed takes: the scale of the others. Measured, except in
     # deterministic mode, where the portfolio is sized by the problem alone (an estimate
     # charged as work), so that the same seeds run on any machine.
-    scale_s: float | None = _first_seed_estimate_s(problem) if budget.deterministic else None
+    scale_s: float | None = (
+        heuristic_pass_s(len(problem.guests), len(problem.hosts)) if budget.deterministic else None
+    )
     for name, function in _seeds():
         if best is not None and (seeds.stopped or (seeds.deterministic and seeds.expired)):
             break  # interrupted (or past the wall backstop): the best seed so far is the plan
@@ -119,13 +120,6 @@ def greedy_incumbent(problem: Problem, options: SolveOptions, budget: Budget) ->
             if better(problem, variant, best):
                 best = variant
     return best
-
-
-def _first_seed_estimate_s(problem: Problem) -> float:
-    """About how long best fit and its check take on `problem` (deterministic mode's
-    scale of the seed portfolio): 2 s on 10,000 guests x 1,000 hosts."""
-    pairs = len(problem.guests) * len(problem.hosts)
-    return BEST_FIT_S_PER_PAIR * pairs + check_estimate_s(problem)
 
 
 def _seeds() -> list[tuple[str, SolveFunction]]:
