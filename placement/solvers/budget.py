@@ -93,6 +93,10 @@ class Shares:
     reserve_fixed_s: float = 0.05
     # ... but the stages search at least this share of the limit.
     least_search: float = 0.5
+    # The full model is built only when building it and setting up its stages should
+    # take at most this share of the stages' search time (else the incumbent stands and
+    # the neighbourhoods may take over).
+    model_setup: float = 0.5
     # Probes that explain unplaced guests: a tenth of the limit, at most `explain_max_s`.
     explain: float = 0.1
     explain_max_s: float = 2.0

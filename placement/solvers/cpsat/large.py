@@ -53,6 +53,12 @@ MIN_ROUND_S = 3.0
 _OVERHEAD_S_PER_GUEST = 0.0015
 
 
+def _free_step(problem: Problem) -> int:
+    """Hosts whose running guests a round frees, per round number: a twentieth of the
+    online hosts (at least 2), so rebalancing a 100-host cluster moves work on 5 hosts."""
+    return max(2, sum(1 for host in problem.hosts if host.online) // 20)
+
+
 def solve_large(
     problem: Problem,
     options: SolveOptions,
@@ -73,11 +79,9 @@ def solve_large(
     rounds: list[dict[str, Any]] = []
     returned = "greedy"
     number = 0
-    # Hosts whose running guests a round frees, per round number: a twentieth of the
-    # online hosts (at least 2), so rebalancing a 100-host cluster moves work on 5 hosts.
-    free_step = max(2, sum(1 for host in problem.hosts if host.online) // 20)
-    # A round ends with checks of the whole problem (its own and this loop's): their time
-    # is kept out of the round's budget.
+    free_step = _free_step(problem)
+    # A round ends with checks of the whole problem (its own and this loop's), kept out of
+    # the round's budget.
     finish_s = 6 * check_estimate_s(problem)
     # A round's work beyond its search (as measured; charged in deterministic mode).
     overhead_s = _OVERHEAD_S_PER_GUEST * len(problem.guests)
@@ -92,10 +96,12 @@ def solve_large(
         # Earlier rounds get the larger share: round 0 holds most of the gain.
         remaining = budget.remaining() - finish_s - overhead_s
         round_s = remaining if remaining < 4 * MIN_ROUND_S else remaining / 2
-        round_options = attrs.evolve(options, time_limit_s=round_s)
         if budget.deterministic:
             budget.charge(overhead_s)
+        round_options = attrs.evolve(options, time_limit_s=round_s)
         found = improve(restricted, round_options, best, structural, budget.sub(round_s), 0.0)
+        if "model_skipped" in found.metrics:
+            break  # even the restricted model does not fit the time left
         candidate = with_own_bounds(problem, found, stage_bounds)
         improved = check(problem, candidate).ok and better(problem, candidate, best)
         if improved:
