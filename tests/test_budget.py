@@ -93,6 +93,18 @@ def test_the_wall_backstop_ends_deterministic_work_and_marks_the_run_cut() -> No
     assert not budget.expired  # the 2 s kept are still there for what follows
 
 
+def test_a_step_that_fits_the_work_but_not_the_wall_clock_is_a_cut() -> None:
+    clock = FakeClock()
+    budget = Budget(10.0, deterministic=True, clock=clock)
+    assert budget.fits(9.0)
+    clock.now += 4.0  # slow uncounted work: 6 s of wall time left, 10 s of work
+    assert not budget.fits(11.0)  # too much work: an ordinary no
+    assert not budget.wall_cut
+    assert budget.fits(5.0)
+    assert not budget.fits(7.0)  # the work is there, the wall time is not
+    assert budget.wall_cut
+
+
 def test_outside_deterministic_mode_a_part_ends_at_its_own_time() -> None:
     clock = FakeClock()
     budget = Budget(10.0, clock=clock)

@@ -221,6 +221,18 @@ class Budget:
             return True
         return False
 
+    def fits(self, seconds: float) -> bool:
+        """Whether a step that cannot be interrupted, of about `seconds`, fits: in what
+        is left of this budget and in its wall time. In deterministic mode a step the
+        work left allows but the wall clock does not is the backstop firing: the run is
+        marked cut."""
+        if self.stopped or self.remaining() < seconds:
+            return False
+        if self.wall_left() < seconds:
+            self.mark_cut()
+            return False
+        return True
+
     def charge(self, seconds: float) -> None:
         """Count `seconds` of nominal work against this budget and its parents (what a
         step did that CP-SAT does not count: a heuristic, by a size-based estimate)."""

@@ -86,7 +86,7 @@ def greedy_incumbent(problem: Problem, options: SolveOptions, budget: Budget) ->
         # Start a seed only if it should end within the budget (on 10,000 guests the
         # Pacemaker re-creations take 8-12 times as long as best fit).
         expected = _seed_cost(name) * (scale_s or 0.0)
-        if best is not None and scale_s is not None and elapsed + expected > seeds.limit_s:
+        if best is not None and scale_s is not None and not seeds.fits(expected):
             continue
         seed_started = time.perf_counter()
         # A local search (descent-rebalance) runs to its limit: what is left of the budget

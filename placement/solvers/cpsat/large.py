@@ -85,7 +85,7 @@ def solve_large(
     finish_s = 6 * check_estimate_s(problem)
     # A round's work beyond its search (as measured; charged in deterministic mode).
     overhead_s = _OVERHEAD_S_PER_GUEST * len(problem.guests)
-    while budget.remaining() >= MIN_ROUND_S + finish_s + overhead_s and not budget.expired:
+    while budget.fits(MIN_ROUND_S + finish_s + overhead_s):
         round_started = time.perf_counter()
         restricted, movers, pairs = restrict(problem, best, rng, freed_hosts=number * free_step)
         if movers == 0:

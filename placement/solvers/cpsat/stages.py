@@ -72,7 +72,7 @@ def improve(
     search, explain_s = _search_budget(problem, incumbent_plan, budget)
     view = build_view(problem)
     setup_s = model_setup_estimate_s(view.num_pairs, len(problem.objective))
-    if incumbent_plan is not None and setup_s > SHARES.model_setup * search.remaining():
+    if incumbent_plan is not None and not search.fits(setup_s / SHARES.model_setup):
         return _model_skipped(problem, incumbent_plan, budget, first_plan_s, setup_s)
     solver = StageSolver(view, options, None)
     model_s = time.perf_counter() - budget.started - first_plan_s
