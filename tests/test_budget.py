@@ -223,3 +223,20 @@ def test_the_cli_says_when_the_backstop_cut_the_search(
     monkeypatch.setattr(budget_module, "DETERMINISTIC_TIME_PER_S_ONE_WORKER", 0.01)
     main(["solve", path, "--time-limit", "3", "--deterministic"])
     assert WALL_CUT_NOTE not in capsys.readouterr().err
+
+
+def test_a_model_too_big_for_the_time_left_is_not_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    """When building the full model would take more than half the search time, the seed
+    stands (verified, with our bounds) and the solve returns at once."""
+    from placement.solvers.cpsat import stages
+
+    monkeypatch.setattr(stages, "_BUILD_S_PER_PAIR", 1.0)  # a second a pair
+    problem = _single_host_restart()
+    started = time.perf_counter()
+    # (2 s: too short for a neighbourhood round, which would not fit either.)
+    plan = solve(problem, "cpsat", SolveOptions(time_limit_s=2.0, deterministic=True))
+    assert time.perf_counter() - started < 2.0
+    assert check(problem, plan).ok
+    assert "model_skipped" in plan.metrics
+    assert plan.metrics["returned"] == "greedy"
+    assert all(stage.bound is not None for stage in plan.stages)

@@ -42,7 +42,6 @@ from placement.solvers.cpsat.plans import (
     model_value,
     plan_of_solution,
     with_checked_stages,
-    with_own_bounds,
 )
 from placement.solvers.cpsat.search import ProgressCallback, StallWatch
 from placement.solvers.cpsat.stage_solver import StageSolver
@@ -73,7 +72,7 @@ def improve(
     view = build_view(problem)
     setup_s = model_setup_estimate_s(view.num_pairs, len(problem.objective))
     if incumbent_plan is not None and not search.fits(setup_s / SHARES.model_setup):
-        return _model_skipped(problem, incumbent_plan, budget, first_plan_s, setup_s)
+        return _model_skipped(incumbent_plan, budget, first_plan_s, setup_s)
     solver = StageSolver(view, options, None)
     model_s = time.perf_counter() - budget.started - first_plan_s
     if incumbent_plan is not None:
@@ -140,19 +139,17 @@ def model_setup_estimate_s(pairs: int, stages: int) -> float:
     return pairs * (_BUILD_S_PER_PAIR + stages * _STAGE_SETUP_S_PER_PAIR)
 
 
-def _model_skipped(
-    problem: Problem, incumbent: Plan, budget: Budget, first_plan_s: float, setup_s: float
-) -> Plan:
-    """The verified `incumbent`, valued by the checker, when the model would not fit."""
+def _model_skipped(incumbent: Plan, budget: Budget, first_plan_s: float, setup_s: float) -> Plan:
+    """The verified `incumbent` as it is, when the model would not fit (the caller
+    bounds it: on a restricted problem of `large`, bounds would be wasted work)."""
     runtime_s = round(time.perf_counter() - budget.started, 6)
-    plan = attrs.evolve(incumbent, solver=SOLVER_NAME, runtime_s=runtime_s)
     metrics = {
         "first_plan_s": round(first_plan_s, 3),
         "model_skipped": f"building it would take about {setup_s:.1f} s of the time left",
         "returned": "greedy",
         "stalled": True,
     }
-    return attrs.evolve(with_own_bounds(problem, plan, StageBounds(problem)), metrics=metrics)
+    return attrs.evolve(incumbent, solver=SOLVER_NAME, runtime_s=runtime_s, metrics=metrics)
 
 
 # One stage CP-SAT left unproven: its objective, expression, the value it is held at and

@@ -86,8 +86,13 @@ def _solve(problem: Problem, options: SolveOptions, budget: Budget) -> Plan:
         and not budget.expired
     ):
         # The full model found nothing in a stage (a big model with live migrations can
-        # spend its whole share on presolve): search neighbourhoods of the best plan.
+        # spend its whole share on presolve), or was too big to build in the time left:
+        # search neighbourhoods of the best plan.
         return solve_large(problem, options, plan, budget, first_plan_s)
+    if "model_skipped" in plan.metrics:
+        plan = attrs.evolve(
+            with_own_bounds(problem, plan, StageBounds(problem)), metrics=plan.metrics
+        )
     return plan
 
 
