@@ -8,6 +8,7 @@ python -m bench sim-report results/sim.jsonl --write docs/simulation-results.md
 python -m bench sim-speed
 python -m bench survey throughput|admission --out results/survey.jsonl
 python -m bench pacemaker-cts ../shared/peers/pacemaker-cts
+python -m bench wall --limits 3,10 [--busy] [--only L-0]
 """
 
 from __future__ import annotations
@@ -121,6 +122,18 @@ def parser() -> argparse.ArgumentParser:
     surveys.add_argument("--time-limit", type=float, default=2.0, help="seconds per scenario")
     surveys.add_argument("--out", default="results/survey.jsonl", help="rows appended here")
     surveys.add_argument("--plots", default=None, help="admission: draw each survey here")
+    wall = commands.add_parser(
+        "wall", help="wall time of cpsat against its limit, per suite size, in both modes"
+    )
+    wall.add_argument("--limits", default="3,10", help="comma-separated seconds (3,10)")
+    wall.add_argument(
+        "--modes", choices=("wall", "deterministic", "both"), default="both", help="(both)"
+    )
+    wall.add_argument(
+        "--only", default="", help="comma-separated instance names (L-0 only when named)"
+    )
+    wall.add_argument("--busy", action="store_true", help="a CPU burner on another core")
+    wall.add_argument("--out", default=None, help="JSON lines appended here")
     cts = commands.add_parser(
         "pacemaker-cts",
         help="replay Pacemaker's scheduler tests: our pacemaker-<strategy> against the "
@@ -183,6 +196,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(text)
         return 0
+    if args.command == "wall":
+        from bench.wall import main_wall
+
+        return main_wall(args)
     if args.command == "survey":
         from bench.survey_bench import main_survey
 

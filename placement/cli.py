@@ -25,6 +25,7 @@ from placement.cli_common import EXIT_FAILED as EXIT_FAILED
 from placement.cli_common import EXIT_INVALID as EXIT_INVALID
 from placement.cli_common import EXIT_OK as EXIT_OK
 from placement.cli_common import EXIT_UNPLACED as EXIT_UNPLACED
+from placement.cli_common import WALL_CUT_NOTE
 from placement.cli_common import SourcedError as SourcedError
 from placement.cli_common import UsageError as UsageError
 from placement.cli_common import add_solve_options as add_solve_options
@@ -200,6 +201,8 @@ def _cmd_solve(args: argparse.Namespace, out: TextIO) -> int:
         _print_timeline_start(problem, plan, args, out)
         if args.output:
             print(f"plan written to {args.output}", file=out)
+    if plan.statistics.wall_cut:
+        print(WALL_CUT_NOTE, file=sys.stderr)
     if stop is not None:
         proven = plan.status is Status.OPTIMAL
         print(interrupted_note(stop, started, proven=proven, has_plan=True), file=sys.stderr)

@@ -27,6 +27,13 @@ EXIT_FAILED = 1
 EXIT_INVALID = 2
 EXIT_UNPLACED = 3
 
+# What `solve` says on stderr when the wall-clock limit cut a deterministic search (the
+# plan's `statistics.wall_cut`).
+WALL_CUT_NOTE = (
+    "placement: the time limit (wall clock) cut the deterministic search on this machine: "
+    "the plan is valid but may not repeat; a longer --time-limit makes it repeatable"
+)
+
 
 class UsageError(Exception):
     """A bad option value found after parsing (reported like a parse error, exit 2)."""
@@ -68,7 +75,10 @@ def add_solve_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--workers", type=int, default=2, help="solver threads (default 2)")
     parser.add_argument(
-        "--deterministic", action="store_true", help="repeatable results (deterministic time)"
+        "--deterministic",
+        action="store_true",
+        help="repeatable results within the same wall-clock limit (the plan says when the "
+        "limit cut the search: then it may not repeat)",
     )
     shown = parser.add_mutually_exclusive_group()
     shown.add_argument(

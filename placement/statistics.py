@@ -236,13 +236,15 @@ class SolveStatistics:
     `returned` names the search whose plan came back (`greedy`: the best seed, `cp-sat`,
     `neighbourhood search`); `interrupted` says `SolveOptions.stop` cut the solve short,
     `wall_cut` that the wall-clock backstop did, `stalled` that a stage of a large model
-    ended with no solution of its own. Figures no type covers go to `extra`."""
+    ended with no solution of its own, `model_skipped` why the full model was not built
+    (it would not have fitted the time left). Figures no type covers go to `extra`."""
 
     first_plan_s: float | None = None
     returned: str | None = None
     interrupted: bool = False
     stalled: bool = False
     wall_cut: bool = False
+    model_skipped: str | None = None
     model: ModelSize | None = None
     seeds: tuple[SeedRun, ...] = attrs.field(default=(), converter=_seeds)
     incumbents: tuple[Incumbent, ...] = attrs.field(default=(), converter=_incumbents)
@@ -263,6 +265,7 @@ class SolveStatistics:
             "first_plan_s": self.first_plan_s,
             "returned": self.returned,
             "note": self.note,
+            "model_skipped": self.model_skipped,
         }
         if self.model is not None:
             found.update(

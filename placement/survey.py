@@ -204,8 +204,9 @@ class SurveyOptions:
     `solver`: a registered solver name. `time_limit_s`: per scenario and solve (a
     scenario that needs the full model after the pinned one may take twice as long).
     `workers`: solver threads per scenario (1: run scenarios in parallel instead).
-    `deterministic`: CP-SAT's deterministic time, so that a scenario's plan is the same
-    wherever it runs. `min_priority`: the guests that must restart for a scenario to be
+    `deterministic`: work counted instead of the clock, so that a scenario's plan is the
+    same wherever it runs (unless the wall-clock limit cut it: `SolveOptions`).
+    `min_priority`: the guests that must restart for a scenario to be
     safe (priority >= this). `objective`: the stages of each failover.
     `moves_in_recovery`: running guests may be live-migrated to make room for a restart
     (the full failover is solved when the pinned plan leaves a guest down); False: a

@@ -49,6 +49,7 @@ from placement.check import CheckReport, check
 from placement.executors import Executor
 from placement.model import Guest, GuestState, Objective, Problem, host_allows
 from placement.plan import Plan, StageResult, Status, relative_gap
+from placement.solvers.budget import SHARES, Budget
 from placement.survey import (
     FailureScenario,
     SurveyError,
@@ -74,8 +75,10 @@ __all__ = [
 class SurviveOptions:
     """`min_priority`: the guests that must restart. `max_moves`: the migration budget
     (None: the state's `migration.max_moves`, else no limit). `time_limit_s`: CP-SAT's
-    budget per round (60 % for stage 1, the rest for stage 2). `rounds`: model solves at
-    most (each after the first makes exact the scenarios the survey found unsafe).
+    budget per round (60 % for stage 1, the rest for stage 2; wall-clock, in deterministic
+    mode deterministic time with the wall clock as a backstop, `placement.solvers.budget`).
+    `rounds`: model solves at most (each after the first makes exact the scenarios the
+    survey found unsafe).
     `survey`: how the verification plans each scenario."""
 
     min_priority: int = 0
@@ -426,17 +429,16 @@ def robust_placement(
     if options.deterministic:
         parameters.interleave_search = True
 
-    def limit(seconds: float) -> None:
-        if options.deterministic:
-            parameters.max_deterministic_time = max(seconds, 0.01)
-        else:
-            parameters.max_time_in_seconds = max(seconds, 0.01)
-
     stages: list[StageResult] = []
     given_up_count = len(scenarios) - sum(kept)
     model.minimize(given_up_count)
-    limit(0.6 * options.time_limit_s)
+    # The fewest unsafe scenarios with a share of the limit, the fewest moves with the rest
+    # (deterministic time in deterministic mode, the wall clock as its backstop).
+    searches = Budget(options.time_limit_s, deterministic=options.deterministic)
+    first = searches.sub(SHARES.survive_moves * searches.limit_s)
+    first.limit_cpsat(parameters, first.remaining())
     status = solver.solve(model)
+    first.charge_cpsat(solver)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         outcome = "infeasible" if status == cp_model.INFEASIBLE else "unknown"
         return _Model({}, (), outcome, ())
@@ -452,8 +454,9 @@ def robust_placement(
         model.add_hint(variable, hinted)
     model.add(given_up_count <= value)
     model.minimize(moved)
-    limit(0.4 * options.time_limit_s)
+    searches.limit_cpsat(parameters, searches.remaining())
     status = solver.solve(model)
+    searches.charge_cpsat(solver)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):  # pragma: no cover - hinted
         raise RuntimeError(f"survive: stage 2 lost stage 1's plan ({solver.status_name()})")
     moves = round(solver.objective_value)

@@ -27,6 +27,7 @@ from placement.model import (
 )
 from placement.plan import Action, Assignment, Plan, Status, Unplaced
 from placement.solvers import SolveOptions, solve
+from placement.solvers.budget import Budget
 from tests.strategies import problems
 
 OPTIONS = SolveOptions(time_limit_s=5.0, deterministic=True, workers=2)
@@ -351,7 +352,6 @@ def test_examples_solve_to_valid_plans(name: str) -> None:
 def test_the_second_pass_improves_an_unproven_stage_within_the_later_holds() -> None:
     """A stage left unproven gets the time the later stages did not use: searched again
     from the incumbent with every stage held, a better value is a better plan."""
-    import time
 
     from bench.scenarios import generate
     from placement.solvers.cpsat import model, plans, stages
@@ -373,7 +373,7 @@ def test_the_second_pass_improves_an_unproven_stage_within_the_later_holds() -> 
         solver,
         [(Objective.RECOVERY, expression, found, log)],
         bounds,
-        time.perf_counter() + 3,
+        Budget.of(options),
         bound_holds=True,  # recovery is the last stage held here
     )
     plan = plans.plan_of_solution(view, better, {}, Status.FEASIBLE, 0.0)
@@ -389,7 +389,6 @@ def test_the_second_pass_improves_an_unproven_stage_within_the_later_holds() -> 
 def test_the_second_pass_keeps_no_bound_while_a_later_stage_is_held() -> None:
     """Re-solving `placed` with `migrations` held at 0 proves 1 on that restriction, but
     moving r makes room for both guests: 1 must not become the bound of `placed`."""
-    import time
 
     from placement.solvers.cpsat import model, stages
     from placement.solvers.cpsat.stage_solver import StageSolver
@@ -415,7 +414,7 @@ def test_the_second_pass_keeps_no_bound_while_a_later_stage_is_held() -> None:
         solver,
         [(Objective.PLACED, placed, found, {"stage": "placed", "value": float(found)})],
         bounds,
-        time.perf_counter() + 2,
+        Budget.of(options),
         bound_holds=False,
     )
     best = solve(scenario, "cpsat", SolveOptions(time_limit_s=2, deterministic=True))
@@ -461,7 +460,7 @@ def test_two_workers_run_the_lp_pseudo_cost_search(
     from placement.solvers.cpsat.search import new_solver
 
     options = SolveOptions(workers=workers, deterministic=deterministic)
-    solver = new_solver(options, 1.0, large=False)
+    solver = new_solver(options, Budget.of(options), 1.0, large=False)
     assert list(solver.parameters.subsolvers) == subsolvers
     assert solver.parameters.num_workers == workers
 
@@ -482,7 +481,7 @@ def test_the_two_worker_search_falls_back_when_there_is_no_objective(
         model.add_exactly_one(x[k, j] for j in range(5))
         model.add_exactly_one(x[i, k] for i in range(5))
     model.minimize(sum((i * j) % 5 * int(costly) * v for (i, j), v in x.items()))
-    solver = new_solver(SolveOptions(workers=2), 5.0, large=False)
+    solver = new_solver(SolveOptions(workers=2), Budget(5.0), 5.0, large=False)
     solver.parameters.log_search_progress = True
     solver.parameters.log_to_stdout = False
     lines: list[str] = []

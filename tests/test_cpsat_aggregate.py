@@ -4,8 +4,6 @@ and its bounds hold for the original problem when nothing was held out of it."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -14,6 +12,7 @@ from placement.check import check
 from placement.model import Guest, GuestState, Host, Objective, Problem, Schedule
 from placement.plan import Plan
 from placement.solvers import SolveOptions, solve
+from placement.solvers.budget import Budget
 from placement.solvers.cpsat import aggregate, strategy
 from placement.solvers.cpsat.incumbent import greedy_incumbent
 
@@ -38,7 +37,7 @@ def _pack(objective: tuple[str, ...] = ("placed", "balance")) -> Problem:
 
 
 def _improve(problem: Problem, incumbent: Plan) -> tuple[Plan, dict[str, object]]:
-    return aggregate.improve_placement(problem, OPTIONS, incumbent, time.perf_counter() + 3)
+    return aggregate.improve_placement(problem, OPTIONS, incumbent, Budget.of(OPTIONS))
 
 
 def _key(problem: Problem, plan: Plan) -> list[float]:
@@ -116,7 +115,7 @@ def test_no_type_counts_when_the_incumbent_meets_our_bounds(
     """Everyone placed on the fewest hosts our bound allows: nothing to count for."""
     monkeypatch.setattr(strategy, "MAX_MODEL_PAIRS", 0)
     problem = _pack(("placed", "consolidate"))
-    incumbent = greedy_incumbent(problem, OPTIONS)
+    incumbent = greedy_incumbent(problem, OPTIONS, Budget.of(OPTIONS))
     assert incumbent is not None
     assert strategy._meets_bounds(problem, incumbent, [Objective.PLACED, Objective.CONSOLIDATE])
     plan = solve(problem, "cpsat", OPTIONS)
@@ -149,9 +148,8 @@ def _packs(draw: st.DrawFn) -> Problem:
 @given(_packs())
 def test_type_count_plans_pass_the_checker_and_never_get_worse(problem: Problem) -> None:
     incumbent = solve(problem, "best-fit", OPTIONS)
-    plan, metrics = aggregate.improve_placement(
-        problem, OPTIONS, incumbent, time.perf_counter() + 1
-    )
+    one_s = Budget(1.0, deterministic=OPTIONS.deterministic)
+    plan, metrics = aggregate.improve_placement(problem, OPTIONS, incumbent, one_s)
     report = check(problem, plan)
     assert report.ok, report.violations
     assert _key(problem, plan) <= _key(problem, incumbent)

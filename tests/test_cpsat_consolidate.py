@@ -13,11 +13,16 @@ from placement.check import check
 from placement.model import Guest, GuestState, Host, Objective, Problem
 from placement.plan import Plan, Status
 from placement.solvers import SolveOptions, solve
+from placement.solvers.budget import SHARES, Budget
 from placement.solvers.cpsat import consolidate, model, plans, search, stages, strategy
 from placement.solvers.cpsat.view import build_view, canonical_hosts
 from tests.strategies import problems
 
 OPTIONS = SolveOptions(deterministic=True, seed=3)
+
+
+def _budget(seconds: float) -> Budget:
+    return Budget(seconds, deterministic=OPTIONS.deterministic)
 
 
 def host(name: str, ram: int = 10) -> Host:
@@ -40,7 +45,7 @@ def hosts_used(plan: Plan) -> int:
 
 def emptied(problem: Problem, start: model.Solution, holds, lower: int = 0):
     view = build_view(problem)
-    found, log = consolidate.empty_hosts(view, holds, start, OPTIONS, 0.5, lower)
+    found, log = consolidate.empty_hosts(view, holds, start, OPTIONS, _budget(0.5), lower)
     plan = plans.plan_of_solution(view, found, {}, Status.FEASIBLE, 0.0)
     report = check(problem, plan)
     assert report.ok, [v.message for v in report.violations]
@@ -158,7 +163,7 @@ def test_deterministic_rounds_are_charged_beyond_cp_sat_time() -> None:
     view = build_view(problem)
     budget = 0.1
     _, log = consolidate.empty_hosts(
-        view, [(Objective.PLACED, 6)], one_per_host(problem), OPTIONS, budget, 0
+        view, [(Objective.PLACED, 6)], one_per_host(problem), OPTIONS, _budget(budget), 0
     )
     # Nothing can move (one web guest per host): every round is spent in vain.
     assert log["hosts_after"] == 6
@@ -172,7 +177,12 @@ def test_no_time_means_no_round() -> None:
         objective=["placed", "consolidate"],
     )
     found, log = consolidate.empty_hosts(
-        build_view(problem), [(Objective.PLACED, 4)], one_per_host(problem), OPTIONS, -1.0, 0
+        build_view(problem),
+        [(Objective.PLACED, 4)],
+        one_per_host(problem),
+        OPTIONS,
+        _budget(0.0),
+        0,
     )
     assert log["rounds"] == 0
     assert log["hosts_after"] == log["hosts_before"] == 4
@@ -195,7 +205,7 @@ def test_the_consolidate_stage_hands_over_to_the_neighbourhoods(monkeypatch) -> 
     ]  # fmt: skip
     text = "3\n1000 1000 1000\n24\n" + "\n".join(f"{a} {b} {c} 1" for a, b, c in sizes)
     problem = to_problem(parse_vbp(text, "ragged24"))
-    monkeypatch.setattr(stages, "_CONSOLIDATE_CP_SAT_SHARE", 0.001)
+    monkeypatch.setattr(stages, "SHARES", attrs.evolve(SHARES, consolidate_cp_sat=0.001))
     # Start from worst fit's spread plan alone (the portfolio seeds pack it well already).
     spread = solve(problem, "worst-fit", SolveOptions(schedule="list"))
     monkeypatch.setattr(strategy, "greedy_incumbent", lambda *_: spread)

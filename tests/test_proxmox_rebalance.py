@@ -3,8 +3,6 @@ enough to follow on paper."""
 
 from __future__ import annotations
 
-import time
-
 import attrs
 import pytest
 
@@ -13,6 +11,7 @@ from placement.imbalance import imbalance
 from placement.model import Guest, Host, MigrationSettings, Problem, ProxmoxSettings
 from placement.plan import Action
 from placement.solvers import SolveOptions, available_solvers, solve
+from placement.solvers.budget import Budget
 from placement.solvers.peers.proxmox_rebalance import proxmox_rebalance_placement
 
 
@@ -185,9 +184,9 @@ def test_descent_respects_the_budget_and_its_deadline() -> None:
     assert sum(1 for a in plan.assignments if a.action is Action.MIGRATE) == 1
     unbudgeted = _crowded()
     placement = proxmox_rebalance_placement(
-        unbudgeted, threshold=0.0, margin=1e-6, deadline=time.perf_counter() - 1
+        unbudgeted, threshold=0.0, margin=1e-6, budget=Budget(0.0)
     )
-    assert _moves(unbudgeted, dict(placement.hosts)) == []  # past its deadline: no move
+    assert _moves(unbudgeted, dict(placement.hosts)) == []  # no time left: no move
 
 
 @pytest.mark.parametrize("solver", ["descent-rebalance", "cpsat"])

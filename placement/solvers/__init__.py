@@ -47,9 +47,13 @@ class Progress:
 class SolveOptions:
     """Options every solver accepts; a solver ignores those that do not apply to it.
 
-    `time_limit_s`: wall-clock budget for the whole solve. `seed`: random seed.
-    `workers`: solver threads. `deterministic`: repeatable results (CP-SAT uses a
-    deterministic time limit). `schedule`: the boot-schedule baseline applied after a
+    `time_limit_s`: wall-clock limit for the whole solve, in every mode (the solvers
+    share it through one `placement.solvers.budget.Budget`). `seed`: random seed.
+    `workers`: solver threads. `deterministic`: repeatable results within the same wall
+    limit: every decision counts work (CP-SAT's deterministic time, size-based estimates
+    for the heuristics), never the clock, and the wall clock is only a backstop; a run it
+    cut says so in `statistics.wall_cut` (its plan is verified but may not repeat; a
+    longer limit makes it repeatable). `schedule`: the boot-schedule baseline applied after a
     placement baseline (`list`, `all-at-once`, `serial:SECONDS`, `batch:N`).
     `on_progress`: called with `Progress` reports during long solves. `stop`: a
     `StopToken` that ends the solve early from another thread; the solve then returns

@@ -35,6 +35,7 @@ from placement.indexing import HostIndex, units
 from placement.model import BALANCE_STEPS, Guest, GuestState, Objective, Problem
 from placement.plan import Plan
 from placement.solvers import SolveOptions
+from placement.solvers.budget import Budget
 from placement.solvers.common import Placement, better, finish_plan
 from placement.solvers.cpsat.search import LARGE_MODEL_PAIRS, new_solver, run_search
 
@@ -120,9 +121,9 @@ def improve_placement(
     problem: Problem,
     options: SolveOptions,
     incumbent: Plan,
-    deadline: float,
+    budget: Budget,
 ) -> tuple[Plan, dict[str, Any]]:
-    """The leading placement stages solved on type counts until `deadline`, from the
+    """The leading placement stages solved on type counts within `budget`, from the
     verified `incumbent`; returns the better verified plan of the two and what happened
     (`metrics`), including CP-SAT's stage bounds when they hold for the original."""
     started = time.perf_counter()
@@ -146,7 +147,7 @@ def improve_placement(
         metrics["skipped"] = "too many (type, host) pairs"
         return incumbent, metrics
     counts = _Counts.of(types, index, held, assigned)
-    solved, proposed = _solve_stages(counts, stages, options, deadline, metrics, index, held)
+    solved, proposed = _solve_stages(counts, stages, options, budget, metrics, index, held)
     if solved is None:
         return incumbent, metrics
     hosts = _disaggregate(problem, index, types, solved, assigned)
@@ -293,12 +294,12 @@ def _solve_stages(
     counts: _Counts,
     stages: Sequence[Objective],
     options: SolveOptions,
-    deadline: float,
+    budget: Budget,
     metrics: dict[str, Any],
     index: HostIndex,
     held: _Held,
 ) -> tuple[dict[tuple[int, int], int] | None, dict[str, tuple[float, float]]]:
-    """The placement `stages` on the counts, lexicographically until `deadline`: the
+    """The placement `stages` on the counts, lexicographically within `budget`: the
     counts of the last stage solved (None if none was), and per stage (CP-SAT's bound,
     the value held for the later stages) when the counts are the whole problem; each
     stage's log goes to `metrics["stages"]`."""
@@ -327,10 +328,10 @@ def _solve_stages(
             model.maximize(expression)
         else:
             model.minimize(expression)
-        seconds = (deadline - time.perf_counter()) / (len(searched) - position)
+        stage = budget.share(1 / (len(searched) - position))
         # The optimiser's own settings: a light presolve on big models, from the hint.
-        solver = new_solver(options, seconds, large=len(count) > LARGE_MODEL_PAIRS)
-        status = run_search(solver, model, options.stop)
+        solver = new_solver(options, stage, stage.remaining(), large=len(count) > LARGE_MODEL_PAIRS)
+        status = run_search(solver, model, stage)
         log: dict[str, Any] = {
             "stage": objective.value,
             "cp_sat_status": solver.status_name(status),

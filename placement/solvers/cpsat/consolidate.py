@@ -28,11 +28,11 @@ from ortools.sat.python import cp_model
 
 from placement.model import Objective
 from placement.solvers import SolveOptions
+from placement.solvers.budget import Budget
 from placement.solvers.cpsat.model import Solution, add_hint, build_model, hold
 from placement.solvers.cpsat.objectives import stage_expression
 from placement.solvers.cpsat.search import run_search
 from placement.solvers.cpsat.view import ProblemView, canonical_hosts
-from placement.solvers.stop import is_stopped
 
 if TYPE_CHECKING:
     from placement.solvers.cpsat.variables import Variables
@@ -48,7 +48,7 @@ MAX_PAIRS = 60_000
 # Per unit, on top of its share of the host: fewer units left on the target is better.
 _UNIT_WEIGHT = 100
 _LOAD_SCALE = 1000
-# Deterministic time charged per round beyond CP-SAT's own (a small round on 40 guests
+# Work charged per round beyond CP-SAT's own (a small round on 40 guests
 # took about 25 ms of wall time, on 120 guests about 60 ms, mostly presolve and Python).
 _ROUND_OVERHEAD_S = 0.01
 _PAIR_OVERHEAD_S = 5e-6
@@ -68,16 +68,16 @@ def empty_hosts(
     holds: Sequence[tuple[Objective, int]],
     incumbent: Solution,
     options: SolveOptions,
-    seconds: float,
+    budget: Budget,
     lower_bound: int,
 ) -> tuple[Solution, dict[str, Any]]:
-    """Search neighbourhoods of `incumbent` for up to `seconds` (deterministic time in
+    """Search neighbourhoods of `incumbent` within what is left of `budget` (work in
     deterministic mode), the stages in `holds` kept at their model values; stop early
     once `lower_bound` hosts are used. Returns the best solution, relabelled for the main
     model's symmetry rule, and what the search did."""
     started = time.perf_counter()
     start_count = used = _used_hosts(view, incumbent)
-    if seconds < ROUND_S / 4:
+    if budget.remaining() < ROUND_S / 4:
         return incumbent, _log(0, start_count, start_count, started)
     variables = build_model(view, symmetry=False)
     for objective, value in holds:
@@ -91,17 +91,13 @@ def empty_hosts(
 
     best = incumbent
     rounds = failed = 0
-    spent = 0.0  # deterministic time, in deterministic mode
     # What a round costs beyond CP-SAT's deterministic time (its Python and presolve work
     # on the whole model), charged in deterministic mode so the rounds stay bounded.
     overhead = _ROUND_OVERHEAD_S + _PAIR_OVERHEAD_S * view.num_pairs
     while used > lower_bound and failed < _MAX_FAILED_ROUNDS:
-        if is_stopped(options.stop):
+        if budget.expired:
             break
-        if options.deterministic and spent >= seconds:
-            break
-        left = seconds - (time.perf_counter() - started)
-        if not options.deterministic and left < ROUND_S / 4:
+        if not budget.deterministic and budget.remaining() < ROUND_S / 4:
             break
         hosts = _neighbourhood(view, best, share, countable, rng)
         if hosts is None:
@@ -120,12 +116,10 @@ def empty_hosts(
         solver = cp_model.CpSolver()
         solver.parameters.num_workers = 1
         solver.parameters.random_seed = rng.randrange(1 << 30)
-        if options.deterministic:
-            solver.parameters.max_deterministic_time = min(ROUND_S, seconds - spent)
-        else:
-            solver.parameters.max_time_in_seconds = min(ROUND_S, left)
-        status = run_search(solver, model, options.stop)
-        spent += solver.deterministic_time + overhead
+        budget.limit_cpsat(solver.parameters, ROUND_S)
+        status = run_search(solver, model, budget)
+        if budget.deterministic:
+            budget.charge(overhead)
         _release(narrowed)
         rounds += 1
         if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):

@@ -17,11 +17,10 @@ catalogue's (placement/rules.py, `ModelFamily.keeps_out`).
 
 from __future__ import annotations
 
-import time
-
 from ortools.sat.python import cp_model
 
 from placement.rules import model_family
+from placement.solvers.budget import Budget
 from placement.solvers.cpsat.model import RULE_FAMILIES, build_model
 from placement.solvers.cpsat.search import run_search
 from placement.solvers.cpsat.view import ProblemView
@@ -32,29 +31,28 @@ MAX_BOOTS = 60
 
 
 def blocking_families(
-    view: ProblemView, placed_units: set[int], unit: int, budget_s: float
+    view: ProblemView, placed_units: set[int], unit: int, budget: Budget
 ) -> tuple[str, ...] | None:
     """The rule families that keep `unit` out while every unit in `placed_units` stays
     placed: a minimal set whose lifting lets it in (found by adding the families back one
     at a time and keeping out each one that makes the probe infeasible).
 
     None when the probe finds room for all of them with every rule (it was left out for
-    a later objective stage or for lack of search time), when the probes ran out of time,
+    a later objective stage or for lack of search time), when the probes ran out of `budget`,
     or when the problem is too large to probe.
     """
     if len(view.units) > MAX_UNITS or len(view.boots) > MAX_BOOTS:
         return None
-    deadline = time.perf_counter() + budget_s
     required = placed_units | {unit}
-    if _probe(view, required, frozenset(), deadline - time.perf_counter()) is not False:
+    if _probe(view, required, frozenset(), budget) is not False:
         return None
     lifted = set(RULE_FAMILIES)
-    if not _probe(view, required, frozenset(lifted), deadline - time.perf_counter()):
+    if not _probe(view, required, frozenset(lifted), budget):
         return None  # out even with every family lifted (e.g. the horizon): not ours to say
     blocking: list[str] = []
     for name in RULE_FAMILIES:
         lifted.discard(name)
-        feasible = _probe(view, required, frozenset(lifted), deadline - time.perf_counter())
+        feasible = _probe(view, required, frozenset(lifted), budget)
         if feasible is None:
             return None
         if not feasible:
@@ -64,19 +62,19 @@ def blocking_families(
 
 
 def _probe(
-    view: ProblemView, required: set[int], without: frozenset[str], seconds: float
+    view: ProblemView, required: set[int], without: frozenset[str], budget: Budget
 ) -> bool | None:
     """Whether a plan places every unit of `required` with the families in `without`
-    left out (None: unknown within `seconds`)."""
-    if seconds <= 0:
+    left out (None: unknown within what is left of `budget`)."""
+    if budget.expired:
         return None
     variables = build_model(view, without=without)
     for u in required:
         variables.model.add(variables.placed[u] == 1)
     solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = seconds
     solver.parameters.num_workers = 1
-    status = run_search(solver, variables.model, None)
+    budget.limit_cpsat(solver.parameters, budget.remaining())
+    status = run_search(solver, variables.model, budget)
     if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return True
     if status == cp_model.INFEASIBLE:

@@ -27,10 +27,10 @@ from placement.solvers import (
     get_solver,
     vector_packing,
 )
+from placement.solvers.budget import SHARES, Budget, heuristic_pass_s
 from placement.solvers.common import better
 from placement.solvers.migration_schedule import time_migrations
 from placement.solvers.schedule import list_schedule
-from placement.solvers.stop import is_stopped
 from placement.statistics import SeedRun
 
 logger = logging.getLogger(__name__)
@@ -58,10 +58,14 @@ def _seed_cost(name: str) -> float:
 
 
 def greedy_incumbent(
-    problem: Problem, options: SolveOptions, record: list[SeedRun] | None = None
+    problem: Problem,
+    options: SolveOptions,
+    budget: Budget,
+    record: list[SeedRun] | None = None,
 ) -> Plan | None:
-    """The best verified baseline plan (with the list schedule), or None; each seed run
-    is added to `record` when one is given."""
+    """The best verified baseline plan (with the list schedule), or None: the seeds run
+    within `SHARES.seeds` of `budget`'s limit, from its start; each seed run is added to
+    `record` when one is given."""
     best: Plan | None = None
     if options.hint is not None:
         # The caller's plan (re-planning: the one being carried out), if it is valid here.
@@ -73,33 +77,34 @@ def greedy_incumbent(
         schedule="list",
         on_progress=None,
         hint=None,
-        time_limit_s=options.time_limit_s / 4,
+        time_limit_s=SHARES.local_search_seed * budget.limit_s,
     )
-    seeds = _seeds()
-    started = time.perf_counter()
-    # A little under a quarter of the limit: the repacked and reordered variants and the
-    # first check come after the seeds (the L cold pack at 60 s: first plan after 15.2 s
-    # with the whole quarter, target 15 s).
-    budget = 0.22 * options.time_limit_s
-    first_s: float | None = None  # how long the first seed took: the scale of the others
-    for name, function in seeds:
-        if best is not None and is_stopped(options.stop):
-            break  # interrupted: the best seed so far is the plan
-        elapsed = time.perf_counter() - started
+    seeds = budget.sub(SHARES.seeds * budget.limit_s)
+    # How long the first seed takes: the scale of the others. Measured, except in
+    # deterministic mode, where the portfolio is sized by the problem alone (an estimate
+    # charged as work), so that the same seeds run on any machine.
+    scale_s: float | None = (
+        heuristic_pass_s(len(problem.guests), len(problem.hosts)) if budget.deterministic else None
+    )
+    for name, function in _seeds():
+        if best is not None and (seeds.stopped or (seeds.deterministic and seeds.expired)):
+            break  # interrupted (or past the wall backstop): the best seed so far is the plan
+        elapsed = seeds.elapsed()
         # Start a seed only if it should end within the budget (on 10,000 guests the
         # Pacemaker re-creations take 8-12 times as long as best fit).
-        expected = _seed_cost(name) * (first_s or 0.0)
-        if best is not None and first_s is not None and elapsed + expected > budget:
+        expected = _seed_cost(name) * (scale_s or 0.0)
+        if best is not None and scale_s is not None and not seeds.fits(expected):
             continue
         seed_started = time.perf_counter()
         # A local search (descent-rebalance) runs to its limit: what is left of the budget
         # after its own check (about a seed's time); it took 17 s on the 10,000-guest
         # failover when given the whole quarter, and overruns its limit a little.
-        left_s = max(0.8 * (budget - elapsed - (first_s or 0.0)), 0.05)
-        plan = function(problem, attrs.evolve(seed_options, time_limit_s=left_s))
+        left_s = SHARES.local_search_left * (seeds.limit_s - elapsed - (scale_s or 0.0))
+        plan = function(problem, attrs.evolve(seed_options, time_limit_s=max(left_s, 0.05)))
         report = check(problem, plan)
-        if first_s is None:
-            first_s = time.perf_counter() - seed_started
+        if scale_s is None:
+            scale_s = time.perf_counter() - seed_started
+        seeds.charge(_seed_cost(name) * scale_s)  # (counts in deterministic mode)
         kept = report.ok and (best is None or better(problem, plan, best))
         if record is not None:
             record.append(_seed_run(problem, name, seed_started, report, kept))
@@ -113,14 +118,13 @@ def greedy_incumbent(
             continue
         if kept:
             best = plan
-    if best is not None and is_stopped(options.stop):
+    if best is not None and seeds.stopped:
         return best
-    if best is not None and best.unplaced:
-        budget_left = budget - (time.perf_counter() - started)
-        if budget_left > 2 * (first_s or 0.0):
-            for variant in _repacked(problem, best, seed_options):
-                if better(problem, variant, best):
-                    best = variant
+    if best is not None and best.unplaced and seeds.remaining() > 2 * (scale_s or 0.0):
+        seeds.charge(2 * (scale_s or 0.0))
+        for variant in _repacked(problem, best, seed_options):
+            if better(problem, variant, best):
+                best = variant
     if best is not None and len(problem.guests) <= 5_000:
         for variant in _reordered_schedules(problem, best):
             if better(problem, variant, best):

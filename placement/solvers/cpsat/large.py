@@ -32,11 +32,11 @@ from placement.indexing import HostIndex, units
 from placement.model import Guest, Objective, Problem
 from placement.plan import Plan, Unplaced
 from placement.solvers import SolveOptions
+from placement.solvers.budget import Budget
 from placement.solvers.common import HostLoads, Unit, better, explain_unplaced
 from placement.solvers.cpsat.plans import check_estimate_s, with_own_bounds
 from placement.solvers.cpsat.reasons import structural_reasons
 from placement.solvers.cpsat.stages import improve
-from placement.solvers.stop import is_stopped
 from placement.statistics import Incumbent, NeighbourhoodRound, SolveStatistics
 
 # Pairs a round's restricted model aims at: a model of this size is built in a few
@@ -47,20 +47,31 @@ _MAX_CANDIDATES = 40
 # A round is not worth starting with less time than this left (building the restricted
 # model of 10,000 guests alone takes a few seconds).
 MIN_ROUND_S = 3.0
+# What a round spends beyond the search budget it is given (restricting, building the
+# model, valuing plans): about 1.5 ms a guest at first, then as measured; deterministic
+# mode charges this estimate as work instead of measuring.
+_OVERHEAD_S_PER_GUEST = 0.0015
+
+
+def _free_step(problem: Problem) -> int:
+    """Hosts whose running guests a round frees, per round number: a twentieth of the
+    online hosts (at least 2), so rebalancing a 100-host cluster moves work on 5 hosts."""
+    return max(2, sum(1 for host in problem.hosts if host.online) // 20)
 
 
 def solve_large(
     problem: Problem,
     options: SolveOptions,
     incumbent: Plan,
-    started: float,
+    budget: Budget,
     first_plan_s: float,
     known_bounds: dict[str, float] | None = None,
 ) -> Plan:
-    """Improve the verified `incumbent` by solving restricted problems until the deadline;
-    returns the best verified plan with stages bounded on the original problem (by
-    `placement.bounds`, and by `known_bounds`, proven elsewhere on the whole problem)."""
-    deadline = started + options.time_limit_s
+    """Improve the verified `incumbent` by solving restricted problems within `budget`
+    (from the start of the solve); returns the best verified plan with stages bounded on
+    the original problem (by `placement.bounds`, and by `known_bounds`, proven elsewhere
+    on the whole problem)."""
+    started = budget.started
     structural = structural_reasons(problem)
     stage_bounds = _Bounds(problem, known_bounds or {})
     best = with_own_bounds(problem, incumbent, stage_bounds)
@@ -68,18 +79,13 @@ def solve_large(
     rounds: list[NeighbourhoodRound] = []
     kept: list[Incumbent] = []  # each better plan, when it was found
     number = 0
-    # Hosts whose running guests a round frees, per round number: a twentieth of the
-    # online hosts (at least 2), so rebalancing a 100-host cluster moves work on 5 hosts.
-    free_step = max(2, sum(1 for host in problem.hosts if host.online) // 20)
-    # A round ends with checks of the whole problem (its own and this loop's): their time
-    # is kept out of the round's budget.
+    free_step = _free_step(problem)
+    # A round ends with checks of the whole problem (its own and this loop's), kept out of
+    # the round's budget.
     finish_s = 6 * check_estimate_s(problem)
-    # What a round spends beyond the search budget it is given (restricting, building
-    # the model, valuing plans): about 1.5 ms a guest at first, then as measured.
-    overhead_s = 0.0015 * len(problem.guests)
-    while deadline - time.perf_counter() >= MIN_ROUND_S + finish_s + overhead_s:
-        if is_stopped(options.stop):
-            break
+    # A round's work beyond its search (as measured; charged in deterministic mode).
+    overhead_s = _OVERHEAD_S_PER_GUEST * len(problem.guests)
+    while budget.fits(MIN_ROUND_S + finish_s + overhead_s):
         round_started = time.perf_counter()
         restricted, movers, pairs = restrict(problem, best, rng, freed_hosts=number * free_step)
         if movers == 0:
@@ -88,16 +94,21 @@ def solve_large(
                 problem, best, rng, freed_hosts=(number + 1) * free_step
             )
         # Earlier rounds get the larger share: round 0 holds most of the gain.
-        remaining = deadline - round_started - finish_s - overhead_s
-        budget = remaining if remaining < 4 * MIN_ROUND_S else remaining / 2
-        round_options = attrs.evolve(options, time_limit_s=budget, on_progress=options.on_progress)
-        found = improve(restricted, round_options, best, structural, round_started, 0.0)
+        remaining = budget.remaining() - finish_s - overhead_s
+        round_s = remaining if remaining < 4 * MIN_ROUND_S else remaining / 2
+        if budget.deterministic:
+            budget.charge(overhead_s)
+        round_options = attrs.evolve(options, time_limit_s=round_s)
+        found = improve(restricted, round_options, best, structural, budget.sub(round_s), 0.0)
+        if found.statistics.model_skipped is not None:
+            break  # even the restricted model does not fit the time left
         candidate = with_own_bounds(problem, found, stage_bounds)
         improved = check(problem, candidate).ok and better(problem, candidate, best)
         if improved:
             best = candidate
             kept.append(_found(best, started))
-        overhead_s = max(time.perf_counter() - round_started - budget, 0.0)
+        if not budget.deterministic:
+            overhead_s = max(time.perf_counter() - round_started - round_s, 0.0)
         rounds.append(
             NeighbourhoodRound(
                 round=number,

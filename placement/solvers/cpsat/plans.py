@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import attrs
@@ -19,6 +18,7 @@ from placement.plan import (
     expected_action,
     relative_gap,
 )
+from placement.solvers.budget import Budget
 from placement.solvers.cpsat.model import Solution
 from placement.solvers.cpsat.reasons import ReasonContext, unplaced_reason
 from placement.solvers.cpsat.variables import possible_moves
@@ -36,11 +36,11 @@ def plan_of_solution(
     reasons: dict[str, str],
     status: Status,
     runtime_s: float,
-    explain_budget_s: float = 0.0,
+    explain: Budget | None = None,
 ) -> Plan:
     """Turn a model solution into a plan (stages filled in by the caller).
 
-    `explain_budget_s` > 0 lets CP-SAT probes say what keeps out a guest that some host
+    `explain` (a budget) lets CP-SAT probes say what keeps out a guest that some host
     still has room for (small problems only, see `explain`)."""
     problem = view.problem
     hosts = problem.hosts
@@ -67,10 +67,9 @@ def plan_of_solution(
             start_s = move_start[guest.name]
             ready_s = start_s + problem.migration_duration(guest)
         assignments.append(Assignment(guest.name, host, action, start_s, ready_s))
-    deadline = time.perf_counter() + explain_budget_s
     context = ReasonContext(view, solution)
     unplaced = [
-        Unplaced(name, unplaced_reason(view, context, name, reasons, host_of, deadline))
+        Unplaced(name, unplaced_reason(view, context, name, reasons, host_of, explain))
         for name, host in host_of.items()
         if host is None
     ]

@@ -5,10 +5,10 @@ binding placement rule given the others, or the rule families CP-SAT probes find
 from __future__ import annotations
 
 import functools
-import time
 
 from placement.diagnostics import diagnose
 from placement.model import Problem
+from placement.solvers.budget import Budget
 from placement.solvers.common import HostLoads, Unit, explain_unplaced
 from placement.solvers.cpsat.explain import blocking_families, reason_text
 from placement.solvers.cpsat.model import Solution
@@ -55,10 +55,10 @@ def unplaced_reason(
     name: str,
     structural: dict[str, str],
     host_of: dict[str, str | None],
-    deadline: float,
+    explain: Budget | None,
 ) -> str:
     """The rule that keeps `name` out: a structural diagnostic, an unplaced dependency,
-    the binding placement rule given the others, or (probed by CP-SAT until `deadline`)
+    the binding placement rule given the others, or (probed by CP-SAT within `explain`)
     the rule families that leave no room for it next to the guests placed."""
     if name in structural:
         return structural[name]
@@ -72,12 +72,10 @@ def unplaced_reason(
     members = unit.guests
     if not loads.candidates(Unit.of(members))[list(unit.candidates)].any():
         return explain_unplaced(problem, loads, members)
-    if deadline <= time.perf_counter():
+    if explain is None or explain.expired:
         families = None  # no time left for probes
     else:
-        families = blocking_families(
-            view, context.placed_units, unit.index, deadline - time.perf_counter()
-        )
+        families = blocking_families(view, context.placed_units, unit.index, explain)
     if families is not None:
         return reason_text(families)
     return (

@@ -37,6 +37,7 @@ from placement.imbalance import SPREAD_STEPS, host_load_steps, load_resources, s
 from placement.model import Guest, Objective, Problem
 from placement.plan import Action, Plan
 from placement.solvers import SolveOptions
+from placement.solvers.budget import SHARES, Budget
 from placement.solvers.common import HostLoads, Placement, Unit, better, finish_plan, units_of
 from placement.solvers.cpsat.imbalance_stage import (
     TARGET_DENOMINATOR,
@@ -47,7 +48,6 @@ from placement.solvers.cpsat.imbalance_stage import (
 from placement.solvers.cpsat.plans import with_own_bounds
 from placement.solvers.cpsat.search import run_search
 from placement.solvers.cpsat.view import pair_count
-from placement.solvers.stop import is_stopped
 from placement.statistics import RebalanceSearch, SolveStatistics
 
 logger = logging.getLogger(__name__)
@@ -275,7 +275,7 @@ def _pick_hosts(state: _State, rng: random.Random, count: int) -> list[int]:
 
 
 def _solve_neighbourhood(
-    state: _State, hosts: list[int], options: SolveOptions, seconds: float
+    state: _State, hosts: list[int], options: SolveOptions, budget: Budget
 ) -> tuple[dict[int, int], bool] | None:
     """Best places among `hosts` for the movable units on them: unit -> host, and whether
     proven optimal; None when CP-SAT found nothing better than where they are."""
@@ -335,8 +335,8 @@ def _solve_neighbourhood(
     most_cost = sum(max(state.cost_of(u, h) for h in hosts) for u in freed) + 1
     model.minimize(cp_model.LinearExpr.sum([distance * most_cost, cost_here]))
 
-    solver = _round_solver(options, seconds)
-    status = run_search(solver, model, options.stop)
+    solver = _round_solver(options, budget)
+    status = run_search(solver, model, budget)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None
     chosen = {u: h for (u, h), var in x.items() if solver.value(var)}
@@ -400,16 +400,15 @@ def _host_load_steps(
     return host_loads
 
 
-def _round_solver(options: SolveOptions, seconds: float) -> cp_model.CpSolver:
-    """The solver of a round: the options' workers and seed, a limit of `seconds`."""
+def _round_solver(options: SolveOptions, budget: Budget) -> cp_model.CpSolver:
+    """The solver of a round: the options' workers and seed, a limit of `_ROUND_S` of
+    `budget`."""
     solver = cp_model.CpSolver()
     solver.parameters.num_workers = max(1, options.workers)
     solver.parameters.random_seed = options.seed
     if options.deterministic:
-        solver.parameters.max_deterministic_time = seconds
         solver.parameters.interleave_search = True
-    else:
-        solver.parameters.max_time_in_seconds = seconds
+    budget.limit_cpsat(solver.parameters, _ROUND_S)
     return solver
 
 
@@ -426,24 +425,26 @@ def _apply(state: _State, chosen: dict[int, int], hosts: list[int]) -> bool:
 
 
 def solve_rebalance(
-    problem: Problem, options: SolveOptions, incumbent: Plan, started: float, first_plan_s: float
+    problem: Problem, options: SolveOptions, incumbent: Plan, budget: Budget, first_plan_s: float
 ) -> Plan:
-    """Improve the verified `incumbent` of a rebalance by neighbourhoods until the
-    deadline; returns the best verified plan with stages bounded by `placement.bounds`."""
-    deadline = started + options.time_limit_s
+    """Improve the verified `incumbent` of a rebalance by neighbourhoods within `budget`
+    (from the start of the solve); returns the best verified plan with stages bounded
+    by `placement.bounds`."""
+    started = budget.started
     state = _State(problem, incumbent)
     rng = random.Random(options.seed)
     size = _FIRST_HOSTS
     rounds = improved = proven = 0
     # Leave time to time the migrations and check the plan (about a second on 1,000).
-    finish_s = 0.1 * options.time_limit_s
-    while time.perf_counter() + _ROUND_S + finish_s < deadline and state.units:
-        if is_stopped(options.stop):
+    finish_s = SHARES.rebalance_finish * budget.limit_s
+    search = budget.leaving(finish_s)
+    while search.remaining() > _ROUND_S and state.units:
+        if search.expired:
             break
         hosts = _pick_hosts(state, rng, size)
-        round_started = time.perf_counter()
-        found = _solve_neighbourhood(state, hosts, options, _ROUND_S)
-        took = time.perf_counter() - round_started
+        before = search.elapsed()  # (work in deterministic mode, so sizes repeat)
+        found = _solve_neighbourhood(state, hosts, options, search)
+        took = search.elapsed() - before
         rounds += 1
         if found is None:
             size = max(_MIN_HOSTS, size - 2)

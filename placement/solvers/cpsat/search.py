@@ -12,28 +12,33 @@ from ortools.sat.python import cp_model
 
 from placement.plan import relative_gap
 from placement.solvers import Progress, SolveOptions
-from placement.solvers.stop import StopToken
+from placement.solvers.budget import Budget
 
 
 def run_search(
     solver: cp_model.CpSolver,
     model: cp_model.CpModel,
-    stop: StopToken | None,
+    budget: Budget,
     callback: cp_model.CpSolverSolutionCallback | None = None,
 ) -> cp_model.CpSolverStatus:
-    """`solver.solve(model, callback)`, ended early when `stop` is stopped (UNKNOWN, or
-    FEASIBLE with the best solution found); with no time at all once it is (so that the
-    solver still has a response to read)."""
+    """`solver.solve(model, callback)`, ended early when `budget`'s stop token is stopped
+    (UNKNOWN, or FEASIBLE with the best solution found); with no time at all once it is
+    (so that the solver still has a response to read). The search is charged to
+    `budget` (its deterministic time, in deterministic mode)."""
     # CP-SAT's own Ctrl-C handler would end only the current search, leaving the later
     # stages to run; the caller decides what a signal means (the CLI stops the token).
     solver.parameters.catch_sigint_signal = False
+    stop = budget.stop
     if stop is None:
-        return solver.solve(model, callback)
-    with stop.searching(solver.stop_search) as started:
-        if not started:
-            solver.parameters.max_time_in_seconds = 0.0
-            solver.parameters.max_deterministic_time = 0.0
-        return solver.solve(model, callback)
+        status = solver.solve(model, callback)
+    else:
+        with stop.searching(solver.stop_search) as started:
+            if not started:
+                solver.parameters.max_time_in_seconds = 0.0
+                solver.parameters.max_deterministic_time = 0.0
+            status = solver.solve(model, callback)
+    budget.charge_cpsat(solver)
+    return status
 
 
 # Beyond this many (guest, host) pairs a model gets a light presolve (`new_solver`).
@@ -119,7 +124,10 @@ TWO_WORKERS = 2
 TWO_WORKER_SEARCHES = ("pseudo_costs", "default_lp")  # the first that applies runs
 
 
-def new_solver(options: SolveOptions, seconds: float, large: bool) -> cp_model.CpSolver:
+def new_solver(
+    options: SolveOptions, budget: Budget, seconds: float, large: bool
+) -> cp_model.CpSolver:
+    """A solver with `options`' parameters and a limit of `seconds` of `budget`."""
     solver = cp_model.CpSolver()
     parameters = solver.parameters
     if large:
@@ -142,8 +150,6 @@ def new_solver(options: SolveOptions, seconds: float, large: bool) -> cp_model.C
         parameters.subsolvers.extend(TWO_WORKER_SEARCHES)
     if options.deterministic:
         # Deterministic time and interleaved workers make runs repeatable.
-        parameters.max_deterministic_time = max(seconds, 0.01)
         parameters.interleave_search = True
-    else:
-        parameters.max_time_in_seconds = max(seconds, 0.01)
+    budget.limit_cpsat(parameters, seconds)
     return solver

@@ -12,6 +12,7 @@ from ortools.sat.python import cp_model
 
 from placement.model import Objective
 from placement.solvers import SolveOptions
+from placement.solvers.budget import Budget
 from placement.solvers.cpsat.model import (
     Solution,
     add_hint,
@@ -65,22 +66,29 @@ class StageSolver:
         """Start the next search from `solution` (replacing any earlier hint)."""
         add_hint(self.view, self.variables, solution)
 
-    def new_search(self, seconds: float) -> cp_model.CpSolver:
-        """A solver with the options' parameters and a limit of `seconds`."""
-        return new_solver(self.options, seconds, large=self.large)
+    def new_search(self, budget: Budget, seconds: float | None = None) -> cp_model.CpSolver:
+        """A solver with the options' parameters and a limit of `seconds` of `budget`
+        (None: all that is left of it)."""
+        seconds = budget.remaining() if seconds is None else seconds
+        return new_solver(self.options, budget, seconds, large=self.large)
 
     def run(
         self,
         solver: cp_model.CpSolver,
+        budget: Budget,
         callback: cp_model.CpSolverSolutionCallback | None = None,
     ) -> cp_model.CpSolverStatus:
-        """Search the model with `solver` (ended early by the options' stop token)."""
-        return run_search(solver, self.model, self.options.stop, callback)
+        """Search the model with `solver`, charged to `budget` (ended early by its stop
+        token)."""
+        return run_search(solver, self.model, budget, callback)
 
-    def search(self, seconds: float) -> tuple[cp_model.CpSolver, cp_model.CpSolverStatus]:
-        """`run` with a `new_search` of `seconds`: the solver and the status."""
-        solver = self.new_search(seconds)
-        return solver, self.run(solver)
+    def search(
+        self, budget: Budget, seconds: float | None = None
+    ) -> tuple[cp_model.CpSolver, cp_model.CpSolverStatus]:
+        """`run` with a `new_search` of `seconds` of `budget` (None: all of it): the
+        solver and the status."""
+        solver = self.new_search(budget, seconds)
+        return solver, self.run(solver, budget)
 
     def read(self, solver: cp_model.CpSolver) -> Solution:
         """The solution `solver` found on this model."""

@@ -23,6 +23,7 @@ from placement.imbalance import imbalance_of_steps, load_steps, spread_target
 from placement.model import BALANCE_STEPS, Objective, Problem
 from placement.plan import Plan, Status
 from placement.solvers import SolveOptions
+from placement.solvers.budget import SHARES, Budget
 from placement.solvers.common import better
 from placement.solvers.cpsat import consolidate
 from placement.solvers.cpsat.imbalance_stage import (
@@ -45,16 +46,14 @@ from placement.solvers.cpsat.plans import (
 from placement.solvers.cpsat.search import ProgressCallback, StallWatch
 from placement.solvers.cpsat.stage_solver import StageSolver
 from placement.solvers.cpsat.view import ProblemView, build_view
-from placement.solvers.stop import is_stopped
 from placement.statistics import Incumbent, ModelSize, SolveStatistics, StageLog
 
 logger = logging.getLogger(__name__)
 
-# The part of a `consolidate` stage's time CP-SAT's whole-model search gets (at least,
-# outside deterministic mode) before the host-emptying neighbourhoods take the rest...
-_CONSOLIDATE_CP_SAT_SHARE = 0.4
-# ... at the earliest, and once it has not improved for this part of the stage's time.
-_CONSOLIDATE_STALL_SHARE = 0.2
+# Building the full model, per (unit, host) pair, and setting up one stage on it (its
+# expression, the hint, CP-SAT loading and presolving the model): `model_setup_estimate_s`.
+_BUILD_S_PER_PAIR = 45e-6
+_STAGE_SETUP_S_PER_PAIR = 25e-6
 
 
 def improve(
@@ -62,41 +61,38 @@ def improve(
     options: SolveOptions,
     incumbent_plan: Plan | None,
     structural: dict[str, str],
-    started: float,
+    budget: Budget,
     first_plan_s: float,
 ) -> Plan:
-    """Stage by stage from `incumbent_plan` (a verified plan, or None) until
-    `started + options.time_limit_s`; returns the best verified plan."""
+    """Stage by stage from `incumbent_plan` (a verified plan, or None) within `budget`
+    (from the start of the solve: what it spent before counts); returns the best
+    verified plan. A model whose building and stage set-up alone would take more than
+    a share of the search time is not built: the incumbent is returned, marked stalled
+    (the neighbourhoods of `large` may take over)."""
+    search, explain_s = _search_budget(problem, incumbent_plan, budget)
     view = build_view(problem)
+    setup_s = model_setup_estimate_s(view.num_pairs, len(problem.objective))
+    if incumbent_plan is not None and not search.fits(setup_s / SHARES.model_setup):
+        return _model_skipped(incumbent_plan, budget, first_plan_s, setup_s)
     solver = StageSolver(view, options, None)
-    model_s = time.perf_counter() - started - first_plan_s
+    model_s = time.perf_counter() - budget.started - first_plan_s
     if incumbent_plan is not None:
         solver.incumbent = solution_of_plan(view, incumbent_plan)
-    # The stages search until `search_s`: the rest of the limit assembles and checks the
-    # plan, and explains unplaced guests when the incumbent has some (probes, explain.py).
-    explain_s = min(2.0, options.time_limit_s / 10)
-    reserve_s = 0.03 * options.time_limit_s + 0.05
-    # The plan is checked about four times after the search (valuing, returning, the
-    # seed beside it): on 10,000 guests that is several seconds.
-    reserve_s += 4 * check_estimate_s(problem)
-    if incumbent_plan is not None and incumbent_plan.unplaced:
-        reserve_s += explain_s
-    search_s = max(options.time_limit_s - reserve_s, 0.5 * options.time_limit_s)
-    loop = _StageLoop(solver, structural, started, search_s)
+    loop = _StageLoop(solver, structural, search)
     loop.run()
     if loop.unproven and solver.incumbent is not None:
         solver.incumbent = _second_pass(
             solver,
             loop.unproven,
             loop.bounds,
-            started + search_s,
+            search,
             # CP-SAT's bound is the lexicographic one only when no later stage is held.
             bound_holds=loop.unproven[0][0] is loop.stages[-1],
         )
-    runtime_s = round(time.perf_counter() - started, 6)
-    if is_stopped(options.stop):
+    runtime_s = round(time.perf_counter() - budget.started, 6)
+    if budget.stopped:
         explain_s = 0.0  # interrupted: the plan now, with the reasons known without probes
-    candidates = _candidates(loop, incumbent_plan, runtime_s, explain_s)
+    candidates = _candidates(loop, incumbent_plan, runtime_s, budget.sub(explain_s))
     if not candidates:
         return Plan(status=Status.UNKNOWN, solver=SOLVER_NAME, runtime_s=runtime_s, assignments=())
     best = candidates[0]
@@ -140,24 +136,60 @@ def _typed_logs(logs: list[dict[str, object]], seed: Plan | None) -> list[StageL
     return typed
 
 
+def _search_budget(
+    problem: Problem, incumbent_plan: Plan | None, budget: Budget
+) -> tuple[Budget, float]:
+    """The stages' search budget and the explanation probes' seconds. The stages search
+    until `search_s` into the budget: the rest of the limit assembles and checks the
+    plan, and explains unplaced guests when the incumbent has some (probes, explain.py)."""
+    limit_s = budget.limit_s
+    explain_s = min(SHARES.explain_max_s, SHARES.explain * limit_s)
+    reserve_s = SHARES.reserve * limit_s + SHARES.reserve_fixed_s
+    # The plan is checked about four times after the search (valuing, returning, the
+    # seed beside it): on 10,000 guests that is several seconds.
+    reserve_s += 4 * check_estimate_s(problem)
+    if incumbent_plan is not None and incumbent_plan.unplaced:
+        reserve_s += explain_s
+    search_s = max(limit_s - reserve_s, SHARES.least_search * limit_s)
+    return budget.leaving(limit_s - search_s), explain_s
+
+
+def model_setup_estimate_s(pairs: int, stages: int) -> float:
+    """About how long building the full model of `pairs` (unit, host) pairs and setting
+    up `stages` objective stages on it take (expressions, hints, CP-SAT's loading and
+    presolve of the model), before any search: CPU time measured on M-0 (92,000 pairs
+    with migrations: 4.1 s to build, about 2.2 s per stage) and the examples."""
+    return pairs * (_BUILD_S_PER_PAIR + stages * _STAGE_SETUP_S_PER_PAIR)
+
+
+def _model_skipped(incumbent: Plan, budget: Budget, first_plan_s: float, setup_s: float) -> Plan:
+    """The verified `incumbent` as it is, when the model would not fit (the caller
+    bounds it: on a restricted problem of `large`, bounds would be wasted work)."""
+    runtime_s = round(time.perf_counter() - budget.started, 6)
+    statistics = SolveStatistics(
+        first_plan_s=round(first_plan_s, 3),
+        model_skipped=f"building it would take about {setup_s:.1f} s of the time left",
+        returned="greedy",
+        stalled=True,
+    )
+    return attrs.evolve(incumbent, solver=SOLVER_NAME, runtime_s=runtime_s, statistics=statistics)
+
+
 # One stage CP-SAT left unproven: its objective, expression, the value it is held at and
 # its log entry, for a second pass with the time the later stages saved.
 _Unproven = tuple[Objective, cp_model.LinearExprT, int, dict[str, object]]
 
 
 class _StageLoop:
-    """One pass over the problem's objective stages on `solver`, searching until
-    `started + search_s`, and what it found: the values held, the bounds, the log."""
+    """One pass over the problem's objective stages on `solver`, searching within
+    `budget`, and what it found: the values held, the bounds, the log."""
 
-    def __init__(
-        self, solver: StageSolver, structural: dict[str, str], started: float, search_s: float
-    ) -> None:
+    def __init__(self, solver: StageSolver, structural: dict[str, str], budget: Budget) -> None:
         self.solver = solver
         self.view = solver.view
         self.options = solver.options
         self.structural = structural
-        self.started = started
-        self.search_s = search_s
+        self.budget = budget
         self.stages = list(self.view.problem.objective)
         self.bounds: dict[str, float | None] = {}
         self.held: dict[str, float] = {}  # the value each finished stage is held at
@@ -189,12 +221,11 @@ class _StageLoop:
             if not self._search(objective, expression, ours, position):
                 break  # nothing to hold the later stages to; the greedy plan stands
 
-    def _budget(self, position: int) -> float:
+    def _budget(self, position: int) -> Budget:
         """An equal share of the search time left for each stage from `position` on."""
-        remaining = self.search_s - (time.perf_counter() - self.started)
-        return max(remaining / (len(self.stages) - position), 0.05)
+        return self.budget.share(1 / (len(self.stages) - position))
 
-    def _imbalance(self, objective: Objective, budget: float) -> bool:
+    def _imbalance(self, objective: Objective, budget: Budget) -> bool:
         try:
             outcome = _imbalance_stage(self.solver, budget)
         except ExactModelTooLargeError as error:
@@ -216,7 +247,7 @@ class _StageLoop:
         """Record the incumbent a stage's search ended with (its held values so far)."""
         self.found.append(
             Incumbent(
-                seconds=round(time.perf_counter() - self.started, 3),
+                seconds=round(time.perf_counter() - self.budget.solve_started, 3),
                 source=f"stage {objective.value}",
                 values=self.held,
             )
@@ -259,7 +290,6 @@ class _StageLoop:
         then hold it at the value found; False when there is nothing to hold."""
         solver = self.solver
         solver.optimise(objective, expression)
-        stage_started = time.perf_counter()
         budget = self._budget(position)
         # Consolidation: CP-SAT first (it proves the easy packings and the bound), then
         # the host-emptying neighbourhoods with the rest of the stage's time.
@@ -296,11 +326,7 @@ class _StageLoop:
         if watch is not None:
             log["cp_sat_stopped_stalled"] = watch.stopped
         if emptying and searchable and (bound is None or value > bound):
-            if self.options.deterministic:
-                left = budget - cp.deterministic_time
-            else:
-                left = budget - (time.perf_counter() - stage_started)
-            searched = self._empty_hosts(left, bound)
+            searched = self._empty_hosts(budget, bound)
             value = min(value, searched["hosts_after"])
             log["value"] = value / scale
             log["neighbourhoods"] = searched
@@ -316,17 +342,18 @@ class _StageLoop:
         return True
 
     def _cp_search(
-        self, objective: Objective, budget: float, emptying: bool
+        self, objective: Objective, budget: Budget, emptying: bool
     ) -> tuple[cp_model.CpSolver, cp_model.CpSolverStatus, StallWatch | None]:
         """CP-SAT's search of the stage. Before the host-emptying neighbourhoods CP-SAT
         hands over after its share once it has improved on its start and stalled (a
         fixed share in deterministic mode, where wall time must not decide)."""
         options = self.options
         watched = emptying and not options.deterministic
-        cp_budget = budget * _CONSOLIDATE_CP_SAT_SHARE if emptying and not watched else budget
-        cp = self.solver.new_search(cp_budget)
+        seconds = budget.remaining()
+        cp_seconds = seconds * SHARES.consolidate_cp_sat if emptying and not watched else seconds
+        cp = self.solver.new_search(budget, cp_seconds)
         callback = (
-            ProgressCallback(options.on_progress, objective.value, self.started)
+            ProgressCallback(options.on_progress, objective.value, self.budget.solve_started)
             if options.on_progress is not None or watched
             else None
         )
@@ -334,26 +361,27 @@ class _StageLoop:
             StallWatch(
                 cp,
                 callback,
-                budget * _CONSOLIDATE_CP_SAT_SHARE,
-                budget * _CONSOLIDATE_STALL_SHARE,
+                seconds * SHARES.consolidate_cp_sat,
+                seconds * SHARES.consolidate_stall,
             )
             if watched and callback is not None
             else None
         )
         try:
-            status = self.solver.run(cp, callback)
+            status = self.solver.run(cp, budget, callback)
         finally:
             if watch is not None:
                 watch.finish()
         return cp, status, watch
 
-    def _empty_hosts(self, seconds: float, bound: float | None) -> dict[str, Any]:
-        """The consolidate stage's host-emptying neighbourhoods for `seconds` from the
-        incumbent (the earlier stages held), which they improve; what they did."""
+    def _empty_hosts(self, budget: Budget, bound: float | None) -> dict[str, Any]:
+        """The consolidate stage's host-emptying neighbourhoods for what is left of
+        `budget` from the incumbent (the earlier stages held), which they improve; what
+        they did."""
         incumbent = self.solver.incumbent
         assert incumbent is not None  # (searchable)
         incumbent, searched = consolidate.empty_hosts(
-            self.view, self.solver.holds, incumbent, self.options, seconds, math.ceil(bound or 0)
+            self.view, self.solver.holds, incumbent, self.options, budget, math.ceil(bound or 0)
         )
         self.solver.incumbent = incumbent
         return searched
@@ -365,7 +393,7 @@ def _scale(objective: Objective) -> int:
 
 
 def _candidates(
-    loop: _StageLoop, incumbent_plan: Plan | None, runtime_s: float, explain_s: float
+    loop: _StageLoop, incumbent_plan: Plan | None, runtime_s: float, explain: Budget
 ) -> list[Plan]:
     """The verified plans to choose from, valued by the checker and bounded by the loop's
     bounds: CP-SAT's first (a failure of the checker is logged as a bug), then the
@@ -377,7 +405,7 @@ def _candidates(
     if solver.incumbent is not None:
         # Probes explain vague unplaced reasons within a tenth of the limit (at most 2 s).
         plan = plan_of_solution(
-            solver.view, solver.incumbent, structural, Status.FEASIBLE, runtime_s, explain_s
+            solver.view, solver.incumbent, structural, Status.FEASIBLE, runtime_s, explain
         )
         report = check(problem, plan)
         if report.ok:
@@ -412,7 +440,7 @@ def _second_pass(
     solver: StageSolver,
     unproven: list[_Unproven],
     bounds: dict[str, float | None],
-    search_end: float,
+    budget: Budget,
     *,
     bound_holds: bool,
 ) -> Solution:
@@ -425,13 +453,12 @@ def _second_pass(
     improved or not; updates the stage's log entry and, when it holds, its bound."""
     incumbent = solver.incumbent
     assert incumbent is not None  # (the caller checks it)
-    remaining = search_end - time.perf_counter()
-    if remaining < 0.5:
+    if budget.remaining() < 0.5 or budget.expired:
         return incumbent
     objective, expression, found, log = unproven[0]
     scale = _scale(objective)
     solver.optimise(objective, expression)
-    cp, status = solver.search(remaining)
+    cp, status = solver.search(budget)
     log["second_pass_seconds"] = round(cp.wall_time, 3)
     log["second_pass_status"] = cp.status_name(status)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
@@ -470,13 +497,12 @@ def _solution_steps(view: ProblemView, solution: Solution) -> list[int]:
     return [steps[hosts[h].name] for h in view.online_hosts]
 
 
-def _imbalance_stage(solver: StageSolver, seconds: float) -> _StageOutcome:
-    """Lower the imbalance within `seconds` from the incumbent by the convex-concave
+def _imbalance_stage(solver: StageSolver, budget: Budget) -> _StageOutcome:
+    """Lower the imbalance within `budget` from the incumbent by the convex-concave
     procedure (imbalance_stage.py), then hold it for the later stages."""
     view = solver.view
     model = solver.model
     steps = host_steps(view, solver.variables)
-    deadline = time.perf_counter() + seconds
     incumbent = solver.incumbent
     iterations = 0
     wall = 0.0
@@ -484,7 +510,7 @@ def _imbalance_stage(solver: StageSolver, seconds: float) -> _StageOutcome:
     if incumbent is None:
         # No plan yet: start from the even-load solution (`spread`'s target).
         model.minimize(add_distance_to_target(model, steps, _even_target(view)))
-        cp, status = solver.search(seconds / 2)
+        cp, status = solver.search(budget, budget.remaining() / 2)
         wall += cp.wall_time
         status_name = cp.status_name(status)
         if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
@@ -493,12 +519,12 @@ def _imbalance_stage(solver: StageSolver, seconds: float) -> _StageOutcome:
         incumbent = solver.read(cp)
     current = _solution_steps(view, incumbent)
     # A share of the time proves the bound (below); the rest lowers the ratio.
-    search_deadline = time.perf_counter() + 0.7 * (deadline - time.perf_counter())
-    while (remaining := search_deadline - time.perf_counter()) > 0.01:
+    lowering = budget.share(SHARES.imbalance_search)
+    while lowering.remaining() > 0.01 and not lowering.expired:
         distance = add_distance_to_target(model, steps, tangent_target(current))
         model.minimize(distance)
         solver.hint(incumbent)
-        cp, status = solver.search(remaining)
+        cp, status = solver.search(lowering)
         iterations += 1
         wall += cp.wall_time
         status_name = cp.status_name(status)
@@ -509,7 +535,7 @@ def _imbalance_stage(solver: StageSolver, seconds: float) -> _StageOutcome:
         if not ratio(loads) < ratio(current):
             break  # a fixed point of the procedure (or out of time)
         incumbent, current = candidate, loads
-    bound = _imbalance_bound(solver, steps, deadline)
+    bound = _imbalance_bound(solver, steps, budget)
     # Later stages keep the last problem's objective at the incumbent's value, which
     # keeps the ratio at or below the incumbent's (up to the target's rounding; the
     # incumbent itself stays a candidate, see `kept`).
@@ -531,22 +557,22 @@ def _imbalance_stage(solver: StageSolver, seconds: float) -> _StageOutcome:
 def _imbalance_bound(
     solver: StageSolver,
     steps: list[tuple[cp_model.LinearExprT, int, int]],
-    deadline: float,
+    budget: Budget,
 ) -> float:
     """A proven lower bound on the imbalance under the stages held so far: the least sum
     of squared loads and the largest total load, each by CP-SAT (its bound, whether or
     not it finished) within half the time left."""
     model = solver.model
     q = TARGET_DENOMINATOR
-    seconds = max((deadline - time.perf_counter()) / 2, 0.05)
+    seconds = max(budget.remaining() / 2, 0.05)
     model.clear_hints()  # type: ignore[no-untyped-call]  # untyped in ortools
     model.minimize(add_distance_to_target(model, steps, 0))  # (q * s)^2 summed
-    cp, status = solver.search(seconds)
+    cp, status = solver.search(budget, seconds)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return 0.0
     squares_low = cp.best_objective_bound / (q * q)
     model.maximize(cp_model.LinearExpr.sum([expression for expression, _, _ in steps]))
-    cp, status = solver.search(max(deadline - time.perf_counter(), 0.05))
+    cp, status = solver.search(budget, max(budget.remaining(), 0.05))
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return 0.0
     count = len(steps)

@@ -19,6 +19,7 @@ from placement.bounds import StageBounds
 from placement.model import Objective, Problem
 from placement.plan import Plan
 from placement.solvers import SolveOptions
+from placement.solvers.budget import SHARES, Budget
 from placement.solvers.common import stage_value
 from placement.solvers.cpsat import aggregate, rebalance
 from placement.solvers.cpsat.incumbent import greedy_incumbent
@@ -27,7 +28,6 @@ from placement.solvers.cpsat.plans import SOLVER_NAME, with_own_bounds
 from placement.solvers.cpsat.reasons import structural_reasons
 from placement.solvers.cpsat.stages import improve
 from placement.solvers.cpsat.view import pair_count
-from placement.solvers.stop import is_stopped
 from placement.statistics import Incumbent, SeedRun, SolveStatistics, TypeCounts
 
 # Beyond this many (guest, host) pairs the full pair model does not fit a 2-core budget:
@@ -50,13 +50,23 @@ def _meets_bounds(problem: Problem, plan: Plan, stages: Sequence[Objective]) -> 
 
 
 def solve_lexicographic(problem: Problem, options: SolveOptions) -> Plan:
-    """The optimiser: see the module docstring."""
-    started = time.perf_counter()
+    """The optimiser: see the module docstring. Every step takes its time from one
+    `Budget` of `options.time_limit_s`; a deterministic run that its wall-clock backstop
+    cut says so in `statistics.wall_cut` (its plan may then not repeat)."""
+    budget = Budget.of(options)
+    plan = _solve(problem, options, budget)
+    if budget.wall_cut:
+        plan = attrs.evolve(plan, statistics=attrs.evolve(plan.statistics, wall_cut=True))
+    return plan
+
+
+def _solve(problem: Problem, options: SolveOptions, budget: Budget) -> Plan:
+    started = budget.started
     structural = structural_reasons(problem)
     seeds: list[SeedRun] = []
-    incumbent_plan = greedy_incumbent(problem, options, seeds)
+    incumbent_plan = greedy_incumbent(problem, options, budget, seeds)
     first_plan_s = time.perf_counter() - started
-    plan = _search(problem, options, incumbent_plan, structural, started, first_plan_s)
+    plan = _search(problem, options, incumbent_plan, structural, budget, first_plan_s)
     # The seeds and the first plan lead every search's account of its better plans.
     first: tuple[Incumbent, ...] = ()
     if incumbent_plan is not None:
@@ -73,11 +83,12 @@ def _search(
     options: SolveOptions,
     incumbent_plan: Plan | None,
     structural: dict[str, str],
-    started: float,
+    budget: Budget,
     first_plan_s: float,
 ) -> Plan:
     """The search that fits the problem (see the module docstring), from the seed."""
-    if incumbent_plan is not None and is_stopped(options.stop):
+    started = budget.started
+    if incumbent_plan is not None and budget.stopped:
         # Interrupted while seeding: the best seed, with our bounds, without building a model.
         plan = with_own_bounds(problem, incumbent_plan, StageBounds(problem))
         runtime_s = round(time.perf_counter() - started, 6)
@@ -86,29 +97,34 @@ def _search(
 
     if rebalance.applies(problem, incumbent_plan):
         assert incumbent_plan is not None  # applies() checks it
-        return rebalance.solve_rebalance(problem, options, incumbent_plan, started, first_plan_s)
+        return rebalance.solve_rebalance(problem, options, incumbent_plan, budget, first_plan_s)
     if incumbent_plan is not None and pair_count(problem) > MAX_MODEL_PAIRS:
-        return _beyond_the_pair_model(problem, options, incumbent_plan, started, first_plan_s)
-    plan = improve(problem, options, incumbent_plan, structural, started, first_plan_s)
-    remaining = options.time_limit_s - (time.perf_counter() - started)
+        return _beyond_the_pair_model(problem, options, incumbent_plan, budget, first_plan_s)
+    plan = improve(problem, options, incumbent_plan, structural, budget, first_plan_s)
     if (
         plan.statistics.stalled
         and plan.assignments
-        and remaining >= MIN_ROUND_S
-        and not is_stopped(options.stop)
+        and budget.remaining() >= MIN_ROUND_S
+        and not budget.expired
     ):
         # The full model found nothing in a stage (a big model with live migrations can
-        # spend its whole share on presolve): search neighbourhoods of the best plan.
-        found = solve_large(problem, options, plan, started, first_plan_s)
+        # spend its whole share on presolve), or was too big to build in the time left:
+        # search neighbourhoods of the best plan.
+        found = solve_large(problem, options, plan, budget, first_plan_s)
         # The stages' account stays: which stage stalled, and what it found before.
         statistics = attrs.evolve(
             found.statistics,
             stalled=True,
+            model_skipped=plan.statistics.model_skipped,
             stages=plan.statistics.stages,
             model=plan.statistics.model,
             incumbents=(*plan.statistics.incumbents, *found.statistics.incumbents),
         )
         return attrs.evolve(found, statistics=statistics)
+    if plan.statistics.model_skipped is not None:
+        plan = attrs.evolve(
+            with_own_bounds(problem, plan, StageBounds(problem)), statistics=plan.statistics
+        )
     return plan
 
 
@@ -116,7 +132,7 @@ def _beyond_the_pair_model(
     problem: Problem,
     options: SolveOptions,
     incumbent_plan: Plan,
-    started: float,
+    budget: Budget,
     first_plan_s: float,
 ) -> Plan:
     """Too many pairs for the full model: the leading placement stages on type counts
@@ -135,21 +151,20 @@ def _beyond_the_pair_model(
         leading = []
         counted = TypeCounts(skipped="the incumbent meets our bounds on the placement stages")
     if leading:
-        # The placement stages on type counts: 60 % of the time left when they are the
-        # whole objective, else 40 % (the rest goes to the neighbourhoods).
-        share = 0.6 if len(leading) == len(problem.objective) else 0.4
-        remaining = options.time_limit_s - (time.perf_counter() - started)
-        deadline = time.perf_counter() + share * remaining
+        # The placement stages on type counts: a share of the time left (the rest goes
+        # to the neighbourhoods).
+        whole = len(leading) == len(problem.objective)
+        share = SHARES.type_counts_whole if whole else SHARES.type_counts_leading
         incumbent_plan, log = aggregate.improve_placement(
-            problem, options, incumbent_plan, deadline
+            problem, options, incumbent_plan, budget.share(share)
         )
         counted = TypeCounts.from_log(log)
         known = dict(counted.bounds)
         if counted.improved:
             values = {stage.name: stage.value for stage in incumbent_plan.stages}
-            seconds = round(time.perf_counter() - started, 3)
+            seconds = round(time.perf_counter() - budget.started, 3)
             first = (Incumbent(seconds=seconds, source="type counts", values=values),)
-    plan = solve_large(problem, options, incumbent_plan, started, first_plan_s, known_bounds=known)
+    plan = solve_large(problem, options, incumbent_plan, budget, first_plan_s, known_bounds=known)
     if counted is not None:
         incumbents = (*first, *plan.statistics.incumbents)
         statistics = attrs.evolve(plan.statistics, type_counts=counted, incumbents=incumbents)

@@ -39,11 +39,11 @@ from placement.imbalance import load_resources
 from placement.model import Problem
 from placement.plan import Plan
 from placement.solvers import SolveOptions, register
+from placement.solvers.budget import Budget
 from placement.solvers.common import HostLoads, Placement, Unit, finish_plan, units_of
 from placement.solvers.greedy import best_fit_placement
 from placement.solvers.peers._shared import natural_key
 from placement.solvers.peers.proxmox import proxmox_static_placement
-from placement.solvers.stop import StopToken, is_stopped
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +56,9 @@ DEFAULT_MARGIN = 0.1
 # The descent stops once no move lowers the imbalance by at least this share: a relative
 # improvement this small is rounding, and it keeps the descent finite.
 DESCENT_MARGIN = 1e-6
+# The work charged per move step in deterministic mode, per (movable unit, host) pair a
+# step scores (vectorised: about 50 ms a step on 10,000 units x 1,000 hosts, estimated).
+_STEP_S_PER_PAIR = 5e-9
 
 
 class _Loads:
@@ -105,21 +108,20 @@ def proxmox_rebalance_placement(
     threshold: float = DEFAULT_THRESHOLD,
     margin: float = DEFAULT_MARGIN,
     max_moves: int | None = None,
-    deadline: float | None = None,
+    budget: Budget | None = None,
     start: Placement | None = None,
-    stop: StopToken | None = None,
 ) -> Placement:
     """Proxmox's static placement of what needs a host, then its rebalancing moves.
 
-    `max_moves` defaults to the problem's `migration.max_moves`; no move is taken after
-    `deadline` (a `time.perf_counter()` instant; None: no limit) or once `stop` is
-    stopped. `start` places what
+    `max_moves` defaults to the problem's `migration.max_moves`; no move is taken once
+    `budget` (None: no limit) is spent or stopped; in deterministic mode each move step
+    counts as work (its size), so the same moves are taken on any machine. `start` places what
     needs a host before the moves (default: Proxmox's static scorer). Returns the final host
     of every guest; `Placement.reasons` explains the guests Proxmox could not place.
     """
     start = start if start is not None else proxmox_static_placement(problem)
     hosts: dict[str, str | None] = dict(start.hosts)
-    budget = problem.migration.max_moves if max_moves is None else max_moves
+    move_budget = problem.migration.max_moves if max_moves is None else max_moves
 
     loads, counted = _loads(problem, hosts)
     movable = _movable_units(problem, hosts)
@@ -134,11 +136,15 @@ def proxmox_rebalance_placement(
         and hosts.get(guest.name) is not None
         and hosts.get(guest.name) != guest.current_host
     )
-    while (deadline is None or time.perf_counter() < deadline) and not is_stopped(stop):
+    # A step scores every movable unit on every host.
+    step_s = _STEP_S_PER_PAIR * len(movable) * len(problem.hosts)
+    while budget is None or not budget.expired:
+        if budget is not None:
+            budget.charge(step_s)
         now = moves.imbalance()
         if now <= threshold:
             break
-        best = moves.best(None if budget is None else budget - moved)
+        best = moves.best(None if move_budget is None else move_budget - moved)
         if best is None:
             break
         value, u, target = best
@@ -349,8 +355,7 @@ def solve_descent_rebalance(problem: Problem, options: SolveOptions) -> Plan:
         problem,
         threshold=0.0,
         margin=DESCENT_MARGIN,
-        deadline=started_at + options.time_limit_s,
+        budget=Budget.of(options),
         start=best_fit_placement(problem),
-        stop=options.stop,
     )
     return finish_plan(problem, placement, options, "descent-rebalance", started_at)
