@@ -54,6 +54,9 @@ MAX_WINDOW_UNITS = 120
 # CP-SAT time per window (s), and the least time worth starting one with.
 WINDOW_S = 0.5
 MIN_WINDOW_S = 0.2
+# In deterministic mode, how many budgets past the deadline on the clock the search
+# stops all the same (a deterministic second took up to 10 s on 2 busy cores).
+DETERMINISTIC_OVERRUN = 20
 
 
 class BootSchedule:
@@ -451,7 +454,9 @@ def _search_windows(
     consecutive units in start order, free within `slack` of their start. The window
     grows while CP-SAT proves windows optimal well within their time and shrinks when it
     does not. In deterministic mode the budget is CP-SAT's deterministic time (the time
-    to `deadline` when the search starts), so the same windows are solved on every run.
+    to `deadline` when the search starts, at least 0.05 a window), so the same windows
+    are solved on every run that ends within `DETERMINISTIC_OVERRUN` budgets on the
+    clock.
     Returns the best starts and a summary of the windows."""
     rng = random.Random(options.seed)
     size = min(INITIAL_WINDOW_UNITS, len(boots.units))
@@ -461,7 +466,10 @@ def _search_windows(
     while True:
         wall_left = deadline - time.perf_counter()
         left = budget - spent_total if options.deterministic else wall_left
-        if left < MIN_WINDOW_S or is_stopped(options.stop):
+        # Deterministic time runs slower than the clock (a tenth of it on busy cores):
+        # far past its budget on the clock the search stops anyway, repeatable or not.
+        overdue = wall_left < -DETERMINISTIC_OVERRUN * budget
+        if left < MIN_WINDOW_S or overdue or is_stopped(options.stop):
             break
         free = _window(boots, starts, size, rng)
         longest = max(boots.guests[b].boot.duration_s for u in free for b in boots.units[u])
