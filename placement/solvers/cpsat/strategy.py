@@ -80,9 +80,30 @@ def solve_lexicographic(problem: Problem, options: SolveOptions) -> Plan:
         and not is_stopped(options.stop)
     ):
         # The full model found nothing in a stage (a big model with live migrations can
-        # spend its whole share on presolve): search neighbourhoods of the best plan.
-        return solve_large(problem, options, plan, started, first_plan_s)
+        # spend its whole share on presolve): re-time its boots, then search
+        # neighbourhoods of the best plan.
+        return _retimed_then_neighbourhoods(problem, options, plan, started, first_plan_s, {})
     return plan
+
+
+def _retimed_then_neighbourhoods(
+    problem: Problem,
+    options: SolveOptions,
+    plan: Plan,
+    started: float,
+    first_plan_s: float,
+    known: dict[str, float],
+) -> Plan:
+    """`plan`'s boots re-timed (`schedule_lns`, a share of the time left), then the
+    neighbourhoods of `large` from the result until the time limit."""
+    remaining = options.time_limit_s - (time.perf_counter() - started)
+    deadline = time.perf_counter() + SCHEDULE_SHARE * remaining - 2 * check_estimate_s(problem)
+    retimed, scheduled = schedule_lns.improve_schedule(problem, plan, options, deadline)
+    found = solve_large(problem, options, retimed, started, first_plan_s, known_bounds=known)
+    metrics = {**found.metrics, "schedule_search": scheduled}
+    if retimed is not plan and found.metrics.get("returned") == "greedy":
+        metrics["returned"] = "schedule search"
+    return attrs.evolve(found, metrics=metrics)
 
 
 def _beyond_the_pair_model(
@@ -116,13 +137,9 @@ def _beyond_the_pair_model(
             problem, options, incumbent_plan, deadline
         )
         known = counted.get("bounds") or {}
-    remaining = options.time_limit_s - (time.perf_counter() - started)
-    deadline = time.perf_counter() + SCHEDULE_SHARE * remaining - 2 * check_estimate_s(problem)
-    retimed, scheduled = schedule_lns.improve_schedule(problem, incumbent_plan, options, deadline)
-    plan = solve_large(problem, options, retimed, started, first_plan_s, known_bounds=known)
-    metrics = {**plan.metrics, "schedule_search": scheduled}
-    if retimed is not incumbent_plan and plan.metrics.get("returned") == "greedy":
-        metrics["returned"] = "schedule search"
+    plan = _retimed_then_neighbourhoods(
+        problem, options, incumbent_plan, started, first_plan_s, known
+    )
     if counted is not None:
-        metrics["type_counts"] = counted
-    return attrs.evolve(plan, metrics=metrics)
+        plan = attrs.evolve(plan, metrics={**plan.metrics, "type_counts": counted})
+    return plan
