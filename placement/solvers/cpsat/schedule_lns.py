@@ -33,12 +33,14 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
+import numpy as np
 from ortools.sat.python import cp_model
 
 from placement.check import check
-from placement.model import Guest, Problem
+from placement.model import BALANCE_STEPS, Guest, Host, Problem
 from placement.plan import Action, Plan, StageResult
 from placement.solvers import SolveOptions
+from placement.solvers.common import HostLoads, better, units_of
 from placement.solvers.schedule import list_schedule
 from placement.solvers.stop import is_stopped
 
@@ -59,6 +61,13 @@ MIN_WINDOW_S = 0.2
 DETERMINISTIC_OVERRUN = 20
 
 
+def _leaving_hosts(problem: Problem, plan: Plan) -> set[str | None]:
+    """Hosts a migration of `plan` leaves (room there grows when it ends)."""
+    return {
+        problem.guest(a.guest).current_host for a in plan.assignments if a.action is Action.MIGRATE
+    }
+
+
 class BootSchedule:
     """The boots of one plan, as arrays indexed by boot and by start unit.
 
@@ -69,11 +78,7 @@ class BootSchedule:
     def __init__(self, problem: Problem, plan: Plan) -> None:
         self.problem = problem
         host_position = {h.name: i for i, h in enumerate(problem.hosts)}
-        leaving = {
-            problem.guest(a.guest).current_host
-            for a in plan.assignments
-            if a.action is Action.MIGRATE
-        }
+        leaving = _leaving_hosts(problem, plan)
         starts = [a for a in plan.assignments if a.action is Action.START]
         self.guests: list[Guest] = [problem.guest(a.guest) for a in starts]
         self.host: list[int] = [host_position[a.host or ""] for a in starts]
@@ -376,6 +381,113 @@ def _window(boots: BootSchedule, starts: Sequence[int], size: int, rng: random.R
     return order[first : first + size]
 
 
+# --- the placement side: boots spread for balance ----------------------------------------
+
+
+def _final_loads(problem: Problem, plan: Plan, keep_out: set[str]) -> HostLoads:
+    """Every guest's final host load under `plan` (frozen copies included), but the
+    guests of `keep_out`."""
+    loads = HostLoads(problem)
+    for a in plan.assignments:
+        if a.host is not None and a.guest not in keep_out:
+            loads.add(problem.guest(a.guest), a.host)
+    return loads
+
+
+def _steps(loads: HostLoads) -> int:
+    """The plan's `balance` in steps: the fullest online host and resource."""
+    counted = loads.usable > 0
+    ratio = np.where(counted, -(-BALANCE_STEPS * loads.used // np.maximum(loads.usable, 1)), 0)
+    return int(ratio[loads.online].max(initial=0))
+
+
+def _boot_limits_hold(
+    host: Host, held: Sequence[tuple[int, int, int]], adding: Sequence[tuple[int, int, int]]
+) -> bool:
+    """Whether `host`'s boot CPU and start limits hold with the boots (start, ready, cpu)
+    of `held` and `adding` together."""
+    if host.boot.cpu is None and host.boot.max_starts is None:
+        return True
+    events = sorted(
+        [(s, 1, cpu) for s, e, cpu in (*held, *adding) if e > s]
+        + [(e, -1, -cpu) for s, e, cpu in (*held, *adding) if e > s]
+    )
+    count = cpu_used = 0
+    for _, step, cpu in events:  # ends sort before starts at one instant (-1 < 1)
+        count += step
+        cpu_used += cpu
+        if host.boot.cpu is not None and cpu_used > host.boot.cpu:
+            return False
+        if host.boot.max_starts is not None and count > host.boot.max_starts:
+            return False
+    return True
+
+
+def spread_boots(problem: Problem, plan: Plan) -> Plan | None:
+    """`plan` with its booting placement units moved, at the same start times, to the
+    hosts left with the most room (worst fit, largest unit first), or None when that
+    does not lower `balance`. A unit keeps its host when a member follows or is followed,
+    or the host is one a migration leaves; a host a migration leaves takes no boot."""
+    by_guest = plan.by_guest()
+    leaving = {
+        problem.guest(a.guest).current_host for a in plan.assignments if a.action is Action.MIGRATE
+    }
+    followed = {g.follows for g in problem.guests if g.follows}
+    movable = [
+        unit
+        for unit in units_of(problem, (a.guest for a in plan.assignments if a.host is not None))
+        if all(
+            by_guest[g.name].action is Action.START
+            and g.follows is None
+            and g.name not in followed
+            and by_guest[g.name].host not in leaving
+            for g in unit.guests
+        )
+    ]
+    if not movable:
+        return None
+    moving = {name for unit in movable for name in unit.names}
+    loads = _final_loads(problem, plan, moving)
+    before = _final_loads(problem, plan, set())
+    boots: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
+    for a in plan.assignments:
+        if a.action is Action.START and a.guest not in moving and a.host is not None:
+            boots[problem.host_position(a.host)].append(
+                (int(a.start_s or 0), int(a.ready_s or 0), problem.guest(a.guest).boot.cpu)
+            )
+    blocked = np.array([h.name in leaving for h in problem.hosts], dtype=bool)
+    usable = np.maximum(loads.usable, 1).astype(float)
+    hosts: dict[str, str] = {}
+    for unit in sorted(movable, key=lambda u: (-max(u.demand.values(), default=0), u.label)):
+        mask = loads.candidates(unit) & ~blocked
+        adding = [
+            (int(by_guest[g.name].start_s or 0), int(by_guest[g.name].ready_s or 0), g.boot.cpu)
+            for g in unit.guests
+        ]
+        after = (loads.used + loads.demand_vector(unit.demand)) / usable
+        score = np.where(mask, after.max(axis=1, initial=0.0), np.inf)
+        chosen = next(
+            (
+                int(h)
+                for h in np.argsort(score, kind="stable")
+                if np.isfinite(score[h])
+                and _boot_limits_hold(problem.hosts[int(h)], boots[int(h)], adding)
+            ),
+            None,
+        )
+        if chosen is None:
+            return None
+        loads.add(unit, problem.hosts[chosen].name)
+        boots[chosen].extend(adding)
+        hosts.update((name, problem.hosts[chosen].name) for name in unit.names)
+    if _steps(loads) >= _steps(before):
+        return None
+    assignments = [
+        attrs.evolve(a, host=hosts[a.guest]) if a.guest in hosts else a for a in plan.assignments
+    ]
+    return attrs.evolve(plan, assignments=assignments)
+
+
 # --- the stage ---------------------------------------------------------------------------
 
 
@@ -418,8 +530,9 @@ def _checked(problem: Problem, plan: Plan) -> Plan | None:
 def improve_schedule(
     problem: Problem, plan: Plan, options: SolveOptions, deadline: float
 ) -> tuple[Plan, dict[str, Any]]:
-    """`plan` with its boots re-timed for a lower `recovery`, its hosts unchanged, by
-    `deadline` (a `time.perf_counter()` instant); returns the plan (`plan` itself when
+    """`plan` with its boots re-timed for a lower `recovery` by `deadline` (a
+    `time.perf_counter()` instant), and its booting units spread over the roomiest hosts
+    when that lowers `balance` at the same times; returns the plan (`plan` itself when
     nothing better passed the checker) and metrics of what each step found."""
     started = time.perf_counter()
     boots = BootSchedule(problem, plan)
@@ -427,22 +540,26 @@ def improve_schedule(
     if not boots.guests:
         return plan, metrics
     starts = list(boots.start)
-    initial = boots.recovery(starts)
-    metrics["list"] = initial
+    metrics["list"] = boots.recovery(starts)
     hosts = {a.guest: a.host for a in plan.assignments}
     for rule, found in priority_rule_schedules(problem, boots, hosts):
-        value = boots.recovery(found)
-        metrics[rule] = value
-        if value < boots.recovery(starts):
+        metrics[rule] = boots.recovery(found)
+        if boots.recovery(found) < boots.recovery(starts):
             starts = found
     metrics["rules_s"] = round(time.perf_counter() - started, 3)
-    starts, metrics["windows"] = _search_windows(boots, starts, options, deadline)
+    base = _with_starts(problem, plan, boots, starts)
+    spread = spread_boots(problem, base)
+    metrics["spread"] = spread is not None
+    base = spread or base
+    boots = BootSchedule(problem, base)  # its starts: the best rule's
+    starts, metrics["windows"] = _search_windows(boots, list(boots.start), options, deadline)
     metrics["recovery"] = boots.recovery(starts)
-    if starts == boots.start:
+    candidate = _with_starts(problem, base, boots, starts)
+    if candidate.assignments == plan.assignments:
         return plan, metrics
-    checked = _checked(problem, _with_starts(problem, plan, boots, starts))
+    checked = _checked(problem, candidate)
     metrics["seconds"] = round(time.perf_counter() - started, 3)
-    if checked is None:
+    if checked is None or not better(problem, checked, plan):
         return plan, metrics
     return checked, metrics
 
