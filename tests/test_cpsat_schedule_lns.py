@@ -10,15 +10,16 @@ from __future__ import annotations
 import random
 import time
 
+import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 
 from bench.scenarios import SizeSpec, _mixed
 from placement.check import check
 from placement.model import Host, HostBoot, Problem
-from placement.plan import Action, Plan
+from placement.plan import Action, Plan, Unplaced
 from placement.solvers import SolveOptions, solve
-from placement.solvers.cpsat import large, schedule_lns, strategy
+from placement.solvers.cpsat import incumbent, large, schedule_lns, strategy
 from tests.strategies import problems
 
 
@@ -184,3 +185,32 @@ def test_large_path_runs_the_stage(failover_400: Problem, monkeypatch: pytest.Mo
         for name in ("first-fit", "best-fit", "worst-fit")
     )
     assert _recovery(problem, plan) < best_list
+
+
+def test_seeding_stops_once_the_placement_stages_are_settled(
+    failover_400: Problem, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    problem = failover_400
+    assert strategy._placement_settled(problem) is None  # the full model takes it
+    monkeypatch.setattr(strategy, "MAX_MODEL_PAIRS", 0)
+    settled = strategy._placement_settled(problem)
+    assert settled is not None
+    plan = solve(problem, "best-fit", SolveOptions())
+    assert not plan.unplaced
+    assert settled(plan)
+    # A plan that leaves a guest out is not settled.
+    left_out = attrs.evolve(
+        plan,
+        assignments=[a for a in plan.assignments if a.guest != plan.assignments[0].guest],
+        unplaced=(Unplaced(plan.assignments[0].guest, "left out for the test"),),
+    )
+    assert not settled(left_out)
+    seeds: list[str] = []
+
+    def enough(best: Plan) -> bool:
+        seeds.append(best.solver)
+        return settled(best)
+
+    first = incumbent.greedy_incumbent(problem, SolveOptions(time_limit_s=10.0), enough)
+    assert first is not None
+    assert seeds == ["best-fit"], "the first seed settled placement: no other ran"

@@ -56,8 +56,11 @@ def _seed_cost(name: str) -> float:
     return _SEED_COST.get(name, 1.0)
 
 
-def greedy_incumbent(problem: Problem, options: SolveOptions) -> Plan | None:
-    """The best verified baseline plan (with the list schedule), or None."""
+def greedy_incumbent(
+    problem: Problem, options: SolveOptions, enough: Callable[[Plan], bool] | None = None
+) -> Plan | None:
+    """The best verified baseline plan (with the list schedule), or None. Seeding stops
+    early once `enough` says the best plan so far needs no other seed."""
     best: Plan | None = None
     if options.hint is not None:
         # The caller's plan (re-planning: the one being carried out), if it is valid here.
@@ -106,6 +109,8 @@ def greedy_incumbent(problem: Problem, options: SolveOptions) -> Plan | None:
             continue
         if best is None or better(problem, plan, best):
             best = plan
+        if enough is not None and enough(best):
+            break
     if best is not None and is_stopped(options.stop):
         return best
     if best is not None and best.unplaced:
