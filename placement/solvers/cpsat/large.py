@@ -76,7 +76,7 @@ def solve_large(
     finish_s = 6 * check_estimate_s(problem)
     # What a round spends beyond the search budget it is given (restricting, building
     # the model, valuing plans): about 1.5 ms a guest at first, then as measured.
-    overhead_s = 0.0015 * len(problem.guests)
+    overhead_s = first_round_s(problem) - MIN_ROUND_S - finish_s
     while deadline - time.perf_counter() >= MIN_ROUND_S + finish_s + overhead_s:
         if is_stopped(options.stop):
             break
@@ -127,6 +127,11 @@ def solve_large(
         unplaced=unplaced,
         metrics=metrics,
     )
+
+
+def first_round_s(problem: Problem) -> float:
+    """The least time left (s) with which `solve_large` starts a first round."""
+    return MIN_ROUND_S + 6 * check_estimate_s(problem) + 0.0015 * len(problem.guests)
 
 
 def restrict(

@@ -23,7 +23,7 @@ from placement.solvers import SolveOptions
 from placement.solvers.common import stage_value
 from placement.solvers.cpsat import aggregate, rebalance, schedule_lns
 from placement.solvers.cpsat.incumbent import greedy_incumbent
-from placement.solvers.cpsat.large import MIN_ROUND_S, solve_large
+from placement.solvers.cpsat.large import MIN_ROUND_S, first_round_s, solve_large
 from placement.solvers.cpsat.plans import SOLVER_NAME, check_estimate_s, with_own_bounds
 from placement.solvers.cpsat.reasons import structural_reasons
 from placement.solvers.cpsat.stages import improve
@@ -113,10 +113,17 @@ def _retimed_then_neighbourhoods(
     first_plan_s: float,
     known: dict[str, float],
 ) -> Plan:
-    """`plan`'s boots re-timed (`schedule_lns`, a share of the time left), then the
-    neighbourhoods of `large` from the result until the time limit."""
+    """`plan`'s boots re-timed (`schedule_lns`, a share of the time left, or all of it
+    when the rest would not let `large` start a round), then the neighbourhoods of
+    `large` from the result until the time limit."""
     remaining = options.time_limit_s - (time.perf_counter() - started)
-    deadline = time.perf_counter() + SCHEDULE_SHARE * remaining - 2 * check_estimate_s(problem)
+    share = SCHEDULE_SHARE
+    if (1 - share) * remaining < first_round_s(problem):
+        share = 1.0
+    # What comes after the search: the stage's check, then `large` values the plan with
+    # our bounds on the whole problem (about 0.4 ms a guest to build on 2 busy cores).
+    finish_s = 2 * check_estimate_s(problem) + 0.0004 * len(problem.guests)
+    deadline = time.perf_counter() + share * remaining - finish_s
     retimed, scheduled = schedule_lns.improve_schedule(problem, plan, options, deadline)
     found = solve_large(problem, options, retimed, started, first_plan_s, known_bounds=known)
     metrics = {**found.metrics, "schedule_search": scheduled}
