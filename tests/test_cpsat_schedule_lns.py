@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import time
+from typing import Any
 
 import attrs
 import pytest
@@ -214,3 +215,25 @@ def test_seeding_stops_once_the_placement_stages_are_settled(
     first = incumbent.greedy_incumbent(problem, SolveOptions(time_limit_s=10.0), enough)
     assert first is not None
     assert seeds == ["best-fit"], "the first seed settled placement: no other ran"
+
+
+def test_full_model_starts_from_the_retimed_seed(
+    failover_400: Problem, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    problem = failover_400
+    monkeypatch.setattr(strategy, "RETIME_SEED_BOOTS", 1)
+    retimed: list[float] = []
+    original = schedule_lns.improve_schedule
+
+    def spy(*args: Any, **kwargs: Any) -> tuple[Plan, dict[str, Any]]:
+        found = original(*args, **kwargs)
+        retimed.append(_recovery(problem, found[0]))
+        return found
+
+    monkeypatch.setattr(schedule_lns, "improve_schedule", spy)
+    plan = solve(problem, "cpsat", SolveOptions(time_limit_s=5.0, workers=1, seed=0))
+    report = check(problem, plan)
+    assert report.ok, [v.message for v in report.violations]
+    assert retimed, "the seed went through the schedule stage"
+    # The full model never ends behind its (re-timed) start.
+    assert _recovery(problem, plan) <= retimed[0]

@@ -18,7 +18,7 @@ import attrs
 
 from placement.bounds import StageBounds
 from placement.model import Objective, Problem
-from placement.plan import Plan
+from placement.plan import Action, Plan
 from placement.solvers import SolveOptions
 from placement.solvers.common import stage_value
 from placement.solvers.cpsat import aggregate, rebalance, schedule_lns
@@ -37,6 +37,9 @@ MAX_MODEL_PAIRS = 400_000
 # incumbent gets (`schedule_lns`); the neighbourhoods get the rest. On L-0 the
 # neighbourhoods never improved the plan (a round on 10,000 guests needs over 20 s).
 SCHEDULE_SHARE = 0.75
+# From this many boots on, the full model starts from the seed re-timed by the schedule
+# stage's rules (no windows); the examples and the S scenarios have far fewer.
+RETIME_SEED_BOOTS = 100
 
 
 def _meets_bounds(
@@ -92,6 +95,13 @@ def solve_lexicographic(problem: Problem, options: SolveOptions) -> Plan:
         return rebalance.solve_rebalance(problem, options, incumbent_plan, started, first_plan_s)
     if incumbent_plan is not None and pair_count(problem) > MAX_MODEL_PAIRS:
         return _beyond_the_pair_model(problem, options, incumbent_plan, started, first_plan_s)
+    if incumbent_plan is not None and _boots(incumbent_plan) >= RETIME_SEED_BOOTS:
+        # The full model's recovery stage rarely betters its hint on hundreds of boots
+        # (`failover-10-of-100`: the list-scheduled seed, stalled): hint it with the
+        # seed's boots spread and timed by the schedule stage's priority rules.
+        incumbent_plan, _ = schedule_lns.improve_schedule(
+            problem, incumbent_plan, options, deadline=time.perf_counter()
+        )
     plan = improve(problem, options, incumbent_plan, structural, started, first_plan_s)
     remaining = options.time_limit_s - (time.perf_counter() - started)
     if (
@@ -105,6 +115,10 @@ def solve_lexicographic(problem: Problem, options: SolveOptions) -> Plan:
         # neighbourhoods of the best plan.
         return _retimed_then_neighbourhoods(problem, options, plan, started, first_plan_s, {})
     return plan
+
+
+def _boots(plan: Plan) -> int:
+    return sum(1 for a in plan.assignments if a.action is Action.START)
 
 
 def _retimed_then_neighbourhoods(
