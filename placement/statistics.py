@@ -185,6 +185,43 @@ class NeighbourhoodRound:
 
 
 @attrs.frozen
+class ScheduleSearch:
+    """The schedule stage of a large problem (cpsat/schedule_lns.py): the boots and start
+    units it re-timed, whether it spread the boots over the roomiest hosts, the boots'
+    recovery by the list schedule (`list_recovery`), by each priority rule (`rules`) and
+    at its end (`recovery`), the CP-SAT windows it solved, improved with and proved
+    optimal, and its seconds."""
+
+    boots: int
+    units: int
+    spread: bool
+    list_recovery: float | None = None
+    rules: Mapping[str, float] = attrs.field(factory=dict, converter=_floats)
+    recovery: float | None = None
+    windows: int = 0
+    windows_improved: int = 0
+    windows_optimal: int = 0
+    seconds: float | None = None
+
+    @classmethod
+    def from_log(cls, log: Mapping[str, Any]) -> ScheduleSearch:
+        """The record of `schedule_lns.improve_schedule`'s log."""
+        windows = log.get("windows") or {}
+        return cls(
+            boots=int(log.get("boots", 0)),
+            units=int(log.get("units", 0)),
+            spread=bool(log.get("spread", False)),
+            list_recovery=log.get("list"),
+            rules={k: v for k, v in log.items() if k.startswith("rule-")},
+            recovery=log.get("recovery"),
+            windows=int(windows.get("windows", 0)),
+            windows_improved=int(windows.get("improved", 0)),
+            windows_optimal=int(windows.get("optimal", 0)),
+            seconds=log.get("seconds", log.get("rules_s")),
+        )
+
+
+@attrs.frozen
 class RebalanceSearch:
     """The rebalance search of a large cluster (cpsat/rebalance.py): rounds, rounds that
     improved, rounds proven optimal, the goal searched and the last neighbourhood size."""
@@ -237,7 +274,8 @@ class SolveStatistics:
     `neighbourhood search`); `interrupted` says `SolveOptions.stop` cut the solve short,
     `wall_cut` that the wall-clock backstop did, `stalled` that a stage of a large model
     ended with no solution of its own, `model_skipped` why the full model was not built
-    (it would not have fitted the time left). Figures no type covers go to `extra`."""
+    (it would not have fitted the time left), `schedule_search` what re-timing the boots
+    of a large problem found. Figures no type covers go to `extra`."""
 
     first_plan_s: float | None = None
     returned: str | None = None
@@ -251,6 +289,7 @@ class SolveStatistics:
     stages: tuple[StageLog, ...] = attrs.field(default=(), converter=_stage_logs)
     type_counts: TypeCounts | None = None
     neighbourhoods: tuple[NeighbourhoodRound, ...] = attrs.field(default=(), converter=_rounds)
+    schedule_search: ScheduleSearch | None = None
     rebalance: RebalanceSearch | None = None
     portfolio: PortfolioChoice | None = None
     hysteresis: Hysteresis | None = None

@@ -62,10 +62,12 @@ def greedy_incumbent(
     options: SolveOptions,
     budget: Budget,
     record: list[SeedRun] | None = None,
+    enough: Callable[[Plan], bool] | None = None,
 ) -> Plan | None:
     """The best verified baseline plan (with the list schedule), or None: the seeds run
     within `SHARES.seeds` of `budget`'s limit, from its start; each seed run is added to
-    `record` when one is given."""
+    `record` when one is given. Seeding stops early once `enough` says the best plan so
+    far needs no other seed."""
     best: Plan | None = None
     if options.hint is not None:
         # The caller's plan (re-planning: the one being carried out), if it is valid here.
@@ -118,6 +120,8 @@ def greedy_incumbent(
             continue
         if kept:
             best = plan
+        if enough is not None and best is not None and enough(best):
+            break
     if best is not None and seeds.stopped:
         return best
     if best is not None and best.unplaced and seeds.remaining() > 2 * (scale_s or 0.0):

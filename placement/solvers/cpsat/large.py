@@ -66,25 +66,25 @@ def solve_large(
     budget: Budget,
     first_plan_s: float,
     known_bounds: dict[str, float] | None = None,
+    own_bounds: StageBounds | None = None,
 ) -> Plan:
     """Improve the verified `incumbent` by solving restricted problems within `budget`
     (from the start of the solve); returns the best verified plan with stages bounded on
-    the original problem (by `placement.bounds`, and by `known_bounds`, proven elsewhere
-    on the whole problem)."""
+    the original problem (by `placement.bounds`, `own_bounds` when the caller built them
+    already, and by `known_bounds`, proven elsewhere on the whole problem)."""
     started = budget.started
     structural = structural_reasons(problem)
-    stage_bounds = _Bounds(problem, known_bounds or {})
+    stage_bounds = _Bounds(problem, known_bounds or {}, own_bounds)
     best = with_own_bounds(problem, incumbent, stage_bounds)
     rng = random.Random(options.seed)
     rounds: list[NeighbourhoodRound] = []
     kept: list[Incumbent] = []  # each better plan, when it was found
-    number = 0
-    free_step = _free_step(problem)
+    number, free_step = 0, _free_step(problem)
     # A round ends with checks of the whole problem (its own and this loop's), kept out of
     # the round's budget.
     finish_s = 6 * check_estimate_s(problem)
     # A round's work beyond its search (as measured; charged in deterministic mode).
-    overhead_s = _OVERHEAD_S_PER_GUEST * len(problem.guests)
+    overhead_s = first_round_s(problem) - MIN_ROUND_S - finish_s
     while budget.fits(MIN_ROUND_S + finish_s + overhead_s):
         round_started = time.perf_counter()
         restricted, movers, pairs = restrict(problem, best, rng, freed_hosts=number * free_step)
@@ -145,6 +145,11 @@ def _found(plan: Plan, started: float) -> Incumbent:
     """A better plan the neighbourhoods found: when, and its stage values."""
     values = {stage.name: stage.value for stage in plan.stages}
     return Incumbent(round(time.perf_counter() - started, 3), "neighbourhood search", values)
+
+
+def first_round_s(problem: Problem) -> float:
+    """The least time left (s) with which `solve_large` starts a first round."""
+    return MIN_ROUND_S + 6 * check_estimate_s(problem) + _OVERHEAD_S_PER_GUEST * len(problem.guests)
 
 
 def restrict(
@@ -263,8 +268,11 @@ class _Bounds:
     """`placement.bounds` per stage, tightened by bounds proven elsewhere on the whole
     problem (the type-count model's, when no guest was held out of it)."""
 
-    def __init__(self, problem: Problem, known: dict[str, float]) -> None:
-        self._own = StageBounds(problem)
+    def __init__(
+        self, problem: Problem, known: dict[str, float], own: StageBounds | None = None
+    ) -> None:
+        # Built once per problem: 2-5 s on 10,000 guests.
+        self._own = own or StageBounds(problem)
         self._known = known
 
     def __call__(self, objective: Objective, held: dict[str, float]) -> float | None:

@@ -11,34 +11,49 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import attrs
 
 from placement.bounds import StageBounds
 from placement.model import Objective, Problem
-from placement.plan import Plan
+from placement.plan import Action, Plan
 from placement.solvers import SolveOptions
 from placement.solvers.budget import SHARES, Budget
 from placement.solvers.common import stage_value
-from placement.solvers.cpsat import aggregate, rebalance
+from placement.solvers.cpsat import aggregate, rebalance, schedule_lns
 from placement.solvers.cpsat.incumbent import greedy_incumbent
-from placement.solvers.cpsat.large import MIN_ROUND_S, solve_large
-from placement.solvers.cpsat.plans import SOLVER_NAME, with_own_bounds
+from placement.solvers.cpsat.large import MIN_ROUND_S, first_round_s, solve_large
+from placement.solvers.cpsat.plans import SOLVER_NAME, check_estimate_s, with_own_bounds
 from placement.solvers.cpsat.reasons import structural_reasons
 from placement.solvers.cpsat.stages import improve
 from placement.solvers.cpsat.view import pair_count
-from placement.statistics import Incumbent, SeedRun, SolveStatistics, TypeCounts
+from placement.statistics import (
+    Incumbent,
+    ScheduleSearch,
+    SeedRun,
+    SolveStatistics,
+    TypeCounts,
+)
 
 # Beyond this many (guest, host) pairs the full pair model does not fit a 2-core budget:
 # such problems are solved on neighbourhoods of the incumbent (see `large`).
 MAX_MODEL_PAIRS = 400_000
+# The share of the time left after the placement stages that re-timing the boots of the
+# incumbent gets (`schedule_lns`); the neighbourhoods get the rest. On L-0 the
+# neighbourhoods never improved the plan (a round on 10,000 guests needs over 20 s).
+SCHEDULE_SHARE = 0.75
+# From this many boots on, the full model starts from the seed re-timed by the schedule
+# stage's rules (no windows); the examples and the S scenarios have far fewer.
+RETIME_SEED_BOOTS = 100
 
 
-def _meets_bounds(problem: Problem, plan: Plan, stages: Sequence[Objective]) -> bool:
-    """Whether `plan` meets our own bound (`placement.bounds`) on each of `stages` in
-    turn: then no search can improve them."""
-    bounds = StageBounds(problem)
+def _meets_bounds(
+    problem: Problem, plan: Plan, stages: Sequence[Objective], bounds: StageBounds | None = None
+) -> bool:
+    """Whether `plan` meets our own bound (`placement.bounds`, `bounds` when built
+    already) on each of `stages` in turn: then no search can improve them."""
+    bounds = bounds or StageBounds(problem)
     held: dict[str, float] = {}
     for stage in stages:
         value = stage_value(plan, stage)
@@ -47,6 +62,25 @@ def _meets_bounds(problem: Problem, plan: Plan, stages: Sequence[Objective]) -> 
             return False
         held[stage.value] = value
     return True
+
+
+def _placement_settled(problem: Problem) -> Callable[[Plan], bool] | None:
+    """For a problem beyond the pair model that minimises `recovery` after `placed`
+    and `migrations` only: a test that a seed places every guest and moves none, which no
+    plan betters on those stages. Later seeds could then only list-schedule better, which
+    the schedule stage does far better (on L-0 the seeds took 12.5 s of 60, the first 2 s;
+    our bounds would cost 5 s to build there)."""
+    if pair_count(problem) <= MAX_MODEL_PAIRS or Objective.RECOVERY not in problem.objective:
+        return None
+    leading = problem.objective[: problem.objective.index(Objective.RECOVERY)]
+    if any(stage not in (Objective.PLACED, Objective.MIGRATIONS) for stage in leading):
+        return None
+
+    def settled(plan: Plan) -> bool:
+        moved = stage_value(plan, Objective.MIGRATIONS) if Objective.MIGRATIONS in leading else 0
+        return not plan.unplaced and moved == 0
+
+    return settled
 
 
 def solve_lexicographic(problem: Problem, options: SolveOptions) -> Plan:
@@ -64,7 +98,9 @@ def _solve(problem: Problem, options: SolveOptions, budget: Budget) -> Plan:
     started = budget.started
     structural = structural_reasons(problem)
     seeds: list[SeedRun] = []
-    incumbent_plan = greedy_incumbent(problem, options, budget, seeds)
+    incumbent_plan = greedy_incumbent(
+        problem, options, budget, seeds, enough=_placement_settled(problem)
+    )
     first_plan_s = time.perf_counter() - started
     plan = _search(problem, options, incumbent_plan, structural, budget, first_plan_s)
     # The seeds and the first plan lead every search's account of its better plans.
@@ -100,6 +136,14 @@ def _search(
         return rebalance.solve_rebalance(problem, options, incumbent_plan, budget, first_plan_s)
     if incumbent_plan is not None and pair_count(problem) > MAX_MODEL_PAIRS:
         return _beyond_the_pair_model(problem, options, incumbent_plan, budget, first_plan_s)
+    if incumbent_plan is not None and _boots(incumbent_plan) >= RETIME_SEED_BOOTS:
+        # The full model's recovery stage rarely betters its hint on hundreds of boots
+        # (`failover-10-of-100`: the list-scheduled seed, stalled): hint it with the
+        # seed's boots spread and timed by the schedule stage's priority rules (no
+        # windows: an empty budget).
+        incumbent_plan, _ = schedule_lns.improve_schedule(
+            problem, incumbent_plan, options, budget.sub(0.0)
+        )
     plan = improve(problem, options, incumbent_plan, structural, budget, first_plan_s)
     if (
         plan.statistics.stalled
@@ -109,8 +153,8 @@ def _search(
     ):
         # The full model found nothing in a stage (a big model with live migrations can
         # spend its whole share on presolve), or was too big to build in the time left:
-        # search neighbourhoods of the best plan.
-        found = solve_large(problem, options, plan, budget, first_plan_s)
+        # re-time its boots, then search neighbourhoods of the best plan.
+        found = _retimed_then_neighbourhoods(problem, options, plan, budget, first_plan_s, {})
         # The stages' account stays: which stage stalled, and what it found before.
         statistics = attrs.evolve(
             found.statistics,
@@ -126,6 +170,43 @@ def _search(
             with_own_bounds(problem, plan, StageBounds(problem)), statistics=plan.statistics
         )
     return plan
+
+
+def _boots(plan: Plan) -> int:
+    return sum(1 for a in plan.assignments if a.action is Action.START)
+
+
+def _retimed_then_neighbourhoods(
+    problem: Problem,
+    options: SolveOptions,
+    plan: Plan,
+    budget: Budget,
+    first_plan_s: float,
+    known: dict[str, float],
+    own_bounds: StageBounds | None = None,
+) -> Plan:
+    """`plan`'s boots re-timed (`schedule_lns`, a share of the time left, or all of it
+    when the rest would not let `large` start a round), then the neighbourhoods of
+    `large` from the result until the time limit."""
+    remaining = budget.remaining()
+    share = SCHEDULE_SHARE
+    if (1 - share) * remaining < first_round_s(problem):
+        share = 1.0
+    # What comes after the search: the stage's check, then `large` values the plan with
+    # our bounds on the whole problem and explains what is unplaced (3.5 s on L-0 on 2
+    # busy cores), building the bounds first unless built already (5 s more there).
+    finish_s = 2 * check_estimate_s(problem) + 0.0004 * len(problem.guests)
+    if own_bounds is None:
+        finish_s += 0.0005 * len(problem.guests)
+    schedule_budget = budget.sub(share * remaining - finish_s)
+    retimed, log = schedule_lns.improve_schedule(problem, plan, options, schedule_budget)
+    found = solve_large(
+        problem, options, retimed, budget, first_plan_s, known_bounds=known, own_bounds=own_bounds
+    )
+    statistics = attrs.evolve(found.statistics, schedule_search=ScheduleSearch.from_log(log))
+    if retimed is not plan and found.statistics.returned == "greedy":
+        statistics = attrs.evolve(statistics, returned="schedule search")
+    return attrs.evolve(found, statistics=statistics)
 
 
 def _beyond_the_pair_model(
@@ -145,7 +226,8 @@ def _beyond_the_pair_model(
         # Counts of interchangeable units cannot say beside which guest one runs.
         leading = []
         counted = TypeCounts(skipped="guests follow others, which type counts cannot express")
-    if leading and _meets_bounds(problem, incumbent_plan, leading):
+    own_bounds = StageBounds(problem)  # once: the neighbourhoods value plans with them
+    if leading and _meets_bounds(problem, incumbent_plan, leading, own_bounds):
         # Already proven by our bounds (a failover that places everyone): the
         # neighbourhoods get the time.
         leading = []
@@ -164,7 +246,9 @@ def _beyond_the_pair_model(
             values = {stage.name: stage.value for stage in incumbent_plan.stages}
             seconds = round(time.perf_counter() - budget.started, 3)
             first = (Incumbent(seconds=seconds, source="type counts", values=values),)
-    plan = solve_large(problem, options, incumbent_plan, budget, first_plan_s, known_bounds=known)
+    plan = _retimed_then_neighbourhoods(
+        problem, options, incumbent_plan, budget, first_plan_s, known, own_bounds
+    )
     if counted is not None:
         incumbents = (*first, *plan.statistics.incumbents)
         statistics = attrs.evolve(plan.statistics, type_counts=counted, incumbents=incumbents)
