@@ -1,0 +1,347 @@
+"""The lean path: pure schedules and pure packings get CP-SAT's time, not the machinery's.
+
+Two kinds of problem need none of what the optimiser is built around (the seed
+portfolio of every baseline and peer, the stage loop, migrations, neighbourhoods):
+
+- a **pure schedule**: every guest boots, each on the one host it may use, and the
+  objective is `makespan` or `recovery` after `placed` (PSPLIB's RCPSP, `bench.psplib`).
+  Placement is fixed; what is left is an RCPSP: one fixed-size interval per boot, one
+  cumulative per boot pool (and for the batch limit), `after` as precedences.
+- a **pure packing**: every guest boots at 0 with nothing to schedule (no boot pool,
+  batch or host boot limit, `after`, start group or stagger), on identical empty hosts
+  with no placement rule, and the objective is `consolidate` after `placed` (vector bin
+  packing, `bench.vbp`). What is left is the textbook model: `x[guest, host]`,
+  `used[host]`, capacity per resource, used hosts first.
+
+On such a problem the lean path runs a few fast seeds (the hint and the fallback), then
+hands the rest of the time to CP-SAT on that plain model with CP-SAT's default search.
+Its plan goes through the checker like any other; one that fails is logged as a bug and
+the seed is returned instead. `pure_kind` is cheap on every other problem (its objective
+or its first guest rules it out).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import math
+import time
+
+import attrs
+from ortools.sat.python import cp_model
+
+from placement.bounds import StageBounds
+from placement.check import check
+from placement.indexing import HostIndex
+from placement.model import Guest, GuestState, Host, Objective, Problem
+from placement.plan import Action, Assignment, Plan, StageResult, Status
+from placement.solvers import SolveFunction, SolveOptions, get_solver, vector_packing
+from placement.solvers.common import better
+from placement.solvers.cpsat.incumbent import reordered_schedules
+from placement.solvers.cpsat.plans import SOLVER_NAME, with_checked_stages
+from placement.solvers.cpsat.search import ProgressCallback, run_search
+from placement.solvers.stop import is_stopped
+
+logger = logging.getLogger(__name__)
+
+
+class PureKind(enum.Enum):
+    SCHEDULE = "schedule"
+    PACKING = "packing"
+
+
+_SCHEDULE_OBJECTIVES = {
+    (Objective.PLACED, Objective.MAKESPAN),
+    (Objective.PLACED, Objective.RECOVERY),
+    (Objective.MAKESPAN,),
+    (Objective.RECOVERY,),
+}
+_PACKING_OBJECTIVES = {(Objective.PLACED, Objective.CONSOLIDATE), (Objective.CONSOLIDATE,)}
+# The seeds' share of the time limit: they are the hint, CP-SAT gets the rest.
+_SEED_SHARE = 0.1
+# Beyond this many (guest, host) pairs the plain packing model is left to the full path
+# (type counts and neighbourhoods, `strategy`).
+_MAX_PACKING_PAIRS = 100_000
+# What the lean path keeps back for building the plan and checking it twice.
+_RESERVE_SHARE = 0.03
+
+
+def pure_kind(problem: Problem) -> PureKind | None:
+    """Which pure problem `problem` is (see the module docstring), or None."""
+    objective = tuple(problem.objective)
+    if objective not in _SCHEDULE_OBJECTIVES and objective not in _PACKING_OBJECTIVES:
+        return None
+    if not problem.guests or problem.pacemaker is not None or problem.schedule.stagger_s:
+        return None
+    if not all(_boots_alone(guest) for guest in problem.guests):
+        return None
+    if objective in _SCHEDULE_OBJECTIVES:
+        return PureKind.SCHEDULE if _one_host_each(problem) else None
+    return PureKind.PACKING if _plain_packing(problem) else None
+
+
+def _boots_alone(guest: Guest) -> bool:
+    """A stopped guest with no rule tying it to another guest or a start instant."""
+    return (
+        guest.state is GuestState.STOPPED
+        and guest.together is None
+        and guest.follows is None
+        and not guest.anti_affinity
+        and guest.boot.group is None
+    )
+
+
+def _one_host_each(problem: Problem) -> bool:
+    """Each guest may use exactly one host and no host limits boots on it."""
+    if any(h.boot.cpu is not None or h.boot.max_starts is not None for h in problem.hosts):
+        return False
+    index = HostIndex(problem)
+    return all(
+        int((index.allowed(g) & index.fits_alone(dict(g.demand))).sum()) == 1
+        for g in problem.guests
+    )
+
+
+def _plain_packing(problem: Problem) -> bool:
+    """Identical empty online hosts, guests free to use any, nothing to schedule."""
+    if len(problem.guests) * len(problem.hosts) > _MAX_PACKING_PAIRS:
+        return False
+    first = problem.hosts[0]
+    if any(not h.online or _definition(h) != _definition(first) for h in problem.hosts):
+        return False
+    if first.boot.cpu is not None or first.boot.max_starts is not None:
+        return False
+    max_starts = problem.schedule.max_starts
+    if max_starts is not None and max_starts < len(problem.guests):
+        return False
+    return all(
+        g.current_host is None
+        and g.hosts is None
+        and not g.avoid_hosts
+        and not g.labels
+        and not g.boot.after
+        and not any(g.boot.load.get(pool, 0) for pool in problem.boot_pools)
+        and g.boot.duration_s <= problem.schedule.horizon_s
+        for g in problem.guests
+    )
+
+
+def _definition(host: Host) -> dict[str, object]:
+    """Everything about a host but its name."""
+    fields = attrs.asdict(host, recurse=False)
+    del fields["name"]
+    return fields
+
+
+def solve_pure(
+    problem: Problem, options: SolveOptions, kind: PureKind, started: float
+) -> Plan | None:
+    """The lean path's plan, or None when no seed places every guest (the caller then
+    takes the full path with the time left)."""
+    seed = _best_seed(problem, options, kind)
+    first_plan_s = time.perf_counter() - started
+    if seed is None or seed.unplaced:
+        return None
+    bounds = StageBounds(problem)
+    values = {
+        o.value: float(v) for o, v in zip(problem.objective, _values(problem, seed), strict=True)
+    }
+    held = {o.value: values[o.value] for o in problem.objective[:-1]}
+    last = problem.objective[-1]
+    ours = bounds(last, held)
+    stage_bounds: dict[str, float | None] = {o.value: bounds(o, {}) for o in problem.objective[:-1]}
+    metrics: dict[str, object] = {"first_plan_s": round(first_plan_s, 3), "lean": kind.value}
+    plan = seed
+    if ours is None or abs(values[last.value] - ours) > 1e-9:
+        lean = _LeanModel(problem, kind, seed, ours)
+        seconds = options.time_limit_s * (1 - _RESERVE_SHARE) - (time.perf_counter() - started)
+        found, cp_bound = lean.search(options, seconds, started, metrics)
+        if cp_bound is not None:
+            ours = max(ours or 0.0, cp_bound)
+        if found is not None:
+            plan = _guarded(problem, found, seed)
+    stage_bounds[last.value] = ours
+    metrics["returned"] = "greedy" if plan is seed else "cp-sat"
+    plan = attrs.evolve(plan, solver=SOLVER_NAME, status=Status.FEASIBLE, metrics=metrics)
+    runtime_s = round(time.perf_counter() - started, 6)
+    return attrs.evolve(with_checked_stages(problem, plan, stage_bounds), runtime_s=runtime_s)
+
+
+def _values(problem: Problem, plan: Plan) -> list[float]:
+    objectives = check(problem, plan).metrics["objectives"]
+    return [float(objectives[o.value]) for o in problem.objective]
+
+
+def _guarded(problem: Problem, plan: Plan, seed: Plan) -> Plan:
+    """`plan` if the checker passes it and it is no worse than `seed`, else `seed`."""
+    report = check(problem, plan)
+    if not report.ok:
+        logger.error(
+            "BUG: the lean CP-SAT plan fails the checker (%s); returning the seed",
+            "; ".join(v.message for v in report.violations[:3]),
+        )
+        return seed
+    values = report.metrics["objectives"]
+    stages = [StageResult(o.value, float(values[o.value])) for o in problem.objective]
+    plan = attrs.evolve(plan, stages=stages)
+    return seed if better(problem, seed, plan) else plan
+
+
+def _seed_functions(kind: PureKind) -> list[tuple[str, SolveFunction]]:
+    """The seeds that pay on a pure problem: best fit (on a pure schedule the one
+    placement) and, on a packing, first fit and the vector-packing heuristics."""
+    names = ["best-fit"] if kind is PureKind.SCHEDULE else ["best-fit", "first-fit"]
+    seeds = [(name, get_solver(name).function) for name in names]
+    if kind is PureKind.PACKING:
+        seeds += vector_packing.seed_functions()
+    return seeds
+
+
+def _best_seed(problem: Problem, options: SolveOptions, kind: PureKind) -> Plan | None:
+    """The best verified seed within `_SEED_SHARE` of the limit (the first always runs);
+    on a schedule, also its list schedules in other orders (latest finish first...)."""
+    budget_s = _SEED_SHARE * options.time_limit_s
+    seed_options = attrs.evolve(
+        options, schedule="list", on_progress=None, hint=None, time_limit_s=budget_s
+    )
+    started = time.perf_counter()
+    best: Plan | None = None
+    for _, function in _seed_functions(kind):
+        if best is not None and (
+            time.perf_counter() - started > budget_s or is_stopped(options.stop)
+        ):
+            break
+        plan = function(problem, seed_options)
+        if check(problem, plan).ok and (best is None or better(problem, plan, best)):
+            best = plan
+    if best is not None and kind is PureKind.SCHEDULE and not best.unplaced:
+        for variant in reordered_schedules(problem, best):
+            if better(problem, variant, best):
+                best = variant
+    return best
+
+
+class _LeanModel:
+    """The plain CP-SAT model of a pure problem, hinted with `seed` (which places every
+    guest) and bounded below by our own bound `bound` and above by the seed's value."""
+
+    def __init__(self, problem: Problem, kind: PureKind, seed: Plan, bound: float | None) -> None:
+        self.problem = problem
+        self.kind = kind
+        self.seed = seed.by_guest()
+        self.model = cp_model.CpModel()
+        self.start: dict[str, cp_model.IntVar] = {}
+        self.x: dict[tuple[int, int], cp_model.IntVar] = {}
+        objective = self._schedule() if kind is PureKind.SCHEDULE else self._packing()
+        seed_value = _values(problem, seed)[-1]
+        lower = 0 if bound is None else math.ceil(bound - 1e-9)
+        self.model.add(objective >= lower)
+        self.model.add(objective <= round(seed_value))
+        self.model.minimize(objective)
+
+    def _schedule(self) -> cp_model.LinearExprT:
+        """One fixed-size interval per boot, a cumulative per limit, `after` precedences;
+        the makespan or the weighted sum of ready times."""
+        problem, model = self.problem, self.model
+        horizon = problem.schedule.horizon_s
+        interval = {}
+        for guest in problem.guests:
+            duration = guest.boot.duration_s
+            start = model.new_int_var(0, max(horizon - duration, 0), "")
+            self.start[guest.name] = start
+            interval[guest.name] = model.new_fixed_size_interval_var(start, duration, "")
+            model.add_hint(start, self.seed[guest.name].start_s or 0)
+        # At every instant, each boot pool's load stays within its limit.
+        for pool, limit in problem.boot_pools.items():
+            users = [
+                g for g in problem.guests if g.boot.load.get(pool, 0) > 0 and g.boot.duration_s
+            ]
+            if sum(g.boot.load[pool] for g in users) > limit:
+                model.add_cumulative(
+                    [interval[g.name] for g in users], [g.boot.load[pool] for g in users], limit
+                )
+        # At most `max_starts` guests boot at once.
+        booting = [interval[g.name] for g in problem.guests if g.boot.duration_s]
+        max_starts = problem.schedule.max_starts
+        if max_starts is not None and len(booting) > max_starts:
+            model.add_cumulative(booting, [1] * len(booting), max_starts)
+        # A boot starts once every guest it starts after is ready.
+        ready = {g.name: self.start[g.name] + g.boot.duration_s for g in problem.guests}
+        for guest in problem.guests:
+            for name in guest.boot.after:
+                if name in ready:
+                    model.add(self.start[guest.name] >= ready[name])
+        if problem.objective[-1] is Objective.RECOVERY:
+            return sum(g.weight * ready[g.name] for g in problem.guests)
+        makespan = model.new_int_var(0, horizon, "")
+        model.add_max_equality(makespan, list(ready.values()))
+        return makespan
+
+    def _packing(self) -> cp_model.LinearExprT:
+        """`x[guest, host]`, `used[host]`, capacity per resource, used hosts first; the
+        number of hosts used. The seed's hosts are relabelled in order of first use."""
+        problem, model = self.problem, self.model
+        hosts = range(len(problem.hosts))
+        guests = range(len(problem.guests))
+        usable = {r: problem.hosts[0].usable(r) for r in problem.resources}
+        label: dict[str | None, int] = {}
+        for guest in problem.guests:
+            label.setdefault(self.seed[guest.name].host, len(label))
+        used = [model.new_bool_var("") for _ in hosts]
+        for i in guests:
+            hint = label[self.seed[problem.guests[i].name].host]
+            for h in hosts:
+                self.x[i, h] = model.new_bool_var("")
+                model.add_hint(self.x[i, h], h == hint)
+            # Each guest on exactly one host.
+            model.add_exactly_one(self.x[i, h] for h in hosts)
+        # A host's load stays within what it may use, and is zero if it is not used.
+        for h in hosts:
+            for resource, room in usable.items():
+                demands = [(i, problem.guests[i].demand.get(resource, 0)) for i in guests]
+                terms = [amount * self.x[i, h] for i, amount in demands if amount]
+                if terms:
+                    model.add(sum(terms) <= room * used[h])
+            model.add_hint(used[h], h < len(label))
+        # Identical hosts: the used ones come first.
+        for h in hosts[:-1]:
+            model.add(used[h] >= used[h + 1])
+        return sum(used)
+
+    def search(
+        self, options: SolveOptions, seconds: float, started: float, metrics: dict[str, object]
+    ) -> tuple[Plan | None, float | None]:
+        """CP-SAT's default search for `seconds`: its best plan (unchecked) and bound."""
+        solver = cp_model.CpSolver()
+        parameters = solver.parameters
+        parameters.num_workers = max(1, options.workers)
+        parameters.random_seed = options.seed
+        if options.deterministic:
+            parameters.max_deterministic_time = max(seconds, 0.01)
+            parameters.interleave_search = True
+        else:
+            parameters.max_time_in_seconds = max(seconds, 0.01)
+        callback = ProgressCallback(options.on_progress, self.problem.objective[-1].value, started)
+        status = run_search(solver, self.model, options.stop, callback)
+        metrics["cp_sat_status"] = solver.status_name(status)
+        metrics["cp_sat_seconds"] = round(solver.wall_time, 3)
+        if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            return None, None
+        bound = math.ceil(solver.best_objective_bound - 1e-9)
+        return self._plan(solver), float(bound)
+
+    def _plan(self, solver: cp_model.CpSolver) -> Plan:
+        problem = self.problem
+        assignments = []
+        for i, guest in enumerate(problem.guests):
+            duration = guest.boot.duration_s
+            if self.kind is PureKind.SCHEDULE:
+                host = self.seed[guest.name].host
+                start = solver.value(self.start[guest.name])
+            else:
+                h = next(h for h in range(len(problem.hosts)) if solver.boolean_value(self.x[i, h]))
+                host, start = problem.hosts[h].name, 0
+            assignments.append(Assignment(guest.name, host, Action.START, start, start + duration))
+        return Plan(
+            status=Status.FEASIBLE, solver=SOLVER_NAME, runtime_s=0.0, assignments=assignments
+        )
