@@ -121,7 +121,7 @@ def test_a_lean_plan_that_fails_the_checker_gives_way_to_the_seed(
             ],
         )
 
-    monkeypatch.setattr(pure._LeanModel, "_plan", all_at_zero)
+    monkeypatch.setattr(pure._LeanSchedule, "_plan", all_at_zero)
     plan = solve(problem, "cpsat", FAST)
     assert check(problem, plan).ok
     assert plan.metrics["returned"] == "greedy"

@@ -1,23 +1,25 @@
-"""The lean path: pure schedules and pure packings get CP-SAT's time, not the machinery's.
+"""The lean path: no seed or stage the problem does not need.
 
-Two kinds of problem need none of what the optimiser is built around (the seed
+Two kinds of problem need little of what the optimiser is built around (the seed
 portfolio of every baseline and peer, the stage loop, migrations, neighbourhoods):
 
 - a **pure schedule**: every guest boots, each on the one host it may use, and the
   objective is `makespan` or `recovery` after `placed` (PSPLIB's RCPSP, `bench.psplib`).
-  Placement is fixed; what is left is an RCPSP: one fixed-size interval per boot, one
-  cumulative per boot pool (and for the batch limit), `after` as precedences.
+  Placement is fixed; what is left is an RCPSP. Best fit and its list schedules in other
+  orders (latest finish first...) give the seed; CP-SAT gets the rest of the time on the
+  plain model (one fixed-size interval per boot, one cumulative per boot pool and for the
+  batch limit, `after` as precedences), hinted with the seed, with its default search.
+  Its plan goes through the checker; one that fails is logged as a bug and the seed is
+  returned instead.
 - a **pure packing**: every guest boots at 0 with nothing to schedule (no boot pool,
   batch or host boot limit, `after`, start group or stagger), on identical empty hosts
   with no placement rule, and the objective is `consolidate` after `placed` (vector bin
-  packing, `bench.vbp`). What is left is the textbook model: `x[guest, host]`,
-  `used[host]`, capacity per resource, used hosts first.
+  packing, `bench.vbp`). Only the seeds that pay on packings run (the packers, the
+  vector-packing heuristics, first fit in problem order); the stage loop (`stages`,
+  with its host-emptying neighbourhoods) then starts from the best.
 
-On such a problem the lean path runs a few fast seeds (the hint and the fallback), then
-hands the rest of the time to CP-SAT on that plain model with CP-SAT's default search.
-Its plan goes through the checker like any other; one that fails is logged as a bug and
-the seed is returned instead. `pure_kind` is cheap on every other problem (its objective
-or its first guest rules it out).
+`pure_kind` is cheap on every other problem (its objective rules most out).
+docs/optimiser.md says what was measured, and what was tried and did not pay.
 """
 
 from __future__ import annotations
@@ -38,8 +40,10 @@ from placement.plan import Action, Assignment, Plan, StageResult, Status
 from placement.solvers import SolveFunction, SolveOptions, get_solver, vector_packing
 from placement.solvers.common import better
 from placement.solvers.cpsat.incumbent import reordered_schedules
-from placement.solvers.cpsat.plans import SOLVER_NAME, with_checked_stages
+from placement.solvers.cpsat.plans import SOLVER_NAME, check_estimate_s, with_checked_stages
+from placement.solvers.cpsat.reasons import structural_reasons
 from placement.solvers.cpsat.search import ProgressCallback, run_search
+from placement.solvers.cpsat.stages import improve
 from placement.solvers.stop import is_stopped
 
 logger = logging.getLogger(__name__)
@@ -59,11 +63,12 @@ _SCHEDULE_OBJECTIVES = {
 _PACKING_OBJECTIVES = {(Objective.PLACED, Objective.CONSOLIDATE), (Objective.CONSOLIDATE,)}
 # The seeds' share of the time limit: they are the hint, CP-SAT gets the rest.
 _SEED_SHARE = 0.1
-# Beyond this many (guest, host) pairs the plain packing model is left to the full path
-# (type counts and neighbourhoods, `strategy`).
+# Beyond this many (guest, host) pairs a packing is left to the full path (type counts
+# and neighbourhoods, `strategy`).
 _MAX_PACKING_PAIRS = 100_000
-# What the lean path keeps back for building the plan and checking it twice.
-_RESERVE_SHARE = 0.03
+# What the lean path keeps back after the search, besides four checks of the plan (`plans.
+# check_estimate_s`): building the plan takes milliseconds on a few hundred guests.
+_RESERVE_S = 0.05
 
 
 def pure_kind(problem: Problem) -> PureKind | None:
@@ -142,19 +147,28 @@ def solve_pure(
     first_plan_s = time.perf_counter() - started
     if seed is None or seed.unplaced:
         return None
+    if kind is PureKind.PACKING:
+        plan = improve(problem, options, seed, structural_reasons(problem), started, first_plan_s)
+        return attrs.evolve(plan, metrics={**plan.metrics, "lean": kind.value})
+    return _lean_schedule(problem, options, seed, started, first_plan_s)
+
+
+def _lean_schedule(
+    problem: Problem, options: SolveOptions, seed: Plan, started: float, first_plan_s: float
+) -> Plan:
+    """CP-SAT on the plain schedule model from `seed` (all placed), checked."""
     bounds = StageBounds(problem)
-    values = {
-        o.value: float(v) for o, v in zip(problem.objective, _values(problem, seed), strict=True)
-    }
-    held = {o.value: values[o.value] for o in problem.objective[:-1]}
+    values = dict(zip(problem.objective, _values(problem, seed), strict=True))
     last = problem.objective[-1]
+    held = {o.value: values[o] for o in problem.objective[:-1]}
     ours = bounds(last, held)
     stage_bounds: dict[str, float | None] = {o.value: bounds(o, {}) for o in problem.objective[:-1]}
-    metrics: dict[str, object] = {"first_plan_s": round(first_plan_s, 3), "lean": kind.value}
+    metrics: dict[str, object] = {"first_plan_s": round(first_plan_s, 3), "lean": "schedule"}
     plan = seed
-    if ours is None or abs(values[last.value] - ours) > 1e-9:
-        lean = _LeanModel(problem, kind, seed, ours)
-        seconds = options.time_limit_s * (1 - _RESERVE_SHARE) - (time.perf_counter() - started)
+    if ours is None or abs(values[last] - ours) > 1e-9:
+        lean = _LeanSchedule(problem, seed, ours)
+        reserve_s = _RESERVE_S + 4 * check_estimate_s(problem)
+        seconds = options.time_limit_s - reserve_s - (time.perf_counter() - started)
         found, cp_bound = lean.search(options, seconds, started, metrics)
         if cp_bound is not None:
             ours = max(ours or 0.0, cp_bound)
@@ -189,12 +203,17 @@ def _guarded(problem: Problem, plan: Plan, seed: Plan) -> Plan:
 
 def _seed_functions(kind: PureKind) -> list[tuple[str, SolveFunction]]:
     """The seeds that pay on a pure problem: best fit (on a pure schedule the one
-    placement) and, on a packing, first fit and the vector-packing heuristics."""
-    names = ["best-fit"] if kind is PureKind.SCHEDULE else ["best-fit", "first-fit"]
-    seeds = [(name, get_solver(name).function) for name in names]
-    if kind is PureKind.PACKING:
-        seeds += vector_packing.seed_functions()
-    return seeds
+    placement); on a packing, the seeds that gave the best packing of some instance of
+    the vector-packing sample (docs/optimiser.md): the packers, the vector-packing
+    heuristics, and Pacemaker's `minimal` (first fit in problem order, which alone packs
+    the triplet instances, listed triplet by triplet, into their optimum)."""
+    if kind is PureKind.SCHEDULE:
+        return [("best-fit", get_solver("best-fit").function)]
+    names = ("best-fit", "first-fit", "pacemaker-minimal")
+    return [
+        *((name, get_solver(name).function) for name in names),
+        *vector_packing.seed_functions(),
+    ]
 
 
 def _best_seed(problem: Problem, options: SolveOptions, kind: PureKind) -> Plan | None:
@@ -221,18 +240,16 @@ def _best_seed(problem: Problem, options: SolveOptions, kind: PureKind) -> Plan 
     return best
 
 
-class _LeanModel:
-    """The plain CP-SAT model of a pure problem, hinted with `seed` (which places every
+class _LeanSchedule:
+    """The plain CP-SAT model of a pure schedule, hinted with `seed` (which places every
     guest) and bounded below by our own bound `bound` and above by the seed's value."""
 
-    def __init__(self, problem: Problem, kind: PureKind, seed: Plan, bound: float | None) -> None:
+    def __init__(self, problem: Problem, seed: Plan, bound: float | None) -> None:
         self.problem = problem
-        self.kind = kind
         self.seed = seed.by_guest()
         self.model = cp_model.CpModel()
         self.start: dict[str, cp_model.IntVar] = {}
-        self.x: dict[tuple[int, int], cp_model.IntVar] = {}
-        objective = self._schedule() if kind is PureKind.SCHEDULE else self._packing()
+        objective = self._schedule()
         seed_value = _values(problem, seed)[-1]
         lower = 0 if bound is None else math.ceil(bound - 1e-9)
         self.model.add(objective >= lower)
@@ -277,37 +294,6 @@ class _LeanModel:
         model.add_max_equality(makespan, list(ready.values()))
         return makespan
 
-    def _packing(self) -> cp_model.LinearExprT:
-        """`x[guest, host]`, `used[host]`, capacity per resource, used hosts first; the
-        number of hosts used. The seed's hosts are relabelled in order of first use."""
-        problem, model = self.problem, self.model
-        hosts = range(len(problem.hosts))
-        guests = range(len(problem.guests))
-        usable = {r: problem.hosts[0].usable(r) for r in problem.resources}
-        label: dict[str | None, int] = {}
-        for guest in problem.guests:
-            label.setdefault(self.seed[guest.name].host, len(label))
-        used = [model.new_bool_var("") for _ in hosts]
-        for i in guests:
-            hint = label[self.seed[problem.guests[i].name].host]
-            for h in hosts:
-                self.x[i, h] = model.new_bool_var("")
-                model.add_hint(self.x[i, h], h == hint)
-            # Each guest on exactly one host.
-            model.add_exactly_one(self.x[i, h] for h in hosts)
-        # A host's load stays within what it may use, and is zero if it is not used.
-        for h in hosts:
-            for resource, room in usable.items():
-                demands = [(i, problem.guests[i].demand.get(resource, 0)) for i in guests]
-                terms = [amount * self.x[i, h] for i, amount in demands if amount]
-                if terms:
-                    model.add(sum(terms) <= room * used[h])
-            model.add_hint(used[h], h < len(label))
-        # Identical hosts: the used ones come first.
-        for h in hosts[:-1]:
-            model.add(used[h] >= used[h + 1])
-        return sum(used)
-
     def search(
         self, options: SolveOptions, seconds: float, started: float, metrics: dict[str, object]
     ) -> tuple[Plan | None, float | None]:
@@ -331,17 +317,12 @@ class _LeanModel:
         return self._plan(solver), float(bound)
 
     def _plan(self, solver: cp_model.CpSolver) -> Plan:
-        problem = self.problem
         assignments = []
-        for i, guest in enumerate(problem.guests):
-            duration = guest.boot.duration_s
-            if self.kind is PureKind.SCHEDULE:
-                host = self.seed[guest.name].host
-                start = solver.value(self.start[guest.name])
-            else:
-                h = next(h for h in range(len(problem.hosts)) if solver.boolean_value(self.x[i, h]))
-                host, start = problem.hosts[h].name, 0
-            assignments.append(Assignment(guest.name, host, Action.START, start, start + duration))
+        for guest in self.problem.guests:
+            start = solver.value(self.start[guest.name])
+            host = self.seed[guest.name].host
+            ready = start + guest.boot.duration_s
+            assignments.append(Assignment(guest.name, host, Action.START, start, ready))
         return Plan(
             status=Status.FEASIBLE, solver=SOLVER_NAME, runtime_s=0.0, assignments=assignments
         )
