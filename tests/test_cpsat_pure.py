@@ -125,3 +125,31 @@ def test_a_lean_plan_that_fails_the_checker_gives_way_to_the_seed(
     plan = solve(problem, "cpsat", FAST)
     assert check(problem, plan).ok
     assert plan.metrics["returned"] == "greedy"
+
+
+@pytest.mark.parametrize(
+    ("objective", "max_starts"),
+    [(("placed", "recovery"), None), (("placed", "makespan"), 2), (("recovery",), 3)],
+)
+def test_the_lean_schedule_keeps_every_limit_and_beats_the_list_schedule(
+    objective: tuple[str, ...], max_starts: int | None
+) -> None:
+    """Weighted ready times and a batch limit go through the same lean model; its plan
+    passes the checker (which counts the batch limit) and is no worse than best fit's."""
+    base = j301_1()
+    problem = attrs.evolve(
+        base,
+        objective=objective,
+        schedule=attrs.evolve(base.schedule, max_starts=max_starts),
+    )
+    assert pure_kind(problem) is PureKind.SCHEDULE
+    plan = solve(problem, "cpsat", attrs.evolve(FAST, time_limit_s=2))
+    assert check(problem, plan).ok
+    assert plan.metrics["lean"] == "schedule"
+    last = objective[-1]
+    seed = check(problem, solve(problem, "best-fit")).metrics["objectives"][last]
+    assert check(problem, plan).metrics["objectives"][last] <= seed
+    stage = plan.stage(last)
+    assert stage is not None
+    assert stage.bound is not None
+    assert stage.bound <= stage.value
