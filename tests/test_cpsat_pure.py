@@ -153,3 +153,16 @@ def test_the_lean_schedule_keeps_every_limit_and_beats_the_list_schedule(
     assert stage is not None
     assert stage.bound is not None
     assert stage.bound <= stage.value
+
+
+@pytest.mark.parametrize("problem", [j301_1(), five_items()], ids=["rcpsp", "packing"])
+def test_a_stopped_lean_solve_returns_its_checked_seed(problem: Problem) -> None:
+    from placement.solvers import StopToken
+
+    token = StopToken()
+    token.stop()
+    plan = solve(problem, "cpsat", attrs.evolve(FAST, time_limit_s=30, stop=token))
+    assert check(problem, plan).ok
+    assert not plan.unplaced
+    assert plan.metrics["interrupted"] is True
+    assert plan.runtime_s < 5
