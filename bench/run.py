@@ -134,13 +134,41 @@ class SolverSpec:
         return f"{self.solver}@{self.schedule}"
 
 
+def solver_info(name: str) -> Any:
+    """The `placement.solvers.SolverInfo` of `name`: a bench peer (`bench.plain.PEERS`)
+    or a solver of the library's registry. Raises `placement.solvers.UnknownSolverError`."""
+    from bench.plain import PEERS
+    from placement.solvers import UnknownSolverError, get_solver
+
+    if name in PEERS:
+        return PEERS[name]
+    try:
+        return get_solver(name)
+    except UnknownSolverError as error:
+        known = ", ".join(PEERS)
+        raise UnknownSolverError(f"{error.args[0]} (bench peers: {known})") from None
+
+
+def _solve(problem: Any, name: str, options: Any) -> Any:
+    """`placement.solvers.solve` for any name `solver_info` knows."""
+    from placement.solvers import mark_interrupted
+
+    started = time.perf_counter()
+    plan = solver_info(name).function(problem, options)
+    plan = attrs.evolve(plan, runtime_s=round(time.perf_counter() - started, 6))
+    return mark_interrupted(plan, options)
+
+
+# Kinds of solver that decide both placement and boot times (no schedule after them).
+JOINT_KINDS = ("optimiser", "plain")
+
+
 def parse_solvers(text: str | None) -> list[SolverSpec]:
     """`cpsat,best-fit,proxmox-static@list` -> specs; None or "" -> `default_solvers()`.
+    Bench peers (`plain-rcpsp`, `plain-vbp`, see `bench.plain`) are named here only.
 
     Raises `placement.solvers.UnknownSolverError` for an unknown name.
     """
-    from placement.solvers import get_solver
-
     if not text:
         return default_solvers()
     specs = []
@@ -148,8 +176,8 @@ def parse_solvers(text: str | None) -> list[SolverSpec]:
         if not item:
             continue
         name, _, schedule = item.partition("@")
-        info = get_solver(name)
-        if info.kind == "optimiser":
+        info = solver_info(name)
+        if info.kind in JOINT_KINDS:
             schedule = OPTIMISER_SCHEDULE
         elif not schedule:
             schedule = DEFAULT_SCHEDULE.get(info.kind, "list")
@@ -268,7 +296,7 @@ def measure(
     own in `plan_status`), so reports leave it out and the next `run` repeats it.
     """
     from placement.check import check
-    from placement.solvers import Progress, SolveOptions, get_solver, solve
+    from placement.solvers import Progress, SolveOptions
 
     first: list[float] = []
 
@@ -285,7 +313,7 @@ def measure(
         stop=stop,
     )
     started = time.perf_counter()
-    plan = solve(problem, solver, options)
+    plan = _solve(problem, solver, options)
     wall_s = time.perf_counter() - started
     report = check(problem, plan)
     metrics = report.metrics
@@ -301,7 +329,7 @@ def measure(
     # under the names results files have always used (`first_plan_s`, `returned`, ...).
     solver_metrics = plan.statistics.scalars()
     row: Row = {
-        "kind": get_solver(solver).kind,
+        "kind": solver_info(solver).kind,
         "status": "interrupted" if plan.statistics.interrupted else plan.status.value,
         "plan_status": plan.status.value,
         "runtime_s": round(plan.runtime_s, 3),

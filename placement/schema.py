@@ -410,6 +410,7 @@ _STATISTICS = _object(
         "type_counts": _SOME_OBJECT,
         "neighbourhoods": _OBJECTS,
         "schedule_search": _SOME_OBJECT,
+        "lean": {"type": ["string", "null"]},
         "rebalance": _SOME_OBJECT,
         "portfolio": _SOME_OBJECT,
         "hysteresis": _SOME_OBJECT,
@@ -723,6 +724,13 @@ _PLAN_ANNOTATIONS: dict[str, tuple[str, str | None, Any, Any]] = {
         "recovery, windows, windows_improved, windows_optimal, seconds (null: not run).",
         None,
         {"boots": 400, "units": 176, "spread": True, "list_recovery": 263725, "recovery": 235110},
+    ),
+    "statistics.lean": (
+        "Lean path",
+        "The lean path a pure problem took: schedule (the plain RCPSP model) or packing "
+        "(the packing seeds, then the stages); null: the full path.",
+        None,
+        "schedule",
     ),
     "statistics.model": (
         "Model size",

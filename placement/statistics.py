@@ -275,7 +275,9 @@ class SolveStatistics:
     `wall_cut` that the wall-clock backstop did, `stalled` that a stage of a large model
     ended with no solution of its own, `model_skipped` why the full model was not built
     (it would not have fitted the time left), `schedule_search` what re-timing the boots
-    of a large problem found. Figures no type covers go to `extra`."""
+    of a large problem found, `lean` which lean path a pure problem took (`schedule`:
+    the plain RCPSP model; `packing`: the packing seeds, then the stages). Figures no
+    type covers go to `extra`."""
 
     first_plan_s: float | None = None
     returned: str | None = None
@@ -290,6 +292,7 @@ class SolveStatistics:
     type_counts: TypeCounts | None = None
     neighbourhoods: tuple[NeighbourhoodRound, ...] = attrs.field(default=(), converter=_rounds)
     schedule_search: ScheduleSearch | None = None
+    lean: str | None = None
     rebalance: RebalanceSearch | None = None
     portfolio: PortfolioChoice | None = None
     hysteresis: Hysteresis | None = None

@@ -180,7 +180,8 @@ def test_large_path_runs_the_stage(failover_400: Problem, monkeypatch: pytest.Mo
     scheduled = plan.statistics.schedule_search
     assert scheduled is not None
     assert scheduled.boots == sum(1 for a in plan.assignments if a.action is Action.START)
-    assert scheduled.list_recovery is not None and scheduled.recovery is not None
+    assert scheduled.list_recovery is not None
+    assert scheduled.recovery is not None
     assert scheduled.recovery <= scheduled.list_recovery
     best_list = min(
         _recovery(problem, solve(problem, name, SolveOptions()))

@@ -280,6 +280,10 @@ def _reordered_schedules(problem: Problem, plan: Plan) -> list[Plan]:
     return variants
 
 
+# The lean path of pure schedules (`pure`) takes these orders too.
+reordered_schedules = _reordered_schedules
+
+
 def _topological(problem: Problem) -> list[Guest]:
     """The guests, each after every guest it starts `after` (ties in problem order; an
     edge that would close a cycle is ignored, though the codec refuses cycles)."""

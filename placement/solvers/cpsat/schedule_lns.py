@@ -42,6 +42,7 @@ from placement.plan import Action, Plan, StageResult
 from placement.solvers import SolveOptions
 from placement.solvers.budget import Budget
 from placement.solvers.common import HostLoads, better, units_of
+from placement.solvers.cpsat.search import run_search
 from placement.solvers.schedule import list_schedule
 
 logger = logging.getLogger(__name__)
@@ -371,8 +372,7 @@ def solve_window(
     parameters.num_workers = max(1, options.workers)
     parameters.random_seed = seed
     budget.limit_cpsat(parameters, seconds)
-    status = solver.solve(window.model)
-    budget.charge_cpsat(solver)
+    status = run_search(solver, window.model, budget)
     optimal = status == cp_model.OPTIMAL
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None, False

@@ -1,5 +1,6 @@
 """The choice of strategy: which search the optimiser runs on a problem.
 
+- A pure schedule or packing (`pure`): a few seeds, then CP-SAT on the plain model.
 - Interrupted while seeding: the best seed, with our bounds.
 - A rebalance of a large cluster: the rebalance search (`rebalance`).
 - More (guest, host) pairs than the full model fits: the placement stages on type counts
@@ -25,6 +26,7 @@ from placement.solvers.cpsat import aggregate, rebalance, schedule_lns
 from placement.solvers.cpsat.incumbent import greedy_incumbent
 from placement.solvers.cpsat.large import MIN_ROUND_S, first_round_s, solve_large
 from placement.solvers.cpsat.plans import SOLVER_NAME, check_estimate_s, with_own_bounds
+from placement.solvers.cpsat.pure import pure_kind, solve_pure
 from placement.solvers.cpsat.reasons import structural_reasons
 from placement.solvers.cpsat.stages import improve
 from placement.solvers.cpsat.view import pair_count
@@ -96,6 +98,12 @@ def solve_lexicographic(problem: Problem, options: SolveOptions) -> Plan:
 
 def _solve(problem: Problem, options: SolveOptions, budget: Budget) -> Plan:
     started = budget.started
+    kind = pure_kind(problem) if options.hint is None else None
+    if kind is not None:
+        # A pure schedule or packing: a few seeds, then CP-SAT on the plain model.
+        lean = solve_pure(problem, options, kind, budget)
+        if lean is not None:
+            return lean
     structural = structural_reasons(problem)
     seeds: list[SeedRun] = []
     incumbent_plan = greedy_incumbent(
