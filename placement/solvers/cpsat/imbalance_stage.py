@@ -1,4 +1,5 @@
-"""Proxmox's imbalance as an objective: minimised by a sequence of convex CP-SAT problems.
+"""The imbalance stage: Proxmox's imbalance as an objective, minimised by a sequence of
+convex CP-SAT problems (`run`, on the stage loop's `StageSolver`).
 
 The imbalance of integer loads s_1..s_N is sqrt(V / S^2 / (N - 1)) with S = sum(s) and
 V = N * sum(s^2) - S^2; minimising it is minimising r = V / S^2, a ratio with a concave
@@ -26,7 +27,15 @@ import math
 from collections.abc import Sequence
 from fractions import Fraction
 
+import attrs
 from ortools.sat.python import cp_model
+
+from placement.imbalance import imbalance_of_steps, load_steps, spread_target
+from placement.solvers.budget import SHARES, Budget
+from placement.solvers.cpsat.model import Solution
+from placement.solvers.cpsat.objectives import host_steps
+from placement.solvers.cpsat.stage_solver import StageSolver
+from placement.solvers.cpsat.view import ProblemView
 
 #: t is expressed in sixteenths of a load step.
 TARGET_DENOMINATOR = 16
@@ -91,3 +100,116 @@ def ratio_lower_bound(count: int, squares_low: float, total_high: float) -> Frac
 def imbalance_of_ratio(count: int, value: Fraction) -> float:
     """The imbalance whose squared variation is `value`: sqrt(r / (N - 1))."""
     return math.sqrt(float(value) / (count - 1)) if count >= 2 else 0.0
+
+
+@attrs.frozen
+class StageOutcome:
+    """What the imbalance stage ends with: its plan's solution (None: none found), value,
+    proven bound and log."""
+
+    solution: Solution | None
+    value: float
+    bound: float | None
+    log: dict[str, object]
+
+
+def _solution_steps(view: ProblemView, solution: Solution) -> list[int]:
+    """The online hosts' loads in steps under `solution`, in `view.online_hosts` order."""
+    hosts = view.problem.hosts
+    final = {
+        guest.name: hosts[h].name if (h := solution.unit_host[unit.index]) is not None else None
+        for unit in view.units
+        for guest in unit.guests
+    }
+    steps = load_steps(view.problem, final)
+    return [steps[hosts[h].name] for h in view.online_hosts]
+
+
+def run(solver: StageSolver, budget: Budget) -> StageOutcome:
+    """Lower the imbalance within `budget` from the incumbent by the convex-concave
+    procedure (the module docstring), then hold it for the later stages."""
+    view = solver.view
+    model = solver.model
+    steps = host_steps(view, solver.variables)
+    incumbent = solver.incumbent
+    iterations = 0
+    wall = 0.0
+    status_name = "UNKNOWN"
+    if incumbent is None:
+        # No plan yet: start from the even-load solution (`spread`'s target).
+        model.minimize(add_distance_to_target(model, steps, _even_target(view)))
+        cp, status = solver.search(budget, budget.remaining() / 2)
+        wall += cp.wall_time
+        status_name = cp.status_name(status)
+        if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            failed: dict[str, object] = {"stage": "imbalance", "cp_sat_status": status_name}
+            return StageOutcome(None, 0.0, None, {**failed, "seconds": wall, "value": None})
+        incumbent = solver.read(cp)
+    current = _solution_steps(view, incumbent)
+    # A share of the time proves the bound (below); the rest lowers the ratio.
+    lowering = budget.share(SHARES.imbalance_search)
+    while lowering.remaining() > 0.01 and not lowering.expired:
+        distance = add_distance_to_target(model, steps, tangent_target(current))
+        model.minimize(distance)
+        solver.hint(incumbent)
+        cp, status = solver.search(lowering)
+        iterations += 1
+        wall += cp.wall_time
+        status_name = cp.status_name(status)
+        if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            break
+        candidate = solver.read(cp)
+        loads = _solution_steps(view, candidate)
+        if not ratio(loads) < ratio(current):
+            break  # a fixed point of the procedure (or out of time)
+        incumbent, current = candidate, loads
+    bound = _bound(solver, steps, budget)
+    # Later stages keep the last problem's objective at the incumbent's value, which
+    # keeps the ratio at or below the incumbent's (up to the target's rounding; the
+    # incumbent itself stays a candidate, see `kept`).
+    target = tangent_target(current)
+    model.add(add_distance_to_target(model, steps, target) <= _distance_at(current, target))
+    value = imbalance_of_steps(current)
+    bound = min(bound, value)
+    log: dict[str, object] = {
+        "stage": "imbalance",
+        "cp_sat_status": status_name,
+        "seconds": round(wall, 3),
+        "value": value,
+        "cp_sat_bound": bound,
+        "iterations": iterations,
+    }
+    return StageOutcome(incumbent, value, bound, log)
+
+
+def _bound(
+    solver: StageSolver,
+    steps: list[tuple[cp_model.LinearExprT, int, int]],
+    budget: Budget,
+) -> float:
+    """A proven lower bound on the imbalance under the stages held so far: the least sum
+    of squared loads and the largest total load, each by CP-SAT (its bound, whether or
+    not it finished) within half the time left."""
+    model = solver.model
+    q = TARGET_DENOMINATOR
+    seconds = max(budget.remaining() / 2, 0.05)
+    model.clear_hints()  # type: ignore[no-untyped-call]  # untyped in ortools
+    model.minimize(add_distance_to_target(model, steps, 0))  # (q * s)^2 summed
+    cp, status = solver.search(budget, seconds)
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return 0.0
+    squares_low = cp.best_objective_bound / (q * q)
+    model.maximize(cp_model.LinearExpr.sum([expression for expression, _, _ in steps]))
+    cp, status = solver.search(budget, max(budget.remaining(), 0.05))
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return 0.0
+    count = len(steps)
+    return imbalance_of_ratio(count, ratio_lower_bound(count, squares_low, cp.best_objective_bound))
+
+
+def _even_target(view: ProblemView) -> int:
+    return spread_target(view.problem) * TARGET_DENOMINATOR
+
+
+def _distance_at(steps: list[int], target: int) -> int:
+    return sum((TARGET_DENOMINATOR * s - target) ** 2 for s in steps)

@@ -19,23 +19,14 @@ from ortools.sat.python import cp_model
 
 from placement.bounds import StageBounds
 from placement.check import check
-from placement.imbalance import imbalance_of_steps, load_steps, spread_target
 from placement.model import BALANCE_STEPS, Objective, Problem
 from placement.plan import Plan, Status
 from placement.solvers import SolveOptions
 from placement.solvers.budget import SHARES, Budget
 from placement.solvers.common import better
-from placement.solvers.cpsat import consolidate
-from placement.solvers.cpsat.imbalance_stage import (
-    TARGET_DENOMINATOR,
-    add_distance_to_target,
-    imbalance_of_ratio,
-    ratio,
-    ratio_lower_bound,
-    tangent_target,
-)
+from placement.solvers.cpsat import consolidate, imbalance_stage
 from placement.solvers.cpsat.model import Solution, solution_of_plan
-from placement.solvers.cpsat.objectives import ExactModelTooLargeError, host_steps
+from placement.solvers.cpsat.objectives import ExactModelTooLargeError
 from placement.solvers.cpsat.plans import (
     SOLVER_NAME,
     check_estimate_s,
@@ -45,7 +36,7 @@ from placement.solvers.cpsat.plans import (
 )
 from placement.solvers.cpsat.search import ProgressCallback, StallWatch
 from placement.solvers.cpsat.stage_solver import StageSolver
-from placement.solvers.cpsat.view import ProblemView, build_view
+from placement.solvers.cpsat.view import build_view
 from placement.statistics import Incumbent, ModelSize, SolveStatistics, StageLog
 
 logger = logging.getLogger(__name__)
@@ -227,7 +218,7 @@ class _StageLoop:
 
     def _imbalance(self, objective: Objective, budget: Budget) -> bool:
         try:
-            outcome = _imbalance_stage(self.solver, budget)
+            outcome = imbalance_stage.run(self.solver, budget)
         except ExactModelTooLargeError as error:
             self.log.append(_too_large(objective, error))
             return False
@@ -475,116 +466,6 @@ def _second_pass(
         cp_bound = cp.best_objective_bound / scale
     bounds[objective.value] = _tighter(objective, cp_bound, bounds[objective.value])
     return incumbent
-
-
-@attrs.frozen
-class _StageOutcome:
-    solution: Solution | None
-    value: float
-    bound: float | None
-    log: dict[str, object]
-
-
-def _solution_steps(view: ProblemView, solution: Solution) -> list[int]:
-    """The online hosts' loads in steps under `solution`, in `view.online_hosts` order."""
-    hosts = view.problem.hosts
-    final = {
-        guest.name: hosts[h].name if (h := solution.unit_host[unit.index]) is not None else None
-        for unit in view.units
-        for guest in unit.guests
-    }
-    steps = load_steps(view.problem, final)
-    return [steps[hosts[h].name] for h in view.online_hosts]
-
-
-def _imbalance_stage(solver: StageSolver, budget: Budget) -> _StageOutcome:
-    """Lower the imbalance within `budget` from the incumbent by the convex-concave
-    procedure (imbalance_stage.py), then hold it for the later stages."""
-    view = solver.view
-    model = solver.model
-    steps = host_steps(view, solver.variables)
-    incumbent = solver.incumbent
-    iterations = 0
-    wall = 0.0
-    status_name = "UNKNOWN"
-    if incumbent is None:
-        # No plan yet: start from the even-load solution (`spread`'s target).
-        model.minimize(add_distance_to_target(model, steps, _even_target(view)))
-        cp, status = solver.search(budget, budget.remaining() / 2)
-        wall += cp.wall_time
-        status_name = cp.status_name(status)
-        if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-            failed: dict[str, object] = {"stage": "imbalance", "cp_sat_status": status_name}
-            return _StageOutcome(None, 0.0, None, {**failed, "seconds": wall, "value": None})
-        incumbent = solver.read(cp)
-    current = _solution_steps(view, incumbent)
-    # A share of the time proves the bound (below); the rest lowers the ratio.
-    lowering = budget.share(SHARES.imbalance_search)
-    while lowering.remaining() > 0.01 and not lowering.expired:
-        distance = add_distance_to_target(model, steps, tangent_target(current))
-        model.minimize(distance)
-        solver.hint(incumbent)
-        cp, status = solver.search(lowering)
-        iterations += 1
-        wall += cp.wall_time
-        status_name = cp.status_name(status)
-        if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-            break
-        candidate = solver.read(cp)
-        loads = _solution_steps(view, candidate)
-        if not ratio(loads) < ratio(current):
-            break  # a fixed point of the procedure (or out of time)
-        incumbent, current = candidate, loads
-    bound = _imbalance_bound(solver, steps, budget)
-    # Later stages keep the last problem's objective at the incumbent's value, which
-    # keeps the ratio at or below the incumbent's (up to the target's rounding; the
-    # incumbent itself stays a candidate, see `kept`).
-    target = tangent_target(current)
-    model.add(add_distance_to_target(model, steps, target) <= _distance_at(current, target))
-    value = imbalance_of_steps(current)
-    bound = min(bound, value)
-    log: dict[str, object] = {
-        "stage": "imbalance",
-        "cp_sat_status": status_name,
-        "seconds": round(wall, 3),
-        "value": value,
-        "cp_sat_bound": bound,
-        "iterations": iterations,
-    }
-    return _StageOutcome(incumbent, value, bound, log)
-
-
-def _imbalance_bound(
-    solver: StageSolver,
-    steps: list[tuple[cp_model.LinearExprT, int, int]],
-    budget: Budget,
-) -> float:
-    """A proven lower bound on the imbalance under the stages held so far: the least sum
-    of squared loads and the largest total load, each by CP-SAT (its bound, whether or
-    not it finished) within half the time left."""
-    model = solver.model
-    q = TARGET_DENOMINATOR
-    seconds = max(budget.remaining() / 2, 0.05)
-    model.clear_hints()  # type: ignore[no-untyped-call]  # untyped in ortools
-    model.minimize(add_distance_to_target(model, steps, 0))  # (q * s)^2 summed
-    cp, status = solver.search(budget, seconds)
-    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        return 0.0
-    squares_low = cp.best_objective_bound / (q * q)
-    model.maximize(cp_model.LinearExpr.sum([expression for expression, _, _ in steps]))
-    cp, status = solver.search(budget, max(budget.remaining(), 0.05))
-    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        return 0.0
-    count = len(steps)
-    return imbalance_of_ratio(count, ratio_lower_bound(count, squares_low, cp.best_objective_bound))
-
-
-def _even_target(view: ProblemView) -> int:
-    return spread_target(view.problem) * TARGET_DENOMINATOR
-
-
-def _distance_at(steps: list[int], target: int) -> int:
-    return sum((TARGET_DENOMINATOR * s - target) ** 2 for s in steps)
 
 
 def _tighter(objective: Objective, a: float | None, b: float | None) -> float | None:
