@@ -208,7 +208,7 @@ def test_the_consolidate_stage_hands_over_to_the_neighbourhoods(monkeypatch) -> 
     monkeypatch.setattr(stages, "SHARES", attrs.evolve(SHARES, consolidate_cp_sat=0.001))
     # Start from worst fit's spread plan alone (the portfolio seeds pack it well already).
     spread = solve(problem, "worst-fit", SolveOptions(schedule="list"))
-    monkeypatch.setattr(strategy, "greedy_incumbent", lambda *_: spread)
+    monkeypatch.setattr(strategy, "greedy_incumbent", lambda *_, **__: spread)
     # A pure packing: the full path (the stage loop) only when the lean one is turned off.
     monkeypatch.setattr(strategy, "pure_kind", lambda _: None)
     plan = solve(problem, "cpsat", SolveOptions(time_limit_s=2.0, deterministic=True))
