@@ -34,7 +34,7 @@ from placement.imbalance import host_usage, imbalance
 from placement.model import Problem
 from placement.plan import Action, Plan
 from placement.show import verdict
-from placement.timeline import clock, cumulative_series, step_series, timeline
+from placement.timeline import clock, cumulative_series, pool_intervals, step_series, timeline
 
 if TYPE_CHECKING:
     from placement.simulate import SimulationResult
@@ -274,30 +274,12 @@ def _gantt_height_in(lanes: int) -> float:
     return min(_GANTT_MAX_IN, 0.9 + _LANE_IN * max(lanes, 2))
 
 
-def _pool_intervals(problem: Problem, plan: Plan) -> dict[str, list[tuple[int, int, int]]]:
-    """Pool -> the (start, end, load) of every planned boot and migration that loads it."""
-    loads: dict[str, list[tuple[int, int, int]]] = {pool: [] for pool in problem.boot_pools}
-    for assignment in plan.by_guest().values():
-        if assignment.start_s is None or assignment.ready_s is None:
-            continue
-        guest = problem.guest(assignment.guest)
-        if assignment.action is Action.START:
-            extra = guest.boot.load
-        elif assignment.action is Action.MIGRATE:
-            extra = problem.migration.load
-        else:
-            continue
-        for pool, amount in extra.items():
-            loads.setdefault(pool, []).append((assignment.start_s, assignment.ready_s, amount))
-    return loads
-
-
 def plot_pools(problem: Problem, plan: Plan, ax: Any = None, *, end_s: float | None = None) -> Any:
     """Draw each boot pool's planned load (boots and migrations) over time into `ax`,
     its limit as a dashed line of the same colour, and every stretch above a limit as a
     red band. Returns the axes."""
     ax = ax if ax is not None else _new_axes()
-    loads = _pool_intervals(problem, plan)
+    loads = pool_intervals(problem, plan)
     end = end_s if end_s is not None else plan_end_s(plan)
     _time_axis(ax, end)
     if not loads:
@@ -509,7 +491,7 @@ def compare_pools(
     import numpy as np
 
     for index, (plan, label, report) in enumerate(zip(plans, labels, reports, strict=True)):
-        times, levels = step_series(_pool_intervals(problem, plan).get(name, []))
+        times, levels = step_series(pool_intervals(problem, plan).get(name, []))
         xs, ys = [*times, end], [*levels, levels[-1]]
         word = "valid" if report.ok else "INVALID"
         ax.step(xs, ys, where="post", linewidth=1.4, label=f"{label}: {word}", **style(index))
@@ -631,7 +613,7 @@ def simulated_pool(
         label="simulated median",
     )
     if show_plan:
-        planned_times, planned_levels = step_series(_pool_intervals(problem, plan).get(pool, []))
+        planned_times, planned_levels = step_series(pool_intervals(problem, plan).get(pool, []))
         axes.step(
             [*planned_times, end],
             [*planned_levels, planned_levels[-1]],

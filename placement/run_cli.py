@@ -39,20 +39,9 @@ from placement.model import HostFailure, Problem, SimulationSettings
 
 DRIVERS = ("libvirt", "pacemaker", "proxmox", "shell", "simulated")
 
-# The records printed as they happen (a `returned` line would double every start).
-_SHOWN = (
-    "decision",
-    "adopted",
-    "shutdown",
-    "start",
-    "cancelled",
-    "ready",
-    "failed",
-    "gave_up",
-    "lost",
-    "host_down",
-    "stop",
-)
+# Journal lines that are not printed as they happen: the run's frame and `returned`
+# (it would double every start); every other kind is (`placement.execute.journal.KINDS`).
+_NOT_SHOWN = frozenset({"begin", "returned", "summary"})
 
 
 def _driver(args: argparse.Namespace) -> Any:
@@ -157,7 +146,7 @@ class _Printer:
     def __call__(self, record: Any) -> None:
         from placement.execute.reasons import format_offset
 
-        if record.kind not in _SHOWN:
+        if record.kind in _NOT_SHOWN:
             return
         action = record.action if record.kind == "start" else record.kind
         guest = record.guest or "-"

@@ -13,7 +13,7 @@ from placement.check import CheckReport, check
 from placement.imbalance import host_usage, imbalance
 from placement.model import GuestState, Problem
 from placement.plan import Action, Plan
-from placement.timeline import Step, clock, level_at, step_series, timeline
+from placement.timeline import Step, clock, level_at, pool_intervals, step_series, timeline
 
 # How many staying guests the timeline names before it says "and N more".
 _STAYS_SHOWN = 10
@@ -120,7 +120,6 @@ class _Loads:
     guest starts when it does."""
 
     def __init__(self, problem: Problem, plan: Plan) -> None:
-        pools: dict[str, list[tuple[int, int, int]]] = {pool: [] for pool in problem.boot_pools}
         cpu: dict[str, list[tuple[int, int, int]]] = {}
         booting: list[tuple[int, int, int]] = []
         # Instant -> the (guest, start group) of each boot that starts then.
@@ -132,17 +131,11 @@ class _Loads:
             self.ready[a.guest] = a.ready_s
             guest = problem.guest(a.guest)
             if a.action is Action.START:
-                load = guest.boot.load
                 booting.append((a.start_s, a.ready_s, 1))
                 self.starts.setdefault(a.start_s, []).append((a.guest, guest.boot.group))
                 if guest.boot.cpu and a.host is not None:
                     cpu.setdefault(a.host, []).append((a.start_s, a.ready_s, guest.boot.cpu))
-            elif a.action is Action.MIGRATE:
-                load = problem.migration.load
-            else:
-                continue
-            for pool, amount in load.items():
-                pools.setdefault(pool, []).append((a.start_s, a.ready_s, amount))
+        pools = pool_intervals(problem, plan)
         self.pools = {pool: step_series(items) for pool, items in pools.items()}
         self.cpu = {host: step_series(items) for host, items in cpu.items()}
         self.booting = step_series(booting)

@@ -42,6 +42,24 @@ def step_series(intervals: Iterable[tuple[int, int, int]]) -> tuple[list[int], l
     return cumulative_series(deltas)
 
 
+def pool_intervals(problem: Problem, plan: Plan) -> dict[str, list[tuple[int, int, int]]]:
+    """Pool -> the (start, end, load) of every planned boot and migration that loads it."""
+    loads: dict[str, list[tuple[int, int, int]]] = {pool: [] for pool in problem.boot_pools}
+    for assignment in plan.by_guest().values():
+        if assignment.start_s is None or assignment.ready_s is None:
+            continue
+        guest = problem.guest(assignment.guest)
+        if assignment.action is Action.START:
+            extra = guest.boot.load
+        elif assignment.action is Action.MIGRATE:
+            extra = problem.migration.load
+        else:
+            continue
+        for pool, amount in extra.items():
+            loads.setdefault(pool, []).append((assignment.start_s, assignment.ready_s, amount))
+    return loads
+
+
 def cumulative_series(deltas: Mapping[int, int]) -> tuple[list[int], list[int]]:
     """Instants and the running sum of `deltas` (instant -> change) from each instant on;
     the series starts at 0 with what changes at 0."""

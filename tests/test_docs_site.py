@@ -31,10 +31,9 @@ ROOT = Path(__file__).parent.parent
 DOCS = ROOT / "docs"
 
 
-def _hook() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "generated_pages", DOCS / "hooks" / "generated_pages.py"
-    )
+def _hook(name: str = "generated_pages") -> ModuleType:
+    """The docs hook `docs/hooks/<name>.py`, loaded as a module."""
+    spec = importlib.util.spec_from_file_location(name, DOCS / "hooks" / f"{name}.py")
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -331,17 +330,9 @@ def test_the_optimiser_page_lists_its_five_steps() -> None:
 
 
 def test_enum_members_are_one_table_not_one_heading_each() -> None:
-    import importlib.util
-
     import griffe
 
-    spec = importlib.util.spec_from_file_location(
-        "enum_members", DOCS / "hooks" / "enum_members.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _hook("enum_members")
     loaded = griffe.load(
         "placement.model",
         extensions=griffe.Extensions(module.EnumMembersTable()),

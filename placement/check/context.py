@@ -63,7 +63,8 @@ class Occupancy:
     arrives: bool = False  # a start or a migration in: the plan brings it to the host
 
 
-def _unknown_names(problem: Problem, plan: Plan) -> list[InputError]:
+def unknown_names(problem: Problem, plan: Plan) -> list[InputError]:
+    """An error per guest or host the plan names that the problem does not have."""
     errors = []
     for index, assignment in enumerate(plan.assignments):
         if not problem.has_guest(assignment.guest):
@@ -120,7 +121,7 @@ def resolve(problem: Problem, plan: Plan) -> tuple[list[Decision], list[Violatio
     runs, any other guest stays unplaced. When a guest is assigned twice, the first
     assignment counts.
     """
-    errors = _unknown_names(problem, plan)
+    errors = unknown_names(problem, plan)
     if errors:
         raise InvalidPlanError(errors)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 from collections import defaultdict
+from collections.abc import Callable, Iterator
 
 from placement.check.context import (
     Checker,
@@ -23,6 +24,7 @@ from placement.check.context import (
     unique,
 )
 from placement.check.report import Violation
+from placement.model import Guest, Host
 from placement.plan import Action
 
 
@@ -60,49 +62,56 @@ def _boots_by_host(context: Context) -> dict[str, list[Decision]]:
     return by_host
 
 
-def host_boot_cpu_violations(context: Context) -> list[Violation]:
+def _host_peaks(
+    context: Context, limit_of: Callable[[Host], int | None], amount_of: Callable[[Guest], int]
+) -> Iterator[tuple[Host, int, int, int, list[Decision]]]:
+    """Per host with a limit (`limit_of`) its boots exceed: the host, the peak of
+    `amount_of` over its boots, the limit, the instant of the peak and the boots then."""
     by_host = _boots_by_host(context)
-    violations = []
     for host in context.problem.hosts:
-        booting = by_host.get(host.name, [])
-        if not booting or host.boot.cpu is None:
+        booting, limit = by_host.get(host.name, []), limit_of(host)
+        if not booting or limit is None:
             continue
-        peak, instant = sweep_peak((*boot_span(d), d.guest.boot.cpu) for d in booting)
-        if peak > host.boot.cpu and instant is not None:
-            names = [d.guest.name for d in booting_at(booting, instant) if d.guest.boot.cpu]
-            violations.append(
-                Violation(
-                    "host_boot_cpu",
-                    f"host {host.name} boot cpu at t={instant} s: {peak} > {host.boot.cpu} "
-                    f"limit ({shown_names(names)})",
-                    names,
-                    (host.name,),
-                    instant,
-                )
+        peak, instant = sweep_peak((*boot_span(d), amount_of(d.guest)) for d in booting)
+        if peak > limit and instant is not None:
+            yield host, peak, limit, instant, booting_at(booting, instant)
+
+
+def host_boot_cpu_violations(context: Context) -> list[Violation]:
+    violations = []
+    for host, peak, limit, instant, booting in _host_peaks(
+        context, lambda host: host.boot.cpu, lambda guest: guest.boot.cpu
+    ):
+        names = [d.guest.name for d in booting if d.guest.boot.cpu]
+        violations.append(
+            Violation(
+                "host_boot_cpu",
+                f"host {host.name} boot cpu at t={instant} s: {peak} > {limit} "
+                f"limit ({shown_names(names)})",
+                names,
+                (host.name,),
+                instant,
             )
+        )
     return violations
 
 
 def host_max_starts_violations(context: Context) -> list[Violation]:
-    by_host = _boots_by_host(context)
     violations = []
-    for host in context.problem.hosts:
-        booting = by_host.get(host.name, [])
-        if not booting or host.boot.max_starts is None:
-            continue
-        peak, instant = sweep_peak((*boot_span(d), 1) for d in booting)
-        if peak > host.boot.max_starts and instant is not None:
-            names = [d.guest.name for d in booting_at(booting, instant)]
-            violations.append(
-                Violation(
-                    "host_max_starts",
-                    f"host {host.name} at t={instant} s: {peak} guests booting > "
-                    f"max_starts {host.boot.max_starts} ({shown_names(names)})",
-                    names,
-                    (host.name,),
-                    instant,
-                )
+    for host, peak, limit, instant, booting in _host_peaks(
+        context, lambda host: host.boot.max_starts, lambda guest: 1
+    ):
+        names = [d.guest.name for d in booting]
+        violations.append(
+            Violation(
+                "host_max_starts",
+                f"host {host.name} at t={instant} s: {peak} guests booting > "
+                f"max_starts {limit} ({shown_names(names)})",
+                names,
+                (host.name,),
+                instant,
             )
+        )
     return violations
 
 

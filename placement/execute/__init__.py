@@ -22,6 +22,7 @@ from typing import Any
 
 import attrs
 
+from placement.check.context import unknown_names
 from placement.errors import InputError, InvalidInputError
 from placement.execute.drivers import (
     Completed,
@@ -227,16 +228,7 @@ def _check_plan(problem: Problem, plan: Plan) -> None:
         raise InvalidInputError(
             [InputError("status", f"the plan is {plan.status.value}: nothing to carry out")]
         )
-    errors = []
-    for index, assignment in enumerate(plan.assignments):
-        if not problem.has_guest(assignment.guest):
-            errors.append(
-                InputError(f"assignments[{index}].guest", f"unknown guest '{assignment.guest}'")
-            )
-        elif assignment.host is not None and not problem.has_host(assignment.host):
-            errors.append(
-                InputError(f"assignments[{index}].host", f"unknown host '{assignment.host}'")
-            )
+    errors = unknown_names(problem, plan)
     if errors:
         raise InvalidInputError(errors)
 
