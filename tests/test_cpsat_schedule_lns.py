@@ -15,8 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from bench.scenarios import SizeSpec, _mixed
+from placement.bounds import StageBounds
 from placement.check import check
-from placement.model import Host, HostBoot, Problem
+from placement.model import Host, HostBoot, Objective, Problem
 from placement.plan import Action, Plan, Unplaced
 from placement.solvers import SolveOptions, solve
 from placement.solvers.budget import Budget
@@ -225,6 +226,8 @@ def test_full_model_starts_from_the_retimed_seed(
 ) -> None:
     problem = failover_400
     monkeypatch.setattr(strategy, "RETIME_SEED_BOOTS", 1)
+    # As when a stage before `recovery` is left to search (else the model is skipped).
+    monkeypatch.setattr(strategy, "_only_the_schedule_left", lambda *args: False)
     retimed: list[float] = []
     original = schedule_lns.improve_schedule
 
@@ -240,3 +243,41 @@ def test_full_model_starts_from_the_retimed_seed(
     assert retimed, "the seed went through the schedule stage"
     # The full model never ends behind its (re-timed) start.
     assert _recovery(problem, plan) <= retimed[0]
+
+
+def test_boot_heavy_failover_with_placement_settled_skips_the_full_model(
+    failover_400: Problem, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    problem = failover_400
+    monkeypatch.setattr(strategy, "RETIME_SEED_BOOTS", 1)
+    options = SolveOptions(time_limit_s=4.0, workers=1, seed=0)
+    seed = incumbent.greedy_incumbent(problem, options, Budget.of(options))
+    assert seed is not None
+    assert not seed.unplaced
+    plan = solve(problem, "cpsat", options)
+    report = check(problem, plan)
+    assert report.ok, [v.message for v in report.violations]
+    assert not plan.unplaced
+    statistics = plan.statistics
+    assert statistics.model is None, "the full model was not built"
+    assert not statistics.stages
+    assert statistics.model_skipped is not None
+    assert "meets our bounds" in statistics.model_skipped
+    assert statistics.schedule_search is not None
+    # The schedule stage re-timed the seed's boots: never worse than the seed.
+    assert _recovery(problem, plan) <= _recovery(problem, seed)
+
+
+def test_the_full_model_runs_when_a_stage_before_recovery_is_open(
+    failover_400: Problem,
+) -> None:
+    problem = failover_400
+    # The seed (which places everyone) meets our bound on `placed`, not on `balance`.
+    reordered = attrs.evolve(
+        problem, objective=(Objective.PLACED, Objective.BALANCE, Objective.RECOVERY)
+    )
+    options = SolveOptions(time_limit_s=4.0, workers=1, seed=0)
+    seed = incumbent.greedy_incumbent(reordered, options, Budget.of(options))
+    assert seed is not None
+    assert not strategy._only_the_schedule_left(reordered, seed, StageBounds(reordered))
+    assert strategy._only_the_schedule_left(problem, seed, StageBounds(problem))

@@ -145,6 +145,15 @@ def _search(
     if incumbent_plan is not None and pair_count(problem) > MAX_MODEL_PAIRS:
         return _beyond_the_pair_model(problem, options, incumbent_plan, budget, first_plan_s)
     if incumbent_plan is not None and _boots(incumbent_plan) >= RETIME_SEED_BOOTS:
+        own_bounds = StageBounds(problem)
+        if _only_the_schedule_left(problem, incumbent_plan, own_bounds):
+            # Hundreds of boots, and the seed meets our bounds on every stage before
+            # `recovery`: the full model would spend its time on a recovery stage that
+            # stalls on its hint (docs/optimiser.md); the schedule stage and the
+            # neighbourhoods get the whole budget instead.
+            return _schedule_search_only(
+                problem, options, incumbent_plan, budget, first_plan_s, own_bounds
+            )
         # The full model's recovery stage rarely betters its hint on hundreds of boots
         # (`failover-10-of-100`: the list-scheduled seed, stalled): hint it with the
         # seed's boots spread and timed by the schedule stage's priority rules (no
@@ -182,6 +191,36 @@ def _search(
 
 def _boots(plan: Plan) -> int:
     return sum(1 for a in plan.assignments if a.action is Action.START)
+
+
+def _only_the_schedule_left(problem: Problem, plan: Plan, own_bounds: StageBounds) -> bool:
+    """Whether `recovery` is a stage and `plan` meets our bounds on every stage before
+    it (everyone placed, no one moved, say): no plan betters those stages, so what is
+    left to search is when the boots start, and where the later stages want them."""
+    if Objective.RECOVERY not in problem.objective:
+        return False
+    leading = problem.objective[: problem.objective.index(Objective.RECOVERY)]
+    return _meets_bounds(problem, plan, leading, own_bounds)
+
+
+def _schedule_search_only(
+    problem: Problem,
+    options: SolveOptions,
+    incumbent_plan: Plan,
+    budget: Budget,
+    first_plan_s: float,
+    own_bounds: StageBounds,
+) -> Plan:
+    """The schedule stage, then neighbourhoods, from `incumbent_plan`, without the full
+    model (`_only_the_schedule_left`)."""
+    found = _retimed_then_neighbourhoods(
+        problem, options, incumbent_plan, budget, first_plan_s, {}, own_bounds
+    )
+    reason = (
+        f"the seed meets our bounds before recovery, and its {_boots(incumbent_plan)} boots"
+        " are re-timed by the schedule stage"
+    )
+    return attrs.evolve(found, statistics=attrs.evolve(found.statistics, model_skipped=reason))
 
 
 def _retimed_then_neighbourhoods(
