@@ -195,8 +195,8 @@ def test_seeding_stops_once_the_placement_stages_are_settled(
     failover_400: Problem, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     problem = failover_400
-    assert strategy._placement_settled(problem) is None  # the full model takes it
-    monkeypatch.setattr(strategy, "MAX_MODEL_PAIRS", 0)
+    assert strategy._placement_settled(problem) is None  # 14,000 pairs: the full model's
+    monkeypatch.setattr(strategy, "SCHEDULE_ONLY_PAIRS", 0)
     settled = strategy._placement_settled(problem)
     assert settled is not None
     plan = solve(problem, "best-fit", SolveOptions())
@@ -281,3 +281,18 @@ def test_the_full_model_runs_when_a_stage_before_recovery_is_open(
     assert seed is not None
     assert not strategy._only_the_schedule_left(reordered, seed, StageBounds(reordered))
     assert strategy._only_the_schedule_left(problem, seed, StageBounds(problem))
+
+
+def test_a_big_model_counts_as_a_big_schedule(
+    failover_400: Problem, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    problem = failover_400
+    seed = solve(problem, "best-fit", SolveOptions())
+    # 44 boots on 14,000 pairs: the full model's, by boots and by pairs.
+    assert not strategy._schedule_dominates(problem, seed)
+    monkeypatch.setattr(strategy, "SCHEDULE_ONLY_PAIRS", 14_000)
+    assert strategy._schedule_dominates(problem, seed)
+    monkeypatch.setattr(strategy, "SCHEDULE_ONLY_PAIRS", 14_001)
+    assert not strategy._schedule_dominates(problem, seed)
+    monkeypatch.setattr(strategy, "RETIME_SEED_BOOTS", 44)
+    assert strategy._schedule_dominates(problem, seed)

@@ -5,6 +5,8 @@
 - A rebalance of a large cluster: the rebalance search (`rebalance`).
 - More (guest, host) pairs than the full model fits: the placement stages on type counts
   (`aggregate`), then large-neighbourhood search from the incumbent (`large`).
+- A big schedule (hundreds of boots, or tens of thousands of pairs) whose seed meets our
+  bounds before `recovery`: the schedule stage (`schedule_lns`), then neighbourhoods.
 - Otherwise the full model, stage by stage (`stages`); neighbourhoods of its plan when
   a stage stalled with time left.
 """
@@ -48,6 +50,10 @@ SCHEDULE_SHARE = 0.75
 # From this many boots on, the full model starts from the seed re-timed by the schedule
 # stage's rules (no windows); the examples and the S scenarios have far fewer.
 RETIME_SEED_BOOTS = 100
+# From this many (guest, host) pairs on (M: 90,000; failover-1-of-16: 3,000), or from
+# RETIME_SEED_BOOTS boots on, a problem whose seed meets our bounds before `recovery` skips
+# the full model: its recovery stage returned its hint there (docs/optimiser.md).
+SCHEDULE_ONLY_PAIRS = 20_000
 
 
 def _meets_bounds(
@@ -67,12 +73,12 @@ def _meets_bounds(
 
 
 def _placement_settled(problem: Problem) -> Callable[[Plan], bool] | None:
-    """For a problem beyond the pair model that minimises `recovery` after `placed`
-    and `migrations` only: a test that a seed places every guest and moves none, which no
-    plan betters on those stages. Later seeds could then only list-schedule better, which
-    the schedule stage does far better (on L-0 the seeds took 12.5 s of 60, the first 2 s;
-    our bounds would cost 5 s to build there)."""
-    if pair_count(problem) <= MAX_MODEL_PAIRS or Objective.RECOVERY not in problem.objective:
+    """For a problem of `SCHEDULE_ONLY_PAIRS` pairs or more that minimises `recovery`
+    after `placed` and `migrations` only: a test that a seed places every guest and moves
+    none, which no plan betters on those stages. Later seeds could then only list-schedule
+    better, which the schedule stage does far better (on L-0 the seeds took 12.5 s of 60,
+    the first 2 s; on M-0 11.4 s; our bounds would cost 5 s to build on L-0)."""
+    if pair_count(problem) < SCHEDULE_ONLY_PAIRS or Objective.RECOVERY not in problem.objective:
         return None
     leading = problem.objective[: problem.objective.index(Objective.RECOVERY)]
     if any(stage not in (Objective.PLACED, Objective.MIGRATIONS) for stage in leading):
@@ -144,16 +150,17 @@ def _search(
         return rebalance.solve_rebalance(problem, options, incumbent_plan, budget, first_plan_s)
     if incumbent_plan is not None and pair_count(problem) > MAX_MODEL_PAIRS:
         return _beyond_the_pair_model(problem, options, incumbent_plan, budget, first_plan_s)
-    if incumbent_plan is not None and _boots(incumbent_plan) >= RETIME_SEED_BOOTS:
+    if incumbent_plan is not None and _schedule_dominates(problem, incumbent_plan):
         own_bounds = StageBounds(problem)
         if _only_the_schedule_left(problem, incumbent_plan, own_bounds):
-            # Hundreds of boots, and the seed meets our bounds on every stage before
+            # A big schedule, and the seed meets our bounds on every stage before
             # `recovery`: the full model would spend its time on a recovery stage that
             # stalls on its hint (docs/optimiser.md); the schedule stage and the
             # neighbourhoods get the whole budget instead.
             return _schedule_search_only(
                 problem, options, incumbent_plan, budget, first_plan_s, own_bounds
             )
+    if incumbent_plan is not None and _boots(incumbent_plan) >= RETIME_SEED_BOOTS:
         # The full model's recovery stage rarely betters its hint on hundreds of boots
         # (`failover-10-of-100`: the list-scheduled seed, stalled): hint it with the
         # seed's boots spread and timed by the schedule stage's priority rules (no
@@ -191,6 +198,12 @@ def _search(
 
 def _boots(plan: Plan) -> int:
     return sum(1 for a in plan.assignments if a.action is Action.START)
+
+
+def _schedule_dominates(problem: Problem, plan: Plan) -> bool:
+    """Whether the full model is too big to better the schedule of `plan` by itself:
+    hundreds of boots, or a model of tens of thousands of (guest, host) pairs."""
+    return _boots(plan) >= RETIME_SEED_BOOTS or pair_count(problem) >= SCHEDULE_ONLY_PAIRS
 
 
 def _only_the_schedule_left(problem: Problem, plan: Plan, own_bounds: StageBounds) -> bool:
