@@ -96,7 +96,7 @@ def measure(problem: Problem, limit_s: float, deterministic: bool) -> dict[str, 
         "wall_per_limit": round(wall_s / limit_s, 3),
         "wall_per_goal": round(wall_s / goal_s(limit_s), 3),
         "wall_cut": bool(plan.statistics.wall_cut),
-        "stages": {stage.name: stage.value for stage in plan.stages},
+        "stages": plan.stage_values(),
     }
 
 

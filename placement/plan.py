@@ -144,6 +144,10 @@ class Plan:
             found.setdefault(assignment.guest, assignment)
         return found
 
+    def stage_values(self) -> dict[str, float]:
+        """Stage name -> value, in the objective's order."""
+        return {stage.name: stage.value for stage in self.stages}
+
     def stage(self, name: str) -> StageResult | None:
         """The result of stage `name` (an objective value), or None if the plan has none."""
         for stage in self.stages:

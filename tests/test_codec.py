@@ -159,6 +159,22 @@ def test_migration_settings_and_movable_round_trip_with_their_defaults() -> None
     assert default.migration_duration(default.guest("db")) == 5 + 9  # ceil(8192 / 1000) = 9
 
 
+def test_plan_stage_values_and_lookup() -> None:
+    plan = Plan(
+        status=Status.FEASIBLE,
+        solver="first-fit",
+        runtime_s=0.1,
+        assignments=(),
+        stages=(StageResult("placed", 3.0), StageResult("recovery", 120.0, 100.0, 1 / 6)),
+    )
+    assert plan.stage_values() == {"placed": 3.0, "recovery": 120.0}
+    assert list(plan.stage_values()) == ["placed", "recovery"]
+    recovery = plan.stage("recovery")
+    assert recovery is not None
+    assert recovery.bound == 100.0
+    assert plan.stage("balance") is None
+
+
 def test_plan_round_trip_and_errors() -> None:
     plan = Plan(
         status=Status.FEASIBLE,

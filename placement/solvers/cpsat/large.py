@@ -116,7 +116,7 @@ def solve_large(
                 movers=movers,
                 pairs=pairs,
                 improved=improved,
-                values={stage.name: stage.value for stage in best.stages},
+                values=best.stage_values(),
             )
         )
         number += 1
@@ -143,7 +143,7 @@ def solve_large(
 
 def _found(plan: Plan, started: float) -> Incumbent:
     """A better plan the neighbourhoods found: when, and its stage values."""
-    values = {stage.name: stage.value for stage in plan.stages}
+    values = plan.stage_values()
     return Incumbent(round(time.perf_counter() - started, 3), "neighbourhood search", values)
 
 

@@ -120,7 +120,7 @@ def _solve(problem: Problem, options: SolveOptions, budget: Budget) -> Plan:
     # The seeds and the first plan lead every search's account of its better plans.
     first: tuple[Incumbent, ...] = ()
     if incumbent_plan is not None:
-        values = {stage.name: stage.value for stage in incumbent_plan.stages}
+        values = incumbent_plan.stage_values()
         first = (Incumbent(seconds=round(first_plan_s, 3), source="seed", values=values),)
     statistics = attrs.evolve(
         plan.statistics, seeds=seeds, incumbents=(*first, *plan.statistics.incumbents)
@@ -303,7 +303,7 @@ def _beyond_the_pair_model(
         counted = TypeCounts.from_log(log)
         known = dict(counted.bounds)
         if counted.improved:
-            values = {stage.name: stage.value for stage in incumbent_plan.stages}
+            values = incumbent_plan.stage_values()
             seconds = round(time.perf_counter() - budget.started, 3)
             first = (Incumbent(seconds=seconds, source="type counts", values=values),)
     plan = _retimed_then_neighbourhoods(
