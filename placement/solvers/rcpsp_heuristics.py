@@ -94,14 +94,15 @@ def serial_schedule(project: Project, order: Sequence[int]) -> list[int]:
     """Start times of the serial schedule generation scheme: jobs in `order` (each after
     its predecessors), each at the earliest start its predecessors' finishes and the
     resources left allow."""
-    durations, loads = project.durations, project.loads
-    horizon = sum(durations) + 1
-    free = [[capacity] * horizon for capacity in project.capacities]
+    durations, loads, capacities = project.durations, project.loads, project.capacities
+    # What each resource has left per instant, grown as the schedule grows (its length is
+    # the makespan, not the sum of the durations).
+    free: list[list[int]] = [[] for _ in capacities]
     start = [0] * len(durations)
     for job in order:
         t = max((start[p] + durations[p] for p in project.predecessors[job]), default=0)
         length, load = durations[job], loads[job]
-        t = _earliest_fit(free, load, t, length)
+        t = _earliest_fit(free, capacities, load, t, length)
         for r, amount in load:
             row = free[r]
             for tau in range(t, t + length):
@@ -111,13 +112,19 @@ def serial_schedule(project: Project, order: Sequence[int]) -> list[int]:
 
 
 def _earliest_fit(
-    free: list[list[int]], load: Sequence[tuple[int, int]], t: int, length: int
+    free: list[list[int]],
+    capacities: Sequence[int],
+    load: Sequence[tuple[int, int]],
+    t: int,
+    length: int,
 ) -> int:
     """The first instant from `t` at which `load` fits `free` for `length` instants."""
     while True:
         clash = -1
         for r, amount in load:
             row = free[r]
+            if len(row) < t + length:
+                row.extend([capacities[r]] * (t + length - len(row)))
             for tau in range(t + length - 1, t - 1, -1):
                 if row[tau] < amount:
                     clash = max(clash, tau)

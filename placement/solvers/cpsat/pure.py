@@ -6,9 +6,12 @@ portfolio of every baseline and peer, the stage loop, migrations, neighbourhoods
 - a **pure schedule**: every guest boots, each on the one host it may use, and the
   objective is `makespan` or `recovery` after `placed` (PSPLIB's RCPSP, `bench.psplib`).
   Placement is fixed; what is left is an RCPSP. Best fit and its list schedules in other
-  orders (latest finish first...) give the seed; CP-SAT gets the rest of the time on the
-  plain model (one fixed-size interval per boot, one cumulative per boot pool and for the
-  batch limit, `after` as precedences), hinted with the seed, with its default search.
+  orders (latest finish first...) give the seed; on a makespan, double justification of
+  the seed and of a few sampled list schedules (`rcpsp_heuristics`) may shorten it. CP-SAT
+  gets the rest of the time on the plain model (one fixed-size interval per boot, one
+  cumulative per boot pool and for the batch limit, `after` as precedences, each start
+  within the window its `after` chains and the seed's makespan leave), hinted with the
+  seed, with its default search.
   Its plan goes through the checker; one that fails is logged as a bug and the seed is
   returned instead.
 - a **pure packing**: every guest boots at 0 with nothing to schedule (no boot pool,
@@ -78,8 +81,10 @@ _MAX_PACKING_PAIRS = 100_000
 # check_estimate_s`): building the plan takes milliseconds on a few hundred guests.
 _RESERVE_S = 0.05
 # Sampled list schedules with double justification on a makespan: at most this many, each
-# charged this much per guest in deterministic mode (measured: 2-4 ms on j60's 60 jobs).
-_MAX_SAMPLES = 2000
+# charged this much per guest in deterministic mode (measured: 1-4 ms on j60's 60 jobs on
+# the loaded 2-core machine). A full second of sampling (300-2,000 samples) gave CP-SAT no
+# better plans on j60 (docs/optimiser.md), so the samples stay few and the time is CP-SAT's.
+_MAX_SAMPLES = 100
 _SAMPLE_S_PER_GUEST = 5e-5
 
 
@@ -239,7 +244,8 @@ def _best_seed(
 ) -> Plan | None:
     """The best verified seed within `_SEED_SHARE` of the limit (the first always runs;
     in deterministic mode each is charged a size-based estimate, not its run time); on a
-    schedule, also its list schedules in other orders (latest finish first...)."""
+    schedule, also its list schedules in other orders (latest finish first...) and, on a
+    makespan, their double justification (`_justified`)."""
     seeds = budget.sub(_SEED_SHARE * budget.limit_s)
     seed_options = attrs.evolve(
         options, schedule="list", on_progress=None, hint=None, time_limit_s=seeds.limit_s
@@ -272,7 +278,9 @@ def _justified(problem: Problem, seed: Plan, budget: Budget, random_seed: int) -
     if not project.fits():
         return None
     per_sample_s = _SAMPLE_S_PER_GUEST * len(problem.guests)
-    samples = min(_MAX_SAMPLES, int(budget.remaining() / per_sample_s))
+    if not budget.fits(per_sample_s):
+        return None
+    samples = min(_MAX_SAMPLES, int(budget.remaining() / per_sample_s) - 1)
     # Deterministic mode: the samples are the budget; only a stop token ends them early.
     stop = (lambda: budget.stopped) if budget.deterministic else (lambda: budget.expired)
     by_guest = seed.by_guest()
@@ -281,7 +289,7 @@ def _justified(problem: Problem, seed: Plan, budget: Budget, random_seed: int) -
     found = best_schedule(
         project, [start], samples=samples, seed=random_seed, stop=stop, lower_bound=lower
     )
-    budget.charge(samples * per_sample_s)
+    budget.charge((samples + 1) * per_sample_s)
     if makespan(project, found) > problem.schedule.horizon_s:
         return None
     assignments = [
