@@ -17,10 +17,11 @@ from typing import Any
 import attrs
 from ortools.sat.python import cp_model
 
-from placement.bounds import StageBounds
+from placement.bounds import StageBounds, forced_units
 from placement.check import check
 from placement.model import BALANCE_STEPS, Objective, Problem
 from placement.plan import Plan, Status
+from placement.recovery_lp import MAX_VARIABLES, SECONDS_PER_VARIABLE, recovery_lp_bound
 from placement.solvers import SolveOptions
 from placement.solvers.budget import SHARES, Budget
 from placement.solvers.common import better
@@ -313,6 +314,8 @@ class _StageLoop:
         }
         self.log.append(log)
         bound = _tighter(objective, cp_bound, ours)
+        if objective is Objective.RECOVERY and (bound is None or value > bound):
+            bound = _tighter(objective, bound, self._recovery_lp(value, log))
         searchable = status != cp_model.INFEASIBLE and solver.incumbent is not None
         if watch is not None:
             log["cp_sat_stopped_stalled"] = watch.stopped
@@ -331,6 +334,23 @@ class _StageLoop:
             # big for the time, and the neighbourhood search takes over when it stalls.)
             self.unproven.append((objective, expression, value, log))
         return True
+
+    def _recovery_lp(self, value: float, log: dict[str, object]) -> float | None:
+        """The time-indexed LP bound on the recovery stage (`placement.recovery_lp`) below
+        `value`, when its size fits the time left (charged by that size, so that
+        deterministic runs repeat)."""
+        if self.budget.stopped:
+            return None
+        most = min(MAX_VARIABLES, int(self.budget.remaining() / SECONDS_PER_VARIABLE))
+        problem = self.view.problem
+        forced = forced_units(problem, self.held, self.stage_bounds.units)
+        booting = [g for unit in forced for g in unit.guests if not problem.runs_now(g)]
+        started = time.perf_counter()
+        bound, size = recovery_lp_bound(problem, booting, self.held, value, most)
+        self.budget.charge(size * SECONDS_PER_VARIABLE)
+        log["lp_bound"] = bound
+        log["lp_seconds"] = round(time.perf_counter() - started, 3)
+        return None if bound is None else float(bound)
 
     def _cp_search(
         self, objective: Objective, budget: Budget, emptying: bool
