@@ -17,11 +17,10 @@ from typing import Any
 import attrs
 from ortools.sat.python import cp_model
 
-from placement.bounds import StageBounds, forced_units
+from placement.bounds import StageBounds
 from placement.check import check
 from placement.model import BALANCE_STEPS, Objective, Problem
 from placement.plan import Plan, Status
-from placement.recovery_lp import MAX_VARIABLES, SECONDS_PER_VARIABLE, recovery_lp_bound
 from placement.solvers import SolveOptions
 from placement.solvers.budget import SHARES, Budget
 from placement.solvers.common import better
@@ -35,6 +34,7 @@ from placement.solvers.cpsat.plans import (
     plan_of_solution,
     with_checked_stages,
 )
+from placement.solvers.cpsat.recovery_lp_stage import sized_recovery_lp
 from placement.solvers.cpsat.search import ProgressCallback, StallWatch
 from placement.solvers.cpsat.stage_solver import StageSolver
 from placement.solvers.cpsat.view import build_view
@@ -336,18 +336,10 @@ class _StageLoop:
         return True
 
     def _recovery_lp(self, value: float, log: dict[str, object]) -> float | None:
-        """The time-indexed LP bound on the recovery stage (`placement.recovery_lp`) below
-        `value`, when its size fits the time left (charged by that size, so that
-        deterministic runs repeat)."""
-        if self.budget.stopped:
-            return None
-        most = min(MAX_VARIABLES, int(self.budget.remaining() / SECONDS_PER_VARIABLE))
-        problem = self.view.problem
-        forced = forced_units(problem, self.held, self.stage_bounds.units)
-        booting = [g for unit in forced for g in unit.guests if not problem.runs_now(g)]
+        """The time-indexed LP bound on the recovery stage below `value`
+        (`recovery_lp_stage`), when it fits the time left."""
         started = time.perf_counter()
-        bound, size = recovery_lp_bound(problem, booting, self.held, value, most)
-        self.budget.charge(size * SECONDS_PER_VARIABLE)
+        bound = sized_recovery_lp(self.view.problem, self.held, value, self.budget)
         log["lp_bound"] = bound
         log["lp_seconds"] = round(time.perf_counter() - started, 3)
         return None if bound is None else float(bound)
