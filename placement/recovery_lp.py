@@ -26,16 +26,21 @@ import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
-from ortools.linear_solver import pywraplp
+import numpy as np
+import numpy.typing as npt
+from ortools.linear_solver import linear_solver_pb2, pywraplp
 
 from placement.bounds import _heads, recovery_lower_bound
 from placement.model import Guest, HostState, Objective, Problem
 
+FloatArray = npt.NDArray[np.float64]
+
 # Past this many (slot, tick) variables the LP costs seconds to build and solve in Python
 # (M-1, 53 boots: about 19,000 variables, 5 s on 2 busy cores).
 MAX_VARIABLES = 25_000
-# Seconds per variable to build and solve the LP (measured on S and M, 2 busy cores).
-SECONDS_PER_VARIABLE = 3e-4
+# Seconds per variable to build and solve the LP (M-0: 20,500 variables, 2.2-5 s on 2
+# cores shared with other runs).
+SECONDS_PER_VARIABLE = 1.5e-4
 
 
 def _tick(problem: Problem, booting: Sequence[Guest], held: Mapping[str, float]) -> int:
@@ -80,53 +85,73 @@ def _limits(problem: Problem, booting: Sequence[Guest]) -> list[tuple[int, list[
 
 
 class _Lp:
-    """Rows kept beside GLOP's, to value any dual vector ourselves."""
+    """The LP as (row, column, coefficient) arrays, solved by GLOP and valued from its
+    duals by us. Rows are `<=` unless `equal`; every variable is in [0, 1]."""
 
     def __init__(self) -> None:
-        self.solver = pywraplp.Solver.CreateSolver("GLOP")
         self.cost: list[float] = []
-        self.column: list[list[tuple[int, float]]] = []
+        self.parts: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], FloatArray]] = []
         self.rhs: list[float] = []
         self.equal: list[bool] = []
-        self.rows: list[pywraplp.Constraint] = []
-        self.variables: list[pywraplp.Variable] = []
 
-    def variable(self, cost: float) -> int:
-        self.variables.append(self.solver.NumVar(0.0, 1.0, ""))
-        self.cost.append(cost)
-        self.column.append([])
-        return len(self.variables) - 1
+    def variables(self, costs: Sequence[float]) -> range:
+        """New variables with these costs; their column indices."""
+        first = len(self.cost)
+        self.cost.extend(costs)
+        return range(first, len(self.cost))
 
-    def row(self, terms: Sequence[tuple[int, float]], rhs: float, equal: bool) -> None:
-        lower = rhs if equal else -self.solver.infinity()
-        constraint = self.solver.Constraint(lower, rhs)
-        r = len(self.rows)
-        for j, a in terms:
-            constraint.SetCoefficient(self.variables[j], a)
-            self.column[j].append((r, a))
-        self.rows.append(constraint)
-        self.rhs.append(rhs)
-        self.equal.append(equal)
+    def rows(
+        self,
+        rows: npt.NDArray[np.int64],
+        columns: npt.NDArray[np.int64],
+        values: FloatArray,
+        rhs: Sequence[float],
+        equal: bool,
+    ) -> None:
+        """Rows `0 .. len(rhs) - 1` of these triples (duplicates are summed), each
+        `<= rhs` (`== rhs` when `equal`), appended after the rows so far."""
+        self.parts.append((rows + len(self.rhs), columns, values))
+        self.rhs.extend(rhs)
+        self.equal.extend([equal] * len(rhs))
 
     def lower_bound(self) -> float | None:
         """min cost.x over the rows and 0 <= x <= 1, bounded from below by the duals GLOP
         found: sum(dual * rhs) + sum(min(0, reduced cost)) holds for any dual vector whose
         `<=` rows are <= 0, whatever GLOP's tolerances."""
-        objective = self.solver.Objective()
-        for j, variable in enumerate(self.variables):
-            objective.SetCoefficient(variable, self.cost[j])
-        objective.SetMinimization()
-        if self.solver.Solve() != pywraplp.Solver.OPTIMAL:
+        rows = np.concatenate([r for r, _, _ in self.parts])
+        columns = np.concatenate([c for _, c, _ in self.parts])
+        values = np.concatenate([v for _, _, v in self.parts])
+        # Sorted by row then column, duplicates summed (members of one start group).
+        keys, where = np.unique(rows * len(self.cost) + columns, return_inverse=True)
+        values = np.bincount(where.ravel(), weights=values, minlength=len(keys))
+        rows, columns = keys // len(self.cost), keys % len(self.cost)
+        starts = np.searchsorted(rows, np.arange(len(self.rhs) + 1))
+        proto = linear_solver_pb2.MPModelProto()
+        for cost in self.cost:
+            proto.variable.add(lower_bound=0.0, upper_bound=1.0, objective_coefficient=cost)
+        row_columns = columns.tolist()
+        row_values = values.tolist()
+        for r, (rhs, equal) in enumerate(zip(self.rhs, self.equal, strict=True)):
+            constraint = proto.constraint.add(
+                lower_bound=rhs if equal else -math.inf, upper_bound=rhs
+            )
+            constraint.var_index.extend(row_columns[starts[r] : starts[r + 1]])
+            constraint.coefficient.extend(row_values[starts[r] : starts[r + 1]])
+        request = linear_solver_pb2.MPModelRequest(
+            model=proto,
+            solver_type=linear_solver_pb2.MPModelRequest.GLOP_LINEAR_PROGRAMMING,
+        )
+        response = linear_solver_pb2.MPSolutionResponse()
+        pywraplp.Solver.SolveWithProto(request, response)
+        if response.status != linear_solver_pb2.MPSOLVER_OPTIMAL:
             return None
-        duals = [
-            row.dual_value() if equal else min(0.0, row.dual_value())
-            for row, equal in zip(self.rows, self.equal, strict=True)
-        ]
-        value = sum(d * b for d, b in zip(duals, self.rhs, strict=True))
-        for cost, column in zip(self.cost, self.column, strict=True):
-            reduced = cost - sum(duals[r] * a for r, a in column)
-            value += min(0.0, reduced)
-        return float(value)
+        duals = np.array(response.dual_value, dtype=float)
+        if len(duals) != len(self.rhs):
+            return None
+        duals = np.where(np.array(self.equal), duals, np.minimum(duals, 0.0))
+        used = np.bincount(columns, weights=values * duals[rows], minlength=len(self.cost))
+        reduced = np.array(self.cost) - used
+        return float(duals @ np.array(self.rhs) + np.minimum(reduced, 0.0).sum())
 
 
 def recovery_lp_bound(
@@ -162,65 +187,124 @@ def recovery_lp_bound(
         # Too big, or `upper` is below what these ticks allow: nothing to add.
         return None, 0
     lp = _Lp()
-    y: list[dict[int, int]] = []
+    columns: list[range] = []
     for members, (first, last) in zip(slots, ranges, strict=True):
         weight = sum(m.weight for m in members)
-        y.append({t: lp.variable(weight * g * t) for t in range(first, last + 1)})
+        columns.append(lp.variables([weight * g * t for t in range(first, last + 1)]))
     # Each slot starts once.
-    for ticks in y:
-        lp.row([(j, 1.0) for j in ticks.values()], 1.0, equal=True)
-    _add_limits(problem, booting, slots, y, g, lp)
-    _add_stagger(problem, y, g, lp)
-    _add_after(booting, slots, y, g, lp)
+    lp.rows(
+        np.concatenate([np.full(len(c), s, dtype=np.int64) for s, c in enumerate(columns)]),
+        np.arange(size, dtype=np.int64),
+        np.ones(size),
+        [1.0] * len(columns),
+        equal=True,
+    )
+    _add_limits(problem, booting, slots, ranges, columns, g, lp)
+    _add_stagger(problem, ranges, columns, g, lp)
+    _add_after(booting, slots, ranges, columns, g, lp)
     value = lp.lower_bound()
     if value is None:
         return None, size
     return math.ceil(plain + value - 1e-6 * max(1.0, abs(plain + value))), size
 
 
+def _covering(
+    ranges: Sequence[tuple[int, int]], columns: Sequence[range], lengths: Sequence[int]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """(tick, column) for every tick each slot's start variable covers: the variable of
+    start tick t covers ticks t .. t + length - 1 (one length per entry)."""
+    ticks: list[npt.NDArray[np.int64]] = []
+    cols: list[npt.NDArray[np.int64]] = []
+    for (first, last), column, length in zip(ranges, columns, lengths, strict=True):
+        if length <= 0:
+            continue
+        start = np.arange(first, last + 1, dtype=np.int64)
+        ticks.append((start[:, None] + np.arange(length, dtype=np.int64)[None, :]).ravel())
+        cols.append(np.repeat(np.arange(column.start, column.stop, dtype=np.int64), length))
+    if not ticks:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return np.concatenate(ticks), np.concatenate(cols)
+
+
+def _tick_rows(
+    lp: _Lp,
+    ticks: npt.NDArray[np.int64],
+    columns: npt.NDArray[np.int64],
+    values: FloatArray,
+    capacity: float,
+) -> None:
+    """One row per tick: the sum of `values` of the columns covering it <= capacity,
+    for the ticks where all of them together could exceed it."""
+    if len(ticks) == 0:
+        return
+    used, row = np.unique(ticks, return_inverse=True)
+    most = np.bincount(row, weights=values, minlength=len(used))
+    keep = most > capacity + 1e-9
+    if not keep.any():
+        return
+    renumber = np.cumsum(keep) - 1
+    chosen = keep[row]
+    lp.rows(
+        renumber[row[chosen]],
+        columns[chosen],
+        values[chosen],
+        [float(capacity)] * int(keep.sum()),
+        equal=False,
+    )
+
+
 def _add_limits(
     problem: Problem,
     booting: Sequence[Guest],
     slots: list[list[Guest]],
-    y: list[dict[int, int]],
+    ranges: Sequence[tuple[int, int]],
+    columns: Sequence[range],
     g: int,
     lp: _Lp,
 ) -> None:
     """At each tick, the boots running stay within each limit of `_limits`."""
     position = {guest.name: i for i, guest in enumerate(booting)}
     for capacity, demand in _limits(problem, booting):
-        per_tick: dict[int, dict[int, float]] = defaultdict(lambda: defaultdict(float))
-        for s, members in enumerate(slots):
+        ticks: list[npt.NDArray[np.int64]] = []
+        cols: list[npt.NDArray[np.int64]] = []
+        values: list[FloatArray] = []
+        for members, span, column in zip(slots, ranges, columns, strict=True):
             for member in members:
                 amount = demand[position[member.name]]
-                ticks = member.boot.duration_s // g
-                if amount <= 0 or ticks <= 0:
+                if amount <= 0:
                     continue
-                for t, j in y[s].items():
-                    for tau in range(t, t + ticks):
-                        per_tick[tau][j] += amount
-        for terms in per_tick.values():
-            if sum(terms.values()) > capacity:
-                lp.row(list(terms.items()), float(capacity), equal=False)
+                t, c = _covering([span], [column], [member.boot.duration_s // g])
+                ticks.append(t)
+                cols.append(c)
+                values.append(np.full(len(t), float(amount)))
+        if ticks:
+            _tick_rows(
+                lp, np.concatenate(ticks), np.concatenate(cols), np.concatenate(values), capacity
+            )
 
 
-def _add_stagger(problem: Problem, y: list[dict[int, int]], g: int, lp: _Lp) -> None:
+def _add_stagger(
+    problem: Problem,
+    ranges: Sequence[tuple[int, int]],
+    columns: Sequence[range],
+    g: int,
+    lp: _Lp,
+) -> None:
     """At most one slot starts within any stagger gap."""
     width = problem.schedule.stagger_s // g
-    if width <= 0 or len(y) < 2:
+    if width <= 0 or len(columns) < 2:
         return
-    starting: dict[int, list[int]] = defaultdict(list)
-    for ticks in y:
-        for t, j in ticks.items():
-            for tau in range(t, t + width):
-                starting[tau].append(j)
-    for js in starting.values():
-        if len(js) > 1:
-            lp.row([(j, 1.0) for j in js], 1.0, equal=False)
+    ticks, cols = _covering(ranges, columns, [width] * len(columns))
+    _tick_rows(lp, ticks, cols, np.ones(len(ticks)), 1.0)
 
 
 def _add_after(
-    booting: Sequence[Guest], slots: list[list[Guest]], y: list[dict[int, int]], g: int, lp: _Lp
+    booting: Sequence[Guest],
+    slots: list[list[Guest]],
+    ranges: Sequence[tuple[int, int]],
+    columns: Sequence[range],
+    g: int,
+    lp: _Lp,
 ) -> None:
     """A guest starts once each booting guest it starts after is ready (mean start
     ticks: sum t y[dependency, t] + duration <= sum t y[guest, t])."""
@@ -232,6 +316,22 @@ def _add_after(
                 d = slot_of.get(dependency)
                 if d is None or d == s:
                     continue
-                terms = [(j, float(t)) for t, j in y[d].items()]
-                terms += [(j, -float(t)) for t, j in y[s].items()]
-                lp.row(terms, -duration[dependency] / g, equal=False)
+                cols = np.concatenate(
+                    [
+                        np.arange(columns[d].start, columns[d].stop),
+                        np.arange(columns[s].start, columns[s].stop),
+                    ]
+                ).astype(np.int64)
+                values = np.concatenate(
+                    [
+                        np.arange(ranges[d][0], ranges[d][1] + 1, dtype=float),
+                        -np.arange(ranges[s][0], ranges[s][1] + 1, dtype=float),
+                    ]
+                )
+                lp.rows(
+                    np.zeros(len(cols), dtype=np.int64),
+                    cols,
+                    values,
+                    [-duration[dependency] / g],
+                    equal=False,
+                )
