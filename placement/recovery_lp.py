@@ -114,10 +114,11 @@ class _Lp:
         self.rhs.extend(rhs)
         self.equal.extend([equal] * len(rhs))
 
-    def lower_bound(self) -> float | None:
+    def lower_bound(self, time_limit_s: float | None) -> float | None:
         """min cost.x over the rows and 0 <= x <= 1, bounded from below by the duals GLOP
         found: sum(dual * rhs) + sum(min(0, reduced cost)) holds for any dual vector whose
-        `<=` rows are <= 0, whatever GLOP's tolerances."""
+        `<=` rows are <= 0, whatever GLOP's tolerances. None when GLOP did not finish
+        within `time_limit_s` (None: no limit)."""
         rows = np.concatenate([r for r, _, _ in self.parts])
         columns = np.concatenate([c for _, c, _ in self.parts])
         values = np.concatenate([v for _, _, v in self.parts])
@@ -141,6 +142,8 @@ class _Lp:
             model=proto,
             solver_type=linear_solver_pb2.MPModelRequest.GLOP_LINEAR_PROGRAMMING,
         )
+        if time_limit_s is not None:
+            request.solver_time_limit_seconds = max(time_limit_s, 0.001)
         response = linear_solver_pb2.MPSolutionResponse()
         pywraplp.Solver.SolveWithProto(request, response)
         if response.status != linear_solver_pb2.MPSOLVER_OPTIMAL:
@@ -160,11 +163,13 @@ def recovery_lp_bound(
     held: Mapping[str, float],
     upper: float,
     max_variables: int = MAX_VARIABLES,
+    time_limit_s: float | None = None,
 ) -> tuple[int | None, int]:
     """A lower bound on the priority-weighted ready times of any plan that boots every
     guest of `booting` with the earlier stages at `held`, given that one such plan has
     the value `upper` (None when the LP would have more than `max_variables` variables
-    or finds nothing), and the number of variables of the LP built (0: none)."""
+    or finds nothing, or GLOP does not finish within `time_limit_s`), and the number of
+    variables of the LP built (0: none)."""
     if not booting:
         return None, 0
     g = _tick(problem, booting, held)
@@ -202,7 +207,7 @@ def recovery_lp_bound(
     _add_limits(problem, booting, slots, ranges, columns, g, lp)
     _add_stagger(problem, ranges, columns, g, lp)
     _add_after(booting, slots, ranges, columns, g, lp)
-    value = lp.lower_bound()
+    value = lp.lower_bound(time_limit_s)
     if value is None:
         return None, size
     return math.ceil(plain + value - 1e-6 * max(1.0, abs(plain + value))), size

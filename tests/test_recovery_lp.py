@@ -178,7 +178,7 @@ def test_the_optimiser_reports_the_lp_bound_on_a_failover_scenario() -> None:
     """S-4 (11 boots): the recovery stage's bound in the plan is at least the LP bound
     below the plan's value, above CP-SAT's own bound and our one-pool bound."""
     problem = generate("S", 4)
-    plan = solve(problem, "cpsat", SolveOptions(time_limit_s=4))
+    plan = solve(problem, "cpsat", SolveOptions(time_limit_s=6))
     assert check(problem, plan).ok
     stage = plan.stage("recovery")
     assert stage is not None

@@ -337,9 +337,11 @@ class _StageLoop:
 
     def _recovery_lp(self, value: float, log: dict[str, object]) -> float | None:
         """The time-indexed LP bound on the recovery stage below `value`
-        (`recovery_lp_stage`), when it fits the time left."""
+        (`recovery_lp_stage`), when it fits a tenth of the time left."""
         started = time.perf_counter()
-        bound = sized_recovery_lp(self.view.problem, self.held, value, self.budget)
+        # A tenth of the time left at most: the later stages and the second pass (which
+        # improves this stage's plan) keep the rest.
+        bound = sized_recovery_lp(self.view.problem, self.held, value, self.budget, share=0.1)
         log["lp_bound"] = bound
         log["lp_seconds"] = round(time.perf_counter() - started, 3)
         return None if bound is None else float(bound)
