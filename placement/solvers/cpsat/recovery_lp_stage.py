@@ -10,6 +10,8 @@ plan's earlier stages are those of the re-timed plan (the bound assumes them).
 
 from __future__ import annotations
 
+import time
+
 import attrs
 
 from placement.bounds import forced_units
@@ -39,8 +41,13 @@ def sized_recovery_lp(
         return None
     # On 2 cores shared with other work the LP took 6 times its estimate (M-1 at 30 s:
     # 18 s): GLOP stops at the wall deadline, and the bound is then not known.
-    bound, size = recovery_lp_bound(problem, booting, held, upper, most, share * budget.wall_left())
+    wall_s = share * budget.wall_left()
+    started = time.perf_counter()
+    bound, size = recovery_lp_bound(problem, booting, held, upper, most, wall_s)
     budget.charge(size * SECONDS_PER_VARIABLE)
+    if bound is None and size and time.perf_counter() - started >= wall_s:
+        # The wall clock, not the work, decided: a deterministic run says so.
+        budget.mark_cut()
     return bound
 
 
