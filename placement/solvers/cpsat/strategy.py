@@ -30,6 +30,7 @@ from placement.solvers.cpsat.large import MIN_ROUND_S, first_round_s, solve_larg
 from placement.solvers.cpsat.plans import SOLVER_NAME, check_estimate_s, with_own_bounds
 from placement.solvers.cpsat.pure import pure_kind, solve_pure
 from placement.solvers.cpsat.reasons import structural_reasons
+from placement.solvers.cpsat.recovery_lp_stage import bound_plan, with_plan_bound
 from placement.solvers.cpsat.stages import improve
 from placement.solvers.cpsat.view import pair_count
 from placement.statistics import (
@@ -260,9 +261,13 @@ def _retimed_then_neighbourhoods(
         finish_s += 0.0005 * len(problem.guests)
     schedule_budget = budget.sub(share * remaining - finish_s)
     retimed, log = schedule_lns.improve_schedule(problem, plan, options, schedule_budget)
+    # The LP bound on recovery below the re-timed plan (M: 2-6 s), before the
+    # neighbourhoods; it holds for their plan when its earlier stages are the same.
+    lp_bound = bound_plan(problem, retimed, budget)
     found = solve_large(
         problem, options, retimed, budget, first_plan_s, known_bounds=known, own_bounds=own_bounds
     )
+    found = with_plan_bound(problem, found, lp_bound)
     statistics = attrs.evolve(found.statistics, schedule_search=ScheduleSearch.from_log(log))
     if retimed is not plan and found.statistics.returned == "greedy":
         statistics = attrs.evolve(statistics, returned="schedule search")
