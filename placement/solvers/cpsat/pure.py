@@ -37,9 +37,15 @@ from placement.check import check
 from placement.indexing import HostIndex
 from placement.model import Guest, GuestState, Host, Objective, Problem
 from placement.plan import Action, Assignment, Plan, StageResult, Status
-from placement.solvers import SolveFunction, SolveOptions, get_solver, vector_packing
+from placement.solvers import (
+    SolveFunction,
+    SolveOptions,
+    get_solver,
+    packing_search,
+    vector_packing,
+)
 from placement.solvers.budget import Budget, heuristic_pass_s
-from placement.solvers.common import better
+from placement.solvers.common import Placement, better, finish_plan
 from placement.solvers.cpsat.incumbent import reordered_schedules
 from placement.solvers.cpsat.plans import SOLVER_NAME, check_estimate_s, with_checked_stages
 from placement.solvers.cpsat.reasons import structural_reasons
@@ -70,6 +76,10 @@ _MAX_PACKING_PAIRS = 100_000
 # What the lean path keeps back after the search, besides four checks of the plan (`plans.
 # check_estimate_s`): building the plan takes milliseconds on a few hundred guests.
 _RESERVE_S = 0.05
+# The ejection search's share of the time left after the seeds on a pure packing; the
+# stage loop (CP-SAT's bound, its own neighbourhoods) gets the rest unless the search
+# meets the lower bound first.
+_PACKING_SEARCH_SHARE = 0.6
 
 
 def pure_kind(problem: Problem) -> PureKind | None:
@@ -149,9 +159,58 @@ def solve_pure(
     if seed is None or seed.unplaced:
         return None
     if kind is PureKind.PACKING:
-        plan = improve(problem, options, seed, structural_reasons(problem), budget, first_plan_s)
-        return attrs.evolve(plan, statistics=attrs.evolve(plan.statistics, lean=kind.value))
+        return _lean_packing(problem, options, seed, budget, first_plan_s)
     return _lean_schedule(problem, options, seed, budget, first_plan_s)
+
+
+def _lean_packing(
+    problem: Problem, options: SolveOptions, seed: Plan, budget: Budget, first_plan_s: float
+) -> Plan:
+    """The ejection search (`packing_search`) from `seed` (all placed) for
+    `_PACKING_SEARCH_SHARE` of the time left; its plan is returned when it meets the lower
+    bound (proven optimal), else the stage loop gets the rest of the time from it."""
+    packing = packing_search.packing_of(problem)
+    lower = packing_search.lower_bound(packing)
+    hosts = {host.name: k for k, host in enumerate(problem.hosts)}
+    by_guest = seed.by_guest()
+    bin_of = [hosts[str(by_guest[guest.name].host)] for guest in problem.guests]
+    search = budget.share(_PACKING_SEARCH_SHARE)
+    found, log = packing_search.eject(packing, bin_of, search, lower, options.seed)
+    logger.info("packing search: %s (lower bound %d)", log, lower)
+    plan = _packed_plan(problem, options, found, seed, budget)
+    bounds: dict[str, float | None] = {o.value: None for o in problem.objective}
+    bounds[Objective.PLACED.value] = float(len(problem.guests))
+    bounds[Objective.CONSOLIDATE.value] = float(lower)
+    if packing_search.used_bins(found) > lower:
+        plan = improve(problem, options, plan, structural_reasons(problem), budget, first_plan_s)
+        bounds = {s.name: _tighter(s.bound, bounds.get(s.name)) for s in plan.stages}
+        statistics = plan.statistics
+    else:
+        statistics = SolveStatistics(first_plan_s=round(first_plan_s, 3), returned="greedy")
+    statistics = attrs.evolve(statistics, lean=PureKind.PACKING.value)
+    runtime_s = round(time.perf_counter() - budget.started, 6)
+    plan = attrs.evolve(plan, solver=SOLVER_NAME, runtime_s=runtime_s, statistics=statistics)
+    return with_checked_stages(problem, plan, bounds)
+
+
+def _tighter(a: float | None, b: float | None) -> float | None:
+    """The tighter of two lower bounds on a minimised stage (`placed` is the guest count,
+    its upper bound, in both)."""
+    return b if a is None else a if b is None else max(a, b)
+
+
+def _packed_plan(
+    problem: Problem, options: SolveOptions, bin_of: list[int], seed: Plan, budget: Budget
+) -> Plan:
+    """The plan of the packing `bin_of` (bin k is the k-th host), when the checker passes
+    it and it beats `seed`; else `seed`."""
+    names = [host.name for host in problem.hosts]
+    placement = Placement(
+        hosts={g.name: names[b] for g, b in zip(problem.guests, bin_of, strict=True)}, reasons={}
+    )
+    plan_options = attrs.evolve(options, schedule="list", on_progress=None, hint=None)
+    plan = finish_plan(problem, placement, plan_options, SOLVER_NAME, budget.started)
+    return _guarded(problem, plan, seed)
 
 
 def _lean_schedule(
