@@ -155,23 +155,31 @@ def solve_pure(
 ) -> Plan | None:
     """The lean path's plan within `budget`, or None when no seed places every guest (the
     caller then takes the full path with the time left)."""
-    seed = _best_seed(problem, options, kind, budget)
+    # A packing's lower bound (the seeds stop at a plan that meets it).
+    lower = None
+    if kind is PureKind.PACKING:
+        lower = packing_search.lower_bound(packing_search.packing_of(problem))
+    seed = _best_seed(problem, options, kind, budget, lower)
     first_plan_s = time.perf_counter() - budget.started
     if seed is None or seed.unplaced:
         return None
-    if kind is PureKind.PACKING:
-        return _lean_packing(problem, options, seed, budget, first_plan_s)
+    if lower is not None:
+        return _lean_packing(problem, options, seed, budget, first_plan_s, lower)
     return _lean_schedule(problem, options, seed, budget, first_plan_s)
 
 
 def _lean_packing(
-    problem: Problem, options: SolveOptions, seed: Plan, budget: Budget, first_plan_s: float
+    problem: Problem,
+    options: SolveOptions,
+    seed: Plan,
+    budget: Budget,
+    first_plan_s: float,
+    lower: int,
 ) -> Plan:
     """The ejection search (`packing_search`) from `seed` (all placed) for
     `_PACKING_SEARCH_SHARE` of the time left; its plan is returned when it meets the lower
-    bound (proven optimal), else the stage loop gets the rest of the time from it."""
+    bound `lower` (proven optimal), else the stage loop gets the rest of the time from it."""
     packing = packing_search.packing_of(problem)
-    lower = packing_search.lower_bound(packing)
     bounds: dict[str, float | None] = {o.value: None for o in problem.objective}
     bounds[Objective.PLACED.value] = float(len(problem.guests))
     bounds[Objective.CONSOLIDATE.value] = float(lower)
@@ -296,18 +304,24 @@ def _seed_functions(kind: PureKind) -> list[tuple[str, SolveFunction]]:
 
 
 def _best_seed(
-    problem: Problem, options: SolveOptions, kind: PureKind, budget: Budget
+    problem: Problem,
+    options: SolveOptions,
+    kind: PureKind,
+    budget: Budget,
+    lower: int | None = None,
 ) -> Plan | None:
     """The best verified seed within `_SEED_SHARE` of the limit (the first always runs;
-    in deterministic mode each is charged a size-based estimate, not its run time); on a
-    schedule, also its list schedules in other orders (latest finish first...)."""
+    in deterministic mode each is charged a size-based estimate, not its run time), or
+    the first to place every guest on `lower` hosts (a packing's lower bound: no seed can
+    do better); on a schedule, also its list schedules in other orders (latest finish
+    first...)."""
     seeds = budget.sub(_SEED_SHARE * budget.limit_s)
     seed_options = attrs.evolve(
         options, schedule="list", on_progress=None, hint=None, time_limit_s=seeds.limit_s
     )
     best: Plan | None = None
     for _, function in _seed_functions(kind):
-        if best is not None and seeds.expired:
+        if best is not None and (seeds.expired or _meets(best, lower)):
             break
         plan = function(problem, seed_options)
         seeds.charge(heuristic_pass_s(len(problem.guests), len(problem.hosts)))
@@ -318,6 +332,11 @@ def _best_seed(
             if better(problem, variant, best):
                 best = variant
     return best
+
+
+def _meets(plan: Plan, lower: int | None) -> bool:
+    """Whether `plan` places every guest on `lower` hosts (never when `lower` is None)."""
+    return lower is not None and not plan.unplaced and _bins(plan) <= lower
 
 
 class _LeanSchedule:
