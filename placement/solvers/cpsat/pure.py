@@ -78,9 +78,10 @@ _MAX_PACKING_PAIRS = 100_000
 _RESERVE_S = 0.05
 # The ejection search's share of the time left after the seeds on a pure packing; the
 # stage loop (CP-SAT's bound, its own neighbourhoods) gets the rest unless the search
-# meets the lower bound first. At 0.6 the stage loop lost a bin on class1_120_5_1 and
-# class4_120_10_1 (34 and 18 against 33 and 17 at 10 s); at 0.35 it kept them, within noise.
-_PACKING_SEARCH_SHARE = 0.35
+# meets the lower bound first or stalls (`packing_search._STALL_STEPS`). Without the
+# stall, at 0.6 the stage loop lost a bin on class1_120_5_1 and class4_120_10_1 (34 and 18
+# against 33 and 17 at 10 s).
+_PACKING_SEARCH_SHARE = 0.5
 
 
 def pure_kind(problem: Problem) -> PureKind | None:
