@@ -15,8 +15,10 @@ portfolio of every baseline and peer, the stage loop, migrations, neighbourhoods
   batch or host boot limit, `after`, start group or stagger), on identical empty hosts
   with no placement rule, and the objective is `consolidate` after `placed` (vector bin
   packing, `bench.vbp`). Only the seeds that pay on packings run (the packers, the
-  vector-packing heuristics, first fit in problem order); the stage loop (`stages`,
-  with its host-emptying neighbourhoods) then starts from the best.
+  vector-packing heuristics, first fit in problem order), up to the first that meets
+  the packing's lower bound (`packing_search`); the ejection search then looks for bins
+  fewer, and the stage loop (`stages`, with its host-emptying neighbourhoods) starts from
+  its packing with the time left, unless it met the bound (proven optimal).
 
 `pure_kind` is cheap on every other problem (its objective rules most out).
 docs/optimiser.md says what was measured, and what was tried and did not pay.
