@@ -50,11 +50,14 @@ _SIZE_SCALE = 1000
 _STEP_S_PER_BIN = 6e-5
 _TABU_STEPS = 7
 _MAX_EJECTED = 3
-# Each time an item is ejected its weight grows by this fraction of the mean weight (as
-# the consistent neighbourhood search adapts its weights): an item that keeps coming back
-# to the pool is soon worth keeping, and the search moves on (on the sample, bins came
-# sooner; with 1/4 of the mean it lost bins).
-_EJECTION_BUMP = 1 / 16
+# Each time an item is ejected its weight grows by a fraction of the mean weight (as the
+# consistent neighbourhood search adapts its weights): an item that keeps coming back to
+# the pool is soon worth keeping, and the search moves on. The search runs a phase with
+# each fraction in turn, the next once the last stalls: with 1/16 bins came sooner on
+# class6, class7_120 and class9 and one more on class7_120_5_3 (54), but class7_60_10_2
+# and _3 lost the bin the plain weights find within 110 steps; 1/64 lost it on _3, and
+# 1/4 lost bins on class6_120_3_1 and class7_60_10_2.
+_EJECTION_BUMPS = (0.0, 1 / 16)
 # Steps without a bin fewer after which the search gives the rest of its time back to the
 # stage loop: on the sample most bins it found came within 800 steps of the one before
 # (one after 1,800, one after 2,400), and on class1 and class4 the stage loop did better.
@@ -188,14 +191,34 @@ def eject(
     bin go to a pool; each step takes a pool item and puts it in the bin where it ejects
     the lightest set of at most `_MAX_EJECTED` items (none when it fits; items placed in
     the last `_TABU_STEPS` steps stay), the ejected items joining the pool. An empty pool
-    is a packing with one bin fewer. Stops at `lower` bins, when `budget` is spent, or
-    after `_STALL_STEPS` steps without a bin fewer."""
+    is a packing with one bin fewer. One phase per weight growth of `_EJECTION_BUMPS`,
+    each from the best packing so far and ended by `_STALL_STEPS` steps without a bin
+    fewer; the search stops at `lower` bins or when `budget` is spent."""
     rng = random.Random(seed)
     weight = np.array(_weights(packing), dtype=np.int64)
     best = _renumbered(bin_of)
     log = SearchLog(bins_before=used_bins(best))
-    state = _EjectionState(packing, best, weight)
-    last_found = 0
+    for bump in _EJECTION_BUMPS:
+        best = _phase(packing, best, weight, bump, budget, lower, rng, log)
+    log.bins_after = used_bins(best)
+    return best, log
+
+
+def _phase(
+    packing: Packing,
+    bin_of: list[int],
+    weight: npt.NDArray[np.int64],
+    bump: float,
+    budget: Budget,
+    lower: int,
+    rng: random.Random,
+    log: SearchLog,
+) -> list[int]:
+    """The search from `bin_of` with weights growing by `bump` of the mean per ejection,
+    until `lower` bins, the end of `budget` or a stall; the best packing (logged in `log`)."""
+    best = bin_of
+    state = _EjectionState(packing, best, weight, bump)
+    last_found = log.rounds
     while used_bins(best) > lower and not budget.expired:
         if not budget.deterministic and budget.remaining() < 0.01:
             break
@@ -205,14 +228,13 @@ def eject(
             log.found_at.append(log.rounds)
             last_found = log.rounds
             best = _renumbered(state.bin_of)
-            state = _EjectionState(packing, best, weight)
+            state = _EjectionState(packing, best, weight, bump)
             continue
         state.step(rng)
         log.rounds += 1
         if budget.deterministic:
             budget.charge(_STEP_S_PER_BIN * len(state.bins))
-    log.bins_after = used_bins(best)
-    return best, log
+    return best
 
 
 @functools.cache
@@ -236,10 +258,11 @@ class _EjectionState:
         packing: Packing,
         bin_of: list[int],
         weight: npt.NDArray[np.int64],
+        bump: float,
     ) -> None:
         self.packing = packing
         self.weight = weight.copy()
-        self.bump = int(weight.mean() * _EJECTION_BUMP)
+        self.bump = int(weight.mean() * bump)
         used = sorted(set(bin_of))
         load = {b: int(weight[[i for i, a in enumerate(bin_of) if a == b]].sum()) for b in used}
         dropped = min(used, key=lambda b: (load[b], b))
