@@ -13,9 +13,9 @@ stage loop:
   the bin where it ejects the lightest set of items (none when it fits), and the ejected
   items join the pool; items placed in the last few steps stay (tabu). An empty pool is
   one bin fewer, and the search goes on from there. An item's weight is the square of its
-  summed share of the bin, so that a large item is worth ejecting several small ones,
-  and grows a little each time the item is ejected. The search gives its time back once
-  it has not found a bin for a while.
+  summed share of the bin, so that a large item is worth ejecting several small ones; in
+  a second phase it also grows a little each time the item is ejected. Each phase ends
+  once it has not found a bin for a while, and the search gives its time back.
 
 On the vector-packing sample this packed better than CP-SAT on a compact model in the
 same time (docs/optimiser.md has the numbers). Sizes are integers as in the problem; a
