@@ -121,3 +121,16 @@ def test_the_lean_packing_plan_is_checked_and_bounded() -> None:
     assert stage.bound == lower_bound(packing_of(problem)) == 8
     assert 8 <= stage.value <= 2 * 8
     assert (plan.status is Status.OPTIMAL) == (stage.value == 8)
+
+
+def test_the_search_repeats_in_deterministic_mode() -> None:
+    problem = triplets(10, seed=5)
+    case = packing_of(problem)
+    one_each = list(range(case.num_items))
+    runs = [
+        eject(case, one_each, Budget.of(DETERMINISTIC), lower_bound(case), seed=4) for _ in range(2)
+    ]
+    assert runs[0][0] == runs[1][0]
+    assert runs[0][1] == runs[1][1]
+    assert fits(case, runs[0][0])
+    assert used_bins(runs[0][0]) < case.num_items
