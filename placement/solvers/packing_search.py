@@ -44,10 +44,12 @@ IntArray = npt.NDArray[np.int64]
 # one bin more than the plain share on class6_120_3_1 and the cube one fewer, measured in
 # the session that added this).
 _SIZE_SCALE = 1000
-# Work charged per ejection step and bin in deterministic mode (1.0-2.3 ms a step on
-# 17-55 bins of 60-120 items, measured on a shared 2-core machine), how many steps an item
-# stays in a bin before it may be ejected again, and how many one step ejects at most.
-_STEP_S_PER_BIN = 6e-5
+# Work charged per ejection step, fixed and per bin, in deterministic mode (1.0, 1.3 and
+# 2.3 ms a step on 17, 29 and 53 bins of 120, 60 and 120 items, a shared 2-core machine),
+# how many steps an item stays in a bin before it may be ejected again, and how many one
+# step ejects at most.
+_STEP_S_FIXED = 3e-4
+_STEP_S_PER_BIN = 4e-5
 _TABU_STEPS = 7
 _MAX_EJECTED = 3
 # Each time an item is ejected its weight grows by a fraction of the mean weight (as the
@@ -233,7 +235,7 @@ def _phase(
         state.step(rng)
         log.rounds += 1
         if budget.deterministic:
-            budget.charge(_STEP_S_PER_BIN * len(state.bins))
+            budget.charge(_STEP_S_FIXED + _STEP_S_PER_BIN * len(state.bins))
     return best
 
 
