@@ -135,3 +135,34 @@ def test_the_search_repeats_in_deterministic_mode() -> None:
     assert runs[0][1] == runs[1][1]
     assert fits(case, runs[0][0])
     assert used_bins(runs[0][0]) < case.num_items
+
+
+def first_fit(case: Packing, order: list[int]) -> list[int]:
+    bin_of = [0] * case.num_items
+    loads: list[np.ndarray] = []
+    for i in order:
+        size = case.sizes[i]
+        b = next((b for b, load in enumerate(loads) if (load + size <= case.capacity).all()), None)
+        if b is None:
+            b = len(loads)
+            loads.append(np.zeros_like(case.capacity))
+        loads[b] = loads[b] + size
+        bin_of[i] = b
+    return bin_of
+
+
+def test_bins_of_many_small_items_eject_by_pairs_or_single_items() -> None:
+    # Over a hundred items of 1-6 in a bin of 1,000: the search's tables of item sets
+    # fall back to pairs and single items there; its packing stays feasible.
+    rng = random.Random(7)
+    sizes = [(rng.randint(1, 6),) for _ in range(500)] + [
+        (rng.randint(300, 600),) for _ in range(20)
+    ]
+    case = packing((1000,), sizes)
+    order = list(range(case.num_items))
+    rng.shuffle(order)
+    start = first_fit(case, order)
+    found, _ = eject(case, start, Budget.of(DETERMINISTIC), lower_bound(case))
+    assert fits(case, found)
+    assert lower_bound(case) <= used_bins(found) <= used_bins(start)
+    assert max(found.count(b) for b in set(found)) > 99  # some bin holds over 99 items

@@ -64,6 +64,12 @@ _EJECTION_BUMPS = (0.0, 1 / 16)
 # stage loop: on the sample most bins it found came within 800 steps of the one before
 # (one after 1,800, one after 2,400), and on class1 and class4 the stage loop did better.
 _STALL_STEPS = 1500
+# The clique bound's items x items table is built up to this many items.
+_CLIQUE_MAX_ITEMS = 2000
+# An ejection set's 0/1 table (sets x items of a bin, cached per item count) is kept
+# under this many entries: sets of three up to 41 items in a bin, of two up to 99, single
+# items beyond.
+_MAX_SUBSET_ENTRIES = 500_000
 # Now and then a step takes a random pool item rather than the heaviest.
 _RANDOM_PICK = 0.3
 
@@ -116,25 +122,41 @@ def _l1(sizes: IntArray, capacity: int) -> int:
 def _l2(sizes: IntArray, capacity: int) -> int:
     """Martello and Toth's L2 on one dimension: for each threshold k <= capacity / 2, the
     items above capacity - k each need a bin of their own, the items in (capacity / 2,
-    capacity - k] too, and the items of at least k fill what those leave, and more bins."""
-    values = sorted((int(s) for s in sizes), reverse=True)
-    best = 0
+    capacity - k] too, and the items of at least k fill what those leave, and more bins.
+    Every threshold at once, on prefix sums of the sorted sizes."""
+    if capacity <= 0:
+        return 0
+    values = np.sort(sizes.astype(np.int64))
+    prefix = np.concatenate(([0], np.cumsum(values)))
     half = capacity / 2
-    for k in sorted({0, *(v for v in values if v <= half)}):
-        big = [v for v in values if v > capacity - k]
-        middle = [v for v in values if half < v <= capacity - k]
-        small = sum(v for v in values if k <= v <= half)
-        room = len(middle) * capacity - sum(middle)
-        extra = max(0, math.ceil((small - room) / capacity)) if capacity else 0
-        best = max(best, len(big) + len(middle) + extra)
-    return best
+    thresholds = np.unique(np.concatenate(([0], values[values <= half])))
+
+    def above(limit: npt.NDArray[np.float64]) -> IntArray:
+        """How many sizes exceed each limit."""
+        return len(values) - np.searchsorted(values, limit, side="right")
+
+    def below(limit: npt.NDArray[np.float64]) -> IntArray:
+        """The index of the first size >= each limit."""
+        return np.searchsorted(values, limit, side="left")
+
+    big = above(capacity - thresholds)
+    over_half = above(np.full(len(thresholds), half))
+    middle = over_half - big
+    first_middle, first_big = len(values) - over_half, len(values) - big
+    middle_sum = prefix[first_big] - prefix[first_middle]
+    small_sum = prefix[first_middle] - prefix[below(thresholds)]
+    room = middle * capacity - middle_sum
+    extra = np.maximum(0, -((room - small_sum) // capacity))
+    return int((big + middle + extra).max())
 
 
 def incompatible(packing: Packing) -> npt.NDArray[np.bool_]:
     """items x items: whether the two exceed the capacity together in some dimension."""
-    sizes = packing.sizes
-    together = sizes[:, None, :] + sizes[None, :, :]
-    clash = np.asarray((together > packing.capacity).any(axis=2), dtype=bool)
+    n = packing.num_items
+    clash = np.zeros((n, n), dtype=bool)
+    for k, capacity in enumerate(packing.capacity):
+        column = packing.sizes[:, k]
+        clash |= column[:, None] + column[None, :] > capacity
     np.fill_diagonal(clash, False)
     return clash
 
@@ -142,7 +164,9 @@ def incompatible(packing: Packing) -> npt.NDArray[np.bool_]:
 def _clique(packing: Packing) -> int:
     """The largest of a few greedy cliques of pairwise incompatible items (each needs a
     bin of its own), items taken by decreasing size: the largest share, then each
-    dimension's."""
+    dimension's. 1 beyond `_CLIQUE_MAX_ITEMS` items (the items x items table)."""
+    if packing.num_items > _CLIQUE_MAX_ITEMS:
+        return 1
     clash = incompatible(packing)
     share = packing.sizes / np.maximum(packing.capacity, 1)
     keys = [share.max(axis=1), share.sum(axis=1), *(share[:, k] for k in range(share.shape[1]))]
@@ -150,7 +174,7 @@ def _clique(packing: Packing) -> int:
     for key in keys:
         clique: list[int] = []
         for i in np.argsort(-key, kind="stable"):
-            if all(clash[i, j] for j in clique):
+            if clash[i, clique].all():
                 clique.append(int(i))
         best = max(best, len(clique))
     return best
@@ -239,16 +263,23 @@ def _phase(
     return best
 
 
-@functools.cache
+@functools.lru_cache(maxsize=16)
 def _subsets(members: int) -> npt.NDArray[np.int64]:
-    """Every non-empty set of at most `_MAX_EJECTED` of `members` positions, as rows of
-    0/1 (sets x members)."""
-    rows = [
+    """Every non-empty set of up to `_MAX_EJECTED` of `members` positions (fewer when the
+    table would pass `_MAX_SUBSET_ENTRIES`), as rows of 0/1 (sets x members)."""
+    largest = 1
+    for size in range(2, min(_MAX_EJECTED, members) + 1):
+        rows = sum(math.comb(members, count) for count in range(1, size + 1))
+        if rows * members <= _MAX_SUBSET_ENTRIES:
+            largest = size
+    if largest == 1:
+        return np.eye(members, dtype=np.int64)
+    table = [
         [int(k in subset) for k in range(members)]
-        for count in range(1, min(_MAX_EJECTED, members) + 1)
+        for count in range(1, largest + 1)
         for subset in itertools.combinations(range(members), count)
     ]
-    return np.array(rows, dtype=np.int64).reshape(len(rows), members)
+    return np.array(table, dtype=np.int64).reshape(len(table), members)
 
 
 class _EjectionState:
@@ -325,6 +356,8 @@ class _EjectionState:
         members = self.members[position]
         if not members:
             return None
+        if len(members) ** 2 > _MAX_SUBSET_ENTRIES:
+            return self._lightest_single(members, excess)
         subsets = _subsets(len(members))
         tabu = (self.steps - self.placed_at[members]) <= _TABU_STEPS
         covers = (subsets @ self.packing.sizes[members] >= excess).all(axis=1)
@@ -334,3 +367,12 @@ class _EjectionState:
         weights = np.where(allowed, subsets @ self.weight[members], np.iinfo(np.int64).max)
         best = subsets[int(np.argmin(weights))]
         return tuple(members[k] for k in np.flatnonzero(best))
+
+    def _lightest_single(self, members: list[int], excess: IntArray) -> tuple[int, ...] | None:
+        """`_lightest_ejection` by single items only (a bin of very many items)."""
+        free = (self.steps - self.placed_at[members]) > _TABU_STEPS
+        allowed = free & (self.packing.sizes[members] >= excess).all(axis=1)
+        if not allowed.any():
+            return None
+        weights = np.where(allowed, self.weight[members], np.iinfo(np.int64).max)
+        return (members[int(np.argmin(weights))],)
