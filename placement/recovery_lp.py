@@ -36,11 +36,12 @@ from placement.model import Guest, HostState, Objective, Problem
 FloatArray = npt.NDArray[np.float64]
 
 # Past this many (slot, tick) variables the LP costs seconds to build and solve in Python
-# (M-1, 53 boots: about 19,000 variables, 5 s on 2 busy cores).
-MAX_VARIABLES = 25_000
-# Seconds per variable to build and solve the LP (M-0: 20,500 variables, 2.2-5 s on 2
-# cores shared with other runs).
-SECONDS_PER_VARIABLE = 1.5e-4
+# (M-0 below the value of its seed timed by the rules: 30,947 variables, 2.0 s on the
+# quiet 2-core machine; 5 s for 19,000 on 2 busy cores).
+MAX_VARIABLES = 40_000
+# Seconds per variable to build and solve the LP (M-0..M-2 on the quiet 2-core machine:
+# 6.6e-5 to 1.1e-4; GLOP stops at the wall deadline when a busy machine is slower).
+SECONDS_PER_VARIABLE = 1.0e-4
 
 
 def _tick(problem: Problem, booting: Sequence[Guest], held: Mapping[str, float]) -> int:

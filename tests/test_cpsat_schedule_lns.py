@@ -266,6 +266,14 @@ def test_boot_heavy_failover_with_placement_settled_skips_the_full_model(
     assert statistics.schedule_search is not None
     # The schedule stage re-timed the seed's boots: never worse than the seed.
     assert _recovery(problem, plan) <= _recovery(problem, seed)
+    # The plan's recovery bound (ours, or the LP's when it fits) stays below its value.
+    recovery = plan.stage("recovery")
+    assert recovery is not None
+    assert recovery.bound is not None
+    held = {k: v for k, v in plan.stage_values().items() if k in ("placed", "migrations")}
+    own = StageBounds(problem)(Objective.RECOVERY, held)
+    assert own is not None
+    assert own <= recovery.bound <= recovery.value
 
 
 def test_the_full_model_runs_when_a_stage_before_recovery_is_open(
