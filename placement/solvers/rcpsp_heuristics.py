@@ -200,39 +200,38 @@ def windows(project: Project, upper: int) -> list[tuple[int, int]]:
     return [(head[j], upper - tail[j]) for j in range(len(durations))]
 
 
-def topological(project: Project) -> list[int]:
-    """The jobs in an order that puts each after its predecessors (Kahn, smallest first)."""
-    waiting = [len(p) for p in project.predecessors]
-    ready = [j for j, count in enumerate(waiting) if count == 0]
-    order: list[int] = []
-    while ready:
-        job = ready.pop(0)
-        order.append(job)
-        for nxt in project.successors[job]:
-            waiting[nxt] -= 1
-            if waiting[nxt] == 0:
-                ready.append(nxt)
-    return order
-
-
-def sampled_order(project: Project, priority: Sequence[int], rng: random.Random) -> list[int]:
-    """An activity list drawn by regret-based biased random sampling: among the jobs whose
-    predecessors are listed, job j is drawn with weight (max priority - priority[j] + 1),
-    so jobs with the smallest `priority` (latest finish) tend to go first."""
+def _precedence_order(project: Project, pick: Callable[[list[int]], int]) -> list[int]:
+    """The jobs in an order that puts each after its predecessors: at each step, the
+    eligible job at index `pick(eligible)` (eligible in the order they became so)."""
     waiting = [len(p) for p in project.predecessors]
     eligible = [j for j, count in enumerate(waiting) if count == 0]
     order: list[int] = []
     while eligible:
-        worst = max(priority[j] for j in eligible)
-        weights = [(worst - priority[j] + _REGRET_FLOOR) ** _REGRET_POWER for j in eligible]
-        pick = rng.choices(range(len(eligible)), weights)[0]
-        job = eligible.pop(pick)
+        job = eligible.pop(pick(eligible))
         order.append(job)
         for nxt in project.successors[job]:
             waiting[nxt] -= 1
             if waiting[nxt] == 0:
                 eligible.append(nxt)
     return order
+
+
+def topological(project: Project) -> list[int]:
+    """The jobs in an order that puts each after its predecessors (Kahn, smallest first)."""
+    return _precedence_order(project, lambda eligible: 0)
+
+
+def sampled_order(project: Project, priority: Sequence[int], rng: random.Random) -> list[int]:
+    """An activity list drawn by regret-based biased random sampling: among the jobs whose
+    predecessors are listed, job j is drawn with weight (max priority - priority[j] + 1),
+    so jobs with the smallest `priority` (latest finish) tend to go first."""
+
+    def pick(eligible: list[int]) -> int:
+        worst = max(priority[j] for j in eligible)
+        weights = [(worst - priority[j] + _REGRET_FLOOR) ** _REGRET_POWER for j in eligible]
+        return rng.choices(range(len(eligible)), weights)[0]
+
+    return _precedence_order(project, pick)
 
 
 def best_schedule(
