@@ -26,6 +26,7 @@ import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
+import attrs
 import numpy as np
 import numpy.typing as npt
 from ortools.linear_solver import linear_solver_pb2, pywraplp
@@ -158,6 +159,17 @@ class _Lp:
         return float(duals @ np.array(self.rhs) + np.minimum(reduced, 0.0).sum())
 
 
+@attrs.frozen
+class _Grid:
+    """The LP's start variables: per start slot, its members (`slots`), its start ticks
+    (`ranges`, first and last) and its columns; `g` is the tick in seconds."""
+
+    slots: list[list[Guest]]
+    ranges: list[tuple[int, int]]
+    columns: list[range]
+    g: int
+
+
 def recovery_lp_bound(
     problem: Problem,
     booting: Sequence[Guest],
@@ -205,9 +217,10 @@ def recovery_lp_bound(
         [1.0] * len(columns),
         equal=True,
     )
-    _add_limits(problem, booting, slots, ranges, columns, g, lp)
-    _add_stagger(problem, ranges, columns, g, lp)
-    _add_after(booting, slots, ranges, columns, g, lp)
+    grid = _Grid(slots, ranges, columns, g)
+    _add_limits(problem, booting, grid, lp)
+    _add_stagger(problem, grid, lp)
+    _add_after(booting, grid, lp)
     value = lp.lower_bound(time_limit_s)
     if value is None:
         return None, size
@@ -259,27 +272,19 @@ def _tick_rows(
     )
 
 
-def _add_limits(
-    problem: Problem,
-    booting: Sequence[Guest],
-    slots: list[list[Guest]],
-    ranges: Sequence[tuple[int, int]],
-    columns: Sequence[range],
-    g: int,
-    lp: _Lp,
-) -> None:
+def _add_limits(problem: Problem, booting: Sequence[Guest], grid: _Grid, lp: _Lp) -> None:
     """At each tick, the boots running stay within each limit of `_limits`."""
     position = {guest.name: i for i, guest in enumerate(booting)}
     for capacity, demand in _limits(problem, booting):
         ticks: list[npt.NDArray[np.int64]] = []
         cols: list[npt.NDArray[np.int64]] = []
         values: list[FloatArray] = []
-        for members, span, column in zip(slots, ranges, columns, strict=True):
+        for members, span, column in zip(grid.slots, grid.ranges, grid.columns, strict=True):
             for member in members:
                 amount = demand[position[member.name]]
                 if amount <= 0:
                     continue
-                t, c = _covering([span], [column], [member.boot.duration_s // g])
+                t, c = _covering([span], [column], [member.boot.duration_s // grid.g])
                 ticks.append(t)
                 cols.append(c)
                 values.append(np.full(len(t), float(amount)))
@@ -289,31 +294,19 @@ def _add_limits(
             )
 
 
-def _add_stagger(
-    problem: Problem,
-    ranges: Sequence[tuple[int, int]],
-    columns: Sequence[range],
-    g: int,
-    lp: _Lp,
-) -> None:
+def _add_stagger(problem: Problem, grid: _Grid, lp: _Lp) -> None:
     """At most one slot starts within any stagger gap."""
-    width = problem.schedule.stagger_s // g
-    if width <= 0 or len(columns) < 2:
+    width = problem.schedule.stagger_s // grid.g
+    if width <= 0 or len(grid.columns) < 2:
         return
-    ticks, cols = _covering(ranges, columns, [width] * len(columns))
+    ticks, cols = _covering(grid.ranges, grid.columns, [width] * len(grid.columns))
     _tick_rows(lp, ticks, cols, np.ones(len(ticks)), 1.0)
 
 
-def _add_after(
-    booting: Sequence[Guest],
-    slots: list[list[Guest]],
-    ranges: Sequence[tuple[int, int]],
-    columns: Sequence[range],
-    g: int,
-    lp: _Lp,
-) -> None:
+def _add_after(booting: Sequence[Guest], grid: _Grid, lp: _Lp) -> None:
     """A guest starts once each booting guest it starts after is ready (mean start
     ticks: sum t y[dependency, t] + duration <= sum t y[guest, t])."""
+    slots, ranges, columns = grid.slots, grid.ranges, grid.columns
     slot_of = {m.name: s for s, members in enumerate(slots) for m in members}
     duration = {m.name: m.boot.duration_s for m in booting}
     for s, members in enumerate(slots):
@@ -338,6 +331,6 @@ def _add_after(
                     np.zeros(len(cols), dtype=np.int64),
                     cols,
                     values,
-                    [-duration[dependency] / g],
+                    [-duration[dependency] / grid.g],
                     equal=False,
                 )
