@@ -296,6 +296,7 @@ def measure(
     own in `plan_status`), so reports leave it out and the next `run` repeats it.
     """
     from placement.check import check
+    from placement.codec import dump_plan
     from placement.solvers import Progress, SolveOptions
 
     first: list[float] = []
@@ -336,6 +337,8 @@ def measure(
         "wall_s": round(wall_s, 3),
         "first_solution_s": round(first[0], 3) if first else None,
         "solver_metrics": solver_metrics,
+        # Each stage search as the plan file has it (CP-SAT's status and bound, the LP's).
+        "stage_logs": dump_plan(plan).get("statistics", {}).get("stages", []),
         "stages": [
             {"name": s.name, "value": s.value, "bound": s.bound, "gap": s.gap} for s in plan.stages
         ],

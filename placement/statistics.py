@@ -70,6 +70,10 @@ class StageLog:
     stopped_stalled: bool | None = None
     iterations: int | None = None  # the imbalance stage's convex-concave steps
     neighbourhoods: HostEmptying | None = None
+    # The recovery stage: the time-indexed LP bound below its value (None when the LP
+    # was not built: too big, no time, or the stage was proven), and its seconds.
+    lp_bound: float | None = attrs.field(default=None, converter=_optional_float)
+    lp_seconds: float | None = None
 
     @classmethod
     def from_log(cls, log: Mapping[str, Any]) -> StageLog:
@@ -86,6 +90,8 @@ class StageLog:
             second_pass_seconds=log.get("second_pass_seconds"),
             stopped_stalled=log.get("cp_sat_stopped_stalled", log.get("stopped_stalled")),
             iterations=log.get("iterations"),
+            lp_bound=log.get("lp_bound"),
+            lp_seconds=log.get("lp_seconds"),
             neighbourhoods=None
             if emptying is None
             else HostEmptying(

@@ -241,6 +241,11 @@ def test_run_writes_one_row_per_instance_solver_and_seed(tmp_path: Path) -> None
         "recovery",
         "balance",
     ]
+    # The stage searches as the plan file has them: a status per stage searched or skipped.
+    logs = by[("S-0", "cpsat")]["stage_logs"]
+    assert [log["stage"] for log in logs] == ["placed", "migrations", "recovery", "balance"]
+    assert all(log["status"] for log in logs)
+    assert by[("S-0", "proxmox-static@all-at-once")]["stage_logs"] == []
     storm = by[("S-0", "proxmox-static@all-at-once")]
     assert storm["san_peak"] > storm["san_limit"]
     assert "pool_capacity" in storm["violation_rules"]

@@ -193,7 +193,16 @@ def test_plan_round_trip_and_errors() -> None:
             seeds=(SeedRun("best-fit", 0.01, valid=True, kept=True, values={"placed": 1}),),
             incumbents=(Incumbent(0.24, "seed", {"placed": 1}),),
             stages=(
-                StageLog("recovery", "FEASIBLE", 0.2, value=120, bound=100, improved=True),
+                StageLog(
+                    "recovery",
+                    "FEASIBLE",
+                    0.2,
+                    value=120,
+                    bound=100,
+                    improved=True,
+                    lp_bound=110,
+                    lp_seconds=0.05,
+                ),
                 StageLog(
                     "consolidate", "OPTIMAL", 0.1, 1, 1, neighbourhoods=HostEmptying(2, 3, 1, 0.1)
                 ),

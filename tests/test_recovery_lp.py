@@ -22,6 +22,7 @@ from placement.model import (
 )
 from placement.recovery_lp import recovery_lp_bound
 from placement.solvers import SolveOptions, solve
+from placement.statistics import StageLog
 from tests.strategies import problems
 
 RECOVERY_LAST = (Objective.PLACED, Objective.MIGRATIONS, Objective.RECOVERY)
@@ -191,3 +192,22 @@ def test_the_optimiser_reports_the_lp_bound_on_a_failover_scenario() -> None:
     logs = {log.stage: log for log in plan.statistics.stages}
     cp_bound = logs["recovery"].bound
     assert cp_bound is None or cp_bound <= stage.bound
+
+
+def test_the_stage_log_reports_the_lp_bound() -> None:
+    """The stage loop's log entry (CP-SAT's key names) reaches the typed statistics with
+    the LP's bound and seconds beside CP-SAT's own bound."""
+    log = StageLog.from_log(
+        {
+            "stage": "recovery",
+            "cp_sat_status": "FEASIBLE",
+            "seconds": 4.8,
+            "value": 5945,
+            "cp_sat_bound": 5265,
+            "lp_bound": 5474,
+            "lp_seconds": 0.31,
+        }
+    )
+    assert (log.value, log.bound, log.lp_bound, log.lp_seconds) == (5945.0, 5265.0, 5474.0, 0.31)
+    unbuilt = StageLog.from_log({"stage": "recovery", "cp_sat_status": "FEASIBLE"})
+    assert unbuilt.lp_bound is None
