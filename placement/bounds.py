@@ -220,7 +220,7 @@ def _migrations_bound(problem: Problem, forced: Sequence[_Unit]) -> int:
 # --- recovery and makespan -------------------------------------------------------------
 
 
-def _heads(problem: Problem, booting: Sequence[Guest]) -> dict[str, int]:
+def earliest_starts(problem: Problem, booting: Sequence[Guest]) -> dict[str, int]:
     """Earliest start of each booting guest from its `after` chains alone."""
     names = {g.name for g in booting}
     head: dict[str, int] = {}
@@ -248,15 +248,21 @@ def _pools(problem: Problem, booting: Sequence[Guest]) -> list[tuple[int, dict[s
     return pools
 
 
-def _slot_weights(booting: Sequence[Guest]) -> list[tuple[int, int]]:
-    """(summed weight, shortest duration) per start slot among the booting guests."""
+def start_slots(booting: Sequence[Guest]) -> list[list[Guest]]:
+    """The booting guests by start slot: a start group's members start at one instant,
+    every other guest at its own."""
     slots: dict[str, list[Guest]] = defaultdict(list)
     for guest in booting:
         key = f"group:{guest.boot.group}" if guest.boot.group else f"guest:{guest.name}"
         slots[key].append(guest)
+    return list(slots.values())
+
+
+def _slot_weights(booting: Sequence[Guest]) -> list[tuple[int, int]]:
+    """(summed weight, shortest duration) per start slot among the booting guests."""
     return [
         (sum(g.weight for g in members), min(g.boot.duration_s for g in members))
-        for members in slots.values()
+        for members in start_slots(booting)
     ]
 
 
@@ -265,7 +271,7 @@ def recovery_lower_bound(problem: Problem, booting: Sequence[Guest]) -> int:
     ready times."""
     if not booting:
         return 0
-    heads = _heads(problem, booting)
+    heads = earliest_starts(problem, booting)
     bound = sum(g.weight * (heads[g.name] + g.boot.duration_s) for g in booting)
     plain = sum(g.weight * g.boot.duration_s for g in booting)
     for capacity, loads in _pools(problem, booting):
@@ -291,7 +297,7 @@ def makespan_lower_bound(problem: Problem, booting: Sequence[Guest]) -> int:
     """No plan that boots every guest of `booting` has them all ready sooner."""
     if not booting:
         return 0
-    heads = _heads(problem, booting)
+    heads = earliest_starts(problem, booting)
     bound = max(heads[g.name] + g.boot.duration_s for g in booting)
     for capacity, loads in _pools(problem, booting):
         energy = sum(loads.get(g.name, 0) * g.boot.duration_s for g in booting)

@@ -708,6 +708,10 @@ class Problem:
         """Seconds a live migration of `guest` takes (see `MigrationSettings`)."""
         return self.migration.duration_s(guest)
 
+    def stages_before(self, objective: Objective) -> tuple[Objective, ...]:
+        """The objective stages before `objective`, which must be one of them."""
+        return self.objective[: self.objective.index(objective)]
+
     def can_migrate(self, guest: Guest) -> bool:
         """Whether the guest runs now and may be live-migrated (`movable`)."""
         return guest.movable and self.runs_now(guest)

@@ -23,7 +23,6 @@ not from the LP's primal value, so that a solver tolerance cannot make it invali
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
 import attrs
@@ -31,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 from ortools.linear_solver import linear_solver_pb2, pywraplp
 
-from placement.bounds import _heads, recovery_lower_bound
+from placement.bounds import earliest_starts, recovery_lower_bound, start_slots
 from placement.model import Guest, HostState, Objective, Problem
 
 FloatArray = npt.NDArray[np.float64]
@@ -55,15 +54,6 @@ def _tick(problem: Problem, booting: Sequence[Guest], held: Mapping[str, float])
         # Guests may move: their migrations are timed too.
         durations.extend(problem.migration_duration(g) for g in running)
     return math.gcd(*durations) or 1
-
-
-def _slots(booting: Sequence[Guest]) -> list[list[Guest]]:
-    """The booting guests by start slot (a start group starts at one instant)."""
-    slots: dict[str, list[Guest]] = defaultdict(list)
-    for guest in booting:
-        key = f"group:{guest.boot.group}" if guest.boot.group else f"guest:{guest.name}"
-        slots[key].append(guest)
-    return list(slots.values())
 
 
 def _limits(problem: Problem, booting: Sequence[Guest]) -> list[tuple[int, list[int]]]:
@@ -186,8 +176,8 @@ def recovery_lp_bound(
     if not booting:
         return None, 0
     g = _tick(problem, booting, held)
-    heads = _heads(problem, booting)
-    slots = _slots(booting)
+    heads = earliest_starts(problem, booting)
+    slots = start_slots(booting)
     plain = sum(guest.weight * guest.boot.duration_s for guest in booting)
     ranges: list[tuple[int, int]] = []
     for members in slots:

@@ -168,27 +168,9 @@ def justify(project: Project, start: Sequence[int]) -> list[int]:
     return best
 
 
-def latest_finishes(project: Project) -> list[int]:
-    """Each job's latest finish in a schedule as long as the critical path (from the
-    precedences alone)."""
-    durations = project.durations
-    order = topological(project)
-    head = [0] * len(durations)
-    for job in order:
-        head[job] = max((head[p] + durations[p] for p in project.predecessors[job]), default=0)
-    length = max((head[j] + durations[j] for j in order), default=0)
-    latest = [length] * len(durations)
-    for job in reversed(order):
-        latest[job] = min(
-            (latest[s] - durations[s] for s in project.successors[job]), default=length
-        )
-    return latest
-
-
-def windows(project: Project, upper: int) -> list[tuple[int, int]]:
-    """Each job's (earliest, latest) start in a schedule that ends by `upper`, from the
-    precedences alone: the longest chain before it, and `upper` less the longest chain
-    from its start (empty when that chain does not fit)."""
+def _chains(project: Project) -> tuple[list[int], list[int]]:
+    """Per job, the longest precedence chain before its start (`head`) and from its start
+    to the end of the project, itself included (`tail`)."""
     durations = project.durations
     order = topological(project)
     head = [0] * len(durations)
@@ -197,7 +179,24 @@ def windows(project: Project, upper: int) -> list[tuple[int, int]]:
     tail = [0] * len(durations)
     for job in reversed(order):
         tail[job] = durations[job] + max((tail[s] for s in project.successors[job]), default=0)
-    return [(head[j], upper - tail[j]) for j in range(len(durations))]
+    return head, tail
+
+
+def latest_finishes(project: Project) -> list[int]:
+    """Each job's latest finish in a schedule as long as the critical path (from the
+    precedences alone)."""
+    head, tail = _chains(project)
+    durations = project.durations
+    length = max((h + d for h, d in zip(head, durations, strict=True)), default=0)
+    return [length - t + d for t, d in zip(tail, durations, strict=True)]
+
+
+def windows(project: Project, upper: int) -> list[tuple[int, int]]:
+    """Each job's (earliest, latest) start in a schedule that ends by `upper`, from the
+    precedences alone: the longest chain before it, and `upper` less the longest chain
+    from its start (empty when that chain does not fit)."""
+    head, tail = _chains(project)
+    return [(h, upper - t) for h, t in zip(head, tail, strict=True)]
 
 
 def _precedence_order(project: Project, pick: Callable[[list[int]], int]) -> list[int]:

@@ -175,15 +175,14 @@ def solve_pure(
     """The lean path's plan within `budget`, or None when no seed places every guest (the
     caller then takes the full path with the time left)."""
     # A packing's lower bound (the seeds stop at a plan that meets it).
-    lower = None
-    if kind is PureKind.PACKING:
-        lower = packing_search.lower_bound(packing_search.packing_of(problem))
+    packing = packing_search.packing_of(problem) if kind is PureKind.PACKING else None
+    lower = None if packing is None else packing_search.lower_bound(packing)
     seed = _best_seed(problem, options, kind, budget, lower)
     first_plan_s = time.perf_counter() - budget.started
     if seed is None or seed.unplaced:
         return None
-    if lower is not None:
-        return _lean_packing(problem, options, seed, budget, first_plan_s, lower)
+    if packing is not None and lower is not None:
+        return _lean_packing(problem, options, seed, budget, first_plan_s, packing, lower)
     return _lean_schedule(problem, options, seed, budget, first_plan_s)
 
 
@@ -193,12 +192,13 @@ def _lean_packing(
     seed: Plan,
     budget: Budget,
     first_plan_s: float,
+    packing: packing_search.Packing,
     lower: int,
 ) -> Plan:
-    """The ejection search (`packing_search`) from `seed` (all placed) for
-    `_PACKING_SEARCH_SHARE` of the time left; its plan is returned when it meets the lower
-    bound `lower` (proven optimal), else the stage loop gets the rest of the time from it."""
-    packing = packing_search.packing_of(problem)
+    """The ejection search (`packing_search`) on `packing` (the problem's) from `seed`
+    (all placed) for `_PACKING_SEARCH_SHARE` of the time left; its plan is returned when it
+    meets the lower bound `lower` (proven optimal), else the stage loop gets the rest of
+    the time from it."""
     bounds: dict[str, float | None] = {o.value: None for o in problem.objective}
     bounds[Objective.PLACED.value] = float(len(problem.guests))
     bounds[Objective.CONSOLIDATE.value] = float(lower)
@@ -297,7 +297,7 @@ def _guarded(problem: Problem, plan: Plan, seed: Plan) -> Plan:
     report = check(problem, plan)
     if not report.ok:
         logger.error(
-            "BUG: the lean CP-SAT plan fails the checker (%s); returning the seed",
+            "BUG: a lean-path plan fails the checker (%s); returning the seed",
             "; ".join(v.message for v in report.violations[:3]),
         )
         return seed
@@ -359,7 +359,8 @@ def _best_seed(
 def _justified(problem: Problem, seed: Plan, budget: Budget, random_seed: int) -> Plan | None:
     """On a makespan, the seed and sampled list schedules improved by double
     justification (`rcpsp_heuristics`) for what is left of `budget` (in deterministic
-    mode, a number of samples charged by a size-based estimate), checked; else None."""
+    mode, a number of samples charged by a size-based estimate), checked (`_guarded`);
+    None when it does not apply or ends past the horizon."""
     if problem.objective[-1] is not Objective.MAKESPAN:
         return None
     project = Project.of(problem)
@@ -384,15 +385,7 @@ def _justified(problem: Problem, seed: Plan, budget: Budget, random_seed: int) -
         Assignment(name, by_guest[name].host, Action.START, begin, begin + duration)
         for name, begin, duration in zip(project.names, found, project.durations, strict=True)
     ]
-    plan = attrs.evolve(seed, assignments=assignments)
-    report = check(problem, plan)
-    if not report.ok:
-        logger.error("BUG: a justified schedule fails the checker (%s)", report.violations[0])
-        return None
-    values = report.metrics["objectives"]
-    return attrs.evolve(
-        plan, stages=[StageResult(o.value, float(values[o.value])) for o in problem.objective]
-    )
+    return _guarded(problem, attrs.evolve(seed, assignments=assignments), seed)
 
 
 def _meets(plan: Plan, lower: int | None) -> bool:

@@ -55,13 +55,11 @@ def leading_values(problem: Problem, plan: Plan) -> dict[str, float] | None:
     """The plan's values of the stages before `recovery` (None when it has none)."""
     if Objective.RECOVERY not in problem.objective:
         return None
-    values: dict[str, float] = {}
-    for objective in problem.objective[: problem.objective.index(Objective.RECOVERY)]:
-        stage = plan.stage(objective.value)
-        if stage is None:
-            return None
-        values[objective.value] = stage.value
-    return values
+    values = plan.stage_values()
+    leading = [objective.value for objective in problem.stages_before(Objective.RECOVERY)]
+    if any(name not in values for name in leading):
+        return None
+    return {name: values[name] for name in leading}
 
 
 @attrs.frozen
@@ -79,7 +77,7 @@ def bound_plan(problem: Problem, plan: Plan, budget: Budget) -> PlanBound | None
     if Objective.RECOVERY not in problem.objective or boots > MAX_LP_BOOTS:
         return None
     values = check(problem, plan).metrics["objectives"]
-    leading = problem.objective[: problem.objective.index(Objective.RECOVERY)]
+    leading = problem.stages_before(Objective.RECOVERY)
     held = {objective.value: float(values[objective.value]) for objective in leading}
     # Half the time left at most: the neighbourhoods improve the plan with the rest.
     upper = float(values[Objective.RECOVERY.value])

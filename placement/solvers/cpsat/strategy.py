@@ -86,7 +86,7 @@ def _placement_settled(problem: Problem) -> Callable[[Plan], bool] | None:
     the first 2 s; on M-0 11.4 s; our bounds would cost 5 s to build on L-0)."""
     if pair_count(problem) < SCHEDULE_ONLY_PAIRS or Objective.RECOVERY not in problem.objective:
         return None
-    leading = problem.objective[: problem.objective.index(Objective.RECOVERY)]
+    leading = problem.stages_before(Objective.RECOVERY)
     if any(stage not in (Objective.PLACED, Objective.MIGRATIONS) for stage in leading):
         return None
 
@@ -218,7 +218,7 @@ def _only_the_schedule_left(problem: Problem, plan: Plan, own_bounds: StageBound
     left to search is when the boots start, and where the later stages want them."""
     if Objective.RECOVERY not in problem.objective:
         return False
-    leading = problem.objective[: problem.objective.index(Objective.RECOVERY)]
+    leading = problem.stages_before(Objective.RECOVERY)
     return _meets_bounds(problem, plan, leading, own_bounds)
 
 
